@@ -1,0 +1,48 @@
+"""mmcrs feature store: the Delta lake under every stage, and the researchers' read API.
+
+Example:
+    >>> import features
+    >>> features.tables()                                  # doctest: +SKIP
+    >>> features.read("turns", version=3).collect()        # doctest: +SKIP
+    >>> features.read("items", as_of=datetime(2026, 11, 1)).collect()  # doctest: +SKIP
+    >>> features.history("turns")                          # doctest: +SKIP
+"""
+
+from features.catalog import TABLES, TableSpec, spec_for
+from features.commits import CommitInfo, code_version, config_hash
+from features.errors import (
+    DuplicateKeyError,
+    LakeError,
+    SchemaMismatchError,
+    TableNotFoundError,
+    UnknownTableError,
+)
+from features.lake import Lake, resolve_lake
+from features.read import history, read, tables
+from features.store import table_version, table_versions
+from features.write import WriteResult, append, delete, upsert
+
+__all__ = [
+    "TABLES",
+    "CommitInfo",
+    "DuplicateKeyError",
+    "Lake",
+    "LakeError",
+    "SchemaMismatchError",
+    "TableNotFoundError",
+    "TableSpec",
+    "UnknownTableError",
+    "WriteResult",
+    "append",
+    "code_version",
+    "config_hash",
+    "delete",
+    "history",
+    "read",
+    "resolve_lake",
+    "spec_for",
+    "table_version",
+    "table_versions",
+    "tables",
+    "upsert",
+]
