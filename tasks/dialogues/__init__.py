@@ -1,0 +1,1 @@
+"""Dialogue sources: readers that turn raw files into source-neutral dialogues, and item linking."""

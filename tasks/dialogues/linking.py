@@ -1,0 +1,83 @@
+"""Link movies mentioned in dialogues to lake items, creating namespaced items for the unknown ones.
+
+A mention links to an existing item when normalised title and year match (catalog items win over items
+that earlier dialogue ingests created). Otherwise it becomes an item of its own, ``<source>:<movie id>``,
+with title and year parsed from the name the dialogue gives it. Items that already exist are never
+rewritten, so the first name seen for an id stays its title.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from tasks.titles import split_title_year, title_key
+
+MENTION_SOURCE_PREFIX = "mention:"
+
+
+def item_content_hash(
+    title: str | None, year: int | None, text: str | None, attributes: str | None, poster_url: str | None
+) -> str:
+    """The hash over the item fields that feed features (so later stages redo exactly what changed)."""
+    blob = json.dumps([title, year, text, attributes, poster_url], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass
+class ItemLinker:
+    """Resolves (source, movie id, name) to a lake ``item_id``; collects the items it had to create."""
+
+    index: dict[tuple[str, int | None], str]
+    existing_ids: set[str]
+    new_items: list[dict[str, object]] = field(default_factory=list)
+
+    @classmethod
+    def from_items(cls, items: pl.DataFrame) -> ItemLinker:
+        """Build from an ``items`` frame with ``item_id, source, title, year``."""
+        ranked = items.with_columns(
+            pl.col("source").str.starts_with(MENTION_SOURCE_PREFIX).alias("_mention")
+        ).sort(["_mention", "item_id"], descending=[True, True])  # last write wins: catalog, lowest id
+        index: dict[tuple[str, int | None], str] = {}
+        for item_id, title, year in ranked.select("item_id", "title", "year").iter_rows():
+            if title:
+                index[title_key(title, year)] = item_id
+        return cls(index=index, existing_ids=set(items["item_id"].to_list()))
+
+    def link(self, source: str, movie_id: str, name: str) -> str:
+        """The lake item id for one mentioned movie (registering a new item when none matches)."""
+        title, year = split_title_year(name)
+        key = title_key(title, year)
+        if key[0] and key in self.index:
+            return self.index[key]
+        item_id = f"{source}:{movie_id}" if movie_id != name else f"{source}:{_slug(name)}"
+        if item_id not in self.existing_ids:
+            self.existing_ids.add(item_id)
+            self.new_items.append(_mention_item(item_id, source, title or name, year))
+        if key[0]:
+            self.index[key] = item_id
+        return item_id
+
+
+def _slug(name: str) -> str:
+    title, year = title_key(*split_title_year(name))
+    slug = "-".join([*title.split(), *([str(year)] if year else [])])
+    return slug or hashlib.sha1(name.encode()).hexdigest()[:12]
+
+
+def _mention_item(item_id: str, source: str, title: str, year: int | None) -> dict[str, object]:
+    text = f"{title} ({year})" if year else title
+    attributes = json.dumps({"created_from": f"{source} dialogue mention"}, sort_keys=True)
+    return {
+        "item_id": item_id,
+        "source": f"{MENTION_SOURCE_PREFIX}{source}",
+        "title": title,
+        "year": year,
+        "text": text,
+        "attributes": attributes,
+        "poster_url": None,
+        "content_hash": item_content_hash(title, year, text, attributes, None),
+    }

@@ -1,0 +1,293 @@
+"""Dialogue ingest: stream a ReDial or INSPIRED file into ``dialogues`` and ``turns``; nothing lost.
+
+Per batch of dialogues: link mentions to items (creating namespaced items for unknown movies), then
+write ``quarantine`` -> ``items`` -> ``turns`` -> ``dialogues``. The ``dialogues`` row, with a hash of
+the dialogue's content, is written last and marks the dialogue as done: a dialogue whose hash is
+unchanged is skipped entirely, and a run killed half-way redoes only what its last commit did not cover.
+Re-ingesting the same file writes no new version of any table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+import features
+from features import CommitInfo, Lake
+from tasks.dialogues.inspired import InspiredFormatError, read_inspired
+from tasks.dialogues.linking import ItemLinker
+from tasks.dialogues.model import MARK_CLOSE, MARK_OPEN, Labels, RawDialogue, Rejected
+from tasks.dialogues.redial import read_redial
+
+DialogueFormat = Literal["redial", "inspired"]
+STAGE = "ingest_dialogues"
+_MARK = re.compile(f"{MARK_OPEN}(.*?){MARK_CLOSE}")
+_READERS = {"redial": read_redial, "inspired": read_inspired}
+
+
+class DialogueInputError(ValueError):
+    """The input as a whole cannot be ingested (missing file, unknown format)."""
+
+
+@dataclass
+class IngestSummary:
+    """Counts of one dialogue ingest, as printed by the CLI and shown in the Prefect artifact."""
+
+    source_file: str
+    format: str
+    read: int = 0
+    written: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    turns_written: int = 0
+    turns_deleted: int = 0
+    items_created: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-serialisable copy."""
+        return asdict(self)
+
+
+def detect_format(path: Path, fmt: str | None = None) -> DialogueFormat:
+    """The dialogue format, from ``fmt`` or the file extension (``.jsonl``/``.json``: redial, ``.tsv``: inspired)."""
+    if fmt is not None:
+        if fmt not in _READERS:
+            raise DialogueInputError(f"unknown dialogue format {fmt!r}; use one of: {', '.join(_READERS)}")
+        return fmt  # type: ignore[return-value]
+    by_suffix: dict[str, DialogueFormat] = {".jsonl": "redial", ".json": "redial", ".tsv": "inspired"}
+    if path.suffix.lower() not in by_suffix:
+        raise DialogueInputError(f"cannot tell the format of {path.name}; pass --format redial|inspired")
+    return by_suffix[path.suffix.lower()]
+
+
+def _category(reason: str) -> str:
+    return re.sub(r"[@#]?\d+", "N", reason.split(":")[0]).strip()
+
+
+def _batches(records: Iterable[RawDialogue | Rejected], size: int) -> Iterator[list[RawDialogue | Rejected]]:
+    batch: list[RawDialogue | Rejected] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _hash(payload: object) -> str:
+    blob = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _turn_rows(dialogue: RawDialogue, linker: ItemLinker, now: datetime) -> list[dict[str, object]]:
+    links = {
+        movie: linker.link(dialogue.source, movie, name) for movie, name in dialogue.movie_names.items()
+    }
+    rows = []
+    for turn in dialogue.turns:
+        items = list(dict.fromkeys(links[m] for m in turn.mentions))
+        labels = [dialogue.labels.get(m, Labels()) for m in dict.fromkeys(turn.mentions)]
+        rows.append({
+            "dialogue_id": dialogue.dialogue_id,
+            "turn_idx": turn.idx,
+            "role": turn.role,
+            "text": _MARK.sub(lambda m: f"@{links[m.group(1)]}", turn.text),
+            "mentioned_item_ids": items,
+            "liked": [lab.liked for lab in labels],
+            "seen": [lab.seen for lab in labels],
+            "suggested": [lab.suggested for lab in labels],
+            "source_message_id": turn.message_id,
+            "ingested_at": now,
+        })
+    return rows
+
+
+def _dialogue_row(dialogue: RawDialogue, turns: list[dict[str, object]], source_file: str, now: datetime) -> dict:
+    content = [dialogue.source, dialogue.seeker_id, dialogue.recommender_id, len(dialogue.rejected)] + [
+        {k: v for k, v in t.items() if k != "ingested_at"} for t in turns
+    ]
+    return {
+        "dialogue_id": dialogue.dialogue_id,
+        "source": dialogue.source,
+        "source_file": source_file,
+        "seeker_id": dialogue.seeker_id,
+        "recommender_id": dialogue.recommender_id,
+        "n_turns": len(turns),
+        "n_quarantined_turns": len(dialogue.rejected),
+        "content_hash": _hash(content),
+        "ingested_at": now,
+    }
+
+
+def _frame(table: str, rows: list[dict[str, object]]) -> pl.DataFrame:
+    schema = features.spec_for(table).schema
+    return pl.DataFrame(rows, schema=pl.Schema(pl.DataFrame(schema.empty_table()).schema))
+
+
+def _existing_hashes(ids: list[str], lake: Lake) -> dict[str, str]:
+    if not ids or features.table_version("dialogues", lake) is None:
+        return {}
+    found = (
+        features.read("dialogues", columns=["dialogue_id", "content_hash"], lake=lake)
+        .filter(pl.col("dialogue_id").is_in(ids))
+        .collect()
+    )
+    return dict(found.iter_rows())
+
+
+def _stale_turns_predicate(changed: dict[str, set[int]], lake: Lake) -> str | None:
+    """SQL predicate for stored turns of changed dialogues that the new content no longer has."""
+    if not changed:
+        return None
+    stored = (
+        features.read("turns", columns=["dialogue_id", "turn_idx"], lake=lake)
+        .filter(pl.col("dialogue_id").is_in(list(changed)))
+        .collect()
+    )
+    stale = [(d, i) for d, i in stored.iter_rows() if i not in changed[d]]
+    if not stale:
+        return None
+    quote = lambda s: "'" + s.replace("'", "''") + "'"  # noqa: E731
+    return " OR ".join(f"(dialogue_id = {quote(d)} AND turn_idx = {i})" for d, i in stale)
+
+
+class _Run:
+    """State of one ingest run: lake, linker, commit metadata, counts."""
+
+    def __init__(self, path: Path, fmt: DialogueFormat, lake: Lake, run_id: str | None, batch_size: int) -> None:
+        self.path, self.lake, self.now = path, lake, datetime.now(UTC)
+        self.summary = IngestSummary(source_file=str(path), format=fmt)
+        self.seen: set[str] = set()
+        items_version = features.table_version("items", lake)
+        items = (
+            features.read("items", columns=["item_id", "source", "title", "year"], lake=lake).collect()
+            if items_version is not None
+            else pl.DataFrame(schema={"item_id": pl.String, "source": pl.String, "title": pl.String,
+                                      "year": pl.Int32})
+        )
+        self.linker = ItemLinker.from_items(items)
+        self.commit = CommitInfo(
+            stage=STAGE,
+            flow_run_id=run_id,
+            config_hash=features.config_hash({"format": fmt, "batch_size": batch_size}),
+            input_versions={"items": items_version} if items_version is not None else {},
+            extra={"source_file": path.name},
+        )
+        self.quarantine_source = f"dialogues:{fmt}"
+
+    def reject(self, rejected: list[Rejected]) -> None:
+        for r in rejected:
+            self.summary.quarantined += 1
+            reasons = self.summary.quarantine_reasons
+            reasons[_category(r.reason)] = reasons.get(_category(r.reason), 0) + 1
+        rows = [
+            {"source": self.quarantine_source, "record_key": r.record_key, "stage": STAGE, "reason": r.reason,
+             "excerpt": r.excerpt, "flow_run_id": self.commit.flow_run_id, "quarantined_at": self.now}
+            for r in rejected
+        ]
+        if rows:
+            deduped = _frame("quarantine", rows).unique(["source", "record_key"], keep="last", maintain_order=True)
+            self._record(features.upsert("quarantine", deduped, commit=self.commit, lake=self.lake))
+
+    def _record(self, result: features.WriteResult) -> None:
+        if result.committed and result.version is not None:
+            self.summary.versions[result.table] = result.version
+
+    def _split(self, batch: list[RawDialogue | Rejected]) -> tuple[list[RawDialogue], list[Rejected]]:
+        dialogues: list[RawDialogue] = []
+        rejected: list[Rejected] = []
+        self.summary.read += len(batch)
+        for record in batch:
+            if isinstance(record, Rejected):
+                rejected.append(record)
+                continue
+            rejected.extend(record.rejected)
+            if record.dialogue_id in self.seen:
+                rejected.append(Rejected(f"{record.dialogue_id}#duplicate", "duplicate dialogue id in input",
+                                         f"{len(record.turns)} turns"))
+            elif not record.turns:
+                rejected.append(Rejected(record.dialogue_id, "dialogue has no usable messages", ""))
+            else:
+                self.seen.add(record.dialogue_id)
+                dialogues.append(record)
+        return dialogues, rejected
+
+    def ingest_batch(self, batch: list[RawDialogue | Rejected]) -> None:
+        dialogues, rejected = self._split(batch)
+        self.reject(rejected)
+        turns = {d.dialogue_id: _turn_rows(d, self.linker, self.now) for d in dialogues}
+        rows = [_dialogue_row(d, turns[d.dialogue_id], self.path.name, self.now) for d in dialogues]
+        old = _existing_hashes([r["dialogue_id"] for r in rows], self.lake)
+        todo = [r for r in rows if old.get(r["dialogue_id"]) != r["content_hash"]]
+        self.summary.unchanged += len(rows) - len(todo)
+        if not todo:
+            return
+        if self.linker.new_items:
+            items = _frame("items", [{**i, "ingested_at": self.now} for i in self.linker.new_items])
+            result = features.upsert("items", items, commit=self.commit, lake=self.lake)
+            self.summary.items_created += result.inserted
+            self._record(result)
+            self.linker.new_items.clear()
+        turn_rows = [t for r in todo for t in turns[r["dialogue_id"]]]
+        result = features.upsert("turns", _frame("turns", turn_rows), commit=self.commit, lake=self.lake)
+        self.summary.turns_written += result.inserted + result.updated
+        self._record(result)
+        changed = {r["dialogue_id"]: {t["turn_idx"] for t in turns[r["dialogue_id"]]}
+                   for r in todo if r["dialogue_id"] in old}
+        predicate = _stale_turns_predicate(changed, self.lake)
+        if predicate:
+            deleted = features.delete("turns", predicate, commit=self.commit, lake=self.lake)
+            self.summary.turns_deleted += deleted.deleted
+            self._record(deleted)
+        result = features.upsert("dialogues", _frame("dialogues", todo), commit=self.commit, lake=self.lake)
+        self.summary.written += result.inserted
+        self.summary.updated += result.updated
+        self._record(result)
+
+
+def ingest_dialogues(
+    path: str | Path,
+    *,
+    fmt: str | None = None,
+    lake: Lake | str | None = None,
+    run_id: str | None = None,
+    batch_size: int = 20_000,
+) -> IngestSummary:
+    """Ingest one dialogue file into the lake.
+
+    Args:
+        path: a ReDial JSONL or INSPIRED TSV file.
+        fmt: ``"redial"`` or ``"inspired"``; default from the file extension.
+        lake: lake root (see ``features.resolve_lake``).
+        run_id: the flow run id recorded in every commit.
+        batch_size: dialogues per commit batch (bounds memory on very large files).
+
+    Returns:
+        The run's ``IngestSummary``.
+
+    Raises:
+        DialogueInputError: the file is missing, of unknown format, or unusable as a whole.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise DialogueInputError(f"dialogue file not found: {source}")
+    dialogue_format = detect_format(source, fmt)
+    run = _Run(source, dialogue_format, features.resolve_lake(lake), run_id, batch_size)
+    try:
+        for batch in _batches(_READERS[dialogue_format](source), batch_size):
+            run.ingest_batch(batch)
+    except InspiredFormatError as exc:
+        raise DialogueInputError(str(exc)) from exc
+    return run.summary
