@@ -1,0 +1,187 @@
+"""The ``mmcrs`` command line. Every command accepts ``--lake``; exit codes: 0 ok, 2 unusable input.
+
+Prefect is configured for offline ephemeral runs (``flows.env``) before anything imports it, so the
+flows run with no server to start and no network.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows import env
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmcrs: multimodal CRS feature pipeline.")
+features_app = typer.Typer(no_args_is_help=True, help="Inspect and pull versioned lake tables.")
+app.add_typer(features_app, name="features")
+console = Console()
+err = Console(stderr=True)
+
+LakeOpt = Annotated[
+    str | None,
+    typer.Option("--lake", help="Lake root (folder or URI); default MMCRS_LAKE, then mmcrs.toml, then ./lake."),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+def _print_counts(results: dict[str, dict[str, object]]) -> None:
+    table = Table(title="ingest")
+    for column in ("input", "read", "written", "updated", "unchanged", "quarantined"):
+        table.add_column(column, justify="left" if column == "input" else "right")
+    for name, s in results.items():
+        table.add_row(name, *(str(s[c]) for c in ("read", "written", "updated", "unchanged", "quarantined")))
+    console.print(table)
+    for name, s in results.items():
+        reasons = s.get("quarantine_reasons") or {}
+        assert isinstance(reasons, dict)
+        for reason, count in sorted(reasons.items()):
+            console.print(f"  quarantined ({name}): {reason}: {count}")
+
+
+def _check_inputs(dialogues: Path | None, dialogue_format: str | None, catalog: Path | None) -> None:
+    from tasks.ingest_dialogues import DialogueInputError, detect_format
+
+    for path in (p for p in (dialogues, catalog) if p is not None):
+        if not path.is_file():
+            raise _fail(f"file not found: {path}")
+    if dialogues is not None:
+        try:
+            detect_format(dialogues, dialogue_format)
+        except DialogueInputError as exc:
+            raise _fail(str(exc)) from None
+
+
+@app.command()
+def ingest(
+    dialogues: Annotated[Path | None, typer.Option(help="ReDial JSONL or INSPIRED TSV file.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Dialogue format: redial | inspired.")] = None,
+    catalog: Annotated[Path | None, typer.Option(help="Item catalog: CSV, JSONL or Parquet.")] = None,
+    catalog_format: Annotated[str | None, typer.Option(help="Catalog format: csv | jsonl | parquet.")] = None,
+    lake: LakeOpt = None,
+) -> None:
+    """Ingest dialogues and/or a catalog into the lake (a Prefect flow run)."""
+    if dialogues is None and catalog is None:
+        raise _fail("nothing to ingest: pass --dialogues and/or --catalog")
+    _check_inputs(dialogues, fmt, catalog)
+    from flows.ingest import ingest_flow
+    from tasks.ingest_catalog import CatalogInputError
+    from tasks.ingest_dialogues import DialogueInputError
+
+    try:
+        results = ingest_flow(
+            dialogues=str(dialogues) if dialogues else None, dialogue_format=fmt,
+            catalog=str(catalog) if catalog else None, catalog_format=catalog_format, lake=lake,
+        )
+    except (DialogueInputError, CatalogInputError) as exc:
+        raise _fail(str(exc)) from None
+    _print_counts(results)
+
+
+@app.command()
+def demo(
+    lake: LakeOpt = None,
+    workdir: Annotated[Path, typer.Option(help="Where demo inputs (catalog, posters) are written.")] = Path(".demo"),
+    items: Annotated[int | None, typer.Option(help="Limit the catalog to the first N MovieLens items.")] = None,
+    synthetic_dialogues: Annotated[int, typer.Option(help="Synthetic dialogues when ReDial is absent.")] = 500,
+    redial: Annotated[bool, typer.Option(help="Use ../shared/data/redial when present.")] = True,
+) -> None:
+    """Build the demo catalog and dialogues from packaged real data and run the pipeline on them."""
+    from features import resolve_lake
+    from flows.demo import demo_flow
+
+    result = demo_flow(lake=lake, workdir=str(workdir), items=items, synthetic_dialogues=synthetic_dialogues,
+                       use_redial=redial)
+    inputs = result["inputs"]
+    assert isinstance(inputs, dict)
+    console.print(f"demo catalog: {inputs['n_items']} items ({inputs['n_enriched']} enriched), "
+                  f"dialogues: {inputs['dialogue_source']} ({inputs['dialogues']})")
+    ingested = result["ingest"]
+    assert isinstance(ingested, dict)
+    _print_counts(ingested)
+    root = resolve_lake(lake).root
+    console.print(f"\nThe lake is at [bold]{root}[/]. Read it with:")
+    console.print(f"  mmcrs features tables --lake {root}")
+    console.print(f"  mmcrs features show turns --lake {root} --limit 5")
+    console.print(f"  python -c 'import features; print(features.read(\"turns\", lake=\"{root}\").collect())'")
+
+
+@features_app.command("tables")
+def features_tables(lake: LakeOpt = None) -> None:
+    """List the lake's tables with version and row count."""
+    import features
+
+    frame = features.tables(lake)
+    table = Table(title=f"tables in {features.resolve_lake(lake).root}")
+    for column in ("table", "exists", "version", "rows", "keys", "description"):
+        table.add_column(column, overflow="fold")
+    for row in frame.iter_rows(named=True):
+        table.add_row(*(str("" if row[c] is None else row[c]) for c in ("table", "exists", "version", "rows", "keys",
+                                                                           "description")))
+    console.print(table)
+
+
+@features_app.command("history")
+def features_history(table: str, lake: LakeOpt = None) -> None:
+    """Versions of one table, newest first, with the stage and run that wrote each."""
+    import features
+
+    try:
+        frame = features.history(table, lake)
+    except features.LakeError as exc:
+        raise _fail(str(exc)) from None
+    out = Table(title=f"history of {table}")
+    columns = ("version", "timestamp", "operation", "stage", "flow_run_id", "input_versions")
+    for column in columns:
+        out.add_column(column, overflow="fold")
+    for row in frame.iter_rows(named=True):
+        out.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+    console.print(out)
+
+
+@features_app.command("show")
+def features_show(
+    table: str,
+    version: Annotated[int | None, typer.Option(help="Delta version to read.")] = None,
+    as_of: Annotated[datetime | None, typer.Option("--as-of", help="Version current at this time (UTC).")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to print.")] = 10,
+    out: Annotated[Path | None, typer.Option(help="Write the whole table (at that version) to a Parquet file.")] = None,
+    lake: LakeOpt = None,
+) -> None:
+    """Print (or pull to Parquet) a table at its latest version, a version, or a point in time."""
+    import polars as pl
+
+    import features
+
+    try:
+        frame = features.read(table, version=version, as_of=as_of, lake=lake)
+    except (features.LakeError, KeyError) as exc:
+        raise _fail(str(exc)) from None
+    if out is not None:
+        frame.sink_parquet(out)
+        console.print(f"wrote {out}")
+        return
+    with pl.Config(tbl_rows=limit, fmt_str_lengths=60, tbl_width_chars=160):
+        console.print(frame.head(limit).collect())
+
+
+def main() -> None:
+    """Console entry point."""
+    env.configure()
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

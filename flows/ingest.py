@@ -1,0 +1,46 @@
+"""The ingest flow: a catalog and/or a dialogue file into the lake, with a summary artifact."""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+
+from tasks.ingest_catalog import ingest_catalog_task
+from tasks.ingest_dialogues import ingest_dialogues_task
+
+
+def summary_markdown(results: dict[str, dict[str, object]]) -> str:
+    """A markdown table of ingest counts (one row per input) plus quarantine reasons."""
+    lines = ["| input | file | read | written | updated | unchanged | quarantined |", "|---|---|---|---|---|---|---|"]
+    reasons: list[str] = []
+    for name, s in results.items():
+        lines.append(
+            f"| {name} | `{s['source_file']}` | {s['read']} | {s['written']} | {s['updated']} | "
+            f"{s['unchanged']} | {s['quarantined']} |"
+        )
+        quarantine = s.get("quarantine_reasons") or {}
+        assert isinstance(quarantine, dict)
+        reasons += [f"- {name}: {reason} — {count}" for reason, count in sorted(quarantine.items())]
+    if reasons:
+        lines += ["", "**Quarantined by reason**", "", *reasons]
+    return "\n".join(lines)
+
+
+@flow(name="ingest", log_prints=True)
+def ingest_flow(
+    dialogues: str | None = None,
+    dialogue_format: str | None = None,
+    catalog: str | None = None,
+    catalog_format: str | None = None,
+    catalog_source: str = "catalog",
+    lake: str | None = None,
+) -> dict[str, dict[str, object]]:
+    """Ingest a catalog (first, so dialogue mentions can link to it) and/or a dialogue file."""
+    results: dict[str, dict[str, object]] = {}
+    if catalog:
+        results["catalog"] = ingest_catalog_task(catalog, catalog_format, catalog_source, lake)
+    if dialogues:
+        results["dialogues"] = ingest_dialogues_task(dialogues, dialogue_format, lake)
+    if results:
+        create_markdown_artifact(summary_markdown(results), key="ingest-summary", description="ingest counts")
+    return results

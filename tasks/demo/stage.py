@@ -1,0 +1,61 @@
+"""The demo's input stage: build the catalog and pick the dialogues (real ReDial if present, else synthetic)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prefect import get_run_logger, task
+
+from tasks.demo.catalog import build_demo_catalog
+from tasks.demo.synthetic import synthesize_dialogues
+
+REDIAL_FILE = Path("data") / "redial" / "redial_test.jsonl"
+
+
+def find_redial() -> Path | None:
+    """The shared ReDial file: ``MMCRS_SHARED``/data/redial, else ``../shared`` beside the repository or cwd."""
+    roots = [Path(os.environ["MMCRS_SHARED"])] if os.environ.get("MMCRS_SHARED") else []
+    roots += [Path(__file__).resolve().parents[2].parent / "shared", Path.cwd().parent / "shared"]
+    for root in roots:
+        if (root / REDIAL_FILE).is_file():
+            return (root / REDIAL_FILE).resolve()
+    return None
+
+
+def build_demo_inputs(
+    *, workdir: Path, items: int | None = None, synthetic_dialogues: int = 500, use_redial: bool = True
+) -> dict[str, str]:
+    """Write the demo catalog (and synthetic dialogues when no ReDial file is found) under ``workdir``.
+
+    Returns:
+        ``catalog`` (parquet path), ``dialogues`` (JSONL path), ``dialogue_source`` (``redial`` or
+        ``synthetic``), and the catalog's item and enrichment counts.
+    """
+    catalog = build_demo_catalog(out_dir=workdir, limit=items)
+    redial = find_redial() if use_redial else None
+    if redial is None:
+        dialogues = synthesize_dialogues(out_path=workdir / "synthetic_dialogues.jsonl",
+                                         n_dialogues=synthetic_dialogues)
+    return {
+        "catalog": str(catalog.path),
+        "dialogues": str(redial or dialogues),
+        "dialogue_source": "redial" if redial else "synthetic",
+        "n_items": str(catalog.n_items),
+        "n_enriched": str(catalog.n_enriched),
+    }
+
+
+@task(name="build-demo-inputs")
+def build_demo_inputs_task(
+    workdir: str, items: int | None = None, synthetic_dialogues: int = 500, use_redial: bool = True
+) -> dict[str, str]:
+    """Prefect task: build the demo inputs; logs which dialogues are used."""
+    inputs = build_demo_inputs(workdir=Path(workdir), items=items, synthetic_dialogues=synthetic_dialogues,
+                               use_redial=use_redial)
+    log = get_run_logger()
+    log.info("demo catalog: %s items (%s enriched) -> %s", inputs["n_items"], inputs["n_enriched"], inputs["catalog"])
+    if inputs["dialogue_source"] == "synthetic":
+        log.warning("no ReDial file found (../shared/data/redial): using synthetic MovieLens dialogues")
+    log.info("demo dialogues (%s): %s", inputs["dialogue_source"], inputs["dialogues"])
+    return inputs

@@ -1,0 +1,182 @@
+"""Catalog ingest: a CSV, JSONL or Parquet item catalog into ``items`` (upsert on ``item_id``).
+
+Columns ``item_id, title, year, text, poster_url`` (an ``attributes`` JSON column, if present, is kept;
+otherwise every other column is folded into ``attributes``). Rows without an id, with a year that is not
+a year, with non-text ``text``, or repeating an id with different content go to ``quarantine``; the rest
+lands. ``content_hash`` covers the fields that feed features, so later stages redo exactly what changed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+from prefect import get_run_logger, task
+from prefect.runtime import flow_run
+
+import features
+from features import CommitInfo, Lake
+from tasks.dialogues.linking import item_content_hash
+from tasks.retry import retry_transient
+
+CatalogFormat = Literal["csv", "jsonl", "parquet"]
+STAGE = "ingest_catalog"
+CORE = ("item_id", "title", "year", "text", "poster_url")
+
+
+class CatalogInputError(ValueError):
+    """The catalog as a whole cannot be ingested (missing file, unknown format, no item_id column)."""
+
+
+@dataclass
+class CatalogSummary:
+    """Counts of one catalog ingest."""
+
+    source_file: str
+    read: int = 0
+    written: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-serialisable copy."""
+        return asdict(self)
+
+
+def _read(path: Path, fmt: str | None) -> pl.DataFrame:
+    kind = fmt or {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}.get(path.suffix.lower())
+    if not path.is_file():
+        raise CatalogInputError(f"catalog file not found: {path}")
+    if kind == "csv":
+        return pl.read_csv(path, infer_schema=False)
+    if kind == "jsonl":
+        return pl.read_ndjson(path, infer_schema_length=None)
+    if kind == "parquet":
+        return pl.read_parquet(path)
+    raise CatalogInputError(f"cannot tell the format of {path.name}; pass --format csv|jsonl|parquet")
+
+
+def _attributes(row: dict[str, object], extra: list[str]) -> str | None:
+    if "attributes" in row and row["attributes"] is not None:
+        return str(row["attributes"])
+    values = {k: row[k] for k in extra if row.get(k) is not None}
+    return json.dumps(values, sort_keys=True, ensure_ascii=False, default=str) if values else None
+
+
+def _year(value: object) -> int | str | None:
+    """The year as int, None when absent, or the reason it is not a year."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        year = int(str(value).strip())
+    except ValueError:
+        return f"unparseable year {value!r}"
+    return year if 1800 <= year <= 2200 else f"implausible year {year}"
+
+
+def _clean(row: dict[str, object], extra: list[str], source: str) -> dict[str, object] | str:
+    """A normalised item row, or the reason the raw row is rejected."""
+    item_id = row.get("item_id")
+    if item_id is None or not str(item_id).strip():
+        return "missing item_id"
+    year = _year(row.get("year"))
+    if isinstance(year, str):
+        return year
+    text = row.get("text")
+    if text is not None and not isinstance(text, str):
+        return f"text is {type(text).__name__}, not text"
+    title = None if row.get("title") is None else str(row["title"])
+    poster = None if row.get("poster_url") is None else str(row["poster_url"])
+    attributes = _attributes(row, extra)
+    return {
+        "item_id": str(item_id).strip(), "source": source, "title": title, "year": year, "text": text,
+        "attributes": attributes, "poster_url": poster,
+        "content_hash": item_content_hash(title, year, text, attributes, poster),
+    }
+
+
+def _dedupe(rows: list[tuple[int, dict[str, object]]]) -> tuple[list[dict[str, object]], list[tuple[int, str]]]:
+    """Drop exact repeats; ids repeated with different content are rejected (every copy)."""
+    by_id: dict[str, list[tuple[int, dict[str, object]]]] = {}
+    for line, row in rows:
+        by_id.setdefault(str(row["item_id"]), []).append((line, row))
+    kept, rejected = [], []
+    for item_id, copies in by_id.items():
+        if len({str(r["content_hash"]) for _, r in copies}) == 1:
+            kept.append(copies[0][1])
+        else:
+            rejected += [(line, f"duplicate item_id {item_id!r} with conflicting content") for line, _ in copies]
+    return kept, rejected
+
+
+def ingest_catalog(
+    path: str | Path,
+    *,
+    fmt: str | None = None,
+    source: str = "catalog",
+    lake: Lake | str | None = None,
+    run_id: str | None = None,
+) -> CatalogSummary:
+    """Upsert a catalog file into ``items``; bad rows go to ``quarantine``.
+
+    Args:
+        path: CSV, JSONL or Parquet file.
+        fmt: format override (default: from the extension).
+        source: label stored in ``items.source``.
+        lake: lake root.
+        run_id: flow run id recorded in the commits.
+    """
+    file = Path(path)
+    frame = _read(file, fmt)
+    if "item_id" not in frame.columns:
+        raise CatalogInputError(f"{file.name}: no item_id column (columns: {', '.join(frame.columns)})")
+    extra = [c for c in frame.columns if c not in (*CORE, "attributes")]
+    summary = CatalogSummary(source_file=str(file), read=frame.height)
+    now = datetime.now(UTC)
+    commit = CommitInfo(stage=STAGE, flow_run_id=run_id, config_hash=features.config_hash({"source": source}),
+                        extra={"source_file": file.name})
+    good, bad = [], []
+    for line, row in enumerate(frame.iter_rows(named=True), start=1):
+        cleaned = _clean(row, extra, source)
+        (good if isinstance(cleaned, dict) else bad).append((line, cleaned))
+    kept, conflicts = _dedupe(good)  # type: ignore[arg-type]
+    bad += conflicts
+    summary.quarantined = len(bad)
+    for _, reason in bad:
+        key = reason.split(" ")[0] if not reason.startswith("duplicate") else "duplicate item_id"
+        summary.quarantine_reasons[key] = summary.quarantine_reasons.get(key, 0) + 1
+    if bad:
+        rows = [{"source": f"catalog:{source}", "record_key": f"{file.name}#row{line}", "stage": STAGE,
+                 "reason": reason, "excerpt": json.dumps(frame.row(line - 1, named=True), default=str)[:200],
+                 "flow_run_id": run_id, "quarantined_at": now} for line, reason in bad]
+        result = features.upsert("quarantine", pl.DataFrame(rows), commit=commit, lake=lake)
+        if result.committed and result.version is not None:
+            summary.versions["quarantine"] = result.version
+    if kept:
+        items = pl.DataFrame([{**r, "ingested_at": now} for r in kept], infer_schema_length=None)
+        result = features.upsert("items", items, commit=commit, lake=lake)
+        summary.written, summary.updated, summary.unchanged = result.inserted, result.updated, result.unchanged
+        if result.committed and result.version is not None:
+            summary.versions["items"] = result.version
+    return summary
+
+
+@task(name="ingest-catalog", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
+def ingest_catalog_task(
+    path: str, fmt: str | None = None, source: str = "catalog", lake: str | None = None
+) -> dict[str, object]:
+    """Prefect task: ingest one catalog file; returns the summary."""
+    run_id = flow_run.get_id()
+    summary = ingest_catalog(path, fmt=fmt, source=source, lake=lake, run_id=str(run_id) if run_id else None)
+    get_run_logger().info(
+        "catalog %s: read %d, written %d, updated %d, unchanged %d, quarantined %d",
+        summary.source_file, summary.read, summary.written, summary.updated, summary.unchanged, summary.quarantined,
+    )
+    return summary.to_dict()

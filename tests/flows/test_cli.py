@@ -1,0 +1,70 @@
+"""The ``mmcrs`` command line: exit codes, ingest counts, and the features commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import features
+import flows.ingest  # noqa: F401  (import prefect now: its log handlers must bind the real stderr, not CliRunner's)
+from flows.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def dialogue_file(tmp_path: Path) -> Path:
+    path = tmp_path / "d.jsonl"
+    record = {
+        "conversationId": 7, "initiatorWorkerId": 1, "respondentWorkerId": 2,
+        "movieMentions": {"5": "Heat (1995)"}, "initiatorQuestions": {}, "respondentQuestions": {},
+        "messages": [{"text": "seen @5?", "senderWorkerId": 2, "messageId": 1},
+                     {"text": "yes", "senderWorkerId": 1, "messageId": 2}],
+    }
+    path.write_text(json.dumps(record) + "\n{broken\n")
+    return path
+
+
+def test_missing_file_exits_2_with_message(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["ingest", "--dialogues", str(tmp_path / "nope.jsonl"), "--lake", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "file not found" in result.output
+
+
+def test_unknown_format_exits_2(dialogue_file: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["ingest", "--dialogues", str(dialogue_file), "--format", "xml", "--lake",
+                                 str(tmp_path)])
+    assert result.exit_code == 2
+    assert "unknown dialogue format" in result.output
+
+
+def test_nothing_to_ingest_exits_2(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["ingest", "--lake", str(tmp_path)]).exit_code == 2
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_ingest_prints_counts_and_features_commands_read_back(dialogue_file: Path, tmp_path: Path) -> None:
+    lake = str(tmp_path / "lake")
+    result = runner.invoke(app, ["ingest", "--dialogues", str(dialogue_file), "--lake", lake])
+    assert result.exit_code == 0, repr(result.exception)
+    row = next(line for line in result.output.splitlines() if line.startswith("│ dialogues"))
+    assert [c.strip() for c in row.strip("│").split("│")] == ["dialogues", "2", "1", "0", "0", "1"]
+    assert "invalid JSON" in result.output
+
+    tables = runner.invoke(app, ["features", "tables", "--lake", lake])
+    assert tables.exit_code == 0 and "turns" in tables.output
+    history = runner.invoke(app, ["features", "history", "turns", "--lake", lake])
+    assert history.exit_code == 0 and "WRITE" in history.output and "ingest_" in history.output
+    show = runner.invoke(app, ["features", "show", "turns", "--version", "0", "--lake", lake])
+    assert show.exit_code == 0 and "@redial:5" in show.output
+    out = tmp_path / "turns.parquet"
+    pulled = runner.invoke(app, ["features", "show", "turns", "--out", str(out), "--lake", lake])
+    assert pulled.exit_code == 0 and out.is_file()
+    assert features.read("turns", lake=lake).collect().height == 2
+    bad = runner.invoke(app, ["features", "show", "turns", "--version", "9", "--lake", lake])
+    assert bad.exit_code == 2 and "version 9 does not exist" in bad.output
+    unknown = runner.invoke(app, ["features", "history", "nope", "--lake", lake])
+    assert unknown.exit_code == 2 and "unknown table" in unknown.output
