@@ -216,7 +216,9 @@ _SPECS: tuple[TableSpec, ...] = (
         schema=_schema(
             ("run_id", pa.string(), False),
             ("stage", pa.string(), False),
-            ("status", pa.string(), False),
+            ("status", pa.string(), False),  # ok | failed
+            ("flow_run_id", pa.string(), True),
+            ("fingerprint", pa.string(), True),  # hash of the stage's inputs + config + code
             ("input_versions", pa.string(), True),  # JSON
             ("output_versions", pa.string(), True),  # JSON
             ("counts", pa.string(), True),  # JSON
