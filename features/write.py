@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import polars as pl
 import pyarrow as pa
@@ -25,7 +26,7 @@ from features.lake import Lake, resolve_lake
 from features.schema import SchemaMode, conform
 from features.store import disk_schema, open_table, require_table
 
-Data = pa.Table | pl.DataFrame
+Data: TypeAlias = pa.Table | pl.DataFrame
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ def _changed_rows(spec: TableSpec, data: pa.Table, dt: DeltaTable) -> tuple[pa.T
         ~pl.col(c).eq_missing(pl.col(f"{c}__old")) if c in on_disk else pl.col(c).is_not_null()
         for c in compare
     ]
-    joined = incoming.lazy().join(old, on=keys, how="left").with_columns(
+    # the flags become a row mask over ``data``: the join must keep the incoming row order
+    joined = incoming.lazy().join(old, on=keys, how="left", maintain_order="left").with_columns(
         pl.col("__exists").is_null().alias("__new"),
         (pl.col("__exists").is_not_null() & pl.any_horizontal(diffs or [pl.lit(False)])).alias("__changed"),
     )
@@ -184,7 +186,7 @@ def append(
     spec, resolved = spec_for(table), resolve_lake(lake)
     dt = open_table(spec, resolved)
     recorded = None if dt is None else dt.transaction_version(app_id)
-    if recorded is not None and recorded >= app_version:
+    if dt is not None and recorded is not None and recorded >= app_version:
         return WriteResult(spec.name, dt.version(), committed=False, unchanged=len(data))
     target = spec.schema if dt is None else disk_schema(dt)
     rows, schema = conform(_to_arrow(data), target, table=spec.name, schema_mode=schema_mode)

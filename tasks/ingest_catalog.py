@@ -142,11 +142,15 @@ def ingest_catalog(
     now = datetime.now(UTC)
     commit = CommitInfo(stage=STAGE, flow_run_id=run_id, config_hash=features.config_hash({"source": source}),
                         extra={"source_file": file.name})
-    good, bad = [], []
+    good: list[tuple[int, dict[str, object]]] = []
+    bad: list[tuple[int, str]] = []
     for line, row in enumerate(frame.iter_rows(named=True), start=1):
         cleaned = _clean(row, extra, source)
-        (good if isinstance(cleaned, dict) else bad).append((line, cleaned))
-    kept, conflicts = _dedupe(good)  # type: ignore[arg-type]
+        if isinstance(cleaned, dict):
+            good.append((line, cleaned))
+        else:
+            bad.append((line, cleaned))
+    kept, conflicts = _dedupe(good)
     bad += conflicts
     summary.quarantined = len(bad)
     for _, reason in bad:
