@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pyarrow as pa
@@ -23,14 +23,24 @@ from features.errors import LakeError
 from features.lake import Lake, resolve_lake
 from features.store import open_table, require_table
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def _as_utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-def _first_commit_time(dt: DeltaTable) -> datetime:
-    oldest = dt.history()[-1]
-    return datetime.fromtimestamp(oldest["timestamp"] / 1000, tz=UTC)
+def _version_at(table: str, dt: DeltaTable, when: datetime) -> int:
+    """The newest version committed at or before ``when``, by the commit timestamps ``history()`` shows.
+
+    Delta's own timestamp travel goes by the log files' modification times, which a copy of the lake
+    (``cp -r``, ``aws s3 sync``, a backup restore) resets; the commit timestamps travel with the log.
+    """
+    cutoff_ms = (when - _EPOCH) // timedelta(milliseconds=1)  # integer ms, as in the log (no float rounding)
+    versions = [int(e["version"]) for e in dt.history() if int(e["timestamp"]) <= cutoff_ms]
+    if not versions:
+        raise LakeError(f"table {table!r} did not exist yet at {when.isoformat()}")
+    return max(versions)
 
 
 def _pin(table: str, dt: DeltaTable, version: int | None, as_of: datetime | None) -> None:
@@ -40,10 +50,7 @@ def _pin(table: str, dt: DeltaTable, version: int | None, as_of: datetime | None
             raise LakeError(f"table {table!r} has versions 0..{latest}; version {version} does not exist")
         dt.load_as_version(version)
     elif as_of is not None:
-        when = _as_utc(as_of)
-        if when < _first_commit_time(dt):
-            raise LakeError(f"table {table!r} did not exist yet at {when.isoformat()}")
-        dt.load_as_version(when)
+        dt.load_as_version(_version_at(table, dt, _as_utc(as_of)))
 
 
 def read(

@@ -1,9 +1,10 @@
 """Conform incoming data to a table's schema, or say exactly which column cannot be written.
 
 Allowed without asking: the same type, wider/narrower numbers of one kind (checked casts), int -> float,
-string/list flavours (``large_string`` -> ``string``), all-null columns, and missing nullable columns
-(filled with nulls). Allowed only with ``schema_mode="add_columns"``: new nullable columns. Everything
-else raises ``SchemaMismatchError`` naming the table and the column.
+string/list flavours (``large_string`` -> ``string``, fixed-size -> variable lists such as ``pl.Array``
+vectors), all-null columns, and missing nullable columns (filled with nulls). Allowed only with
+``schema_mode="add_columns"``: new nullable columns. Everything else raises ``SchemaMismatchError``
+naming the table and the column.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def _kind(dtype: pa.DataType) -> str:
         (pa.types.is_timestamp, "ts"),
         (pa.types.is_date, "date"),
         (lambda t: pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t), "list"),
+        (pa.types.is_fixed_size_list, "list"),  # e.g. pl.Array vectors; stored as list<float32>
         (pa.types.is_struct, "struct"),
     )
     for check, name in checks:
