@@ -20,7 +20,7 @@ from features.errors import (
 from features.lake import Lake, resolve_lake
 from features.read import history, read, tables
 from features.store import table_version, table_versions
-from features.write import WriteResult, append, delete, upsert
+from features.write import WriteResult, append, delete, update_columns, upsert
 
 __all__ = [
     "TABLES",
@@ -44,5 +44,6 @@ __all__ = [
     "table_version",
     "table_versions",
     "tables",
+    "update_columns",
     "upsert",
 ]

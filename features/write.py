@@ -21,7 +21,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from features.catalog import TableSpec, spec_for
 from features.commits import CommitInfo
-from features.errors import DuplicateKeyError
+from features.errors import DuplicateKeyError, SchemaMismatchError
 from features.lake import Lake, resolve_lake
 from features.schema import SchemaMode, conform
 from features.store import disk_schema, open_table, require_table
@@ -40,6 +40,7 @@ class WriteResult:
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
+    missing: int = 0  # update_columns only: rows whose key is not in the table (nothing written for them)
 
 
 def _to_arrow(data: Data) -> pa.Table:
@@ -66,11 +67,14 @@ def _partition_filter(spec: TableSpec, data: pa.Table) -> dict[str, list[object]
     return {p: sorted(set(data.column(p).to_pylist()), key=str) for p in spec.partition_by}
 
 
-def _changed_rows(spec: TableSpec, data: pa.Table, dt: DeltaTable) -> tuple[pa.Table, int, int]:
-    """Rows of ``data`` new to the table or differing from it (audit columns ignored), with counts."""
+def _changed_rows(
+    spec: TableSpec, data: pa.Table, dt: DeltaTable, *, columns: set[str], include_new: bool = True
+) -> tuple[pa.Table, int, int]:
+    """Rows of ``data`` new to the table (unless ``include_new`` is False) or differing from it in one of
+    ``columns`` (audit columns ignored), with the counts of new and of changed rows."""
     keys = list(spec.keys)
     on_disk = set(disk_schema(dt).names)
-    compare = [c for c in data.column_names if c not in keys and c not in spec.audit]
+    compare = [c for c in data.column_names if c in columns and c not in keys and c not in spec.audit]
     existing = pl.scan_delta(dt)
     for column, values in _partition_filter(spec, data).items():
         existing = existing.filter(pl.col(column).is_in(values))
@@ -92,21 +96,26 @@ def _changed_rows(spec: TableSpec, data: pa.Table, dt: DeltaTable) -> tuple[pa.T
         (pl.col("__exists").is_not_null() & pl.any_horizontal(diffs or [pl.lit(False)])).alias("__changed"),
     )
     flags = joined.select("__new", "__changed").collect()
-    mask = (flags["__new"] | flags["__changed"]).to_arrow()
+    mask = (flags["__new"] | flags["__changed"] if include_new else flags["__changed"]).to_arrow()
     return data.filter(mask), int(flags["__new"].sum()), int(flags["__changed"].sum())
 
 
-def _merge(spec: TableSpec, dt: DeltaTable, rows: pa.Table, props: CommitProperties, add: bool) -> None:
+def _merge(
+    spec: TableSpec, dt: DeltaTable, rows: pa.Table, props: CommitProperties, *, columns: set[str], add: bool,
+    insert: bool = True,
+) -> None:
+    """Merge ``rows`` on the keys: matched rows get the given ``columns`` set, others are inserted whole."""
     predicate = " AND ".join(f"t.{k} = s.{k}" for k in spec.keys)
     for column, values in _partition_filter(spec, rows).items():
         predicate += f" AND t.{column} IN ({', '.join(_sql_literal(v) for v in values)})"
-    (
-        dt.merge(rows, predicate=predicate, source_alias="s", target_alias="t", merge_schema=add,
-                 commit_properties=props)
-        .when_matched_update_all()
-        .when_not_matched_insert_all()
-        .execute()
-    )
+    updates = {c: f"s.{c}" for c in rows.column_names if c in columns and c not in spec.keys}
+    merger = dt.merge(rows, predicate=predicate, source_alias="s", target_alias="t", merge_schema=add,
+                      commit_properties=props)
+    if updates:
+        merger = merger.when_matched_update(updates=updates)
+    if insert:
+        merger = merger.when_not_matched_insert_all()
+    merger.execute()
 
 
 def _create(spec: TableSpec, lake: Lake, rows: pa.Table, props: CommitProperties, add: bool) -> None:
@@ -131,6 +140,9 @@ def upsert(
 ) -> WriteResult:
     """Merge ``data`` into ``table`` on its key columns; commit only new or changed rows.
 
+    New rows are inserted whole (columns ``data`` lacks are null); existing rows get the columns ``data``
+    has and keep the others (so a catalog re-ingest does not erase what the crawl stage set).
+
     Args:
         table: catalog table name.
         data: rows (Arrow table or polars DataFrame); keys must be unique within it.
@@ -148,7 +160,9 @@ def upsert(
     spec, resolved = spec_for(table), resolve_lake(lake)
     dt = open_table(spec, resolved)
     target = spec.schema if dt is None else disk_schema(dt)
-    rows, schema = conform(_to_arrow(data), target, table=spec.name, schema_mode=schema_mode)
+    arrow = _to_arrow(data)
+    given = set(arrow.column_names)
+    rows, schema = conform(arrow, target, table=spec.name, schema_mode=schema_mode)
     _check_unique_keys(spec, rows)
     add = len(schema) > len(target)
     props = _properties(commit)
@@ -157,12 +171,50 @@ def upsert(
             return WriteResult(spec.name, None, committed=False)
         _create(spec, resolved, rows, props, add)
         return WriteResult(spec.name, require_table(spec, resolved).version(), True, inserted=rows.num_rows)
-    changes, new, changed = _changed_rows(spec, rows, dt)
+    changes, new, changed = _changed_rows(spec, rows, dt, columns=given)
     if changes.num_rows == 0 and not add:
         return WriteResult(spec.name, dt.version(), committed=False, unchanged=rows.num_rows)
-    _merge(spec, dt, changes, props, add)
+    _merge(spec, dt, changes, props, columns=given, add=add)
     dt.update_incremental()
     return WriteResult(spec.name, dt.version(), True, new, changed, rows.num_rows - new - changed)
+
+
+def _column_subset(spec: TableSpec, data: pa.Table, disk: pa.Schema) -> pa.Schema:
+    missing = [k for k in spec.keys if k not in data.column_names]
+    if missing:
+        raise SchemaMismatchError(spec.name, missing[0], "is a key column and must be given")
+    unknown = [c for c in data.column_names if c not in disk.names]
+    if unknown:
+        raise SchemaMismatchError(spec.name, unknown[0], "is not in the table's schema")
+    return pa.schema([disk.field(c) for c in data.column_names])
+
+
+def update_columns(
+    table: str, data: Data, *, commit: CommitInfo, lake: Lake | str | None = None
+) -> WriteResult:
+    """Set some columns of existing rows, matched on the key columns; other columns stay as they are.
+
+    ``data`` holds the key columns plus the columns to set. Rows whose key is not in the table are not
+    inserted (counted in ``missing``); rows whose values are already equal are not rewritten; nothing is
+    committed when no row changes.
+
+    Raises:
+        TableNotFoundError: the table does not exist yet.
+        SchemaMismatchError: a key column is missing, or a column is unknown or of an incompatible type.
+    """
+    spec, resolved = spec_for(table), resolve_lake(lake)
+    dt = require_table(spec, resolved)
+    arrow = _to_arrow(data)
+    rows, _ = conform(arrow, _column_subset(spec, arrow, disk_schema(dt)), table=spec.name)
+    _check_unique_keys(spec, rows)
+    given = set(rows.column_names)
+    changes, absent, changed = _changed_rows(spec, rows, dt, columns=given, include_new=False)
+    unchanged = rows.num_rows - absent - changed
+    if changes.num_rows == 0:
+        return WriteResult(spec.name, dt.version(), committed=False, unchanged=unchanged, missing=absent)
+    _merge(spec, dt, changes, _properties(commit), columns=given, add=False, insert=False)
+    dt.update_incremental()
+    return WriteResult(spec.name, dt.version(), True, updated=changed, unchanged=unchanged, missing=absent)
 
 
 def append(

@@ -120,10 +120,43 @@ def test_upsert_null_to_value_is_a_change(lake: str, make_items, commit) -> None
     features.upsert("items", make_items(["a"]), commit=commit, lake=lake)
     result = features.upsert("items", make_items(["a"]).with_columns(year=pl.lit(1999)), commit=commit, lake=lake)
     assert result.updated == 1
-    # and back: a missing nullable column means null, which is a change again
+    # a column the input lacks is left as it is for existing rows ...
     result = features.upsert("items", make_items(["a"]), commit=commit, lake=lake)
+    assert result.updated == 0 and not result.committed
+    assert _rows("items", lake)["year"].to_list() == [1999]
+    # ... an explicit null is a change
+    explicit = make_items(["a"]).with_columns(year=pl.lit(None, dtype=pl.Int32))
+    result = features.upsert("items", explicit, commit=commit, lake=lake)
     assert result.updated == 1
     assert _rows("items", lake)["year"].to_list() == [None]
+
+
+def test_upsert_keeps_columns_the_input_lacks_and_inserts_nulls(lake: str, make_items, commit) -> None:
+    features.upsert("items", make_items(["a"]), commit=commit, lake=lake)
+    features.update_columns("items", pl.DataFrame({"item_id": ["a"], "poster_sha256": ["s" * 64]}),
+                            commit=commit, lake=lake)
+    result = features.upsert("items", make_items(["a", "b"], title="new"), commit=commit, lake=lake)
+    assert (result.inserted, result.updated) == (1, 1)
+    rows = _rows("items", lake).sort("item_id")
+    assert rows["poster_sha256"].to_list() == ["s" * 64, None]
+    assert rows["title"].to_list() == ["new a", "new b"]
+
+
+def test_update_columns_sets_only_given_columns_of_existing_rows(lake: str, make_items, commit) -> None:
+    features.upsert("items", make_items(["a", "b"]), commit=commit, lake=lake)
+    before = features.table_version("items", lake)
+    update = pl.DataFrame({"item_id": ["a", "b", "zz"], "poster_sha256": ["x", None, "y"]})
+    result = features.update_columns("items", update, commit=commit, lake=lake)
+    assert (result.updated, result.unchanged, result.missing, result.inserted) == (1, 1, 1, 0)
+    rows = _rows("items", lake).sort("item_id")
+    assert rows["item_id"].to_list() == ["a", "b"] and rows["poster_sha256"].to_list() == ["x", None]
+    assert rows["title"].null_count() == 0
+    again = features.update_columns("items", update, commit=commit, lake=lake)
+    assert not again.committed and features.table_version("items", lake) == before + 1
+    with pytest.raises(features.SchemaMismatchError, match="item_id"):
+        features.update_columns("items", pl.DataFrame({"poster_sha256": ["x"]}), commit=commit, lake=lake)
+    with pytest.raises(features.SchemaMismatchError, match="nope"):
+        features.update_columns("items", pl.DataFrame({"item_id": ["a"], "nope": [1]}), commit=commit, lake=lake)
 
 
 def test_upsert_composite_keys(lake: str, commit, now: datetime) -> None:
