@@ -61,9 +61,11 @@ _SPECS: tuple[TableSpec, ...] = (
             ("year", pa.int32(), True),
             ("text", pa.string(), True),
             ("attributes", pa.string(), True),  # JSON object
-            ("poster_url", pa.string(), True),
-            ("poster_sha256", pa.string(), True),
-            ("content_hash", pa.string(), False),
+            ("poster_url", pa.string(), True),  # http(s) URL, file:// URI or local path
+            ("poster_sha256", pa.string(), True),  # set by the crawl stage: the stored poster blob
+            ("plot_url", pa.string(), True),  # where the text comes from when the catalog gives no text
+            ("plot_text", pa.string(), True),  # set by the crawl stage from plot_url
+            ("content_hash", pa.string(), False),  # over the catalog fields that feed features
             ("ingested_at", TS, False),
         ),
         keys=("item_id",),
@@ -87,6 +89,24 @@ _SPECS: tuple[TableSpec, ...] = (
         keys=("sha256",),
         audit=("fetched_at",),
         description="fetched poster metadata; bytes live in the content-addressed blob store",
+    ),
+    TableSpec(
+        name="poster_fetches",
+        schema=_schema(
+            ("url", pa.string(), False),
+            ("kind", pa.string(), False),  # poster | plot
+            ("status", pa.string(), False),  # ok | failed
+            ("sha256", pa.string(), True),  # the stored blob (posters) or text hash (plots)
+            ("http_status", pa.int32(), True),
+            ("reason", pa.string(), True),  # why it failed
+            ("etag", pa.string(), True),
+            ("last_modified", pa.string(), True),
+            ("attempts", pa.int32(), True),
+            ("fetched_at", TS, False),
+        ),
+        keys=("url",),
+        audit=("fetched_at", "attempts"),
+        description="one row per fetched URL: outcome, validators for conditional refresh",
     ),
     TableSpec(
         name="dialogues",

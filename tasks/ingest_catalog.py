@@ -1,14 +1,17 @@
 """Catalog ingest: a CSV, JSONL or Parquet item catalog into ``items`` (upsert on ``item_id``).
 
-Columns ``item_id, title, year, text, poster_url`` (an ``attributes`` JSON column, if present, is kept;
-otherwise every other column is folded into ``attributes``). Rows without an id, with a year that is not
-a year, with non-text ``text``, or repeating an id with different content go to ``quarantine``; the rest
-lands. ``content_hash`` covers the fields that feed features, so later stages redo exactly what changed.
+Columns ``item_id, title, year, text, poster_url`` (or ``poster_path``, a local file), ``plot_url`` (text
+fetched by the crawl stage when the catalog has none); ``columns`` maps other names onto these. An
+``attributes`` JSON column, if present, is kept; otherwise every other column is folded into
+``attributes``. Rows without an id, with a year that is not a year, with a non-text plot, or repeating an
+id with different content go to ``quarantine``; the rest lands. ``content_hash`` covers the fields that
+feed features, so later stages redo exactly what changed.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,12 +23,12 @@ from prefect.runtime import flow_run
 
 import features
 from features import CommitInfo, Lake
-from tasks.dialogues.linking import item_content_hash
+from tasks.items import item_content_hash
 from tasks.retry import retry_transient
 
 CatalogFormat = Literal["csv", "jsonl", "parquet"]
 STAGE = "ingest_catalog"
-CORE = ("item_id", "title", "year", "text", "poster_url")
+CORE = ("item_id", "title", "year", "text", "poster_url", "poster_path", "plot_url")
 
 
 class CatalogInputError(ValueError):
@@ -50,17 +53,22 @@ class CatalogSummary:
         return asdict(self)
 
 
-def _read(path: Path, fmt: str | None) -> pl.DataFrame:
+def _read(path: Path, fmt: str | None, columns: Mapping[str, str]) -> pl.DataFrame:
     kind = fmt or {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}.get(path.suffix.lower())
     if not path.is_file():
         raise CatalogInputError(f"catalog file not found: {path}")
-    if kind == "csv":
-        return pl.read_csv(path, infer_schema=False)
-    if kind == "jsonl":
-        return pl.read_ndjson(path, infer_schema_length=None)
-    if kind == "parquet":
-        return pl.read_parquet(path)
-    raise CatalogInputError(f"cannot tell the format of {path.name}; pass --format csv|jsonl|parquet")
+    readers = {
+        "csv": lambda: pl.read_csv(path, infer_schema=False),
+        "jsonl": lambda: pl.read_ndjson(path, infer_schema_length=None),
+        "parquet": lambda: pl.read_parquet(path),
+    }
+    if kind not in readers:
+        raise CatalogInputError(f"cannot tell the format of {path.name}; pass --format csv|jsonl|parquet")
+    frame = readers[kind]()
+    unknown = [c for c in columns if c not in frame.columns]
+    if unknown:
+        raise CatalogInputError(f"{path.name}: column mapping names missing column(s) {', '.join(unknown)}")
+    return frame.rename(dict(columns))
 
 
 def _attributes(row: dict[str, object], extra: list[str]) -> str | None:
@@ -91,15 +99,18 @@ def _clean(row: dict[str, object], extra: list[str], source: str) -> dict[str, o
         return year
     text = row.get("text")
     if text is not None and not isinstance(text, str):
-        return f"text is {type(text).__name__}, not text"
-    title = None if row.get("title") is None else str(row["title"])
-    poster = None if row.get("poster_url") is None else str(row["poster_url"])
-    attributes = _attributes(row, extra)
-    return {
-        "item_id": str(item_id).strip(), "source": source, "title": title, "year": year, "text": text,
-        "attributes": attributes, "poster_url": poster,
-        "content_hash": item_content_hash(title, year, text, attributes, poster),
+        return f"plot text is {type(text).__name__}, not text"
+    poster = row.get("poster_url") or row.get("poster_path")
+    item = {
+        "item_id": str(item_id).strip(), "source": source, "title": _str(row.get("title")), "year": year,
+        "text": text or None, "attributes": _attributes(row, extra), "poster_url": _str(poster),
+        "plot_url": _str(row.get("plot_url")),
     }
+    return {**item, "content_hash": item_content_hash(item)}
+
+
+def _str(value: object) -> str | None:
+    return None if value is None or (isinstance(value, str) and not value.strip()) else str(value).strip()
 
 
 def _dedupe(rows: list[tuple[int, dict[str, object]]]) -> tuple[list[dict[str, object]], list[tuple[int, str]]]:
@@ -121,6 +132,7 @@ def ingest_catalog(
     *,
     fmt: str | None = None,
     source: str = "catalog",
+    columns: Mapping[str, str] | None = None,
     lake: Lake | str | None = None,
     run_id: str | None = None,
 ) -> CatalogSummary:
@@ -130,17 +142,19 @@ def ingest_catalog(
         path: CSV, JSONL or Parquet file.
         fmt: format override (default: from the extension).
         source: label stored in ``items.source``.
+        columns: the file's column names mapped onto ours, e.g. ``{"movie_title": "title"}``.
         lake: lake root.
         run_id: flow run id recorded in the commits.
     """
     file = Path(path)
-    frame = _read(file, fmt)
+    frame = _read(file, fmt, columns or {})
     if "item_id" not in frame.columns:
         raise CatalogInputError(f"{file.name}: no item_id column (columns: {', '.join(frame.columns)})")
     extra = [c for c in frame.columns if c not in (*CORE, "attributes")]
     summary = CatalogSummary(source_file=str(file), read=frame.height)
     now = datetime.now(UTC)
-    commit = CommitInfo(stage=STAGE, flow_run_id=run_id, config_hash=features.config_hash({"source": source}),
+    config = {"source": source, "columns": dict(columns or {})}
+    commit = CommitInfo(stage=STAGE, flow_run_id=run_id, config_hash=features.config_hash(config),
                         extra={"source_file": file.name})
     good: list[tuple[int, dict[str, object]]] = []
     bad: list[tuple[int, str]] = []
@@ -174,11 +188,13 @@ def ingest_catalog(
 
 @task(name="ingest-catalog", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
 def ingest_catalog_task(
-    path: str, fmt: str | None = None, source: str = "catalog", lake: str | None = None
+    path: str, fmt: str | None = None, source: str = "catalog", lake: str | None = None,
+    columns: dict[str, str] | None = None,
 ) -> dict[str, object]:
     """Prefect task: ingest one catalog file; returns the summary."""
     run_id = flow_run.get_id()
-    summary = ingest_catalog(path, fmt=fmt, source=source, lake=lake, run_id=str(run_id) if run_id else None)
+    summary = ingest_catalog(path, fmt=fmt, source=source, columns=columns, lake=lake,
+                             run_id=str(run_id) if run_id else None)
     get_run_logger().info(
         "catalog %s: read %d, written %d, updated %d, unchanged %d, quarantined %d",
         summary.source_file, summary.read, summary.written, summary.updated, summary.unchanged, summary.quarantined,
