@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.pop("MMCRS_LAKE", None)
 os.environ.pop("MMCRS_CONFIG", None)
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="session")
