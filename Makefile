@@ -36,6 +36,7 @@ test-all: venv
 
 bench: venv
 	$(BIN)/python -m bench.ingest_dialogues
+	$(BIN)/python -m bench.crawl_posters
 
 lint: venv
 	$(BIN)/ruff check .

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ import polars as pl
 
 from features.commits import CommitInfo
 from features.lake import Lake
-from features.read import read
+from features.read import history, read
 from features.store import table_version, table_versions
 from features.write import append
 
@@ -73,15 +73,33 @@ def record_run(run: StageRun, *, lake: Lake | str | None = None) -> str:
     return run_id
 
 
+def _only_ignored_commits(
+    table: str, since: int | None, until: int | None, ignore_stages: Collection[str], lake: Lake | str | None
+) -> bool:
+    """True when every commit of ``table`` after version ``since`` up to ``until`` came from an ignored stage."""
+    if until is None or not ignore_stages:
+        return False
+    newer = history(table, lake).filter(pl.col("version") > (-1 if since is None else since))
+    return newer.height > 0 and newer["stage"].is_in(list(ignore_stages)).all()
+
+
 def reusable_run(
-    stage: str, fingerprint: str, *, watched: list[str], lake: Lake | str | None = None
+    stage: str,
+    fingerprint: str,
+    *,
+    watched: list[str],
+    ignore_stages: Collection[str] = (),
+    lake: Lake | str | None = None,
 ) -> dict[str, object] | None:
     """The latest successful run of ``stage`` with this fingerprint, if the watched tables are unchanged since.
 
     Args:
         stage: stage name.
         fingerprint: hash of everything the stage's output depends on.
-        watched: tables the stage reads or writes; their current versions must equal those recorded.
+        watched: tables the stage reads or writes; their current versions must equal those recorded,
+            except for commits made by ``ignore_stages`` since.
+        ignore_stages: stages whose commits cannot change this stage's result (e.g. the crawl setting
+            ``items.poster_sha256`` does not change what a dialogue ingest links to).
         lake: lake root.
 
     Returns:
@@ -101,7 +119,11 @@ def reusable_run(
     row = runs.row(0, named=True)
     recorded = json.loads(row["output_versions"] or "{}")
     current = table_versions(watched, lake)
-    same = all(recorded.get(t) == current.get(t) for t in watched)
+    same = all(
+        recorded.get(t) == current.get(t)
+        or _only_ignored_commits(t, recorded.get(t), current.get(t), ignore_stages, lake)
+        for t in watched
+    )
     return row if same else None
 
 

@@ -67,12 +67,18 @@ def ingest(
     fmt: Annotated[str | None, typer.Option("--format", help="Dialogue format: redial | inspired.")] = None,
     catalog: Annotated[Path | None, typer.Option(help="Item catalog: CSV, JSONL or Parquet.")] = None,
     catalog_format: Annotated[str | None, typer.Option(help="Catalog format: csv | jsonl | parquet.")] = None,
+    column: Annotated[
+        list[str] | None, typer.Option(help="Catalog column mapping THEIRS=OURS, e.g. movie_title=title (repeatable).")
+    ] = None,
     lake: LakeOpt = None,
 ) -> None:
     """Ingest dialogues and/or a catalog into the lake (a Prefect flow run)."""
     if dialogues is None and catalog is None:
         raise _fail("nothing to ingest: pass --dialogues and/or --catalog")
     _check_inputs(dialogues, fmt, catalog)
+    mapping = dict(pair.split("=", 1) for pair in column or [] if "=" in pair)
+    if len(mapping) != len(column or []):
+        raise _fail("--column takes THEIRS=OURS")
     from flows.ingest import ingest_flow
     from tasks.ingest_catalog import CatalogInputError
     from tasks.ingest_dialogues import DialogueInputError
@@ -81,10 +87,40 @@ def ingest(
         results = ingest_flow(
             dialogues=str(dialogues) if dialogues else None, dialogue_format=fmt,
             catalog=str(catalog) if catalog else None, catalog_format=catalog_format, lake=lake,
+            catalog_columns=mapping or None,
         )
     except (DialogueInputError, CatalogInputError) as exc:
         raise _fail(str(exc)) from None
     _print_counts(results)
+
+
+def _print_crawl(summary: dict[str, object]) -> None:
+    console.print(
+        f"crawl: {summary['urls']} URLs, {summary['already_stored']} already stored, {summary['requested']} "
+        f"requested, {summary['stored']} stored, {summary['not_modified']} not modified, "
+        f"{summary['failed']} failed ({summary['elapsed_s']} s)"
+    )
+    reasons = summary.get("quarantine_reasons") or {}
+    assert isinstance(reasons, dict)
+    for reason, count in sorted(reasons.items()):
+        console.print(f"  quarantined (crawl): {reason}: {count}")
+
+
+@app.command()
+def crawl(
+    refresh_posters: Annotated[bool, typer.Option(help="Re-check stored posters (ETag / Last-Modified).")] = False,
+    allow_host: Annotated[
+        list[str] | None, typer.Option(help="Host exempt from the private-address refusal (repeatable).")
+    ] = None,
+    file_root: Annotated[Path | None, typer.Option(help="Folder local poster/plot paths must lie in.")] = None,
+    lake: LakeOpt = None,
+) -> None:
+    """Fetch the posters and plots the catalog points to that are not stored yet (a Prefect flow run)."""
+    from flows.crawl import crawl_flow
+
+    summary = crawl_flow(lake=lake, refresh_posters=refresh_posters, allow_hosts=allow_host or [],
+                         file_root=str(file_root.resolve()) if file_root else None)
+    _print_crawl(summary)
 
 
 @app.command()
@@ -105,9 +141,10 @@ def demo(
     assert isinstance(inputs, dict)
     console.print(f"demo catalog: {inputs['n_items']} items ({inputs['n_enriched']} enriched), "
                   f"dialogues: {inputs['dialogue_source']} ({inputs['dialogues']})")
-    ingested = result["ingest"]
-    assert isinstance(ingested, dict)
+    ingested, crawled = result["ingest"], result["crawl"]
+    assert isinstance(ingested, dict) and isinstance(crawled, dict)
     _print_counts(ingested)
+    _print_crawl(crawled)
     root = resolve_lake(lake).root
     console.print(f"\nThe lake is at [bold]{root}[/]. Read it with:")
     console.print(f"  mmcrs features tables --lake {root}")

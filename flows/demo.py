@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import flow
 
+from flows.crawl import crawl_flow
 from flows.ingest import ingest_flow
+from tasks.demo.server import DEFAULT_PORT, serve_directory
 from tasks.demo.stage import build_demo_inputs_task
 
 
@@ -15,10 +19,14 @@ def demo_flow(
     items: int | None = None,
     synthetic_dialogues: int = 500,
     use_redial: bool = True,
+    poster_port: int = DEFAULT_PORT,
 ) -> dict[str, object]:
-    """Demo catalog (MovieLens-100K + CC0 movie database, rendered posters) and dialogues into the lake."""
-    inputs = build_demo_inputs_task(workdir, items, synthetic_dialogues, use_redial)
-    ingested = ingest_flow(
-        dialogues=inputs["dialogues"], catalog=inputs["catalog"], catalog_source="movielens", lake=lake
-    )
-    return {"inputs": inputs, "ingest": ingested}
+    """Demo catalog (MovieLens-100K + CC0 movie database, rendered posters served from 127.0.0.1),
+    dialogues, then ingest -> crawl."""
+    with serve_directory(Path(workdir) / "posters", port=poster_port) as base_url:
+        inputs = build_demo_inputs_task(workdir, items, synthetic_dialogues, use_redial, base_url)
+        ingested = ingest_flow(
+            dialogues=inputs["dialogues"], catalog=inputs["catalog"], catalog_source="movielens", lake=lake
+        )
+        crawled = crawl_flow(lake=lake, allow_hosts=["127.0.0.1"])
+    return {"inputs": inputs, "ingest": ingested, "crawl": crawled}

@@ -34,11 +34,12 @@ def ingest_flow(
     catalog_format: str | None = None,
     catalog_source: str = "catalog",
     lake: str | None = None,
+    catalog_columns: dict[str, str] | None = None,
 ) -> dict[str, dict[str, object]]:
     """Ingest a catalog (first, so dialogue mentions can link to it) and/or a dialogue file."""
     results: dict[str, dict[str, object]] = {}
     if catalog:
-        results["catalog"] = ingest_catalog_task(catalog, catalog_format, catalog_source, lake)
+        results["catalog"] = ingest_catalog_task(catalog, catalog_format, catalog_source, lake, catalog_columns)
     if dialogues:
         results["dialogues"] = ingest_dialogues_task(dialogues, dialogue_format, lake)
     if results:

@@ -34,6 +34,9 @@ from tasks.retry import retry_transient
 DialogueFormat = Literal["redial", "inspired"]
 STAGE = "ingest_dialogues"
 WATCHED = ["items", "dialogues", "turns", "quarantine"]  # tables this stage reads or writes
+# Later stages that commit to watched tables without changing what this stage would write
+# (the crawl sets items.poster_sha256 / plot_text and quarantines its own failures).
+DOWNSTREAM_STAGES = ("crawl", "embed", "graphs", "summarize", "train")
 _MARK = re.compile(f"{MARK_OPEN}(.*?){MARK_CLOSE}")
 _READERS = {"redial": read_redial, "inspired": read_inspired}
 
@@ -265,7 +268,7 @@ class _Run:
 
 def _reused(source: Path, fmt: DialogueFormat, fingerprint: str, lake: Lake) -> IngestSummary | None:
     """The summary of an earlier identical run, when nothing it read or wrote has changed since."""
-    previous = reusable_run(STAGE, fingerprint, watched=WATCHED, lake=lake)
+    previous = reusable_run(STAGE, fingerprint, watched=WATCHED, ignore_stages=DOWNSTREAM_STAGES, lake=lake)
     if previous is None:
         return None
     counts = json.loads(str(previous["counts"]))

@@ -163,7 +163,15 @@ def _item_attributes(row: Mapping[str, Any]) -> str:
     return json.dumps(known, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def _catalog_rows(joined: pl.DataFrame, poster_paths: Mapping[str, Path]) -> pl.DataFrame:
+def _poster_url(path: Path | None, base_url: str | None) -> str | None:
+    if path is None:
+        return None
+    return f"{base_url.rstrip('/')}/{path.name}" if base_url else path.resolve().as_uri()
+
+
+def _catalog_rows(
+    joined: pl.DataFrame, poster_paths: Mapping[str, Path], poster_base_url: str | None = None
+) -> pl.DataFrame:
     """Build the catalog frame (``CATALOG_SCHEMA``) from joined item rows."""
     rows = [
         {
@@ -172,7 +180,7 @@ def _catalog_rows(joined: pl.DataFrame, poster_paths: Mapping[str, Path]) -> pl.
             "year": row["year"],
             "text": _item_text(row),
             "attributes": _item_attributes(row),
-            "poster_url": poster_paths[row["item_id"]].resolve().as_uri() if row["item_id"] in poster_paths else None,
+            "poster_url": _poster_url(poster_paths.get(row["item_id"]), poster_base_url),
         }
         for row in joined.iter_rows(named=True)
     ]
@@ -282,14 +290,18 @@ def load_movie_database() -> pl.DataFrame:
     return _with_title_keys(movies)
 
 
-def build_demo_catalog(*, out_dir: Path, limit: int | None = None, render_posters: bool = True) -> DemoCatalog:
+def build_demo_catalog(
+    *, out_dir: Path, limit: int | None = None, render_posters: bool = True, poster_base_url: str | None = None
+) -> DemoCatalog:
     """Build the demo catalog and write ``out_dir/catalog.parquet`` (and posters under ``out_dir/posters``).
 
     Args:
         out_dir: Folder to write into; created when missing.
         limit: Keep only the first ``limit`` MovieLens items (by id); ``None`` keeps all.
-        render_posters: Render a poster per item and set ``poster_url`` to its ``file://`` URI; when
-            false, ``poster_url`` is null.
+        render_posters: Render a poster per item and set ``poster_url`` to its ``file://`` URI (or to
+            ``poster_base_url/<file name>`` when given, for a server of ``out_dir/posters``); when false,
+            ``poster_url`` is null.
+        poster_base_url: Base URL the posters folder is served at.
 
     Returns:
         Where the catalog and posters are, how many items it has and how many were enriched from the
@@ -305,7 +317,7 @@ def build_demo_catalog(*, out_dir: Path, limit: int | None = None, render_poster
     items = load_movielens_items(limit=limit)
     joined = _join_movies(items, load_movie_database())
     poster_paths = write_posters(items, out_dir=poster_dir) if render_posters else {}
-    catalog = _catalog_rows(joined, poster_paths)
+    catalog = _catalog_rows(joined, poster_paths, poster_base_url)
     path = out_dir / "catalog.parquet"
     _write_parquet_atomically(catalog, path)
     n_enriched = joined.filter(pl.col("imdb_id").is_not_null()).height

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import polars as pl
@@ -12,19 +13,31 @@ import features
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
     from flows.demo import demo_flow
 
-    lake, workdir = str(tmp_path / "lake"), str(tmp_path / "demo")
-    result = demo_flow(lake=lake, workdir=workdir, items=60, synthetic_dialogues=12, use_redial=False)
+    lake, workdir, port = str(tmp_path / "lake"), str(tmp_path / "demo"), _free_port()
+    kwargs = {"lake": lake, "workdir": workdir, "items": 60, "synthetic_dialogues": 12, "use_redial": False,
+              "poster_port": port}
+    result = demo_flow(**kwargs)
     assert result["inputs"]["dialogue_source"] == "synthetic"
 
     items = features.read("items", lake=lake).collect()
     catalog = items.filter(pl.col("source") == "movielens")
     assert catalog.height == 60
     assert catalog.filter(pl.col("item_id") == "ml:1")["title"].item() == "Toy Story"
-    assert catalog["poster_url"].str.starts_with("file://").all()
-    assert all(Path(u.removeprefix("file://")).is_file() for u in catalog["poster_url"])
+    # posters are served from 127.0.0.1 by the demo and fetched by the crawler like any other URL
+    assert catalog["poster_url"].str.starts_with(f"http://127.0.0.1:{port}/").all()
+    assert result["crawl"]["stored"] == 60 and result["crawl"]["failed"] == 0
+    assert catalog["poster_sha256"].is_not_null().all()
+    blobs = features.read("poster_blobs", lake=lake).collect()
+    assert set(blobs["sha256"]) == set(catalog["poster_sha256"])
 
     dialogues = features.read("dialogues", lake=lake).collect()
     assert dialogues.height == 12 and set(dialogues["source"]) == {"synthetic"}
@@ -33,6 +46,7 @@ def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
     assert items.filter(pl.col("source") == "mention:synthetic").height > 0  # the rest: items of their own
 
     before = features.tables(lake).select("table", "version")
-    again = demo_flow(lake=lake, workdir=workdir, items=60, synthetic_dialogues=12, use_redial=False)
+    again = demo_flow(**kwargs)
     assert again["ingest"]["dialogues"]["written"] == 0
+    assert again["crawl"]["requested"] == 0 and again["crawl"]["already_stored"] == 60  # no request at all
     assert features.tables(lake).select("table", "version").equals(before)

@@ -1,0 +1,130 @@
+"""A content-addressed blob store: bytes filed under their sha256, written once, never half-written.
+
+Layout: ``<root>/ab/cd/<sha256>`` (two levels of fan-out keep folders small). ``put`` is idempotent: a
+blob already present is not rewritten. In a local folder a blob is written to a temporary file in its
+final folder, flushed to disk, then renamed into place (``os.replace`` is atomic), so a crash leaves at
+most a ``.tmp-*`` file, never a partial blob under its final name. Object stores (any URI pyarrow
+understands, e.g. ``s3://bucket/prefix``) publish an object only when its upload completes, which gives
+the same guarantee without the rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from pyarrow import fs as pafs
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# delta-rs style storage options (as the lake uses) -> pyarrow S3FileSystem arguments.
+_S3_OPTIONS = {
+    "aws_access_key_id": "access_key",
+    "aws_secret_access_key": "secret_key",
+    "aws_session_token": "session_token",
+    "aws_region": "region",
+    "aws_endpoint_url": "endpoint_override",
+    "aws_endpoint": "endpoint_override",
+}
+
+
+def _check_sha(sha: str) -> str:
+    if not _SHA256.fullmatch(sha):
+        raise ValueError(f"not a sha256 hex digest: {sha!r}")
+    return sha
+
+
+def _remote_filesystem(root: str, options: dict[str, str] | None) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and base path for a URI root; S3 credentials from delta-style options."""
+    filesystem, path = pafs.FileSystem.from_uri(root)
+    if options and isinstance(filesystem, pafs.S3FileSystem):
+        kwargs = {_S3_OPTIONS[k.lower()]: v for k, v in options.items() if k.lower() in _S3_OPTIONS}
+        filesystem = pafs.S3FileSystem(**kwargs)
+    return filesystem, path.rstrip("/")
+
+
+class BlobStore:
+    """Bytes keyed by their sha256 under a local folder or an object-store URI.
+
+    Example:
+        >>> import tempfile
+        >>> store = BlobStore(tempfile.mkdtemp())
+        >>> sha = store.put(b"poster bytes")
+        >>> store.get(sha)
+        b'poster bytes'
+    """
+
+    def __init__(self, root: str, storage_options: dict[str, str] | None = None) -> None:
+        if root.startswith("file://"):
+            root = root[len("file://") :]
+        self.root = root.rstrip("/") or "/"
+        self._local = "://" not in self.root
+        self._fs: pafs.FileSystem | None = None
+        self._base = self.root
+        if not self._local:
+            self._fs, self._base = _remote_filesystem(self.root, storage_options)
+
+    def key(self, sha: str) -> str:
+        """The blob's path relative to the root: ``ab/cd/<sha>``."""
+        sha = _check_sha(sha)
+        return f"{sha[:2]}/{sha[2:4]}/{sha}"
+
+    def _path(self, sha: str) -> str:
+        return f"{self._base}/{self.key(sha)}"
+
+    def exists(self, sha: str) -> bool:
+        """True when the blob is stored."""
+        if self._fs is None:
+            return Path(self._path(sha)).is_file()
+        return self._fs.get_file_info(self._path(sha)).type == pafs.FileType.File
+
+    def _write_local(self, target: Path, data: bytes) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), 0o644)  # mkstemp's 0600 would hide blobs from other readers
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` unless a blob with its sha256 exists already.
+
+        Args:
+            data: the bytes.
+
+        Returns:
+            The sha256 hex digest (the blob's key).
+        """
+        sha = hashlib.sha256(data).hexdigest()
+        if self.exists(sha):
+            return sha
+        if self._fs is None:
+            self._write_local(Path(self._path(sha)), data)
+        else:
+            self._fs.create_dir(self._path(sha).rsplit("/", 1)[0], recursive=True)
+            with self._fs.open_output_stream(self._path(sha)) as stream:
+                stream.write(data)
+        return sha
+
+    def get(self, sha: str) -> bytes:
+        """The bytes of a stored blob.
+
+        Raises:
+            FileNotFoundError: no such blob.
+        """
+        if self._fs is None:
+            return Path(self._path(sha)).read_bytes()
+        if not self.exists(sha):
+            raise FileNotFoundError(self._path(sha))
+        with self._fs.open_input_stream(self._path(sha)) as stream:
+            return bytes(stream.read())

@@ -1,0 +1,301 @@
+"""Crawl stage: fetch the posters (and plots) that ``items`` points to and that are not stored yet.
+
+Reader -> fetcher -> writer, in chunks: each chunk's outcome is committed before the next starts, so a
+crawl killed half-way keeps what it fetched and a re-run fetches only what is missing. A URL fetched
+successfully is never fetched again (``refresh=True`` asks the server with ETag / Last-Modified
+conditional requests instead). Every failure becomes a ``quarantine`` row with its precise reason.
+
+Tables: ``poster_fetches`` (one row per URL: outcome and validators), ``poster_blobs`` (metadata of the
+stored bytes; the bytes live in the content-addressed blob store beside the lake), ``items.poster_sha256``
+and ``items.plot_text`` (set here), ``quarantine``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+import polars as pl
+from prefect import get_run_logger, task
+from prefect.runtime import flow_run
+
+import features
+from features import CommitInfo, Lake
+from tasks.crawl.blobs import BlobStore
+from tasks.crawl.config import CrawlConfig
+from tasks.crawl.fetch import FetchResult, fetch_many
+from tasks.crawl.images import validate_image
+from tasks.crawl.text import extract_text
+from tasks.retry import retry_transient
+
+STAGE = "crawl"
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class CrawlSummary:
+    """Counts of one crawl run."""
+
+    urls: int = 0  # distinct poster and plot URLs in the catalog
+    already_stored: int = 0  # fetched successfully before: not requested
+    requested: int = 0
+    stored: int = 0  # fetched, validated, stored
+    not_modified: int = 0  # refresh: 304
+    failed: int = 0
+    items_updated: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-serialisable copy."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Job:
+    url: str
+    kind: str  # poster | plot
+    etag: str | None = None
+    last_modified: str | None = None
+    previous_sha: str | None = None
+
+
+def blob_store(lake: Lake) -> BlobStore:
+    """The poster blob store of a lake: ``<lake root>/_blobs/posters``."""
+    return BlobStore(lake.path("_blobs", "posters"), storage_options=lake.options())
+
+
+def _read_or_empty(table: str, columns: list[str], lake: Lake) -> pl.DataFrame:
+    if features.table_version(table, lake) is None:
+        schema = pl.DataFrame(features.spec_for(table).schema.empty_table()).select(columns).schema
+        return pl.DataFrame(schema=schema)
+    return features.read(table, columns=columns, lake=lake).collect()
+
+
+def _plan(items: pl.DataFrame, fetches: pl.DataFrame, *, refresh: bool) -> tuple[list[_Job], int]:
+    """Jobs for URLs never fetched successfully (and, with ``refresh``, conditional ones for the rest)."""
+    ok = {r["url"]: r for r in fetches.filter(pl.col("status") == "ok").iter_rows(named=True)}
+    wanted = [(u, "poster") for u in items["poster_url"].drop_nulls().unique(maintain_order=True)]
+    wanted += [(u, "plot") for u in items.filter(pl.col("text").is_null())["plot_url"].drop_nulls().unique(
+        maintain_order=True)]
+    jobs, stored = [], 0
+    for url, kind in dict.fromkeys(wanted):
+        previous = ok.get(url)
+        if previous is None:
+            jobs.append(_Job(url, kind))
+        elif refresh:
+            jobs.append(_Job(url, kind, previous["etag"], previous["last_modified"], previous["sha256"]))
+        else:
+            stored += 1
+    return jobs, stored
+
+
+def _chunks(jobs: Sequence[_Job], size: int) -> Iterator[Sequence[_Job]]:
+    for start in range(0, len(jobs), size):
+        yield jobs[start : start + size]
+
+
+class _Writer:
+    """Turns one chunk of fetch results into blob files and table rows, and commits them."""
+
+    def __init__(self, lake: Lake, config: CrawlConfig, commit: CommitInfo, summary: CrawlSummary) -> None:
+        self.lake, self.config, self.commit, self.summary = lake, config, commit, summary
+        self.blobs = blob_store(lake)
+        self.now = datetime.now(UTC)
+
+    def _fetch_row(self, job: _Job, result: FetchResult, sha: str | None, reason: str | None) -> dict[str, object]:
+        return {
+            "url": job.url, "kind": job.kind, "status": "failed" if reason else "ok", "sha256": sha,
+            "http_status": result.http_status, "reason": reason,
+            "etag": result.etag or (job.etag if result.not_modified else None),
+            "last_modified": result.last_modified or (job.last_modified if result.not_modified else None),
+            "attempts": result.attempts, "fetched_at": self.now,
+        }
+
+    def _poster(
+        self, job: _Job, result: FetchResult, blob_rows: list[dict[str, object]]
+    ) -> tuple[str | None, str | None]:
+        """(sha, failure reason) of one poster result; stores the bytes when they are a valid image."""
+        if result.not_modified:
+            return job.previous_sha, None
+        info = validate_image(result.body or b"", config=self.config)
+        if isinstance(info, str):
+            return None, info
+        self.blobs.put(result.body or b"")
+        blob_rows.append({
+            "sha256": info.sha256, "url": job.url, "bytes": info.bytes, "width": info.width,
+            "height": info.height, "format": info.format, "http_status": result.http_status,
+            "etag": result.etag, "last_modified": result.last_modified, "fetched_at": self.now,
+        })
+        return info.sha256, None
+
+    def _plot(self, job: _Job, result: FetchResult, texts: dict[str, str]) -> tuple[str | None, str | None]:
+        if result.not_modified:
+            return job.previous_sha, None
+        extracted = extract_text(result.body or b"", content_type=result.content_type,
+                                 json_field=self.config.plot_json_field)
+        if extracted.text is None:
+            return None, extracted.reason or "no text"
+        texts[job.url] = extracted.text
+        return hashlib.sha256(extracted.text.encode()).hexdigest(), None
+
+    def write(self, jobs: Sequence[_Job], results: Sequence[FetchResult], items: pl.DataFrame) -> None:
+        fetch_rows: list[dict[str, object]] = []
+        blob_rows: list[dict[str, object]] = []
+        texts: dict[str, str] = {}
+        failures: dict[str, tuple[str, str]] = {}  # url -> (kind, reason)
+        for job, result in zip(jobs, results, strict=True):
+            if not result.ok:
+                sha, reason = None, result.reason or "failed"
+            elif job.kind == "poster":
+                sha, reason = self._poster(job, result, blob_rows)
+            else:
+                sha, reason = self._plot(job, result, texts)
+            self.summary.not_modified += int(result.ok and result.not_modified and reason is None)
+            self.summary.stored += int(result.ok and not result.not_modified and reason is None)
+            if reason:
+                failures[job.url] = (job.kind, reason)
+            fetch_rows.append(self._fetch_row(job, result, sha, reason))
+        self._commit(blob_rows, fetch_rows, texts, failures, items)
+
+    def _commit(self, blob_rows: list[dict[str, object]], fetch_rows: list[dict[str, object]],
+                texts: dict[str, str], failures: dict[str, tuple[str, str]], items: pl.DataFrame) -> None:
+        if blob_rows:
+            unique = pl.DataFrame(blob_rows).unique("sha256", keep="first", maintain_order=True)
+            self._record(features.upsert("poster_blobs", unique, commit=self.commit, lake=self.lake))
+        self._record(features.upsert("poster_fetches", pl.DataFrame(fetch_rows), commit=self.commit, lake=self.lake))
+        if texts:
+            plots = items.filter(pl.col("plot_url").is_in(list(texts)) & pl.col("text").is_null())
+            update = plots.select("item_id", pl.col("plot_url").replace_strict(texts).alias("plot_text"))
+            self._record(features.update_columns("items", update, commit=self.commit, lake=self.lake))
+        self._quarantine(failures, items)
+
+    def _quarantine(self, failures: dict[str, tuple[str, str]], items: pl.DataFrame) -> None:
+        rows = []
+        for url, (kind, reason) in failures.items():
+            column = "poster_url" if kind == "poster" else "plot_url"
+            category = reason.split(":")[0]
+            self.summary.quarantine_reasons[category] = self.summary.quarantine_reasons.get(category, 0) + 1
+            self.summary.failed += 1
+            for item_id in items.filter(pl.col(column) == url)["item_id"]:
+                rows.append({"source": f"crawl:{kind}", "record_key": item_id, "stage": STAGE, "reason": reason,
+                             "excerpt": url[:200], "flow_run_id": self.commit.flow_run_id,
+                             "quarantined_at": self.now})
+        if rows:
+            self._record(features.upsert("quarantine", pl.DataFrame(rows), commit=self.commit, lake=self.lake))
+
+    def _record(self, result: features.WriteResult) -> None:
+        if result.committed and result.version is not None:
+            self.summary.versions[result.table] = result.version
+        if result.table == "items":
+            self.summary.items_updated += result.updated
+
+
+def _point_items_at_blobs(lake: Lake, commit: CommitInfo, writer: _Writer) -> None:
+    """Set ``items.poster_sha256`` from the successful fetches (and clear it where the URL has none)."""
+    items = _read_or_empty("items", ["item_id", "poster_url", "poster_sha256"], lake)
+    fetches = _read_or_empty("poster_fetches", ["url", "kind", "status", "sha256"], lake)
+    ok = fetches.filter((pl.col("status") == "ok") & (pl.col("kind") == "poster")).select(
+        pl.col("url").alias("poster_url"), pl.col("sha256").alias("expected"))
+    joined = items.join(ok, on="poster_url", how="left")
+    stale = joined.filter(~pl.col("poster_sha256").eq_missing(pl.col("expected")))
+    if stale.height:
+        update = stale.select("item_id", pl.col("expected").alias("poster_sha256"))
+        writer._record(features.update_columns("items", update, commit=commit, lake=lake))
+    resolved = joined.filter(pl.col("expected").is_not_null())["item_id"].to_list()
+    if resolved:
+        keys = ", ".join("'" + i.replace("'", "''") + "'" for i in resolved)
+        deleted = features.delete("quarantine", f"source = 'crawl:poster' AND record_key IN ({keys})",
+                                  commit=commit, lake=lake)
+        writer._record(deleted)
+
+
+def crawl(
+    *,
+    lake: Lake | str | None = None,
+    config: CrawlConfig | None = None,
+    refresh: bool = False,
+    run_id: str | None = None,
+    chunk_size: int = 256,
+    progress: Progress | None = None,
+) -> CrawlSummary:
+    """Fetch every poster (and plot) the catalog points to that is not stored yet.
+
+    Args:
+        lake: lake root.
+        config: fetch limits and safety policy (default ``CrawlConfig()``).
+        refresh: re-check stored URLs with conditional requests (ETag / Last-Modified).
+        run_id: flow run id recorded in the commits.
+        chunk_size: URLs per committed chunk (the most a killed crawl can lose).
+        progress: called with (done, total) after each chunk.
+
+    Returns:
+        The ``CrawlSummary``; an unchanged catalog makes no requests and commits nothing.
+    """
+    resolved, cfg, started = features.resolve_lake(lake), config or CrawlConfig(), time.perf_counter()
+    summary = CrawlSummary()
+    commit = CommitInfo(stage=STAGE, flow_run_id=run_id, config_hash=features.config_hash(asdict(cfg)),
+                        input_versions=features.table_versions(["items", "poster_fetches"], resolved))
+    writer = _Writer(resolved, cfg, commit, summary)
+    items = _read_or_empty("items", ["item_id", "poster_url", "plot_url", "text"], resolved)
+    fetches = _read_or_empty("poster_fetches", ["url", "status", "sha256", "etag", "last_modified"], resolved)
+    jobs, summary.already_stored = _plan(items, fetches, refresh=refresh)
+    summary.urls, summary.requested = len(jobs) + summary.already_stored, len(jobs)
+    done = 0
+    for chunk in _chunks(jobs, chunk_size):
+        results = fetch_many([(j.url, j.etag, j.last_modified) for j in chunk], config=cfg)
+        writer.write(chunk, results, items)
+        done += len(chunk)
+        if progress:
+            progress(done, len(jobs))
+    _point_items_at_blobs(resolved, commit, writer)
+    summary.elapsed_s = round(time.perf_counter() - started, 3)
+    return summary
+
+
+def _prefect_progress(total_hint: str) -> Progress:
+    """A progress callback that drives a Prefect progress artifact and a terminal progress bar."""
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+    from rich.progress import Progress as Bar
+
+    artifact_id = create_progress_artifact(0.0, key="crawl-progress", description=total_hint)
+    bar = Bar(transient=True)
+    task_id = bar.add_task("crawl", total=None)
+    bar.start()
+
+    def update(done: int, total: int) -> None:
+        bar.update(task_id, completed=done, total=total)
+        update_progress_artifact(artifact_id, progress=100.0 * done / max(total, 1))
+        if done >= total:
+            bar.stop()
+
+    return update
+
+
+@task(name="crawl-posters", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_transient)
+def crawl_task(
+    lake: str | None = None,
+    refresh: bool = False,
+    allow_hosts: list[str] | None = None,
+    file_root: str | None = None,
+) -> dict[str, object]:
+    """Prefect task: crawl posters and plots; logs counts and publishes the failure reasons as a table."""
+    from prefect.artifacts import create_table_artifact
+
+    config = CrawlConfig(allow_hosts=tuple(allow_hosts or ()), file_root=file_root)
+    run_id = flow_run.get_id()
+    summary = crawl(lake=lake, config=config, refresh=refresh, run_id=str(run_id) if run_id else None,
+                    progress=_prefect_progress("posters and plots fetched"))
+    get_run_logger().info(
+        "crawl: %d URLs, %d already stored, %d requested, %d stored, %d not modified, %d failed (%.1f s)",
+        summary.urls, summary.already_stored, summary.requested, summary.stored, summary.not_modified,
+        summary.failed, summary.elapsed_s,
+    )
+    reasons = [{"reason": r, "count": c} for r, c in sorted(summary.quarantine_reasons.items())]
+    create_table_artifact(reasons or [{"reason": "(none)", "count": 0}], key="crawl-failures",
+                          description="crawl failures by reason")
+    return summary.to_dict()

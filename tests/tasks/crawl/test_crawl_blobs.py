@@ -1,0 +1,94 @@
+"""Content-addressed blob store on a local folder: layout, idempotence, no partial blobs."""
+
+from __future__ import annotations
+
+import hashlib
+import stat
+from pathlib import Path
+
+import pytest
+
+from tasks.crawl import blobs
+from tasks.crawl.blobs import BlobStore
+
+DATA = b"poster bytes"
+SHA = hashlib.sha256(DATA).hexdigest()
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def test_key_layout() -> None:
+    assert BlobStore("/unused").key(SHA) == f"{SHA[:2]}/{SHA[2:4]}/{SHA}"
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "../" * 20 + "etc/passwd", SHA.upper(), SHA + "0"])
+def test_keys_must_be_sha256_digests(bad: str) -> None:
+    with pytest.raises(ValueError, match="not a sha256"):
+        BlobStore("/unused").key(bad)
+
+
+def test_put_get_exists(tmp_path: Path) -> None:
+    store = BlobStore(str(tmp_path / "blobs"))
+    assert not store.exists(SHA)
+    assert store.put(DATA) == SHA
+    assert store.exists(SHA) and store.get(SHA) == DATA
+    assert _files(tmp_path) == [tmp_path / "blobs" / SHA[:2] / SHA[2:4] / SHA]
+    assert stat.S_IMODE((tmp_path / "blobs" / store.key(SHA)).stat().st_mode) == 0o644
+
+
+def test_put_is_idempotent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = BlobStore(str(tmp_path))
+    store.put(DATA)
+    path = tmp_path / store.key(SHA)
+    before = path.stat().st_mtime_ns
+
+    def never(*args: object) -> None:
+        raise AssertionError("an existing blob was written again")
+
+    monkeypatch.setattr(BlobStore, "_write_local", never)
+    assert store.put(DATA) == SHA
+    assert path.stat().st_mtime_ns == before and _files(tmp_path) == [path]
+
+
+def test_a_failed_write_leaves_no_partial_blob(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = BlobStore(str(tmp_path))
+
+    def crash(fd: int) -> None:  # the bytes are in the temp file, the rename has not happened
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(blobs.os, "fsync", crash)
+    with pytest.raises(OSError, match="disk on fire"):
+        store.put(DATA)
+    assert not store.exists(SHA) and _files(tmp_path) == []
+    monkeypatch.undo()
+    assert store.put(DATA) == SHA and store.get(SHA) == DATA
+
+
+def test_a_crash_before_the_rename_only_leaves_a_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = BlobStore(str(tmp_path))
+
+    def killed(src: str, dst: str) -> None:  # as if the process died here: no cleanup runs
+        raise SystemExit(9)
+
+    monkeypatch.setattr(blobs.os, "unlink", lambda path: None)
+    monkeypatch.setattr(blobs.os, "replace", killed)
+    with pytest.raises(SystemExit):
+        store.put(DATA)
+    leftovers = _files(tmp_path)
+    assert not store.exists(SHA) and len(leftovers) == 1 and leftovers[0].name.startswith(".tmp-")
+
+
+def test_file_uri_root_and_missing_blob(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path.as_uri())
+    assert store.put(DATA) == SHA and (tmp_path / store.key(SHA)).read_bytes() == DATA
+    with pytest.raises(FileNotFoundError):
+        store.get(hashlib.sha256(b"never stored").hexdigest())
+
+
+def test_distinct_contents_get_distinct_blobs(tmp_path: Path) -> None:
+    store = BlobStore(str(tmp_path))
+    shas = {store.put(bytes([i]) * 10) for i in range(20)}
+    assert len(shas) == 20 and len(_files(tmp_path)) == 20
+    assert all(hashlib.sha256(store.get(sha)).hexdigest() == sha for sha in shas)
