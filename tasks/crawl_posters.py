@@ -1,7 +1,8 @@
 """Crawl stage: fetch the posters (and plots) that ``items`` points to and that are not stored yet.
 
-Reader -> fetcher -> writer, in chunks: each chunk's outcome is committed before the next starts, so a
-crawl killed half-way keeps what it fetched and a re-run fetches only what is missing. A URL fetched
+Reader -> fetcher -> writer, in chunks: each chunk's outcome is validated, stored and committed in a
+writer thread while the next chunk is fetched (``fetch_chunks``), so a crawl killed half-way keeps
+every chunk committed before it and a re-run fetches only what is missing. A URL fetched
 successfully is never fetched again (``refresh=True`` asks the server with ETag / Last-Modified
 conditional requests instead). Every failure becomes a ``quarantine`` row with its precise reason.
 
@@ -26,7 +27,7 @@ import features
 from features import CommitInfo, Lake
 from tasks.crawl.blobs import BlobStore
 from tasks.crawl.config import CrawlConfig
-from tasks.crawl.fetch import FetchResult, fetch_many
+from tasks.crawl.fetch import FetchRequest, FetchResult, fetch_chunks
 from tasks.crawl.images import validate_image
 from tasks.crawl.text import extract_text
 from tasks.retry import retry_transient
@@ -92,6 +93,12 @@ def _plan(items: pl.DataFrame, fetches: pl.DataFrame, *, refresh: bool) -> tuple
         else:
             stored += 1
     return jobs, stored
+
+
+def _request(job: _Job, config: CrawlConfig) -> FetchRequest:
+    """Posters are capped at ``max_bytes``, plot pages at ``max_text_bytes``."""
+    cap = config.max_bytes if job.kind == "poster" else config.max_text_bytes
+    return FetchRequest(job.url, job.etag, job.last_modified, cap)
 
 
 def _chunks(jobs: Sequence[_Job], size: int) -> Iterator[Sequence[_Job]]:
@@ -245,13 +252,17 @@ def crawl(
     fetches = _read_or_empty("poster_fetches", ["url", "status", "sha256", "etag", "last_modified"], resolved)
     jobs, summary.already_stored = _plan(items, fetches, refresh=refresh)
     summary.urls, summary.requested = len(jobs) + summary.already_stored, len(jobs)
+    chunks = list(_chunks(jobs, chunk_size))
     done = 0
-    for chunk in _chunks(jobs, chunk_size):
-        results = fetch_many([(j.url, j.etag, j.last_modified) for j in chunk], config=cfg)
-        writer.write(chunk, results, items)
-        done += len(chunk)
+
+    def consume(index: int, results: list[FetchResult]) -> None:
+        nonlocal done
+        writer.write(chunks[index], results, items)  # one commit per chunk
+        done += len(results)
         if progress:
             progress(done, len(jobs))
+
+    fetch_chunks([[_request(job, cfg) for job in chunk] for chunk in chunks], consume=consume, config=cfg)
     _point_items_at_blobs(resolved, commit, writer)
     summary.elapsed_s = round(time.perf_counter() - started, 3)
     return summary

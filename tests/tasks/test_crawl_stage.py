@@ -127,3 +127,45 @@ def test_default_policy_refuses_loopback(server: _Server, tmp_path: Path) -> Non
     assert "loopback" in reason
     fetches = features.read("poster_fetches", lake=lake).collect()
     assert json.loads(json.dumps(fetches["status"].to_list())) == ["failed"]
+
+
+def test_plot_pages_are_capped_at_max_text_bytes(server: _Server, tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    _items(lake, {"i1": {"plot": f"{server.base}/plot.txt"}, "i2": {"poster": f"{server.base}/a.png"}})
+    config = CrawlConfig(allow_hosts=("127.0.0.1",), max_text_bytes=10)  # the poster cap stays at 10 MiB
+    summary = crawl(lake=lake, config=config)
+    assert (summary.stored, summary.failed) == (1, 1)
+    reason = features.read("quarantine", lake=lake).collect().row(0, named=True)
+    assert reason["record_key"] == "i1" and reason["reason"].startswith("too large")
+
+
+def test_a_crawl_killed_half_way_keeps_its_chunks_and_the_rerun_fetches_only_the_rest(
+    server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tasks.crawl_posters as stage
+
+    lake, base = tmp_path / "lake", server.base
+    _items(lake, {"i1": {"poster": f"{base}/a.png"}, "i2": {"poster": f"{base}/b.jpg"},
+                  "i3": {"poster": f"{base}/shared.png"}})
+    config = CrawlConfig(allow_hosts=("127.0.0.1",))
+    real_write, calls = stage._Writer.write, []
+
+    def dies_on_the_second_chunk(self: stage._Writer, *args: object) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process is stopped while chunk 2 is being stored
+        real_write(self, *args)
+
+    monkeypatch.setattr(stage._Writer, "write", dies_on_the_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        crawl(lake=lake, config=config, chunk_size=1)
+    assert features.read("poster_fetches", lake=lake).collect()["url"].to_list() == [f"{base}/a.png"]
+
+    monkeypatch.setattr(stage._Writer, "write", real_write)
+    server.requests.clear()
+    rerun = crawl(lake=lake, config=config, chunk_size=1)
+    assert (rerun.already_stored, rerun.requested, rerun.stored) == (1, 2, 2)
+    assert sorted(server.requests) == ["/b.jpg", "/shared.png"]
+    fetches = features.read("poster_fetches", lake=lake).collect()
+    assert fetches.height == 3 and fetches["url"].n_unique() == 3  # nothing duplicated
+    assert features.read("items", lake=lake).collect()["poster_sha256"].is_not_null().all()

@@ -12,7 +12,7 @@ import pytest
 
 from tasks.crawl import fetch as fetch_module
 from tasks.crawl.config import CrawlConfig
-from tasks.crawl.fetch import Fetcher, FetchRequest, FetchResult, fetch_all, fetch_many
+from tasks.crawl.fetch import Fetcher, FetchRequest, FetchResult, fetch_all, fetch_chunks, fetch_many
 from tasks.crawl.images import ImageInfo, validate_image
 
 FetchOne = Callable[..., FetchResult]
@@ -196,3 +196,26 @@ def test_a_failing_callback_cancels_the_rest(server: Any, config: CrawlConfig) -
 
     with pytest.raises(ValueError, match="callback failed"):
         fetch_many([server.url(f"/inflight?delay=0.05&n={i}") for i in range(8)], config=config, on_result=explode)
+
+
+def test_fetch_chunks_consumes_each_chunk_in_order_before_the_next(server: Any, config: CrawlConfig) -> None:
+    chunks = [[server.url("/poster.png"), server.url("/missing?case=c1")], [server.url("/poster.jpg")]]
+    consumed: list[tuple[int, list[str], list[bool]]] = []
+
+    def consume(index: int, results: list[FetchResult]) -> None:
+        consumed.append((index, [r.url for r in results], [r.ok for r in results]))
+
+    fetch_chunks(chunks, consume=consume, config=config)
+    assert consumed == [(0, chunks[0], [True, False]), (1, chunks[1], [True])]
+
+
+def test_a_failing_consumer_stops_before_the_next_chunk(server: Any, config: CrawlConfig) -> None:
+    calls: list[int] = []
+
+    def consume(index: int, results: list[FetchResult]) -> None:
+        calls.append(index)
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        fetch_chunks([[server.url("/poster.png")], [server.url("/poster.jpg")]], consume=consume, config=config)
+    assert calls == [0]
