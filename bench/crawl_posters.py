@@ -7,8 +7,10 @@ A loopback HTTP server in a separate process serves ``--posters`` distinct small
 - ``sequential``: one ``httpx.Client``, one GET after another (no validation, nothing stored);
 - ``crawl``: the crawl stage (``tasks.crawl_posters.crawl``) into an empty lake: bounded concurrent
   fetches, full Pillow decode of every poster, content-addressed blob store, Delta commits;
+- ``fetch_only``: the crawler's fetcher alone (``fetch_many``, same limits): no decode, no store, no commit;
+  it shows how much of the crawl's time is HTTP client overhead;
 - ``recrawl``: the same crawl again on the unchanged catalog (must make no requests).
-Reports posters/s, the ratio crawl/sequential, and the crawler's CPU time per accepted poster.
+Reports posters/s, the ratio crawl/sequential, and CPU time per poster of the crawl and of the fetcher.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import polars as pl
 import features
 from features import CommitInfo
 from tasks.crawl.config import CrawlConfig
+from tasks.crawl.fetch import fetch_many
 from tasks.crawl_posters import crawl
 
 
@@ -101,6 +104,10 @@ def run(n: int, latency_ms: float) -> dict[str, object]:
         _catalog(work / "lake", urls)
         config = CrawlConfig(allow_hosts=("127.0.0.1",))
         cpu0, start = _cpu_s(), time.perf_counter()
+        fetched = fetch_many(urls, config=config, keep_bodies=False)
+        fetch_s, fetch_cpu = time.perf_counter() - start, _cpu_s() - cpu0
+        assert all(r.ok for r in fetched)
+        cpu0, start = _cpu_s(), time.perf_counter()
         summary = crawl(lake=work / "lake", config=config)
         crawl_s, cpu = time.perf_counter() - start, _cpu_s() - cpu0
         start = time.perf_counter()
@@ -112,10 +119,14 @@ def run(n: int, latency_ms: float) -> dict[str, object]:
     assert summary.stored == n and again.requested == 0, (summary, again)
     return {
         "posters": n, "latency_ms": latency_ms, "poster_bytes_mean": round(sum(sizes) / n),
-        "sequential_s": round(sequential, 2), "crawl_s": round(crawl_s, 2), "recrawl_s": round(recrawl_s, 3),
-        "posters_per_s": {"sequential": round(n / sequential, 1), "crawl": round(n / crawl_s, 1)},
+        "sequential_s": round(sequential, 2), "fetch_only_s": round(fetch_s, 2), "crawl_s": round(crawl_s, 2),
+        "recrawl_s": round(recrawl_s, 3),
+        "posters_per_s": {"sequential": round(n / sequential, 1), "fetch_only": round(n / fetch_s, 1),
+                          "crawl": round(n / crawl_s, 1)},
         "speedup_crawl_over_sequential": round(sequential / crawl_s, 1),
+        "speedup_fetch_only_over_sequential": round(sequential / fetch_s, 1),
         "crawl_cpu_ms_per_poster": round(1000 * cpu / summary.stored, 2),
+        "fetch_only_cpu_ms_per_poster": round(1000 * fetch_cpu / n, 2),
         "recrawl_requests": again.requested,
         "machine": f"{platform.machine()} python {platform.python_version()}",
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
