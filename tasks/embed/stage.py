@@ -1,0 +1,288 @@
+"""Embedding stage: item posters and texts -> ``item_embeddings``, incremental, resumable, at model speed.
+
+Reader -> mapper -> writer per modality: ``plan.todo`` finds the items whose vector for (source hash,
+modality, model_id) is missing; they are cut into shards; each shard is encoded in batches (posters decoded
+by DataLoader workers while the model computes) and committed as one ``item_embeddings`` upsert, so a killed
+run loses at most the shard in flight and the re-run continues after the last committed shard. Posters that
+fail to decode go to ``quarantine``. An unchanged catalog plans nothing and loads no model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+import features
+from features import CommitInfo, Lake
+from tasks.crawl_posters import blob_store
+from tasks.embed.config import EmbedConfig, Modality
+from tasks.embed.images import PosterDataset, poster_loader
+from tasks.embed.plan import todo
+from tasks.progress import Progress
+from training.encoders.clip import ClipEncoder
+from training.encoders.device import is_oom
+from training.encoders.text import TextEncoder
+
+STAGE = "embed"
+log = logging.getLogger("mmcrs.embed")
+
+
+@dataclass
+class ModalitySummary:
+    """Counts and speed of one modality."""
+
+    modality: str
+    model_id: str
+    candidates: int = 0
+    up_to_date: int = 0
+    embedded: int = 0
+    failed: int = 0
+    truncated: int = 0
+    shards: int = 0
+    seconds: float = 0.0
+    random_weights: bool = False
+
+    @property
+    def items_per_s(self) -> float:
+        """Embedded items per second of this modality's wall time."""
+        return round(self.embedded / self.seconds, 1) if self.seconds else 0.0
+
+
+@dataclass
+class EmbedSummary:
+    """What one embedding run did."""
+
+    modalities: dict[str, ModalitySummary] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-serialisable copy (with items/s per modality)."""
+        out = asdict(self)
+        for name, summary in self.modalities.items():
+            out["modalities"][name]["items_per_s"] = summary.items_per_s
+        return out
+
+
+def _shards(frame: pl.DataFrame, size: int) -> Iterator[pl.DataFrame]:
+    for start in range(0, frame.height, size):
+        yield frame.slice(start, size)
+
+
+class _Batcher:
+    """Runs one encoder over a list of inputs in batches, halving the batch on a CUDA out-of-memory error."""
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+
+    def run(self, encode: Callable[[list[Any]], Any], inputs: Sequence[Any], device: torch.device) -> np.ndarray:
+        out: list[np.ndarray] = []
+        start = 0
+        while start < len(inputs):
+            chunk = list(inputs[start : start + self.batch_size])
+            try:
+                out.append(np.asarray(encode(chunk), dtype=np.float32))
+            except RuntimeError as exc:
+                if device.type != "cuda" or not is_oom(exc) or self.batch_size == 1:
+                    raise
+                torch.cuda.empty_cache()
+                self.batch_size = max(1, self.batch_size // 2)
+                log.warning("CUDA out of memory: batch size halved to %d", self.batch_size)
+                continue
+            start += len(chunk)
+        return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+class _Embedder:
+    """Encodes and writes the shards of one modality."""
+
+    def __init__(self, lake: Lake, config: EmbedConfig, commit: CommitInfo, summary: EmbedSummary) -> None:
+        self.lake, self.config, self.commit, self.summary = lake, config, commit, summary
+        self._clip: ClipEncoder | None = None
+        self._text: TextEncoder | None = None
+
+    def model_id(self, modality: Modality) -> str:
+        if modality == "text":
+            return TextEncoder.model_id_for(self.config.text_model)
+        return ClipEncoder.model_id_for(self.config.clip_model)
+
+    def clip(self) -> ClipEncoder:
+        if self._clip is None:
+            self._clip = ClipEncoder.load(self.config.clip_model, device=self.config.device)
+        return self._clip
+
+    def text(self) -> TextEncoder:
+        if self._text is None:
+            self._text = TextEncoder.load(self.config.text_model, device=self.config.device,
+                                          max_length=self.config.text_max_length)
+        return self._text
+
+    def images(self, work: pl.DataFrame, stats: ModalitySummary, on_shard: Callable[[int], None]) -> None:
+        """Embed posters through one DataLoader (decode workers start once and prefetch across shards);
+        every ``shard_size`` posters are committed as one shard."""
+        clip, cfg = self.clip(), self.config
+        workers = cfg.num_workers if work.height > 2 * cfg.batch_size else 0  # tiny jobs: no worker start-up
+        dataset = PosterDataset(work["payload"].to_list(), blob_store(self.lake), clip.preprocess)
+        loader = poster_loader(dataset, batch_size=cfg.batch_size, num_workers=workers,
+                               pin_memory=clip.device.type == "cuda")
+        batcher = _Batcher(cfg.batch_size)
+        kept: list[int] = []
+        vectors: list[np.ndarray] = []
+        failures: list[tuple[int, str]] = []
+        start, waited, timings = 0, time.perf_counter(), [0.0, 0.0]
+        for batch in loader:
+            timings[0] += time.perf_counter() - waited  # waiting for decoded images
+            began = time.perf_counter()
+            failures += batch.failures
+            if batch.pixels is not None:
+                vectors.append(batcher.run(lambda xs: clip.encode_images(torch.stack(xs)), list(batch.pixels),
+                                           clip.device))
+                kept += batch.indices
+            timings[1] += time.perf_counter() - began
+            log.debug("image batch: %d decoded, %d failed, compute %.3f s", len(batch.indices), len(batch.failures),
+                      time.perf_counter() - began)
+            end = max(kept[-1:] + [i for i, _ in failures[-1:]]) + 1
+            if end - start >= cfg.shard_size or end == work.height:
+                self._commit_images(work, start, end, kept, vectors, failures, stats, timings)
+                on_shard(end - start)
+                kept, vectors, failures, start, timings = [], [], [], end, [0.0, 0.0]
+            waited = time.perf_counter()
+
+    def _commit_images(self, work: pl.DataFrame, start: int, end: int, kept: list[int], vectors: list[np.ndarray],
+                       failures: list[tuple[int, str]], stats: ModalitySummary, timings: list[float]) -> None:
+        began = time.perf_counter()
+        rows = work[kept] if kept else work.clear()
+        self._write(rows, np.concatenate(vectors) if vectors else np.zeros((0, 1), np.float32), "image",
+                    stats.model_id)
+        self._quarantine(work, failures, stats.model_id)
+        stats.embedded += rows.height
+        stats.failed += len(failures)
+        stats.shards += 1
+        log.info("image shard %d (items %d-%d): %d embedded, %d failed; read %.2f s, compute %.2f s, write %.2f s",
+                 stats.shards, start, end - 1, rows.height, len(failures), timings[0], timings[1],
+                 time.perf_counter() - began)
+
+    def _encode_texts(self, shard: pl.DataFrame, modality: Modality, stats: ModalitySummary) -> np.ndarray:
+        texts = shard["payload"].to_list()
+        if modality == "text":
+            vectors, truncated = self.text().encode(texts, batch_size=self.config.batch_size)
+        else:
+            clip = self.clip()
+            batcher = _Batcher(self.config.batch_size)
+            cut = [0]
+
+            def encode(batch: list[str]) -> torch.Tensor:
+                out, n = clip.encode_texts(batch)
+                cut[0] += n
+                return out
+
+            vectors, truncated = batcher.run(encode, texts, clip.device), cut[0]
+        stats.truncated += truncated
+        return vectors
+
+    def texts(self, shard: pl.DataFrame, modality: Modality, stats: ModalitySummary) -> None:
+        """Encode one shard of texts and commit it."""
+        started = time.perf_counter()
+        vectors = self._encode_texts(shard, modality, stats)
+        compute_s, started = time.perf_counter() - started, time.perf_counter()
+        self._write(shard, vectors, modality, stats.model_id)
+        stats.embedded += shard.height
+        stats.shards += 1
+        log.info("%s shard %d: %d embedded; compute %.2f s, write %.2f s", modality, stats.shards, shard.height,
+                 compute_s, time.perf_counter() - started)
+
+    def _write(self, rows: pl.DataFrame, vectors: np.ndarray, modality: str, model_id: str) -> None:
+        if rows.height == 0:
+            return
+        frame = pl.DataFrame({
+            "item_id": rows["item_id"], "modality": modality, "model_id": model_id,
+            "source_hash": rows["source_hash"], "dim": np.int32(vectors.shape[1]),
+            "vector": pl.Series("vector", list(vectors), dtype=pl.List(pl.Float32)),
+            "computed_at": datetime.now(UTC),
+        }, schema_overrides={"dim": pl.Int32})
+        result = features.upsert("item_embeddings", frame, commit=self.commit, lake=self.lake)
+        if result.version is not None:
+            self.summary.versions["item_embeddings"] = result.version
+
+    def _quarantine(self, shard: pl.DataFrame, failures: list[tuple[int, str]], model_id: str) -> None:
+        if not failures:
+            return
+        now = datetime.now(UTC)
+        rows = [{"source": "embed:image", "record_key": shard["item_id"][i], "stage": STAGE,
+                 "reason": reason[:500], "excerpt": f"poster {shard['payload'][i]} ({model_id})",
+                 "flow_run_id": self.commit.flow_run_id, "quarantined_at": now} for i, reason in failures]
+        result = features.upsert("quarantine", pl.DataFrame(rows), commit=self.commit, lake=self.lake)
+        if result.version is not None:
+            self.summary.versions["quarantine"] = result.version
+
+
+def _items(lake: Lake) -> pl.DataFrame:
+    columns = ["item_id", "title", "text", "plot_text", "poster_sha256"]
+    if features.table_version("items", lake) is None:
+        return pl.DataFrame(schema={c: pl.String for c in columns})
+    return features.read("items", columns=columns, lake=lake).collect()
+
+
+def embed(
+    *,
+    lake: Lake | str | None = None,
+    config: EmbedConfig | None = None,
+    run_id: str | None = None,
+    progress: Progress | None = None,
+) -> EmbedSummary:
+    """Embed every item whose vector for its current poster / text and the configured model is missing.
+
+    Args:
+        lake: lake root.
+        config: modalities, models, batch and shard sizes, device (default ``EmbedConfig()``).
+        run_id: flow run id recorded in the commits.
+        progress: called with (items done, items to do) after each shard.
+
+    Returns:
+        The ``EmbedSummary``. A second run on an unchanged lake embeds nothing and loads no model.
+    """
+    resolved, cfg, started = features.resolve_lake(lake), config or EmbedConfig(), time.perf_counter()
+    summary = EmbedSummary()
+    commit = CommitInfo(stage=STAGE, flow_run_id=run_id, config_hash=features.config_hash(cfg.hashable()),
+                        input_versions=features.table_versions(["items", "poster_blobs"], resolved))
+    embedder, items = _Embedder(resolved, cfg, commit, summary), _items(resolved)
+    plans = {}
+    for modality in cfg.modalities:
+        model_id = embedder.model_id(modality)
+        work, up_to_date = todo(items, modality, model_id, resolved)
+        random = modality != "text" and cfg.clip_model.startswith("random:")
+        summary.modalities[modality] = ModalitySummary(modality, model_id, work.height + up_to_date, up_to_date,
+                                                       random_weights=random)
+        plans[modality] = work
+        if random and work.height:
+            summary.warnings.append(f"{modality}: RANDOM WEIGHTS ({cfg.clip_model}) — these vectors carry no "
+                                    "meaning; pass --model with real open_clip weights for real features")
+    total, done = sum(p.height for p in plans.values()), 0
+    for warning in summary.warnings:
+        log.warning(warning)
+
+    def on_shard(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, total)
+
+    for modality, work in plans.items():
+        stats, began = summary.modalities[modality], time.perf_counter()
+        if modality == "image" and work.height:
+            embedder.images(work, stats, on_shard)
+        for shard in _shards(work, cfg.shard_size) if modality != "image" else ():
+            embedder.texts(shard, modality, stats)
+            on_shard(shard.height)
+        stats.seconds = round(time.perf_counter() - began, 3)
+    summary.elapsed_s = round(time.perf_counter() - started, 3)
+    return summary

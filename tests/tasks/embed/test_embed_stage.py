@@ -1,0 +1,136 @@
+"""The embedding stage on a real lake: incremental, model change, resume after a crash, corrupt posters."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from PIL import Image
+
+import features
+from features import CommitInfo
+from tasks.crawl_posters import blob_store
+from tasks.embed import stage
+from tasks.embed.config import EmbedConfig
+from tasks.embed.stage import embed
+
+TINY = EmbedConfig(modalities=("image", "clip_text"), clip_model="random:mmcrs-tiny@0", batch_size=1,
+                   shard_size=3, num_workers=0)
+
+
+def _png(i: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 60), (30 * i % 256, 90, 200 - 20 * i % 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _lake(tmp_path: Path, n: int = 7, *, corrupt: set[int] = frozenset()) -> Path:  # type: ignore[assignment]
+    """``n`` items with posters in the blob store (``corrupt`` ones hold bytes that are no image) and texts."""
+    lake = tmp_path / "lake"
+    store = blob_store(features.resolve_lake(lake))
+    shas = [store.put(b"\x89PNG\r\n\x1a\n garbage" + bytes([i]) if i in corrupt else _png(i)) for i in range(n)]
+    items = pl.DataFrame({
+        "item_id": [f"i{i}" for i in range(n)], "source": "test", "title": [f"Movie {i}" for i in range(n)],
+        "text": [f"Movie {i}: a story about number {i}." for i in range(n)], "poster_sha256": shas,
+        "content_hash": [str(i) for i in range(n)], "ingested_at": datetime.now(UTC),
+    })
+    features.upsert("items", items, commit=CommitInfo(stage="test"), lake=lake)
+    return lake
+
+
+def _vectors(lake: Path) -> pl.DataFrame:
+    return features.read("item_embeddings", lake=lake).collect()
+
+
+def test_embeds_every_modality_with_unit_vectors_then_nothing(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    first = embed(lake=lake, config=TINY)
+    assert {m: s.embedded for m, s in first.modalities.items()} == {"image": 7, "clip_text": 7}
+    assert first.modalities["image"].shards == 3 and first.modalities["image"].random_weights
+    assert any("RANDOM WEIGHTS" in w for w in first.warnings)
+    rows = _vectors(lake)
+    assert rows.height == 14 and set(rows["dim"]) == {64}
+    norms = np.linalg.norm(np.stack(rows["vector"].to_list()), axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-5)
+
+    version = features.table_version("item_embeddings", lake)
+    again = embed(lake=lake, config=TINY)
+    assert {m: (s.embedded, s.up_to_date) for m, s in again.modalities.items()} == {"image": (0, 7),
+                                                                                    "clip_text": (0, 7)}
+    assert features.table_version("item_embeddings", lake) == version
+
+
+def test_same_seed_gives_the_same_vectors_in_another_lake(tmp_path: Path) -> None:
+    a, b = _lake(tmp_path / "a", 3), _lake(tmp_path / "b", 3)
+    embed(lake=a, config=TINY)
+    embed(lake=b, config=TINY)
+    key = ["item_id", "modality"]
+    assert _vectors(a).sort(key)["vector"].to_list() == _vectors(b).sort(key)["vector"].to_list()
+
+
+def test_a_new_model_re_embeds_everything_for_itself_only(tmp_path: Path) -> None:
+    lake = _lake(tmp_path, 4)
+    embed(lake=lake, config=TINY)
+    before = _vectors(lake)
+    other = EmbedConfig(**{**TINY.__dict__, "clip_model": "random:mmcrs-tiny@1"})
+    summary = embed(lake=lake, config=other)
+    assert summary.modalities["image"].embedded == 4 and summary.modalities["clip_text"].embedded == 4
+    after = _vectors(lake)
+    assert after["model_id"].n_unique() == 2 and after.height == 16
+    old = after.filter(pl.col("model_id") == before["model_id"][0]).sort(["item_id", "modality"])
+    assert old["vector"].to_list() == before.sort(["item_id", "modality"])["vector"].to_list()  # untouched
+
+
+def test_a_changed_text_re_embeds_that_item_only(tmp_path: Path) -> None:
+    lake = _lake(tmp_path, 4)
+    embed(lake=lake, config=TINY)
+    features.update_columns("items", pl.DataFrame({"item_id": ["i2"], "text": ["A brand new plot."]}),
+                            commit=CommitInfo(stage="test"), lake=lake)
+    summary = embed(lake=lake, config=TINY)
+    assert (summary.modalities["clip_text"].embedded, summary.modalities["image"].embedded) == (1, 0)
+
+
+def test_resume_after_a_crash_between_shards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lake = _lake(tmp_path, 7)
+    config = EmbedConfig(**{**TINY.__dict__, "modalities": ("image",)})
+    real_write, calls = stage._Embedder._write, []
+
+    def crash_on_the_second_shard(self: stage._Embedder, *args: object) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed while the second shard is being written
+        real_write(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(stage._Embedder, "_write", crash_on_the_second_shard)
+    with pytest.raises(KeyboardInterrupt):
+        embed(lake=lake, config=config)
+    assert _vectors(lake).height == 3  # the first shard was committed
+
+    monkeypatch.setattr(stage._Embedder, "_write", real_write)
+    resumed = embed(lake=lake, config=config)
+    assert (resumed.modalities["image"].up_to_date, resumed.modalities["image"].embedded) == (3, 4)
+    rows = _vectors(lake)
+    assert rows.height == 7 and rows["item_id"].n_unique() == 7  # nothing missing, nothing twice
+
+
+def test_a_corrupt_poster_is_quarantined_and_the_rest_lands(tmp_path: Path) -> None:
+    lake = _lake(tmp_path, 5, corrupt={3})
+    config = EmbedConfig(**{**TINY.__dict__, "modalities": ("image",), "num_workers": 1})
+    summary = embed(lake=lake, config=config)
+    assert (summary.modalities["image"].embedded, summary.modalities["image"].failed) == (4, 1)
+    assert sorted(_vectors(lake)["item_id"]) == ["i0", "i1", "i2", "i4"]
+    bad = features.read("quarantine", lake=lake).collect().row(0, named=True)
+    assert (bad["source"], bad["record_key"], bad["stage"]) == ("embed:image", "i3", "embed")
+    assert "decode failed" in bad["reason"]
+
+
+def test_real_minilm_text_vectors(tmp_path: Path) -> None:
+    lake = _lake(tmp_path, 3)
+    summary = embed(lake=lake, config=EmbedConfig(modalities=("text",), num_workers=0))
+    text = summary.modalities["text"]
+    assert text.embedded == 3 and not text.random_weights and text.model_id.startswith("minilm-")
+    assert set(_vectors(lake)["dim"]) == {384}
