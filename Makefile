@@ -37,6 +37,7 @@ test-all: venv
 bench: venv
 	$(BIN)/python -m bench.ingest_dialogues
 	$(BIN)/python -m bench.crawl_posters
+	$(BIN)/python -m bench.embed
 
 lint: venv
 	$(BIN)/ruff check .

@@ -7,6 +7,8 @@ fails to decode comes back as a failure with its reason instead of stopping the 
 from __future__ import annotations
 
 import io
+import multiprocessing
+import multiprocessing.context
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -55,8 +57,19 @@ def _collate(items: list[tuple[int, torch.Tensor | None, str | None]]) -> ImageB
     return ImageBatch([i for i, _ in good], pixels, failures)
 
 
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Workers fork from a clean server process that has torch and Pillow imported once.
+
+    Forking the caller directly is unsafe under Prefect and pytest (their threads and captured file
+    descriptors are copied half-way); spawning would import torch again in every worker.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", "PIL.Image", "tasks.embed.images"])
+    return context
+
+
 def poster_loader(dataset: PosterDataset, *, batch_size: int, num_workers: int, pin_memory: bool) -> DataLoader:
     """Batches of decoded posters in dataset order; decode workers prefetch while the model computes."""
     return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate,
                       pin_memory=pin_memory, prefetch_factor=4 if num_workers else None,
-                      persistent_workers=False, multiprocessing_context="forkserver" if num_workers else None)
+                      multiprocessing_context=_worker_context() if num_workers else None)

@@ -68,3 +68,14 @@ def test_ingest_prints_counts_and_features_commands_read_back(dialogue_file: Pat
     assert bad.exit_code == 2 and "version 9 does not exist" in bad.output
     unknown = runner.invoke(app, ["features", "history", "nope", "--lake", lake])
     assert unknown.exit_code == 2 and "unknown table" in unknown.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--modality", "audio"], "unknown modality"),
+    (["--model", "ViT-B-32"], "KIND:TARGET"),
+    (["--modality", "text", "--model", "random:x"], "needs a seed"),
+])
+def test_embed_refuses_bad_options_with_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["embed", *args, "--lake", str(tmp_path)])
+    assert result.exit_code == 2
+    assert message in result.output
