@@ -53,22 +53,47 @@ class CatalogSummary:
         return asdict(self)
 
 
-def _read(path: Path, fmt: str | None, columns: Mapping[str, str]) -> pl.DataFrame:
+Row = dict[str, object]
+
+
+def _read_jsonl(path: Path) -> tuple[list[str], list[Row | str]]:
+    """Rows as parsed (a nested plot stays a dict, so it can be refused); a bad line becomes its reason."""
+    rows: list[Row | str] = []
+    columns: dict[str, None] = {}
+    with path.open("rb") as fh:
+        for raw in fh:
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                rows.append(f"invalid JSON: {exc}")
+                continue
+            if not isinstance(record, dict):
+                rows.append(f"not a JSON object: {type(record).__name__}")
+                continue
+            columns.update(dict.fromkeys(record))
+            rows.append(record)
+    return list(columns), rows
+
+
+def _read(path: Path, fmt: str | None, columns: Mapping[str, str]) -> tuple[list[str], list[Row | str]]:
+    """Column names (after the mapping) and rows; a row that cannot be read at all is its reason."""
     kind = fmt or {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}.get(path.suffix.lower())
     if not path.is_file():
         raise CatalogInputError(f"catalog file not found: {path}")
-    readers = {
-        "csv": lambda: pl.read_csv(path, infer_schema=False),
-        "jsonl": lambda: pl.read_ndjson(path, infer_schema_length=None),
-        "parquet": lambda: pl.read_parquet(path),
-    }
-    if kind not in readers:
+    if kind not in ("csv", "jsonl", "parquet"):
         raise CatalogInputError(f"cannot tell the format of {path.name}; pass --format csv|jsonl|parquet")
-    frame = readers[kind]()
-    unknown = [c for c in columns if c not in frame.columns]
+    if kind == "jsonl":
+        names, rows = _read_jsonl(path)
+    else:
+        frame = pl.read_csv(path, infer_schema=False) if kind == "csv" else pl.read_parquet(path)
+        names, rows = frame.columns, list(frame.iter_rows(named=True))
+    unknown = [c for c in columns if c not in names]
     if unknown:
         raise CatalogInputError(f"{path.name}: column mapping names missing column(s) {', '.join(unknown)}")
-    return frame.rename(dict(columns))
+    renamed = [{columns.get(k, k): v for k, v in row.items()} if isinstance(row, dict) else row for row in rows]
+    return [columns.get(c, c) for c in names], renamed
 
 
 def _attributes(row: dict[str, object], extra: list[str]) -> str | None:
@@ -147,19 +172,19 @@ def ingest_catalog(
         run_id: flow run id recorded in the commits.
     """
     file = Path(path)
-    frame = _read(file, fmt, columns or {})
-    if "item_id" not in frame.columns:
-        raise CatalogInputError(f"{file.name}: no item_id column (columns: {', '.join(frame.columns)})")
-    extra = [c for c in frame.columns if c not in (*CORE, "attributes")]
-    summary = CatalogSummary(source_file=str(file), read=frame.height)
+    names, raw_rows = _read(file, fmt, columns or {})
+    if "item_id" not in names:
+        raise CatalogInputError(f"{file.name}: no item_id column (columns: {', '.join(names)})")
+    extra = [c for c in names if c not in (*CORE, "attributes")]
+    summary = CatalogSummary(source_file=str(file), read=len(raw_rows))
     now = datetime.now(UTC)
     config = {"source": source, "columns": dict(columns or {})}
     commit = CommitInfo(stage=STAGE, flow_run_id=run_id, config_hash=features.config_hash(config),
                         extra={"source_file": file.name})
     good: list[tuple[int, dict[str, object]]] = []
     bad: list[tuple[int, str]] = []
-    for line, row in enumerate(frame.iter_rows(named=True), start=1):
-        cleaned = _clean(row, extra, source)
+    for line, row in enumerate(raw_rows, start=1):
+        cleaned = _clean(row, extra, source) if isinstance(row, dict) else row
         if isinstance(cleaned, dict):
             good.append((line, cleaned))
         else:
@@ -172,7 +197,7 @@ def ingest_catalog(
         summary.quarantine_reasons[key] = summary.quarantine_reasons.get(key, 0) + 1
     if bad:
         rows = [{"source": f"catalog:{source}", "record_key": f"{file.name}#row{line}", "stage": STAGE,
-                 "reason": reason, "excerpt": json.dumps(frame.row(line - 1, named=True), default=str)[:200],
+                 "reason": reason, "excerpt": json.dumps(raw_rows[line - 1], default=str)[:200],
                  "flow_run_id": run_id, "quarantined_at": now} for line, reason in bad]
         result = features.upsert("quarantine", pl.DataFrame(rows), commit=commit, lake=lake)
         if result.committed and result.version is not None:

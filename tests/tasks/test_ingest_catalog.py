@@ -70,3 +70,19 @@ def test_parquet_and_unusable_inputs(tmp_path: Path) -> None:
     (tmp_path / "noid.csv").write_text("title\nX\n")
     with pytest.raises(CatalogInputError, match="no item_id column"):
         ingest_catalog(tmp_path / "noid.csv", lake=tmp_path / "lake")
+
+
+def test_jsonl_non_text_plot_is_quarantined_and_columns_can_be_mapped(tmp_path: Path) -> None:
+    path, lake = tmp_path / "items.jsonl", tmp_path / "lake"
+    rows = [{"movie_id": "j1", "name": "Heat", "plot": "A heist.", "poster": "http://x/1.jpg"},
+            {"movie_id": "j2", "name": "Alien", "plot": {"en": "In space."}},
+            {"movie_id": "j3", "name": "Up", "plot": "A house flies.", "studio": "Pixar"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{broken\n")
+    mapping = {"movie_id": "item_id", "name": "title", "plot": "text", "poster": "poster_url"}
+    summary = ingest_catalog(path, lake=lake, columns=mapping)
+    assert (summary.read, summary.written, summary.quarantined) == (4, 2, 2)
+    items = {r["item_id"]: r for r in features.read("items", lake=lake).collect().iter_rows(named=True)}
+    assert items["j1"]["title"] == "Heat" and items["j1"]["poster_url"] == "http://x/1.jpg"
+    assert json.loads(items["j3"]["attributes"]) == {"studio": "Pixar"}  # unmapped columns kept as attributes
+    bad = {r["record_key"]: r["reason"] for r in features.read("quarantine", lake=lake).collect().iter_rows(named=True)}
+    assert "not text" in bad["items.jsonl#row2"] and bad["items.jsonl#row4"].startswith("invalid JSON")
