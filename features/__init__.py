@@ -20,7 +20,7 @@ from features.errors import (
 from features.lake import Lake, resolve_lake
 from features.read import history, read, tables
 from features.store import table_version, table_versions
-from features.write import WriteResult, append, delete, update_columns, upsert
+from features.write import WriteResult, append, delete, replace_partition, update_columns, upsert
 
 __all__ = [
     "TABLES",
@@ -39,6 +39,7 @@ __all__ = [
     "delete",
     "history",
     "read",
+    "replace_partition",
     "resolve_lake",
     "spec_for",
     "table_version",

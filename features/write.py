@@ -260,3 +260,48 @@ def delete(
     deleted = int(metrics.get("num_deleted_rows", 0) or 0)
     dt.update_incremental()
     return WriteResult(spec.name, dt.version(), dt.version() != before, deleted=deleted)
+
+
+def replace_partition(
+    table: str,
+    data: Data,
+    *,
+    partition: dict[str, str],
+    commit: CommitInfo,
+    lake: Lake | str | None = None,
+) -> WriteResult:
+    """Replace every row of one partition with ``data`` in a single commit (readers see old or new, never both).
+
+    For derived tables rebuilt whole, e.g. one graph of ``item_graph_edges``. Every row of ``data`` must
+    belong to the partition.
+
+    Args:
+        table: catalog table name.
+        data: the partition's new rows (may be empty: the partition is then emptied).
+        partition: the partition's column values, e.g. ``{"graph": "co_mention"}``.
+        commit: metadata for the commit.
+        lake: lake root.
+
+    Returns:
+        A ``WriteResult`` with the new version; ``inserted`` is the number of rows written.
+    """
+    spec, resolved = spec_for(table), resolve_lake(lake)
+    if sorted(partition) != sorted(spec.partition_by):
+        raise ValueError(f"{table} is partitioned by {list(spec.partition_by)}, not {sorted(partition)}")
+    dt = open_table(spec, resolved)
+    target = spec.schema if dt is None else disk_schema(dt)
+    rows, _ = conform(_to_arrow(data), target, table=spec.name, schema_mode="strict")
+    _check_unique_keys(spec, rows)
+    for column, value in partition.items():
+        if rows.num_rows and set(rows.column(column).to_pylist()) != {value}:
+            raise ValueError(f"rows outside the partition {column}={value!r}")
+    predicate = " AND ".join(f"{column} = {_sql_literal(value)}" for column, value in partition.items())
+    if rows.num_rows == 0 and dt is None:
+        return WriteResult(spec.name, None, committed=False)
+    if dt is None:
+        _create(spec, resolved, rows, _properties(commit), add=False)
+    else:
+        write_deltalake(resolved.table_uri(spec.name), rows, mode="overwrite", predicate=predicate,
+                        partition_by=list(spec.partition_by) or None, storage_options=resolved.options(),
+                        commit_properties=_properties(commit))
+    return WriteResult(spec.name, require_table(spec, resolved).version(), True, inserted=rows.num_rows)

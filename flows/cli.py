@@ -171,6 +171,46 @@ def embed(
     _print_embed(summary)
 
 
+def _print_graphs(summary: dict[str, object]) -> None:
+    built, skipped = summary.get("built") or {}, summary.get("skipped") or {}
+    assert isinstance(built, dict) and isinstance(skipped, dict)
+    table = Table(title="graphs")
+    columns = ("nodes", "edges", "isolated", "degree_mean", "degree_max", "mean_neighbour_similarity", "seconds")
+    table.add_column("graph")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for graph, stats in built.items():
+        table.add_row(graph, *(str(stats.get(c, "")) for c in columns))
+    console.print(table)
+    for graph, why in skipped.items():
+        console.print(f"  {graph}: skipped — {why}")
+
+
+@app.command()
+def graphs(
+    graph: Annotated[
+        list[str] | None,
+        typer.Option(help="image_knn | clip_text_knn | text_knn | co_mention | transition (repeatable); default all."),
+    ] = None,
+    k: Annotated[int | None, typer.Option(help="Neighbours per item in kNN graphs (default 10).")] = None,
+    backend: Annotated[str | None, typer.Option(help="kNN backend: torch | faiss | faiss-approx.")] = None,
+    force: Annotated[bool, typer.Option(help="Rebuild even when inputs and parameters are unchanged.")] = False,
+    lake: LakeOpt = None,
+) -> None:
+    """Build the item graphs whose inputs or parameters changed (a Prefect flow run)."""
+    from flows.graphs import graphs_flow
+    from tasks.graphs.stage import GRAPHS
+
+    unknown = set(graph or []) - set(GRAPHS)
+    if unknown:
+        raise _fail(f"unknown graph: {', '.join(sorted(unknown))} ({' | '.join(GRAPHS)})")
+    if backend not in (None, "torch", "faiss", "faiss-approx"):
+        raise _fail(f"unknown backend {backend!r} (torch | faiss | faiss-approx)")
+    if k is not None and k < 1:
+        raise _fail("--k must be at least 1")
+    _print_graphs(graphs_flow(lake=lake, graphs=graph, k=k, backend=backend, force=force))
+
+
 @app.command()
 def demo(
     lake: LakeOpt = None,
@@ -189,11 +229,13 @@ def demo(
     assert isinstance(inputs, dict)
     console.print(f"demo catalog: {inputs['n_items']} items ({inputs['n_enriched']} enriched), "
                   f"dialogues: {inputs['dialogue_source']} ({inputs['dialogues']})")
-    ingested, crawled, embedded = result["ingest"], result["crawl"], result["embed"]
+    ingested, crawled, embedded, built = result["ingest"], result["crawl"], result["embed"], result["graphs"]
     assert isinstance(ingested, dict) and isinstance(crawled, dict) and isinstance(embedded, dict)
+    assert isinstance(built, dict)
     _print_counts(ingested)
     _print_crawl(crawled)
     _print_embed(embedded)
+    _print_graphs(built)
     root = resolve_lake(lake).root
     console.print(f"\nThe lake is at [bold]{root}[/]. Read it with:")
     console.print(f"  mmcrs features tables --lake {root}")

@@ -8,6 +8,7 @@ from prefect import flow
 
 from flows.crawl import crawl_flow
 from flows.embed import embed_flow
+from flows.graphs import graphs_flow
 from flows.ingest import ingest_flow
 from tasks.demo.server import DEFAULT_PORT, serve_directory
 from tasks.demo.stage import build_demo_inputs_task
@@ -26,7 +27,7 @@ def demo_flow(
     clip_model: str = DEMO_CLIP_MODEL,
 ) -> dict[str, object]:
     """Demo catalog (MovieLens-100K + CC0 movie database, rendered posters served from 127.0.0.1),
-    dialogues, then ingest -> crawl -> embed."""
+    dialogues, then ingest -> crawl -> embed -> graphs."""
     with serve_directory(Path(workdir) / "posters", port=poster_port) as base_url:
         inputs = build_demo_inputs_task(workdir, items, synthetic_dialogues, use_redial, base_url)
         ingested = ingest_flow(
@@ -36,4 +37,5 @@ def demo_flow(
     # No CLIP weights exist offline: the demo's image/clip_text vectors come from a seeded random tiny
     # open_clip model (announced in the log and the summary); text vectors from the packaged MiniLM.
     embedded = embed_flow(lake=lake, clip_model=clip_model)
-    return {"inputs": inputs, "ingest": ingested, "crawl": crawled, "embed": embedded}
+    built = graphs_flow(lake=lake)
+    return {"inputs": inputs, "ingest": ingested, "crawl": crawled, "embed": embedded, "graphs": built}

@@ -415,3 +415,24 @@ def test_delete_in_partition(lake: str, make_embeddings, commit) -> None:
     assert result.deleted == 1 and result.committed
     out = _rows("item_embeddings", lake).sort("modality", "item_id")
     assert out.select("item_id", "modality").rows() == [("b", "image"), ("a", "text")]
+
+
+def test_replace_partition_swaps_one_partition_in_one_commit(lake: str, commit: CommitInfo) -> None:
+    def edges(graph: str, pairs: list[tuple[str, str]]) -> pl.DataFrame:
+        return pl.DataFrame({"graph": graph, "src": [a for a, _ in pairs], "dst": [b for _, b in pairs],
+                             "weight": [1.0] * len(pairs), "rank": list(range(1, len(pairs) + 1))},
+                            schema_overrides={"weight": pl.Float32, "rank": pl.Int32})
+
+    features.replace_partition("item_graph_edges", edges("a", [("x", "y"), ("y", "x")]), partition={"graph": "a"},
+                               commit=commit, lake=lake)
+    features.replace_partition("item_graph_edges", edges("b", [("x", "z")]), partition={"graph": "b"},
+                               commit=commit, lake=lake)
+    result = features.replace_partition("item_graph_edges", edges("a", [("z", "x")]), partition={"graph": "a"},
+                                        commit=commit, lake=lake)
+    assert result.committed and result.version == 2
+    rows = features.read("item_graph_edges", lake=lake).sort("graph").collect()
+    assert rows.select("graph", "src", "dst").rows() == [("a", "z", "x"), ("b", "x", "z")]
+    assert features.read("item_graph_edges", version=1, lake=lake).collect().height == 3  # time travel intact
+    with pytest.raises(ValueError, match="outside the partition"):
+        features.replace_partition("item_graph_edges", edges("b", [("x", "y")]), partition={"graph": "a"},
+                                   commit=commit, lake=lake)

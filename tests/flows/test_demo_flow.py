@@ -52,9 +52,14 @@ def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
     vectors = features.read("item_embeddings", lake=lake).collect()
     assert vectors.group_by("modality").len().sort("modality")["len"].to_list() == [n_items, 60, n_items]
 
+    assert set(result["graphs"]["built"]) == {"image_knn", "clip_text_knn", "text_knn", "co_mention", "transition"}
+    edges = features.read("item_graph_edges", lake=lake).collect()
+    assert edges.filter(pl.col("graph") == "image_knn").height == 60 * 10
+
     before = features.tables(lake).select("table", "version")
     again = demo_flow(**kwargs)
     assert again["ingest"]["dialogues"]["written"] == 0
     assert again["crawl"]["requested"] == 0 and again["crawl"]["already_stored"] == 60  # no request at all
     assert all(m["embedded"] == 0 for m in again["embed"]["modalities"].values())
+    assert again["graphs"]["built"] == {} and len(again["graphs"]["skipped"]) == 5  # nothing rebuilt
     assert features.tables(lake).select("table", "version").equals(before)

@@ -1,0 +1,86 @@
+"""Exact cosine kNN over all items in plain torch: each block pair computed once, memory bounded by the block.
+
+Cosine similarity is symmetric, so for the all-pairs graph only the blocks on and above the diagonal are
+multiplied: block (i, j) yields candidates for the rows of block i (its rows) and for the rows of block j
+(its columns). Each row keeps a running top-k, merged with every block's own top-(k + slack). Ties are
+ordered by similarity, then by the lower item index (so results are the same on every run and backend);
+self-matches are excluded. Peak memory is about ``block**2`` floats plus the ``N x (k + slack)`` candidates.
+The GPU is used when present.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+_TIE_SLACK = 8  # extra candidates per block so equal similarities at the k-th place are resolved by index
+
+
+def _ordered(values: torch.Tensor, indices: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``k`` per row by (value desc, index asc): two stable sorts."""
+    by_index = torch.sort(indices, dim=1, stable=True)
+    values = torch.gather(values, 1, by_index.indices)
+    by_value = torch.sort(values, dim=1, descending=True, stable=True)
+    return by_value.values[:, :k], torch.gather(by_index.values, 1, by_value.indices)[:, :k]
+
+
+def _block_topk(sims: torch.Tensor, offset: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-(k + slack) of each row of a block of similarities, with global column indices."""
+    width = min(k + _TIE_SLACK, sims.shape[1])
+    top = torch.topk(sims, width, dim=1)
+    return top.values, top.indices + offset
+
+
+class _RunningTopK:
+    """Per-row best ``k`` (value, index) pairs seen so far."""
+
+    def __init__(self, n: int, k: int, device: torch.device) -> None:
+        self.k = k
+        self.values = torch.full((n, 0), float("-inf"), device=device)
+        self.indices = torch.zeros((n, 0), dtype=torch.long, device=device)
+
+    def merge(self, rows: slice, values: torch.Tensor, indices: torch.Tensor) -> None:
+        cur_v, cur_i = self.values[rows], self.indices[rows]
+        v, i = _ordered(torch.cat([cur_v, values], 1), torch.cat([cur_i, indices], 1), self.k + _TIE_SLACK)
+        if v.shape[1] > self.values.shape[1]:  # first blocks: widen the running buffers
+            pad = v.shape[1] - self.values.shape[1]
+            self.values = F.pad(self.values, (0, pad), value=float("-inf"))
+            self.indices = F.pad(self.indices, (0, pad), value=-1)
+        width = v.shape[1]
+        self.values[rows, :width], self.indices[rows, :width] = v, i
+
+
+def knn_exact(
+    vectors: torch.Tensor, *, k: int = 10, block: int = 4096, device: str | torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact cosine k nearest neighbours of every row among all other rows.
+
+    Args:
+        vectors: (N, D) float embeddings (normalised here).
+        k: neighbours per item (at most N - 1).
+        block: rows per block; peak extra memory is about ``block * block`` floats.
+        device: where to compute (default: CUDA when present).
+
+    Returns:
+        ``(indices, scores)``, both (N, k): neighbour row indices and cosine similarities, best first,
+        ties by lower index. On CPU.
+    """
+    n = vectors.shape[0]
+    k = min(k, n - 1)
+    if k <= 0:
+        return torch.zeros((n, 0), dtype=torch.long), torch.zeros((n, 0))
+    target = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    x = F.normalize(vectors.to(target, torch.float32), dim=1)
+    best = _RunningTopK(n, k, target)
+    for i in range(0, n, block):
+        rows_i = slice(i, min(i + block, n))
+        for j in range(i, n, block):
+            rows_j = slice(j, min(j + block, n))
+            sims = x[rows_i] @ x[rows_j].T  # (bi, bj)
+            if i == j:
+                sims.fill_diagonal_(float("-inf"))  # no self-matches
+            best.merge(rows_i, *_block_topk(sims, j, k))
+            if i != j:  # the same block, seen from block j's rows
+                best.merge(rows_j, *_block_topk(sims.T, i, k))
+    values, indices = _ordered(best.values, best.indices, k)
+    return indices.cpu(), values.cpu()

@@ -1,0 +1,66 @@
+"""faiss kNN backends: ``IndexFlatIP`` (exact) and HNSW (approximate, for large catalogs).
+
+Vectors are L2-normalised so inner product is cosine. Results follow the exact backend's conventions:
+self excluded, best first, ties by lower index (exact ties are re-ordered after the search).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+log = logging.getLogger("mmcrs.graphs")
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+_TIE_SLACK = 8  # extra results per query so equal scores at the k-th place are resolved by index
+
+
+def _drop_self(indices: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Remove each row's own index (or its weakest result when self was not returned), order by score desc
+    then index asc, keep ``k``."""
+    n = indices.shape[0]
+    own = indices == np.arange(n)[:, None]
+    own[~own.any(axis=1), -1] = True
+    keep_i = indices[~own].reshape(n, -1)
+    keep_s = scores[~own].reshape(n, -1)
+    order = np.lexsort((keep_i, -keep_s), axis=1)[:, :k]
+    return np.take_along_axis(keep_i, order, 1), np.take_along_axis(keep_s, order, 1)
+
+
+def knn_faiss_flat(vectors: np.ndarray, *, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Exact cosine kNN with ``faiss.IndexFlatIP``: (indices, scores), each (N, k)."""
+    import faiss
+
+    x = _normalised(vectors)
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    scores, indices = index.search(x, min(k + 1 + _TIE_SLACK, len(x)))
+    return _drop_self(indices, scores, min(k, len(x) - 1))
+
+
+def knn_faiss_hnsw(
+    vectors: np.ndarray, *, k: int = 10, m: int = 32, ef_construction: int = 80, ef_search: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate cosine kNN with an HNSW index: (indices, scores), each (N, k)."""
+    import faiss
+
+    x = _normalised(vectors)
+    index = faiss.IndexHNSWFlat(x.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = ef_construction
+    index.add(x)
+    index.hnsw.efSearch = max(ef_search, k + 1)
+    scores, indices = index.search(x, min(k + 1 + _TIE_SLACK, len(x)))
+    return _drop_self(indices, scores, min(k, len(x) - 1))
+
+
+def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
+    """Mean fraction of each row's exact neighbours that the approximate search found."""
+    hits = sum(len(set(a.tolist()) & set(e.tolist())) for a, e in zip(approx, exact, strict=True))
+    return hits / max(exact.size, 1)

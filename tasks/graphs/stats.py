@@ -1,0 +1,25 @@
+"""Graph statistics per build: nodes, edges, isolated items, degree distribution, neighbour similarity."""
+
+from __future__ import annotations
+
+import polars as pl
+
+
+def graph_stats(edges: pl.DataFrame, nodes: int, *, similarity: bool = False) -> dict[str, float | int]:
+    """Statistics of one graph's edges (``src, dst, weight``) over ``nodes`` input items.
+
+    ``isolated`` counts input items with no outgoing edge; degrees are out-degrees of the input items
+    (isolated ones count as 0). ``mean_neighbour_similarity`` (kNN graphs) is the mean edge weight.
+    """
+    degrees = edges.group_by("src").len()["len"] if edges.height else pl.Series("len", [], dtype=pl.UInt32)
+    isolated = max(nodes - degrees.len(), 0)
+    all_degrees = pl.concat([degrees.cast(pl.Int64), pl.Series([0] * isolated, dtype=pl.Int64)])
+    stats: dict[str, float | int] = {
+        "nodes": nodes, "edges": edges.height, "isolated": isolated,
+        "degree_mean": round(float(all_degrees.mean() or 0.0), 3),
+        "degree_p50": int(all_degrees.quantile(0.5) or 0), "degree_p90": int(all_degrees.quantile(0.9) or 0),
+        "degree_max": int(all_degrees.max() or 0),
+    }
+    if similarity:
+        stats["mean_neighbour_similarity"] = round(float(edges["weight"].mean() or 0.0), 4)
+    return stats
