@@ -81,6 +81,6 @@ def knn_exact(
                 sims.fill_diagonal_(float("-inf"))  # no self-matches
             best.merge(rows_i, *_block_topk(sims, j, k))
             if i != j:  # the same block, seen from block j's rows
-                best.merge(rows_j, *_block_topk(sims.T, i, k))
+                best.merge(rows_j, *_block_topk(sims.T.contiguous(), i, k))  # contiguous: topk over rows is ~4x faster
     values, indices = _ordered(best.values, best.indices, k)
     return indices.cpu(), values.cpu()
