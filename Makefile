@@ -38,6 +38,7 @@ bench: venv
 	$(BIN)/python -m bench.ingest_dialogues
 	$(BIN)/python -m bench.crawl_posters
 	$(BIN)/python -m bench.embed
+	$(BIN)/python -m bench.knn
 
 lint: venv
 	$(BIN)/ruff check .
