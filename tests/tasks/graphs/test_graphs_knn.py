@@ -20,7 +20,7 @@ def test_known_neighbours_by_hand() -> None:
     assert (indices != torch.arange(5)[:, None]).all()  # never self
 
 
-@pytest.mark.parametrize("block", [1, 7, 64, 4096])
+@pytest.mark.parametrize("block", [3, 7, 64, 4096])
 def test_matches_brute_force_for_every_block_size(block: int) -> None:
     torch.manual_seed(0)
     vectors = torch.randn(200, 16)
