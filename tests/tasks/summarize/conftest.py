@@ -16,9 +16,10 @@ from features import CommitInfo
 from tasks.summarize.backends import Backend, ChatPrompt, Generation
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-WORDS = ("the user appears to have a preference for movies comedy drama action horror dark funny sad "
+_VOCAB = ("the user appears to have a preference for movies comedy drama action horror dark funny sad "
          "liked seen i love like watch films old new classic great fun scary summary so far said seeker "
-         "movie mentioned since update in one or two sentences start with , . : - ( ) \" none yet nothing").split()
+         "movie mentioned since update in one or two sentences start with , . : - ( ) \" none yet nothing")
+WORDS = _VOCAB.split()
 CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
@@ -30,7 +31,7 @@ def build_tiny_lm(folder: Path, *, seed: int = 0) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     specials = ["<unk>", "<pad>", "<|im_start|>", "<|im_end|>"]
-    vocab = {w: i for i, w in enumerate(dict.fromkeys(specials + ["system", "user", "assistant", *WORDS]))}
+    vocab = {w: i for i, w in enumerate(dict.fromkeys([*specials, "system", "user", "assistant", *WORDS]))}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split("<|im_start|>", "isolated"),
                                                   pre_tokenizers.Split("<|im_end|>", "isolated"),
