@@ -194,4 +194,14 @@ def _write(chains: list[_Chain], writer: _Writer, model_id: str) -> None:
     writer.write("preference_summaries", rows, failures)
 
 
-__all__ = ["SOURCE", "select_dialogues", "step_fields", "summarize_preferences"]
+def dialogue_sample(*, lake: Lake | str | None = None, limit: int | None = None) -> dict[str, object]:
+    """The dialogues a run with ``limit`` summarises, the items they mention (for the item summarizer to
+    cover first), and how many dialogues have a recommendation point in all."""
+    resolved = features.resolve_lake(lake)
+    turns = _read_or_empty("turns", ["dialogue_id", "turn_idx", "role", "mentioned_item_ids"], resolved)
+    chosen, total = select_dialogues(turns, limit=limit)
+    mentioned = turns.filter(pl.col("dialogue_id").is_in(chosen))["mentioned_item_ids"].explode().drop_nulls()
+    return {"dialogue_ids": chosen, "item_ids": sorted(set(mentioned)), "dialogues_total": total}
+
+
+__all__ = ["SOURCE", "dialogue_sample", "select_dialogues", "step_fields", "summarize_preferences"]
