@@ -177,13 +177,16 @@ def demo(
     items: Annotated[int | None, typer.Option(help="Limit the catalog to the first N MovieLens items.")] = None,
     synthetic_dialogues: Annotated[int, typer.Option(help="Synthetic dialogues when ReDial is absent.")] = 500,
     redial: Annotated[bool, typer.Option(help="Use ../shared/data/redial when present.")] = True,
+    summarize_dialogues: Annotated[
+        int, typer.Option(help="Dialogues to summarise with the LLM (a sample: slow on a CPU; 0 skips).")
+    ] = 8,
 ) -> None:
     """Build the demo catalog and dialogues from packaged real data and run the pipeline on them."""
     from features import resolve_lake
     from flows.demo import demo_flow
 
     result = demo_flow(lake=lake, workdir=str(workdir), items=items, synthetic_dialogues=synthetic_dialogues,
-                       use_redial=redial)
+                       use_redial=redial, summarize_dialogues=summarize_dialogues)
     inputs = result["inputs"]
     assert isinstance(inputs, dict)
     console.print(f"demo catalog: {inputs['n_items']} items ({inputs['n_enriched']} enriched), "
@@ -192,6 +195,9 @@ def demo(
     assert isinstance(ingested, dict) and isinstance(crawled, dict)
     _print_counts(ingested)
     _print_crawl(crawled)
+    summarized = result.get("summarize") or {}
+    assert isinstance(summarized, dict)
+    _print_summarize(summarized)
     root = resolve_lake(lake).root
     console.print(f"\nThe lake is at [bold]{root}[/]. Read it with:")
     console.print(f"  mmcrs features tables --lake {root}")

@@ -8,6 +8,7 @@ from prefect import flow
 
 from flows.crawl import crawl_flow
 from flows.ingest import ingest_flow
+from flows.summarize import summarize_flow
 from tasks.demo.server import DEFAULT_PORT, serve_directory
 from tasks.demo.stage import build_demo_inputs_task
 
@@ -20,13 +21,19 @@ def demo_flow(
     synthetic_dialogues: int = 500,
     use_redial: bool = True,
     poster_port: int = DEFAULT_PORT,
+    summarize_dialogues: int = 8,
+    summarize_model_dir: str | None = None,
 ) -> dict[str, object]:
     """Demo catalog (MovieLens-100K + CC0 movie database, rendered posters served from 127.0.0.1),
-    dialogues, then ingest -> crawl."""
+    dialogues, then ingest -> crawl -> summarize (a sample of ``summarize_dialogues`` dialogues: a CPU
+    summarises about one a second; 0 skips the stage; ``summarize_model_dir``: a local model folder instead of
+    SmolLM2)."""
     with serve_directory(Path(workdir) / "posters", port=poster_port) as base_url:
         inputs = build_demo_inputs_task(workdir, items, synthetic_dialogues, use_redial, base_url)
         ingested = ingest_flow(
             dialogues=inputs["dialogues"], catalog=inputs["catalog"], catalog_source="movielens", lake=lake
         )
         crawled = crawl_flow(lake=lake, allow_hosts=["127.0.0.1"])
-    return {"inputs": inputs, "ingest": ingested, "crawl": crawled}
+    summarized = summarize_flow(lake=lake, limit=summarize_dialogues,
+                                model_dir=summarize_model_dir) if summarize_dialogues > 0 else {}
+    return {"inputs": inputs, "ingest": ingested, "crawl": crawled, "summarize": summarized}
