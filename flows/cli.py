@@ -179,7 +179,7 @@ def demo(
     redial: Annotated[bool, typer.Option(help="Use ../shared/data/redial when present.")] = True,
     summarize_dialogues: Annotated[
         int, typer.Option(help="Dialogues to summarise with the LLM (a sample: slow on a CPU; 0 skips).")
-    ] = 8,
+    ] = 4,
 ) -> None:
     """Build the demo catalog and dialogues from packaged real data and run the pipeline on them."""
     from features import resolve_lake

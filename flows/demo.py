@@ -21,7 +21,7 @@ def demo_flow(
     synthetic_dialogues: int = 500,
     use_redial: bool = True,
     poster_port: int = DEFAULT_PORT,
-    summarize_dialogues: int = 8,
+    summarize_dialogues: int = 4,
     summarize_model_dir: str | None = None,
 ) -> dict[str, object]:
     """Demo catalog (MovieLens-100K + CC0 movie database, rendered posters served from 127.0.0.1),
