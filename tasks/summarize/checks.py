@@ -18,13 +18,16 @@ class OutputChecks:
     Attributes:
         min_chars: shorter (after stripping) counts as empty.
         require_phrase: a phrase the answer must contain (case-insensitive), e.g. ``"prefer"``; None: any.
-        allow_unfinished: accept answers cut at ``max_new_tokens`` (tests with random weights).
+        allow_unfinished: accept answers cut at ``max_new_tokens`` as they are (tests with random weights).
+        trim_unfinished: an answer cut at ``max_new_tokens`` keeps its complete sentences (if any are left,
+            it is usable; a long-winded answer is not a runaway one).
         max_repeat_share: the largest share of repeated word trigrams before an answer counts as runaway.
     """
 
     min_chars: int = 12
     require_phrase: str | None = None
     allow_unfinished: bool = False
+    trim_unfinished: bool = True
     max_repeat_share: float = 0.5
 
 
@@ -32,6 +35,16 @@ def _repeat_share(text: str) -> float:
     words = re.findall(r"\w+", text.lower())
     grams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
     return 0.0 if len(grams) < 4 else 1.0 - len(set(grams)) / len(grams)
+
+
+def trim_to_sentences(generation: Generation) -> Generation:
+    """An answer cut at the token cap, shortened to its last complete sentence (unchanged when none ends)."""
+    if generation.finished:
+        return generation
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", generation.text)]
+    if not ends:
+        return generation
+    return Generation(generation.text[: ends[-1]].strip(), generation.new_tokens, finished=True)
 
 
 def check_output(generation: Generation, checks: OutputChecks) -> str | None:
@@ -70,7 +83,10 @@ def generate_checked(
     on_generated: Callable[[int], None] | None = None,
 ) -> list[Checked]:
     """Generate (greedy), re-generate the unusable answers once (sampled), and report what still fails."""
-    first = backend.generate(prompts, max_new_tokens=max_new_tokens)
+    def usable(g: Generation) -> Generation:
+        return trim_to_sentences(g) if checks.trim_unfinished else g
+
+    first = [usable(g) for g in backend.generate(prompts, max_new_tokens=max_new_tokens)]
     results = [Checked(g.text, check_output(g, checks), g.new_tokens) for g in first]
     retry = [i for i, r in enumerate(results) if r.reason]
     if on_generated:
@@ -78,7 +94,7 @@ def generate_checked(
     if retry:
         again = backend.generate([prompts[i] for i in retry], max_new_tokens=max_new_tokens,
                                  temperature=retry_temperature, seed=seed)
-        for i, g in zip(retry, again, strict=True):
+        for i, g in zip(retry, map(usable, again), strict=True):
             results[i] = Checked(g.text, check_output(g, checks), results[i].new_tokens + g.new_tokens)
         if on_generated:
             on_generated(len(retry))

@@ -29,3 +29,13 @@ def test_check_output(text: str, finished: bool, reason: str | None) -> None:
 def test_unfinished_answers_pass_when_allowed() -> None:
     checks = OutputChecks(allow_unfinished=True)
     assert check_output(Generation("a long answer that was cut", 8, False), checks) is None
+
+
+def test_cut_answers_keep_their_complete_sentences() -> None:
+    from tasks.summarize.checks import trim_to_sentences
+
+    cut = trim_to_sentences(Generation("The user appears to have a preference for comedies. They also like", 9, False))
+    assert cut == Generation("The user appears to have a preference for comedies.", 9, True)
+    assert check_output(cut, PREFS) is None
+    no_end = Generation("The user appears to have a preference for comedies and", 9, False)
+    assert trim_to_sentences(no_end) == no_end
