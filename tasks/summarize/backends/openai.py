@@ -1,0 +1,163 @@
+"""Server backend: any OpenAI-compatible chat-completions endpoint (vLLM, llama.cpp server, hosted), via httpx.
+
+Requests run concurrently up to a bound; each is retried with exponential backoff (full jitter) on HTTP 429,
+5xx, timeouts and connection errors, honouring a ``Retry-After`` header up to a cap. The API key comes from an
+environment variable or a Prefect Secret block; it is held privately and never logged or put in a repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import random
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from tasks.summarize.backends import ChatPrompt, Generation
+
+RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+class BackendError(RuntimeError):
+    """The endpoint refused a request for good (a 4xx other than 408/409/425/429, or an unreadable answer)."""
+
+
+class BackendUnavailable(ConnectionError):
+    """The endpoint kept failing transiently (429/5xx/timeouts) after every retry."""
+
+
+@dataclass(frozen=True)
+class OpenAIConfig:
+    """Where the endpoint is and how hard to push it.
+
+    Attributes:
+        base_url: the API root, e.g. ``http://127.0.0.1:8000/v1`` (``/chat/completions`` is appended).
+        model: the model name the server knows.
+        api_key_env: environment variable holding the API key (optional for local servers).
+        api_key_block: name of a Prefect ``Secret`` block holding the key, used when the variable is unset.
+        accepts_images: the endpoint is multimodal: item posters go as image content parts.
+        max_concurrency: requests in flight at once.
+        timeout_s: deadline of one request attempt.
+        retries: extra attempts after a transient failure.
+        backoff_base_s: first backoff step; attempt n waits uniform in [0, min(backoff_max_s, base * 2**n)].
+        backoff_max_s: cap of one backoff wait.
+        retry_after_max_s: a server's ``Retry-After`` is honoured up to this many seconds.
+    """
+
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "default"
+    api_key_env: str = "OPENAI_API_KEY"
+    api_key_block: str | None = None
+    accepts_images: bool = False
+    max_concurrency: int = 8
+    timeout_s: float = 120.0
+    retries: int = 4
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 20.0
+    retry_after_max_s: float = 30.0
+
+
+def _api_key(config: OpenAIConfig) -> str | None:
+    key = os.environ.get(config.api_key_env)
+    if key or not config.api_key_block:
+        return key or None
+    from prefect.blocks.system import Secret
+
+    return str(Secret.load(config.api_key_block).get())
+
+
+def _image_part(data: bytes) -> dict[str, Any]:
+    mime = "image/png" if data.startswith(b"\x89PNG") else "image/webp" if data[8:12] == b"WEBP" else "image/jpeg"
+    url = f"data:{mime};base64,{base64.b64encode(data).decode()}"
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _retry_after(response: httpx.Response, cap: float) -> float | None:
+    value = response.headers.get("retry-after", "").strip()
+    return min(float(value), cap) if value.replace(".", "", 1).isdigit() else None
+
+
+class OpenAIBackend:
+    """Chat completions from an OpenAI-compatible endpoint (see ``OpenAIConfig``)."""
+
+    def __init__(self, config: OpenAIConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.config = config
+        self.accepts_images = config.accepts_images
+        self.model_id = f"openai:{config.model}@{urlsplit(config.base_url).netloc}"
+        self.__key = _api_key(config)  # name-mangled: never in repr, logs or artifacts
+        self._transport = transport
+        self.requests_sent = 0  # attempts, retries included (for logs and tests)
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(model_id={self.model_id!r})"
+
+    def _body(self, prompt: ChatPrompt, *, max_new_tokens: int, temperature: float, seed: int | None) -> dict:
+        user: Any = prompt.user
+        if prompt.images and self.accepts_images:
+            user = [{"type": "text", "text": prompt.user}, *(_image_part(i) for i in prompt.images)]
+        body: dict[str, Any] = {
+            "model": self.config.model, "max_tokens": max_new_tokens, "temperature": temperature,
+            "messages": [{"role": "system", "content": prompt.system}, {"role": "user", "content": user}],
+        }
+        if seed is not None:
+            body["seed"] = seed
+        return body
+
+    async def _post(self, client: httpx.AsyncClient, body: dict, slots: asyncio.Semaphore) -> Generation:
+        cfg, last = self.config, "no attempt"
+        for attempt in range(cfg.retries + 1):
+            wait = None
+            async with slots:
+                self.requests_sent += 1
+                try:
+                    response = await client.post("/chat/completions", json=body)
+                except (httpx.TimeoutException, httpx.TransportError) as exc:
+                    last = f"{type(exc).__name__}"
+                else:
+                    if response.status_code == 200:
+                        return _parse(response)
+                    if response.status_code not in RETRY_STATUS:
+                        raise BackendError(f"HTTP {response.status_code}: {response.text[:200]}")
+                    last, wait = f"HTTP {response.status_code}", _retry_after(response, cfg.retry_after_max_s)
+            if attempt < cfg.retries:  # sleep outside the slot, so others may proceed
+                ceiling = min(cfg.backoff_max_s, cfg.backoff_base_s * 2**attempt)
+                await asyncio.sleep(wait if wait is not None else random.uniform(0.0, ceiling))
+        raise BackendUnavailable(f"{self.model_id}: gave up after {cfg.retries + 1} attempts ({last})")
+
+    async def _generate_all(self, bodies: list[dict]) -> list[Generation]:
+        headers = {"Authorization": f"Bearer {self.__key}"} if self.__key else {}
+        slots = asyncio.Semaphore(self.config.max_concurrency)
+        async with httpx.AsyncClient(base_url=self.config.base_url.rstrip("/"), headers=headers,
+                                     timeout=self.config.timeout_s, transport=self._transport) as client:
+            return list(await asyncio.gather(*(self._post(client, b, slots) for b in bodies)))
+
+    def generate(
+        self, prompts: list[ChatPrompt], *, max_new_tokens: int, temperature: float = 0.0, seed: int | None = None
+    ) -> list[Generation]:
+        """Send every prompt (concurrently, bounded); results in the input order."""
+        bodies = [self._body(p, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed) for p in prompts]
+
+        def run() -> list[Generation]:
+            return asyncio.run(self._generate_all(bodies))
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return run()
+        with ThreadPoolExecutor(max_workers=1) as pool:  # called from inside an event loop
+            return pool.submit(run).result()
+
+
+def _parse(response: httpx.Response) -> Generation:
+    try:
+        choice = response.json()["choices"][0]
+        text = choice["message"].get("content") or ""
+        tokens = int((response.json().get("usage") or {}).get("completion_tokens") or 0)
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise BackendError(f"unreadable completion: {response.text[:200]}") from exc
+    return Generation(text=text.strip(), new_tokens=tokens, finished=choice.get("finish_reason") != "length")

@@ -1,0 +1,130 @@
+"""Item summarizer (MLLM-MSR): an item's text, and its poster when the backend takes images, to a short description."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+
+import polars as pl
+
+import features
+from features import Lake
+from tasks.crawl_posters import blob_store
+from tasks.summarize.backends import Backend
+from tasks.summarize.prompts import Template, load_template, prompt_hash, render
+from tasks.summarize.stage import (
+    STAGE,
+    Progress,
+    SummarizeConfig,
+    SummarizeSummary,
+    _batches,
+    _commit,
+    _done_keys,
+    _generate,
+    _read_or_empty,
+    _Writer,
+)
+
+SOURCE = "summarize:item"
+_COLUMNS = ["item_id", "title", "year", "text", "plot_text", "attributes", "poster_sha256"]
+
+
+def _details(row: dict[str, object]) -> str:
+    text = str(row.get("text") or row.get("plot_text") or "")[:600]
+    attributes = json.loads(str(row["attributes"])) if row.get("attributes") else {}
+    facts = "; ".join(f"{k}: {v}" for k, v in attributes.items() if v not in (None, "", []))[:300]
+    return "\n".join(part for part in (facts, text) if part)
+
+
+def _inputs(row: dict[str, object], *, with_image: bool) -> dict[str, object]:
+    return {"title": row["title"] or row["item_id"], "year": row["year"], "details": _details(row),
+            "poster_sha256": row["poster_sha256"] if with_image else None}
+
+
+def _fields(inputs: dict[str, object]) -> dict[str, str]:
+    year = f" ({inputs['year']})" if inputs["year"] else ""
+    note = "\nThe movie's poster is attached." if inputs["poster_sha256"] else ""
+    return {"title": str(inputs["title"]), "year": year, "details": str(inputs["details"]), "image_note": note}
+
+
+def _key(item_id: str, model_id: str, digest: str) -> str:
+    return f"{item_id}|{model_id}|{digest}"
+
+
+def summarize_items(
+    *,
+    backend: Backend,
+    lake: Lake | str | None = None,
+    config: SummarizeConfig | None = None,
+    item_ids: Sequence[str] | None = None,
+    limit: int | None = None,
+    run_id: str | None = None,
+    progress: Progress | None = None,
+) -> SummarizeSummary:
+    """Write an ``item_summaries`` row for every (selected) item whose prompt this model has not answered.
+
+    Args:
+        backend: the LLM; with ``accepts_images`` the stored poster goes along, otherwise the image is skipped.
+        lake: lake root.
+        config: options (default ``SummarizeConfig()``).
+        item_ids: only these items (default: the whole catalog).
+        limit: at most this many items (the first by item_id).
+        run_id: flow run id recorded in the commits.
+        progress: called with (done, total) after each batch.
+
+    Returns:
+        The ``SummarizeSummary``; a re-run over unchanged items generates nothing.
+    """
+    resolved, cfg, started = features.resolve_lake(lake), config or SummarizeConfig(), time.perf_counter()
+    summary = SummarizeSummary(what="items", model_id=backend.model_id)
+    items = _read_or_empty("items", _COLUMNS, resolved).sort("item_id")
+    if item_ids is not None:
+        items = items.filter(pl.col("item_id").is_in(list(item_ids)))
+    items = items.head(limit) if limit is not None else items
+    with_image = backend.accepts_images
+    has_posters = items["poster_sha256"].is_not_null().any()
+    summary.images = "used" if with_image and has_posters else (
+        "skipped: the backend takes no images" if has_posters else "none stored")
+    template = load_template(cfg.item_template)
+    todo = _plan(items, template, backend.model_id, resolved, summary, with_image=with_image)
+    writer = _Writer(resolved, _commit(resolved, run_id, cfg, backend.model_id, ["items", "item_summaries"]),
+                     summary, cfg.sample_size)
+    blobs = blob_store(resolved) if with_image else None
+    for done, batch in enumerate(_batches(todo, cfg.batch), start=1):
+        prompts = [render(template, _fields(inputs), images=(blobs.get(str(inputs["poster_sha256"])),)
+                          if blobs and inputs["poster_sha256"] else ()) for _, _, inputs in batch]
+        rows, failures = [], []
+        for (item_id, digest, _), result in zip(batch, _generate(backend, prompts, cfg.item_checks, cfg, summary),
+                                                 strict=True):
+            if result.reason:
+                failures.append({"source": SOURCE, "record_key": _key(item_id, backend.model_id, digest),
+                                 "reason": result.reason, "excerpt": result.text[:200]})
+            else:
+                rows.append({"item_id": item_id, "model_id": backend.model_id, "prompt_hash": digest,
+                             "summary": result.text})
+        writer.write("item_summaries", rows, failures)
+        if progress:
+            progress(min(done * cfg.batch, len(todo)), len(todo))
+    summary.elapsed_s = round(time.perf_counter() - started, 3)
+    return summary
+
+
+def _plan(items: pl.DataFrame, template: Template, model_id: str, lake: Lake, summary: SummarizeSummary,
+          *, with_image: bool) -> list[tuple[str, str, dict[str, object]]]:
+    """(item_id, prompt_hash, inputs) of the items this model has not answered yet."""
+    done = _done_keys("item_summaries", SOURCE, model_id, lake,
+                      lambda r: _key(r["item_id"], r["model_id"], r["prompt_hash"]))
+    todo = []
+    for row in items.iter_rows(named=True):
+        inputs = _inputs(row, with_image=with_image)
+        digest = prompt_hash(template, inputs)
+        summary.candidates += 1
+        if _key(row["item_id"], model_id, digest) in done:
+            summary.cached += 1
+        else:
+            todo.append((row["item_id"], digest, inputs))
+    return todo
+
+
+__all__ = ["SOURCE", "STAGE", "summarize_items"]

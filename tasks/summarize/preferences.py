@@ -1,0 +1,207 @@
+"""Recurrent preference summarizer (MLLM-MSR): per recommendation point, the seeker's past in chunks, each
+step's prompt carrying the previous step's summary forward.
+
+All chains of a batch of dialogues advance in lockstep (step 1 of every chain in one backend call, then step
+2, ...). A step prompt answered once in a run is not sent again: the chains of one dialogue share their
+earlier steps. A row's ``prompt_hash`` covers the template and the whole chunked history it summarises, so it
+is known before anything is generated and a re-run skips the row without touching the backend.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+import features
+from features import Lake
+from tasks.summarize.backends import Backend
+from tasks.summarize.checks import Checked
+from tasks.summarize.history import Chunk, history_chunks, recommendation_points
+from tasks.summarize.prompts import Template, load_template, prompt_hash, render
+from tasks.summarize.stage import (
+    NO_SUMMARY,
+    Progress,
+    SummarizeConfig,
+    SummarizeSummary,
+    _batches,
+    _commit,
+    _done_keys,
+    _generate,
+    _read_or_empty,
+    _Writer,
+)
+
+SOURCE = "summarize:preference"
+_TURN_COLUMNS = ["dialogue_id", "turn_idx", "role", "text", "mentioned_item_ids", "liked", "seen"]
+
+
+@dataclass
+class _Chain:
+    """The recurrent steps towards one row."""
+
+    dialogue_id: str
+    upto_turn: int
+    digest: str
+    chunks: list[Chunk]
+    previous: str = NO_SUMMARY
+    step: int = 0
+    failure: str | None = None
+    last_text: str = ""
+    step_hashes: list[str] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.failure is None and self.step < len(self.chunks)
+
+
+def _key(dialogue_id: str, upto_turn: int, model_id: str, digest: str) -> str:
+    return f"{dialogue_id}@{upto_turn}|{model_id}|{digest}"
+
+
+def step_fields(chunk: Chunk, previous: str) -> dict[str, str]:
+    """The template fields of one recurrent step."""
+    items = "\n".join(i.describe() for i in chunk.items) or "(none)"
+    words = "\n".join(f'- "{w}"' for w in chunk.words) or "(nothing)"
+    return {"previous": previous, "items": items, "words": words}
+
+
+def _item_summaries(model_id: str, lake: Lake) -> dict[str, str]:
+    rows = _read_or_empty("item_summaries", ["item_id", "model_id", "summary", "generated_at"], lake)
+    latest = rows.filter(pl.col("model_id") == model_id).sort("generated_at").unique("item_id", keep="last")
+    return dict(zip(latest["item_id"], latest["summary"], strict=True))
+
+
+def _titles(lake: Lake) -> dict[str, str]:
+    items = _read_or_empty("items", ["item_id", "title"], lake).drop_nulls("title")
+    return dict(zip(items["item_id"], items["title"], strict=True))
+
+
+def select_dialogues(turns: pl.DataFrame, *, limit: int | None,
+                     dialogue_ids: Sequence[str] | None = None) -> tuple[list[str], int]:
+    """(chosen dialogue ids, how many have a recommendation point): the first ``limit`` by id."""
+    points = turns.filter((pl.col("role") == "recommender") & (pl.col("mentioned_item_ids").list.len() > 0))
+    ids = sorted(set(points["dialogue_id"]))
+    if dialogue_ids is not None:
+        wanted = set(dialogue_ids)
+        ids = [d for d in ids if d in wanted]
+    return (ids if limit is None else ids[:limit]), len(ids)
+
+
+def summarize_preferences(
+    *,
+    backend: Backend,
+    lake: Lake | str | None = None,
+    config: SummarizeConfig | None = None,
+    limit: int | None = None,
+    dialogue_ids: Sequence[str] | None = None,
+    run_id: str | None = None,
+    progress: Progress | None = None,
+) -> SummarizeSummary:
+    """Write a ``preference_summaries`` row per (dialogue, recommendation turn) not answered by this model yet.
+
+    Args:
+        backend: the LLM.
+        lake: lake root.
+        config: options (default ``SummarizeConfig()``); ``chunk_size`` items per recurrent step.
+        limit: summarise only the first ``limit`` dialogues (by id) that have a recommendation point.
+        dialogue_ids: only these dialogues.
+        run_id: flow run id recorded in the commits.
+        progress: called with (dialogues done, dialogues chosen) after each batch.
+
+    Returns:
+        The ``SummarizeSummary``; a re-run over unchanged inputs generates nothing.
+    """
+    resolved, cfg, started = features.resolve_lake(lake), config or SummarizeConfig(), time.perf_counter()
+    summary = SummarizeSummary(what="preferences", model_id=backend.model_id)
+    turns = _read_or_empty("turns", _TURN_COLUMNS, resolved)
+    chosen, summary.dialogues_total = select_dialogues(turns, limit=limit, dialogue_ids=dialogue_ids)
+    summary.dialogues = len(chosen)
+    by_dialogue = turns.filter(pl.col("dialogue_id").is_in(chosen)).partition_by("dialogue_id", as_dict=True)
+    titles, item_summaries = _titles(resolved), _item_summaries(backend.model_id, resolved)
+    done = _done_keys("preference_summaries", SOURCE, backend.model_id, resolved,
+                      lambda r: _key(r["dialogue_id"], r["upto_turn"], r["model_id"], r["prompt_hash"]))
+    template = load_template(cfg.preference_template)
+    writer = _Writer(resolved, _commit(resolved, run_id, cfg, backend.model_id,
+                                       ["turns", "items", "item_summaries", "preference_summaries"]),
+                     summary, cfg.sample_size)
+    for n, batch in enumerate(_batches(chosen, cfg.batch), start=1):
+        chains = []
+        for dialogue_id in batch:
+            rows = by_dialogue[(dialogue_id,)].to_dicts()
+            chains += _plan(dialogue_id, rows, template, cfg, titles, item_summaries, backend.model_id, done,
+                            summary)
+        _advance(chains, template, backend, cfg, summary)
+        _write(chains, writer, backend.model_id)
+        if progress:
+            progress(min(n * cfg.batch, len(chosen)), len(chosen))
+    summary.elapsed_s = round(time.perf_counter() - started, 3)
+    return summary
+
+
+def _plan(dialogue_id: str, turns: list[dict[str, Any]], template: Template, cfg: SummarizeConfig,
+          titles: Mapping[str, str], item_summaries: Mapping[str, str], model_id: str, done: set[str],
+          summary: SummarizeSummary) -> list[_Chain]:
+    chains = []
+    for upto in recommendation_points(sorted(turns, key=lambda t: t["turn_idx"])):
+        chunks = history_chunks(turns, upto, chunk_size=cfg.chunk_size, titles=titles, summaries=item_summaries)
+        if not chunks:
+            summary.no_history += 1
+            continue
+        summary.candidates += 1
+        digest = prompt_hash(template, {"chunk_size": cfg.chunk_size, "chunks": [c.inputs() for c in chunks]})
+        if _key(dialogue_id, upto, model_id, digest) in done:
+            summary.cached += 1
+        else:
+            chains.append(_Chain(dialogue_id, upto, digest, chunks))
+    return chains
+
+
+def _advance(chains: list[_Chain], template: Template, backend: Backend, cfg: SummarizeConfig,
+             summary: SummarizeSummary) -> None:
+    """Run every chain to its end (or its first unusable step), one step level per backend call."""
+    answers: dict[str, Checked] = {}  # step prompt hash -> answer: shared steps are generated once
+    while active := [c for c in chains if c.active]:
+        pending: dict[str, Any] = {}
+        for chain in active:
+            fields = step_fields(chain.chunks[chain.step], chain.previous)
+            digest = prompt_hash(template, fields)
+            chain.step_hashes.append(digest)
+            if digest not in answers:
+                pending[digest] = render(template, fields)
+        results = _generate(backend, list(pending.values()), cfg.preference_checks, cfg, summary) if pending else []
+        answers.update(zip(pending, results, strict=True))
+        for chain in active:
+            answer = answers[chain.step_hashes[-1]]
+            chain.last_text = answer.text
+            if answer.reason:
+                chain.failure = f"{answer.reason} (step {chain.step + 1}/{len(chain.chunks)})"
+            chain.previous, chain.step = answer.text, chain.step + 1
+
+
+def _write(chains: list[_Chain], writer: _Writer, model_id: str) -> None:
+    rows, failures = [], []
+    for c in chains:
+        if c.failure:
+            failures.append({"source": SOURCE, "record_key": _key(c.dialogue_id, c.upto_turn, model_id, c.digest),
+                             "reason": c.failure, "excerpt": c.last_text[:200]})
+        else:
+            rows.append({"dialogue_id": c.dialogue_id, "upto_turn": c.upto_turn, "model_id": model_id,
+                         "prompt_hash": c.digest, "summary": c.previous})
+    writer.write("preference_summaries", rows, failures)
+
+
+def dialogue_sample(*, lake: Lake | str | None = None, limit: int | None = None) -> dict[str, object]:
+    """The dialogues a run with ``limit`` summarises, the items they mention (for the item summarizer to
+    cover first), and how many dialogues have a recommendation point in all."""
+    resolved = features.resolve_lake(lake)
+    turns = _read_or_empty("turns", ["dialogue_id", "turn_idx", "role", "mentioned_item_ids"], resolved)
+    chosen, total = select_dialogues(turns, limit=limit)
+    mentioned = turns.filter(pl.col("dialogue_id").is_in(chosen))["mentioned_item_ids"].explode().drop_nulls()
+    return {"dialogue_ids": chosen, "item_ids": sorted(set(mentioned)), "dialogues_total": total}
+
+
+__all__ = ["SOURCE", "dialogue_sample", "select_dialogues", "step_fields", "summarize_preferences"]

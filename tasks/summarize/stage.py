@@ -1,0 +1,138 @@
+"""Summarize stage cores: item summaries and recurrent preference summaries, cached by prompt hash.
+
+Reader -> prompt builder -> backend (checked, retried once) -> writer, in batches that are committed one by
+one, so a killed run keeps what it generated. A row's key carries ``model_id`` and ``prompt_hash``: a prompt
+already answered by the same model (or quarantined for it) is never sent again, so a re-run generates nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+import features
+from features import CommitInfo, Lake
+from tasks.summarize.backends import Backend, ChatPrompt
+from tasks.summarize.checks import Checked, OutputChecks, generate_checked
+
+STAGE = "summarize"
+NO_SUMMARY = "(none yet)"
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SummarizeConfig:
+    """Options of both summarizers.
+
+    Attributes:
+        chunk_size: history items per recurrent step (MLLM-MSR uses 3).
+        max_new_tokens: cap of one answer.
+        batch: prompts per backend call (items) or dialogues per batch (preferences); each batch is one commit.
+        item_template / preference_template: prompt template names under ``tasks/summarize/prompts``.
+        item_checks / preference_checks: what a usable answer looks like.
+        sample_size: summaries shown in the run artifact.
+    """
+
+    chunk_size: int = 3
+    max_new_tokens: int = 64
+    batch: int = 16
+    item_template: str = "item_v1"
+    preference_template: str = "preference_v1"
+    item_checks: OutputChecks = field(default_factory=OutputChecks)
+    preference_checks: OutputChecks = field(default_factory=lambda: OutputChecks(require_phrase="prefer"))
+    sample_size: int = 5
+
+
+@dataclass
+class SummarizeSummary:
+    """Counts of one summarizer run."""
+
+    what: str
+    model_id: str
+    candidates: int = 0  # rows wanted
+    cached: int = 0  # already in the lake or quarantined before: not generated
+    generated: int = 0  # prompts sent to the backend, retries included
+    written: int = 0
+    quarantined: int = 0
+    no_history: int = 0  # recommendation points with nothing before them
+    new_tokens: int = 0
+    dialogues: int = 0  # dialogues summarised (preferences)
+    dialogues_total: int = 0  # dialogues with a recommendation point
+    images: str = "not used"
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    sample: list[dict[str, object]] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-serialisable copy."""
+        return asdict(self)
+
+
+def _read_or_empty(table: str, columns: list[str], lake: Lake) -> pl.DataFrame:
+    if features.table_version(table, lake) is None:
+        schema = pl.DataFrame(features.spec_for(table).schema.empty_table()).select(columns).schema
+        return pl.DataFrame(schema=schema)
+    return features.read(table, columns=columns, lake=lake).collect()
+
+
+def _done_keys(table: str, source: str, model_id: str, lake: Lake, key: Callable[[dict[str, Any]], str]) -> set[str]:
+    """Record keys already answered (rows of ``table``) or quarantined for this model."""
+    columns = list(features.spec_for(table).keys)
+    rows = _read_or_empty(table, columns, lake).filter(pl.col("model_id") == model_id)
+    done = {key(r) for r in rows.iter_rows(named=True)}
+    quarantine = _read_or_empty("quarantine", ["source", "record_key"], lake).filter(pl.col("source") == source)
+    return done | set(quarantine["record_key"])
+
+
+class _Writer:
+    """Commits one batch: summaries to the output table, unusable answers to ``quarantine``."""
+
+    def __init__(self, lake: Lake, commit: CommitInfo, summary: SummarizeSummary, sample_size: int) -> None:
+        self.lake, self.commit, self.summary, self.sample_size = lake, commit, summary, sample_size
+
+    def write(self, table: str, rows: list[dict[str, object]], failures: list[dict[str, object]]) -> None:
+        now = datetime.now(UTC)
+        if rows:
+            frame = pl.DataFrame([{**r, "generated_at": now} for r in rows])
+            self._record(features.upsert(table, frame, commit=self.commit, lake=self.lake))
+            self.summary.written += len(rows)
+            room = self.sample_size - len(self.summary.sample)
+            self.summary.sample.extend({k: v for k, v in r.items() if k != "model_id"} for r in rows[:max(room, 0)])
+        if failures:
+            frame = pl.DataFrame([{**f, "stage": STAGE, "flow_run_id": self.commit.flow_run_id,
+                                   "quarantined_at": now} for f in failures])
+            self._record(features.upsert("quarantine", frame, commit=self.commit, lake=self.lake))
+            for f in failures:
+                category = str(f["reason"]).split(":")[0]
+                self.summary.quarantine_reasons[category] = self.summary.quarantine_reasons.get(category, 0) + 1
+            self.summary.quarantined += len(failures)
+
+    def _record(self, result: features.WriteResult) -> None:
+        if result.committed and result.version is not None:
+            self.summary.versions[result.table] = result.version
+
+
+def _batches(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _commit(lake: Lake, run_id: str | None, config: SummarizeConfig, model_id: str, inputs: list[str]) -> CommitInfo:
+    return CommitInfo(stage=STAGE, flow_run_id=run_id, config_hash=features.config_hash(
+        {**asdict(config), "model_id": model_id}), input_versions=features.table_versions(inputs, lake))
+
+
+def _generate(backend: Backend, prompts: list[ChatPrompt], checks: OutputChecks, config: SummarizeConfig,
+              summary: SummarizeSummary) -> list[Checked]:
+    def count(n: int) -> None:
+        summary.generated += n
+
+    results = generate_checked(backend, prompts, checks=checks, max_new_tokens=config.max_new_tokens,
+                               on_generated=count)
+    summary.new_tokens += sum(r.new_tokens for r in results)
+    return results
