@@ -7,30 +7,12 @@ from collections.abc import Sequence
 from prefect import get_run_logger, task
 from prefect.runtime import flow_run
 
+from tasks.progress import prefect_progress
 from tasks.retry import retry_transient
 from tasks.summarize.backends.factory import BackendSpec, create_backend
 from tasks.summarize.items import summarize_items
 from tasks.summarize.preferences import summarize_preferences
-from tasks.summarize.stage import Progress, SummarizeConfig, SummarizeSummary
-
-
-def _prefect_progress(key: str, description: str) -> Progress:
-    """A progress callback that drives a Prefect progress artifact and a terminal progress bar."""
-    from prefect.artifacts import create_progress_artifact, update_progress_artifact
-    from rich.progress import Progress as Bar
-
-    artifact_id = create_progress_artifact(0.0, key=key, description=description)
-    bar = Bar(transient=True)
-    task_id = bar.add_task(description, total=None)
-    bar.start()
-
-    def update(done: int, total: int) -> None:
-        bar.update(task_id, completed=done, total=total)
-        update_progress_artifact(artifact_id, progress=100.0 * done / max(total, 1))
-        if done >= total:
-            bar.stop()
-
-    return update
+from tasks.summarize.stage import SummarizeConfig, SummarizeSummary
 
 
 def _publish(summary: SummarizeSummary, key: str) -> None:
@@ -64,7 +46,7 @@ def summarize_items_task(
     """Prefect task: item summaries (text, plus posters when the backend takes images)."""
     summary = summarize_items(backend=create_backend(spec), lake=lake, config=config, item_ids=item_ids,
                               limit=limit, run_id=_run_id(),
-                              progress=_prefect_progress("summarize-items-progress", "items summarised"))
+                              progress=prefect_progress("summarize-items-progress", "items summarised"))
     _publish(summary, "summarize-items")
     return summary.to_dict()
 
@@ -77,7 +59,7 @@ def summarize_preferences_task(
     """Prefect task: recurrent preference summaries, one per (dialogue, recommendation turn)."""
     summary = summarize_preferences(backend=create_backend(spec), lake=lake, config=config,
                                     dialogue_ids=dialogue_ids, limit=limit, run_id=_run_id(),
-                                    progress=_prefect_progress("summarize-preferences-progress",
+                                    progress=prefect_progress("summarize-preferences-progress",
                                                                "dialogues summarised"))
     _publish(summary, "summarize-preferences")
     return summary.to_dict()
