@@ -91,6 +91,19 @@ def _same_sets(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean([set(x.tolist()) == set(y.tolist()) for x, y in zip(a, b, strict=True)]))
 
 
+def _tie_gap(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """Over the rows whose sets differ: the largest similarity gap between a neighbour one side has and the
+    other lacks (0 when no row differs). Gaps at float rounding level mean the sets differ only in near-ties."""
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    gap = 0.0
+    for row, (mine, theirs) in enumerate(zip(a, b, strict=True)):
+        only_mine, only_theirs = set(mine.tolist()) - set(theirs.tolist()), set(theirs.tolist()) - set(mine.tolist())
+        if only_mine:
+            sims = x[list(only_mine | only_theirs)] @ x[row]
+            gap = max(gap, float(sims.max() - sims.min()))
+    return gap
+
+
 def run(sizes: list[int], dim: int, k: int, sklearn_max: int) -> dict[str, object]:
     """Time every contender at every size; return the numbers."""
     work = Path(tempfile.mkdtemp(prefix="mmcrs-knn-bench-"))
@@ -104,6 +117,8 @@ def run(sizes: list[int], dim: int, k: int, sklearn_max: int) -> dict[str, objec
         for name in names[1:]:
             other = np.load(work / f"{name}-{n}.npy")
             key = "recall_at_k_vs_exact" if name == "faiss_hnsw" else "identical_neighbour_sets"
+            if name != "faiss_hnsw":
+                row[name]["max_similarity_gap_where_sets_differ"] = _tie_gap(data(n, dim), ours, other)  # type: ignore[index]
             row[name][key] = round(_same_sets(ours, other), 4) if key.startswith("identical") else round(  # type: ignore[index]
                 float(np.mean([len(set(a.tolist()) & set(b.tolist())) / k for a, b in zip(other, ours, strict=True)])),
                 4)
