@@ -129,7 +129,10 @@ def load_training_data(
         _skip(skipped, "summaries", "disabled by config")
     samples = build_samples(turns, summaries=summaries, titles=titles)
     split = split_dialogues(turns["dialogue_id"].to_list(), seed=opts.seed, fractions=opts.fractions)
-    by_split = {name: [s for s in samples if s.dialogue_id in set(split.of(name))] for name in ("train", "valid", "test")}
+    where = {d: name for name in ("train", "valid", "test") for d in split.of(name)}
+    by_split: dict[str, list[Sample]] = {"train": [], "valid": [], "test": []}
+    for sample in samples:
+        by_split[where[sample.dialogue_id]].append(sample)
     graphs = _graphs(opts, ids, lake, pinned.get("item_graph_edges"), skipped)
     feats = _features(opts, ids, lake, pinned.get("item_embeddings"), skipped)
     return TrainingData(ids, titles, split, by_split, graphs, feats, pinned, skipped)
