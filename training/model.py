@@ -125,7 +125,7 @@ class GraphPromptRecommender(nn.Module):
     def _propagate(self, graph: str) -> torch.Tensor:
         index, value = getattr(self, f"adj_index_{graph}"), getattr(self, f"adj_value_{graph}")
         n = self.config.n_items
-        adj = torch.sparse_coo_tensor(index, value, (n, n), is_coalesced=True)
+        adj = torch.sparse_coo_tensor(index, value, (n, n), is_coalesced=True, check_invariants=False)
         layer, layers = self.item_emb.weight, [self.item_emb.weight]
         for _ in range(self.config.layers):
             layer = torch.sparse.mm(adj, layer)  # (I, d)

@@ -198,11 +198,11 @@ def _train_epoch(model: GraphPromptRecommender, train: list[Sample], epoch: int,
         loss.backward()
         ctx["optimizer"].step()
         ctx["scheduler"].step()
-        totals["loss"] += float(loss)
+        totals["loss"] += loss.item()
         totals["rec"] += parts["rec"]
         totals["align"] += parts["align"]
         n += 1
-        bar.set_postfix(loss=f"{float(loss):.3f}")
+        bar.set_postfix(loss=f"{totals['loss'] / (n + 1):.3f}")
     return {k: v / max(1, n) for k, v in totals.items()}
 
 
