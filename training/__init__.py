@@ -4,20 +4,13 @@ Example:
     >>> import training
     >>> rec = training.load("mmcrs-graph-prompt", "production", lake="./lake")   # doctest: +SKIP
     >>> rec.recommend([{"role": "seeker", "text": "I loved @123"}], k=10)           # doctest: +SKIP
+
+``training.load`` is the function (it shadows the ``training.load`` submodule on purpose; import the module's
+other names with ``from training.load import ...``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from training.load import ArtifactError, Recommender, load
 
-if TYPE_CHECKING:
-    from training.load import Recommender
-
-__all__ = ["load"]
-
-
-def load(model_name: str, version_or_alias: str | int = "production", **kwargs: Any) -> Recommender:
-    """Load a registered model (see ``training.load.load``); imports torch lazily."""
-    from training.load import load as _load
-
-    return _load(model_name, version_or_alias, **kwargs)
+__all__ = ["ArtifactError", "Recommender", "load"]

@@ -33,7 +33,7 @@ def comention_matrix(data: TrainingData) -> torch.Tensor:
     n = len(data.item_ids)
     if "co_mention" in data.graphs:
         g = data.graphs["co_mention"]
-        return torch.sparse_coo_tensor(g.edge_index, g.edge_weight, (n, n)).to_dense()
+        return torch.sparse_coo_tensor(g.edge_index, g.edge_weight, (n, n), check_invariants=False).to_dense()
     index, matrix = data.index, torch.zeros(n, n)
     by_dialogue: dict[str, set[int]] = {}
     for s in data.samples["train"]:
