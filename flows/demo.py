@@ -8,8 +8,13 @@ from prefect import flow
 
 from flows.crawl import crawl_flow
 from flows.ingest import ingest_flow
+from flows.train import train_flow
 from tasks.demo.server import DEFAULT_PORT, serve_directory
 from tasks.demo.stage import build_demo_inputs_task
+
+
+# Small enough for about a minute on a laptop CPU: the real MiniLM, few epochs, short contexts.
+DEMO_TRAIN_CONFIG: dict[str, object] = {"epochs": 2, "max_context_tokens": 48, "batch_size": 64, "patience": 1}
 
 
 @flow(name="demo", log_prints=True)
@@ -20,13 +25,18 @@ def demo_flow(
     synthetic_dialogues: int = 500,
     use_redial: bool = True,
     poster_port: int = DEFAULT_PORT,
+    train: bool = True,
+    train_config: dict | None = None,
+    artifacts_root: str | None = None,
 ) -> dict[str, object]:
     """Demo catalog (MovieLens-100K + CC0 movie database, rendered posters served from 127.0.0.1),
-    dialogues, then ingest -> crawl."""
+    dialogues, then ingest -> crawl -> train (a small run; absent graphs/embeddings/summaries are skipped)."""
     with serve_directory(Path(workdir) / "posters", port=poster_port) as base_url:
         inputs = build_demo_inputs_task(workdir, items, synthetic_dialogues, use_redial, base_url)
         ingested = ingest_flow(
             dialogues=inputs["dialogues"], catalog=inputs["catalog"], catalog_source="movielens", lake=lake
         )
         crawled = crawl_flow(lake=lake, allow_hosts=["127.0.0.1"])
-    return {"inputs": inputs, "ingest": ingested, "crawl": crawled}
+    trained = (train_flow(lake=lake, config=DEMO_TRAIN_CONFIG | (train_config or {}), artifacts_root=artifacts_root)
+               if train else None)
+    return {"inputs": inputs, "ingest": ingested, "crawl": crawled, "train": trained}

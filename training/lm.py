@@ -31,6 +31,7 @@ class LMSpec:
     layers: int = 1
     heads: int = 2
     seed: int = 0
+    layers_kept: int | None = None  # keep only the first N transformer layers (a speed knob for CPUs)
 
 
 def package_dir(package: str = PACKAGE) -> Path:
@@ -102,6 +103,18 @@ class FrozenLM(nn.Module):
         return torch.cat(chunks) if chunks else torch.zeros(0, self.hidden_size)
 
 
+def _truncate_layers(model: nn.Module, keep: int) -> None:
+    """Keep the first ``keep`` blocks of the model's layer stack (the ModuleList as long as its layer count)."""
+    n_layers = int(model.config.num_hidden_layers)
+    for module in model.modules():
+        for name, child in module.named_children():
+            if isinstance(child, nn.ModuleList) and len(child) == n_layers:
+                setattr(module, name, child[:keep])
+                model.config.num_hidden_layers = keep
+                return
+    raise ValueError(f"cannot find the layer stack of {type(model).__name__} to keep {keep} layers")
+
+
 def load_lm(spec: LMSpec) -> FrozenLM:
     """Load the frozen LM of ``spec`` from local files only."""
     from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
@@ -116,6 +129,8 @@ def load_lm(spec: LMSpec) -> FrozenLM:
             model = BertModel(config, add_pooling_layer=False)
     else:
         model = AutoModel.from_pretrained(str(_folder(spec)), local_files_only=True)
+    if spec.layers_kept is not None:
+        _truncate_layers(model, spec.layers_kept)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return FrozenLM(model, tokenizer)

@@ -46,6 +46,9 @@ class TrainConfig(BaseModel):
     lm_kind: Literal["package", "local", "random"] = "package"
     lm_path: str | None = None
     lm_hidden: int = 32  # random LM only
+    lm_layers: int | None = None  # keep only the first N LM layers (None: all)
+    max_train_samples: int | None = None  # a seeded subset of the training samples per run (None: all)
+    max_eval_samples: int | None = None  # per-epoch validation on a fixed subset (final metrics use all)
     id_dim: int = 64
     layers: int = 2
     n_prompts: int = 2
@@ -63,7 +66,8 @@ class TrainConfig(BaseModel):
 
     def lm_spec(self) -> LMSpec:
         """The frozen LM this config names."""
-        return LMSpec(kind=self.lm_kind, path=self.lm_path, hidden=self.lm_hidden, seed=self.seed)
+        return LMSpec(kind=self.lm_kind, path=self.lm_path, hidden=self.lm_hidden, seed=self.seed,
+                      layers_kept=self.lm_layers)
 
 
 @dataclass
@@ -184,6 +188,14 @@ def _schedule(optimizer: torch.optim.Optimizer, total: int, warmup_frac: float) 
     )
 
 
+def _subset(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]:
+    """At most ``limit`` samples, chosen with ``seed`` and kept in their original order."""
+    if limit is None or len(samples) <= limit:
+        return samples
+    keep = sorted(random.Random(seed).sample(range(len(samples)), limit))
+    return [samples[i] for i in keep]
+
+
 def _train_epoch(model: GraphPromptRecommender, train: list[Sample], epoch: int, ctx: dict) -> dict[str, float]:
     model.train()
     order = torch.randperm(len(train), generator=ctx["generator"]).tolist()
@@ -221,7 +233,8 @@ def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | No
     lm = lm or load_lm(config.lm_spec())
     model = build_model(data, config, lm).to(device)
     index, summaries = data.index, summary_vectors(lm, data)
-    train = [s for s in data.samples["train"] if s.target in index]
+    train = _subset([s for s in data.samples["train"] if s.target in index], config.max_train_samples, config.seed)
+    valid_samples = _subset(data.samples["valid"], config.max_eval_samples, config.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps = config.epochs * max(1, math.ceil(len(train) / config.batch_size))
@@ -234,7 +247,7 @@ def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | No
         t0 = time.perf_counter()
         losses = _train_epoch(model, train, epoch, ctx)
         t1 = time.perf_counter()
-        valid = evaluate_model(model, data.samples["valid"], index=index, summaries=summaries,
+        valid = evaluate_model(model, valid_samples, index=index, summaries=summaries,
                                batch_size=config.eval_batch_size)
         t2 = time.perf_counter()
         train_s, eval_s = train_s + t1 - t0, eval_s + t2 - t1
