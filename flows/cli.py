@@ -253,6 +253,10 @@ def train(
     """Train, evaluate, export and register a graph-prompt recommender (a Prefect flow run)."""
     import json
 
+    import features
+
+    if features.table_version("turns", lake) is None:
+        raise _fail(f"no turns table in {features.resolve_lake(lake).root}: ingest dialogues first")
     from flows.train import train_flow
 
     overrides: dict[str, object] = json.loads(config.read_text()) if config else {}
@@ -282,13 +286,13 @@ def models_list(lake: LakeOpt = None) -> None:
     from training.registry import models
 
     table = Table(title="models")
-    for column in ("model", "version", "alias", "valid R@10", "test R@10 (no repeats)", "registered", "artifacts"):
+    for column in ("model", "version", "alias", "valid R@10", "test R@10 no-rep", "registered"):
         table.add_column(column, overflow="fold")
     for row in models(lake=lake).iter_rows(named=True):
         m = json.loads(row["metrics"] or "{}")
         table.add_row(row["model_name"], str(row["version"]), row["alias"] or "",
                       f"{m['valid']['standard']['recall@10']:.4f}", f"{m['test']['no_repeats']['recall@10']:.4f}",
-                      str(row["registered_at"])[:19], row["artifact_uri"] or "")
+                      str(row["registered_at"])[:16])
     console.print(table)
 
 

@@ -12,7 +12,6 @@ from flows.train import train_flow
 from tasks.demo.server import DEFAULT_PORT, serve_directory
 from tasks.demo.stage import build_demo_inputs_task
 
-
 # Small enough for about a minute on a laptop CPU: the real MiniLM, few epochs, short contexts.
 DEMO_TRAIN_CONFIG: dict[str, object] = {"epochs": 2, "max_context_tokens": 48, "batch_size": 64, "patience": 1}
 
