@@ -37,9 +37,10 @@ test-all: venv
 bench: venv
 	$(BIN)/python -m bench.ingest_dialogues
 	$(BIN)/python -m bench.crawl_posters
+	$(BIN)/python -m bench.train_quality
 
 lint: venv
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf lake .demo .prefect-home bench/out
+	rm -rf lake .demo .prefect-home bench/out artifacts

@@ -24,9 +24,12 @@ def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
 
     lake, workdir, port = str(tmp_path / "lake"), str(tmp_path / "demo"), _free_port()
     kwargs = {"lake": lake, "workdir": workdir, "items": 60, "synthetic_dialogues": 12, "use_redial": False,
-              "poster_port": port}
+              "poster_port": port, "artifacts_root": str(tmp_path / "artifacts"),
+              "train_config": {"lm_kind": "random", "max_context_tokens": 32}}
     result = demo_flow(**kwargs)
     assert result["inputs"]["dialogue_source"] == "synthetic"
+    assert result["train"]["version"] == 1 and result["train"]["promoted"]  # the train step ran and registered
+    assert result["train"]["skipped"]["item_graph_edges"] == "table not in the lake"  # absent: skipped, with reason
 
     items = features.read("items", lake=lake).collect()
     catalog = items.filter(pl.col("source") == "movielens")
@@ -49,4 +52,5 @@ def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
     again = demo_flow(**kwargs)
     assert again["ingest"]["dialogues"]["written"] == 0
     assert again["crawl"]["requested"] == 0 and again["crawl"]["already_stored"] == 60  # no request at all
+    assert "reused_run" in again["train"]  # nothing changed: nothing retrained
     assert features.tables(lake).select("table", "version").equals(before)
