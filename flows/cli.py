@@ -145,10 +145,13 @@ def demo(
     assert isinstance(ingested, dict) and isinstance(crawled, dict)
     _print_counts(ingested)
     _print_crawl(crawled)
+    if isinstance(result.get("train"), dict):
+        _print_train(result["train"])  # type: ignore[arg-type]
     root = resolve_lake(lake).root
     console.print(f"\nThe lake is at [bold]{root}[/]. Read it with:")
     console.print(f"  mmcrs features tables --lake {root}")
     console.print(f"  mmcrs features show turns --lake {root} --limit 5")
+    console.print(f"  mmcrs models list --lake {root}")
     console.print(f"  python -c 'import features; print(features.read(\"turns\", lake=\"{root}\").collect())'")
 
 
