@@ -214,7 +214,7 @@ def _train_epoch(model: GraphPromptRecommender, train: list[Sample], epoch: int,
         totals["rec"] += parts["rec"]
         totals["align"] += parts["align"]
         n += 1
-        bar.set_postfix(loss=f"{totals['loss'] / (n + 1):.3f}")
+        bar.set_postfix(loss=f"{totals['loss'] / n:.3f}")
     return {k: v / max(1, n) for k, v in totals.items()}
 
 
