@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-MENTION = re.compile(r"@(\S+)")
+MENTION = re.compile(r"@(\w(?:[\w:.\-/]*\w)?)")  # @<item_id>; trailing punctuation is not part of the id
 
 
 @dataclass(frozen=True)

@@ -43,3 +43,8 @@ def test_split_is_deterministic_disjoint_and_complete() -> None:
 def test_context_from_messages() -> None:
     text, items = context_from_messages([{"role": "seeker", "text": "@a and @b"}, {"text": "@a again"}])
     assert items == ("a", "b") and text.splitlines()[1] == "seeker: @a again"
+
+
+def test_mentions_stop_before_trailing_punctuation() -> None:
+    _, items = context_from_messages([{"role": "seeker", "text": "I loved @redial:111776, and @ml:2. Also @x!"}])
+    assert items == ("redial:111776", "ml:2", "x")
