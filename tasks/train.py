@@ -48,7 +48,7 @@ def train_stage(
         raise ValueError(f"no turns table in {resolved.root}: ingest dialogues first")
     fingerprint = _fingerprint(config, model_name, artifacts_root)
     if not force and (row := reusable_run(STAGE, fingerprint, watched=WATCHED, lake=resolved)):
-        return json.loads(row["counts"]) | {"reused_run": row["run_id"]}
+        return json.loads(str(row["counts"])) | {"reused_run": row["run_id"]}
     report = train_and_register(config, lake=resolved, model_name=model_name, artifacts_root=artifacts_root,
                                 rule=rule, auto_promote=auto_promote, on_epoch=on_epoch, run_id=run_id).to_dict()
     record_run(StageRun(stage=STAGE, fingerprint=fingerprint, status="ok", flow_run_id=run_id,
@@ -101,7 +101,9 @@ def train_task(
                          auto_promote=auto_promote, force=force, run_id=str(run_id) if run_id else None,
                          on_epoch=_epoch_artifact())
     logger = get_run_logger()
-    for name, reason in sorted(report["skipped"].items()):  # type: ignore[union-attr]
+    skipped = report["skipped"]
+    assert isinstance(skipped, dict)
+    for name, reason in sorted(skipped.items()):
         logger.info("skipped %s: %s", name, reason)
     if "reused_run" in report:
         logger.info("inputs and config unchanged since run %s: nothing to train", report["reused_run"])

@@ -37,10 +37,10 @@ def comention_matrix(data: TrainingData) -> torch.Tensor:
     index, matrix = data.index, torch.zeros(n, n)
     by_dialogue: dict[str, set[int]] = {}
     for s in data.samples["train"]:
-        items = (*s.context_items, s.target)
-        by_dialogue.setdefault(s.dialogue_id, set()).update(index[i] for i in items if i in index)
-    for items in by_dialogue.values():
-        pos = torch.tensor(sorted(items), dtype=torch.long)
+        mentioned = (*s.context_items, s.target)
+        by_dialogue.setdefault(s.dialogue_id, set()).update(index[i] for i in mentioned if i in index)
+    for positions in by_dialogue.values():
+        pos = torch.tensor(sorted(positions), dtype=torch.long)
         matrix[pos.unsqueeze(1), pos.unsqueeze(0)] += 1
     matrix.fill_diagonal_(0)
     return matrix

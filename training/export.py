@@ -71,16 +71,24 @@ def _plots(folder: Path, result: TrainResult, baselines: dict[str, dict]) -> lis
     ax2 = ax.twinx()
     ax2.plot(epochs, [h["valid_standard_recall@10"] for h in result.history], color="tab:orange",
              label="valid Recall@10")
-    ax.set_xlabel("epoch"), ax.set_ylabel("loss"), ax2.set_ylabel("valid Recall@10")
-    fig.legend(loc="upper center"), fig.tight_layout(), fig.savefig(folder / "training_curve.png", dpi=80)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax2.set_ylabel("valid Recall@10")
+    fig.legend(loc="upper center")
+    fig.tight_layout()
+    fig.savefig(folder / "training_curve.png", dpi=80)
     plt.close(fig)
     fig, axes = plt.subplots(1, 2, figsize=(9, 4), sharey=True)
     contenders = {"model": result.metrics["test"], **baselines}
     for ax, protocol in zip(axes, PROTOCOLS, strict=True):
         for name, metrics in contenders.items():
             ax.plot([1, 10, 50], [metrics[protocol][f"recall@{k}"] for k in (1, 10, 50)], marker="o", label=name)
-        ax.set_xscale("log"), ax.set_title(f"test, {protocol}"), ax.set_xlabel("k")
-    axes[0].set_ylabel("Recall@k"), axes[0].legend(), fig.tight_layout()
+        ax.set_xscale("log")
+        ax.set_title(f"test, {protocol}")
+        ax.set_xlabel("k")
+    axes[0].set_ylabel("Recall@k")
+    axes[0].legend()
+    fig.tight_layout()
     fig.savefig(folder / "recall_vs_baselines.png", dpi=80)
     plt.close(fig)
     return ["training_curve.png", "recall_vs_baselines.png"]

@@ -13,7 +13,7 @@ import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -59,10 +59,10 @@ def fingerprint(spec: LMSpec) -> str:
 class FrozenLM(nn.Module):
     """A frozen encoder/decoder: embeds token ids, runs on ``inputs_embeds``, mean-pools the last hidden state."""
 
-    def __init__(self, model: nn.Module, tokenizer: object) -> None:
+    def __init__(self, model: nn.Module, tokenizer: Any) -> None:
         super().__init__()
-        self.model = model.eval()
-        self.tokenizer = tokenizer
+        self.model: Any = model.eval()  # a transformers PreTrainedModel
+        self.tokenizer: Any = tokenizer
         for p in self.model.parameters():
             p.requires_grad_(False)
 
@@ -103,7 +103,7 @@ class FrozenLM(nn.Module):
         return torch.cat(chunks) if chunks else torch.zeros(0, self.hidden_size)
 
 
-def _truncate_layers(model: nn.Module, keep: int) -> None:
+def _truncate_layers(model: Any, keep: int) -> None:
     """Keep the first ``keep`` blocks of the model's layer stack (the ModuleList as long as its layer count)."""
     n_layers = int(model.config.num_hidden_layers)
     for module in model.modules():
