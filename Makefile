@@ -49,9 +49,11 @@ bench: venv
 	$(BIN)/python -m bench.embed
 	$(BIN)/python -m bench.knn
 	$(BIN)/python -m bench.summarize
+	$(BIN)/python -m bench.train_quality
 
 lint: venv
 	$(BIN)/ruff check .
 
 clean:
 	rm -rf lake .demo .prefect-home bench/out .cache/mmcrs
+	rm -rf lake .demo .prefect-home bench/out artifacts

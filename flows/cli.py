@@ -287,10 +287,13 @@ def demo(
     summarized = result.get("summarize") or {}
     assert isinstance(summarized, dict)
     _print_summarize(summarized)
+    if isinstance(result.get("train"), dict):
+        _print_train(result["train"])  # type: ignore[arg-type]
     root = resolve_lake(lake).root
     console.print(f"\nThe lake is at [bold]{root}[/]. Read it with:")
     console.print(f"  mmcrs features tables --lake {root}")
     console.print(f"  mmcrs features show turns --lake {root} --limit 5")
+    console.print(f"  mmcrs models list --lake {root}")
     console.print(f"  python -c 'import features; print(features.read(\"turns\", lake=\"{root}\").collect())'")
 
 
@@ -351,6 +354,179 @@ def features_show(
         return
     with pl.Config(tbl_rows=limit, fmt_str_lengths=60, tbl_width_chars=160):
         console.print(frame.head(limit).collect())
+
+
+models_app = typer.Typer(no_args_is_help=True, help="Registered models: list, show, promote.")
+app.add_typer(models_app, name="models")
+DEFAULT_MODEL = "mmcrs-graph-prompt"
+
+
+def _print_train(report: dict[str, object]) -> None:
+    if "reused_run" in report:
+        console.print(f"train: inputs and config unchanged since run {report['reused_run']}: nothing trained")
+    console.print(f"model {report['model_name']} v{report['version']} at {report['artifact_dir']}; "
+                  f"promoted: {report['promoted']} ({report['promotion_reason']})")
+    metrics, baselines = report["metrics"], report["baselines"]
+    assert isinstance(metrics, dict) and isinstance(baselines, dict)
+    table = Table(title="test metrics")
+    for column in ("contender", "protocol", "R@1", "R@10", "R@50", "MRR@10", "NDCG@10"):
+        table.add_column(column)
+    for name, per_protocol in {"model": metrics["test"], **baselines}.items():
+        for protocol, m in per_protocol.items():
+            table.add_row(name, protocol, *(f"{m[k]:.4f}" for k in ("recall@1", "recall@10", "recall@50", "mrr@10",
+                                                                     "ndcg@10")))
+    console.print(table)
+    skipped = report.get("skipped") or {}
+    assert isinstance(skipped, dict)
+    for name, reason in sorted(skipped.items()):
+        console.print(f"  skipped {name}: {reason}")
+
+
+@app.command()
+def train(
+    model_name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the split and the training.")] = None,
+    lm: Annotated[str | None, typer.Option(help="Frozen LM: package (MiniLM), random, or a local HF folder.")] = None,
+    config: Annotated[Path | None, typer.Option(help="JSON file of TrainConfig fields.")] = None,
+    artifacts: Annotated[Path | None, typer.Option(help="Artifacts root (default ./artifacts).")] = None,
+    promote: Annotated[bool, typer.Option(help="Promote when it beats production on valid Recall@10.")] = True,
+    force: Annotated[bool, typer.Option(help="Train even when inputs and config are unchanged.")] = False,
+    fail_if_worse: Annotated[bool, typer.Option(help="Exit 1 when the new model is not promoted.")] = False,
+    lake: LakeOpt = None,
+) -> None:
+    """Train, evaluate, export and register a graph-prompt recommender (a Prefect flow run)."""
+    import json
+
+    import features
+
+    if features.table_version("turns", lake) is None:
+        raise _fail(f"no turns table in {features.resolve_lake(lake).root}: ingest dialogues first")
+    from flows.train import train_flow
+
+    overrides: dict[str, object] = json.loads(config.read_text()) if config else {}
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    if seed is not None:
+        overrides["seed"] = seed
+    if lm in ("package", "random"):
+        overrides["lm_kind"] = lm
+    elif lm:
+        overrides |= {"lm_kind": "local", "lm_path": lm}
+    try:
+        report = train_flow(lake=lake, config=overrides, model_name=model_name,
+                            artifacts_root=str(artifacts) if artifacts else None, auto_promote=promote, force=force)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    _print_train(report)
+    if fail_if_worse and not report["promoted"] and "reused_run" not in report:
+        raise typer.Exit(code=1)
+
+
+@models_app.command("list")
+def models_list(lake: LakeOpt = None) -> None:
+    """Every registered model version with its alias and validation Recall@10."""
+    import json
+
+    from training.registry import models
+
+    table = Table(title="models")
+    for column in ("model", "version", "alias", "valid R@10", "test R@10 no-rep", "registered"):
+        table.add_column(column, overflow="fold")
+    for row in models(lake=lake).iter_rows(named=True):
+        m = json.loads(row["metrics"] or "{}")
+        table.add_row(row["model_name"], str(row["version"]), row["alias"] or "",
+                      f"{m['valid']['standard']['recall@10']:.4f}", f"{m['test']['no_repeats']['recall@10']:.4f}",
+                      str(row["registered_at"])[:16])
+    console.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    ref: Annotated[str, typer.Argument(help="NAME[@VERSION_OR_ALIAS], default alias production.")],
+    lake: LakeOpt = None,
+) -> None:
+    """Print a model version's registry row and manifest summary."""
+    import json
+
+    from training.registry import resolve
+
+    name, _, which = ref.partition("@")
+    try:
+        row = resolve(name, which or "production", lake=lake)
+    except LookupError as exc:
+        raise _fail(str(exc)) from None
+    manifest_path = Path(row["artifact_uri"] or "") / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    console.print_json(json.dumps({
+        "model_name": row["model_name"], "version": row["version"], "alias": row["alias"],
+        "artifact_uri": row["artifact_uri"], "git_sha": row["git_sha"],
+        "input_versions": json.loads(row["input_versions"] or "{}"), "metrics": json.loads(row["metrics"] or "{}"),
+        "split": manifest.get("split"), "skipped": manifest.get("skipped"), "files": manifest.get("files"),
+    }, default=str))
+
+
+@models_app.command("promote")
+def models_promote(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION to promote to production.")],
+    force: Annotated[bool, typer.Option(help="Promote even when it does not beat production.")] = False,
+    min_delta: Annotated[float, typer.Option(help="Required improvement of valid Recall@10.")] = 0.0,
+    lake: LakeOpt = None,
+) -> None:
+    """Promote a version to production if it beats the current one on valid Recall@10 (exit 1 if not)."""
+    from training.registry import PromotionRule, promote, resolve
+
+    name, _, which = ref.partition("@")
+    try:
+        version = int(resolve(name, which or "candidate", lake=lake)["version"])
+        outcome = promote(name, version, rule=PromotionRule(min_delta=min_delta), force=force, lake=lake)
+    except LookupError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"{name} v{version}: {'promoted' if outcome.promoted else 'not promoted'} ({outcome.reason})")
+    if not outcome.promoted:
+        raise typer.Exit(code=1)
+
+
+def _messages(dialogue: str) -> list[dict[str, str]]:
+    """A dialogue from a JSON file (list of {role, text}), a text file or a string; lines may start 'role:'."""
+    import json
+
+    path = Path(dialogue)
+    text = path.read_text() if len(dialogue) < 4096 and path.is_file() else dialogue
+    if text.lstrip().startswith("["):
+        return [{"role": str(m.get("role", "seeker")), "text": str(m["text"])} for m in json.loads(text)]
+    out = []
+    for line in filter(None, (raw.strip() for raw in text.splitlines())):
+        role, sep, rest = line.partition(":")
+        known = sep and role.strip() in ("seeker", "recommender")
+        out.append({"role": role.strip() if known else "seeker", "text": rest.strip() if known else line})
+    return out
+
+
+@app.command()
+def recommend(
+    model: Annotated[str, typer.Option(help="NAME[@VERSION_OR_ALIAS], default alias production.")] = DEFAULT_MODEL,
+    dialogue: Annotated[str, typer.Option(help="Dialogue: JSON/text file, or text; mention items as @<item_id>.")] = "",
+    top: Annotated[int, typer.Option(help="How many items.")] = 10,
+    lake: LakeOpt = None,
+) -> None:
+    """Recommend items for a dialogue with a registered model."""
+    from training.load import ArtifactError, load
+
+    messages = _messages(dialogue)
+    if not messages:
+        raise _fail("empty dialogue: pass --dialogue FILE_OR_TEXT")
+    name, _, which = model.partition("@")
+    try:
+        rec = load(name, which or "production", lake=lake)
+    except (LookupError, ArtifactError) as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title=f"{rec.name} v{rec.version}")
+    for column in ("rank", "item_id", "title", "score"):
+        table.add_column(column)
+    for rank, (item, score) in enumerate(rec.recommend(messages, k=top), start=1):
+        table.add_row(str(rank), item, rec.titles.get(item, ""), f"{score:.4f}")
+    console.print(table)
 
 
 def main() -> None:

@@ -26,9 +26,15 @@ def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
     lake, workdir, port = str(tmp_path / "lake"), str(tmp_path / "demo"), _free_port()
     tiny_lm = str(build_tiny_lm(tmp_path / "tiny-lm"))  # random weights: wiring only, answers get quarantined
     kwargs = {"lake": lake, "workdir": workdir, "items": 60, "synthetic_dialogues": 12, "use_redial": False,
-              "poster_port": port, "summarize_dialogues": 2, "summarize_model_dir": tiny_lm}
+              "poster_port": port, "summarize_dialogues": 2, "summarize_model_dir": tiny_lm,
+              "artifacts_root": str(tmp_path / "artifacts"),
+              "train_config": {"lm_kind": "random", "max_context_tokens": 32}}
     result = demo_flow(**kwargs)
     assert result["inputs"]["dialogue_source"] == "synthetic"
+    assert result["train"]["version"] == 1 and result["train"]["promoted"]  # the train step ran and registered
+    skipped = result["train"]["skipped"]  # the graphs and embeddings built above are used, not skipped
+    assert "item_graph_edges" not in skipped and "item_embeddings" not in skipped
+    assert not any(key.startswith("graph:") for key in skipped)
 
     items = features.read("items", lake=lake).collect()
     catalog = items.filter(pl.col("source") == "movielens")
@@ -69,4 +75,5 @@ def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
     assert all(m["embedded"] == 0 for m in again["embed"]["modalities"].values())
     assert again["graphs"]["built"] == {} and len(again["graphs"]["skipped"]) == 5  # nothing rebuilt
     assert again["summarize"]["preferences"]["generated"] == 0 and again["summarize"]["items"]["generated"] == 0
+    assert "reused_run" in again["train"]  # nothing changed: nothing retrained
     assert features.tables(lake).select("table", "version").equals(before)

