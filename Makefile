@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: venv demo test test-all test-llm-server bench lint clean
+.PHONY: venv demo test test-all llama-server test-llm-server bench lint clean
 
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "mmcrs needs Python 3.11"'
@@ -39,6 +39,8 @@ LLAMA_STAMP := $(VENV)/.llama-cpp-server-installed
 $(LLAMA_STAMP): $(STAMP)
 	$(BIN)/python -c 'import llama_cpp.server' 2>/dev/null || $(BIN)/pip install 'llama-cpp-python[server]==0.3.36' fastapi==0.150.0
 	touch $(LLAMA_STAMP)
+
+llama-server: $(LLAMA_STAMP)
 
 test-llm-server: $(LLAMA_STAMP)
 	$(BIN)/pytest -q -m llm_server
