@@ -37,7 +37,9 @@ test-all: venv
 # The summarize stage's server backend against llama.cpp's OpenAI-compatible server (builds from source, ~8 min).
 LLAMA_STAMP := $(VENV)/.llama-cpp-server-installed
 $(LLAMA_STAMP): $(STAMP)
-	$(BIN)/python -c 'import llama_cpp.server' 2>/dev/null || $(BIN)/pip install 'llama-cpp-python[server]==0.3.36' fastapi==0.150.0
+	$(BIN)/pip freeze --exclude-editable > $(VENV)/pins.txt  # nothing already installed may move
+	$(BIN)/python -c 'import llama_cpp.server' 2>/dev/null || \
+		$(BIN)/pip install -c $(VENV)/pins.txt 'llama-cpp-python[server]==0.3.36'
 	touch $(LLAMA_STAMP)
 
 llama-server: $(LLAMA_STAMP)
