@@ -21,7 +21,6 @@ def _free_port() -> int:
 
 def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
     from flows.demo import demo_flow
-
     from tests.tasks.summarize.tiny_lm import build_tiny_lm
 
     lake, workdir, port = str(tmp_path / "lake"), str(tmp_path / "demo"), _free_port()
