@@ -141,11 +141,11 @@ def _print_embed(summary: dict[str, object]) -> None:
 @app.command()
 def embed(
     modality: Annotated[
-        list[str] | None, typer.Option(help="image | clip_text | text (repeatable); default all three.")
+        list[str] | None, typer.Option(help="image | clip_text | text | summary (repeatable); default all.")
     ] = None,
     model: Annotated[
         str | None, typer.Option(help="Model spec (random:ARCH@SEED, local:PATH, package:MOD/DIR, hub:ID) of the "
-                                      "CLIP model, or of the text encoder when only --modality text is given.")
+                                      "CLIP model, or of the text encoder when only text / summary are given.")
     ] = None,
     text_model: Annotated[str | None, typer.Option(help="Sentence-encoder spec (default: packaged MiniLM).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images / texts per forward pass.")] = None,
@@ -156,10 +156,10 @@ def embed(
     from flows.embed import embed_flow
     from training.encoders import ModelSpec, ModelSpecError
 
-    unknown = set(modality or []) - {"image", "clip_text", "text"}
+    unknown = set(modality or []) - {"image", "clip_text", "text", "summary"}
     if unknown:
-        raise _fail(f"unknown modality: {', '.join(sorted(unknown))} (image | clip_text | text)")
-    text_only = modality == ["text"]
+        raise _fail(f"unknown modality: {', '.join(sorted(unknown))} (image | clip_text | text | summary)")
+    text_only = bool(modality) and set(modality or []) <= {"text", "summary"}
     clip_spec, text_spec = (None, model) if text_only else (model, text_model)
     try:
         for spec in (s for s in (clip_spec, text_spec) if s):

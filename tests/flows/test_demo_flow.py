@@ -57,8 +57,10 @@ def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
     assert embedded["image"]["embedded"] == 60 and embedded["image"]["random_weights"]
     n_items = items.height
     assert embedded["text"]["embedded"] == n_items and embedded["clip_text"]["embedded"] == n_items
+    assert embedded["summary"]["embedded"] == result["summarize"]["items"]["written"]
     vectors = features.read("item_embeddings", lake=lake).collect()
-    assert vectors.group_by("modality").len().sort("modality")["len"].to_list() == [n_items, 60, n_items]
+    counts = vectors.filter(pl.col("modality") != "summary").group_by("modality").len().sort("modality")
+    assert counts["len"].to_list() == [n_items, 60, n_items]
 
     assert set(result["graphs"]["built"]) == {"image_knn", "clip_text_knn", "text_knn", "co_mention", "transition"}
     edges = features.read("item_graph_edges", lake=lake).collect()

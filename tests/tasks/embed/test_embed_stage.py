@@ -134,3 +134,21 @@ def test_real_minilm_text_vectors(tmp_path: Path) -> None:
     text = summary.modalities["text"]
     assert text.embedded == 3 and not text.random_weights and text.model_id.startswith("minilm-")
     assert set(_vectors(lake)["dim"]) == {384}
+
+
+def test_item_summaries_are_embedded_with_the_text_encoder(tmp_path: Path) -> None:
+    lake = _lake(tmp_path, 3)
+    config = EmbedConfig(modalities=("summary",), num_workers=0)
+    assert embed(lake=lake, config=config).modalities["summary"].candidates == 0  # no item_summaries yet
+    summaries = pl.DataFrame({
+        "item_id": ["i0", "i1", "i1"], "model_id": "llm-1", "prompt_hash": ["p0", "p1", "p2"],
+        "summary": ["A heist film.", "An old take.", "A space opera."],
+        "generated_at": [datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC),
+                         datetime(2026, 11, 2, tzinfo=UTC)],
+    })
+    features.upsert("item_summaries", summaries, commit=CommitInfo(stage="summarize"), lake=lake)
+    summary = embed(lake=lake, config=config).modalities["summary"]
+    assert (summary.embedded, summary.random_weights) == (2, False)
+    rows = _vectors(lake).filter(pl.col("modality") == "summary").sort("item_id")
+    assert rows["item_id"].to_list() == ["i0", "i1"] and set(rows["dim"]) == {384}
+    assert embed(lake=lake, config=config).modalities["summary"].embedded == 0  # unchanged: nothing
