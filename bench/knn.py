@@ -58,8 +58,7 @@ _GRAPHS = """
 import json, resource, sys, tempfile, time
 from tasks.ingest_dialogues import ingest_dialogues
 import features
-from tasks.graphs.co_mention import co_mention_edges
-from tasks.graphs.transition import transition_edges
+from training.turn_graphs import co_mention_edges, transition_edges
 lake = tempfile.mkdtemp()
 ingest_dialogues(sys.argv[1], lake=lake)
 turns = features.read("turns", lake=lake).collect()

@@ -11,8 +11,9 @@ import torch
 
 import features
 from features import Lake
-from training.graph_data import ItemGraph, available_graphs, load_graph
+from training.graph_data import ItemGraph, available_graphs, graph_from_edges, load_graph
 from training.samples import Sample, Split, build_samples, split_dialogues
+from training.turn_graphs import co_mention_edges, transition_edges
 
 log = logging.getLogger(__name__)
 INPUT_TABLES = ("turns", "items", "item_graph_edges", "item_embeddings", "preference_summaries")
@@ -63,8 +64,18 @@ def _items(turns: pl.DataFrame, lake: Lake | str | None, version: int | None) ->
     return tuple(sorted(mentioned)), titles
 
 
+TURN_GRAPHS = ("co_mention", "transition")  # counted from dialogues: rebuilt from the training split only
+
+
+def _turn_graph(name: str, train_turns: pl.DataFrame, ids: tuple[str, ...]) -> ItemGraph:
+    """A dialogue-derived graph counted from the training dialogues alone (the lake's counts every dialogue,
+    valid and test included, which would leak their co-mentions into the model and the kNN baseline)."""
+    edges = co_mention_edges(train_turns) if name == "co_mention" else transition_edges(train_turns)
+    return graph_from_edges(name, edges, item_ids=ids)
+
+
 def _graphs(opts: DataOptions, ids: tuple[str, ...], lake: Lake | str | None, version: int | None,
-            skipped: dict[str, str]) -> dict[str, ItemGraph]:
+            skipped: dict[str, str], train_turns: pl.DataFrame) -> dict[str, ItemGraph]:
     present = available_graphs(lake, version=version) if version is not None else []
     wanted = opts.graphs if opts.graphs is not None else tuple(present)
     out: dict[str, ItemGraph] = {}
@@ -72,7 +83,10 @@ def _graphs(opts: DataOptions, ids: tuple[str, ...], lake: Lake | str | None, ve
         if name not in present:
             _skip(skipped, f"graph:{name}", "no edges in item_graph_edges")
             continue
-        graph = load_graph(name, lake=lake, version=version, item_ids=ids)
+        if name in TURN_GRAPHS:
+            graph = _turn_graph(name, train_turns, ids)
+        else:
+            graph = load_graph(name, lake=lake, version=version, item_ids=ids)
         if graph.num_edges == 0:
             _skip(skipped, f"graph:{name}", "no edges between the items in this run")
             continue
@@ -133,6 +147,7 @@ def load_training_data(
     by_split: dict[str, list[Sample]] = {"train": [], "valid": [], "test": []}
     for sample in samples:
         by_split[where[sample.dialogue_id]].append(sample)
-    graphs = _graphs(opts, ids, lake, pinned.get("item_graph_edges"), skipped)
+    train_turns = turns.filter(pl.col("dialogue_id").is_in(list(split.of("train"))))
+    graphs = _graphs(opts, ids, lake, pinned.get("item_graph_edges"), skipped, train_turns)
     feats = _features(opts, ids, lake, pinned.get("item_embeddings"), skipped)
     return TrainingData(ids, titles, split, by_split, graphs, feats, pinned, skipped)

@@ -82,6 +82,11 @@ def load_graph(
         .filter(pl.col("graph") == graph)
         .collect()
     )
+    return graph_from_edges(graph, edges, item_ids=item_ids)
+
+
+def graph_from_edges(graph: str, edges: pl.DataFrame, *, item_ids: Sequence[str] | None = None) -> ItemGraph:
+    """An ``ItemGraph`` from edges ``src, dst, weight`` (edges touching items outside ``item_ids`` dropped)."""
     ids = tuple(item_ids) if item_ids is not None else tuple(sorted(set(edges["src"]) | set(edges["dst"])))
     lookup = pl.DataFrame({"item": list(ids), "pos": list(range(len(ids)))}, schema={"item": pl.Utf8, "pos": pl.Int64})
     joined = (

@@ -21,11 +21,10 @@ import torch
 import features
 from features import CommitInfo, Lake
 from features.runs import StageRun, now_utc, record_run, reusable_run
-from tasks.graphs.co_mention import CoMentionConfig, co_mention_edges, mentions
 from tasks.graphs.knn import knn_exact
 from tasks.graphs.knn_faiss import knn_faiss_flat, knn_faiss_hnsw, recall_at_k
 from tasks.graphs.stats import graph_stats
-from tasks.graphs.transition import transition_edges
+from training.turn_graphs import CoMentionConfig, co_mention_edges, mentions, transition_edges
 
 STAGE = "graphs"
 KNN_GRAPHS = {"image_knn": "image", "clip_text_knn": "clip_text", "text_knn": "text"}

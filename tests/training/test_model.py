@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 import torch
 
+import features
 from training.data import DataOptions, load_training_data
 from training.lm import LMSpec, load_lm
 from training.model import normalized_adjacency
@@ -52,3 +54,20 @@ def test_scores_every_item_and_only_non_lm_parameters_train(tmp_path: Path, gati
     loss.backward()
     assert all(p.grad is None for p in model.lm.parameters())
     assert model.item_emb.weight.grad is not None and model.prompt_mlp.weight.grad is not None
+
+
+def test_dialogue_graphs_are_counted_from_training_dialogues_only(tmp_path: Path) -> None:
+    from training.turn_graphs import co_mention_edges
+
+    lake = str(tmp_path / "lake")
+    write_fixture_lake(lake)
+    data = load_training_data(DataOptions(graphs=("co_mention",), use_summaries=False), lake=lake)
+    turns = features.read("turns", lake=lake).collect()
+    train = turns.filter(pl.col("dialogue_id").is_in(list(data.split.of("train"))))
+    expected = co_mention_edges(train)
+    graph = data.graphs["co_mention"]
+    pairs = {(graph.item_ids[s], graph.item_ids[d]) for s, d in graph.edge_index.T.tolist()}
+    assert pairs == set(zip(expected["src"], expected["dst"], strict=True))
+    assert float(graph.edge_weight.sum()) == pytest.approx(float(expected["weight"].sum()))
+    everything = co_mention_edges(turns)  # what the lake-wide graph counts: valid and test dialogues too
+    assert float(everything["weight"].sum()) > float(expected["weight"].sum())

@@ -8,8 +8,7 @@ import sys
 import polars as pl
 import pytest
 
-from tasks.graphs.co_mention import CoMentionConfig, co_mention_edges
-from tasks.graphs.transition import transition_edges
+from training.turn_graphs import CoMentionConfig, co_mention_edges, transition_edges
 
 # d1: turn 0 mentions a, b; turn 1 none; turn 2 c; turn 3 a, d.   d2: turn 0 a; turn 1 c; turn 2 b, c.
 TURNS = pl.DataFrame({
@@ -53,7 +52,7 @@ def test_transitions_by_hand() -> None:
 
 _BIG = """
 import resource, polars as pl
-from tasks.graphs.co_mention import co_mention_edges
+from training.turn_graphs import co_mention_edges
 n = 200_000
 ids = [f"item{i}" for i in range(n)]
 turns = pl.DataFrame({"dialogue_id": [f"d{i // 4}" for i in range(n)], "turn_idx": [i % 4 for i in range(n)],

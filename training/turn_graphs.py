@@ -1,4 +1,9 @@
-"""Co-mention (collaborative) graph: items mentioned in the same dialogue, from sparse pair counts.
+"""Graphs counted from dialogue turns: co-mention (collaborative) and transition (TPAD), from sparse pair counts.
+
+They live in ``training`` (plain polars) because both the graph stage and training build them: training
+rebuilds them from its training dialogues only, so validation and test dialogues never leak into a view.
+
+Co-mention: items mentioned in the same dialogue.
 
 Built with polars joins over (dialogue, turn, item) mentions: the work and memory grow with the number of
 co-mentioned pairs, never with items x items (the reference implementation's dense matrix is tens of GB
@@ -55,4 +60,18 @@ def co_mention_edges(turns: pl.LazyFrame | pl.DataFrame, config: CoMentionConfig
                                 .alias("count")))
     elif cfg.weighting != "count":
         raise ValueError(f"unknown weighting {cfg.weighting!r}: count | pmi")
+    return counts.select("src", "dst", pl.col("count").cast(pl.Float32).alias("weight")).collect()
+
+
+def transition_edges(turns: pl.LazyFrame | pl.DataFrame, *, horizon: int = 1, min_count: int = 1) -> pl.DataFrame:
+    """Edges ``src, dst, weight`` of the transition graph."""
+    found = mentions(turns)
+    steps = (found.select("dialogue_id", "turn_idx").unique()
+             .with_columns(pl.col("turn_idx").rank("dense").over("dialogue_id").cast(pl.Int64).alias("step")))
+    found = found.join(steps, on=["dialogue_id", "turn_idx"])
+    left = found.select("dialogue_id", pl.col("item").alias("src"), pl.col("step").alias("a"))
+    right = found.select("dialogue_id", pl.col("item").alias("dst"), pl.col("step").alias("b"))
+    pairs = left.join(right, on="dialogue_id").filter(
+        (pl.col("b") > pl.col("a")) & (pl.col("b") - pl.col("a") <= horizon) & (pl.col("src") != pl.col("dst")))
+    counts = pairs.group_by("src", "dst").agg(pl.len().alias("count")).filter(pl.col("count") >= min_count)
     return counts.select("src", "dst", pl.col("count").cast(pl.Float32).alias("weight")).collect()
