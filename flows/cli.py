@@ -12,26 +12,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from flows import env
+from flows.cli_common import LakeOpt, console
+from flows.cli_common import fail as _fail
+from flows.cli_ops import ci_app, features_pull, print_stages, run, vacuum
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmcrs: multimodal CRS feature pipeline.")
 features_app = typer.Typer(no_args_is_help=True, help="Inspect and pull versioned lake tables.")
 app.add_typer(features_app, name="features")
-console = Console()
-err = Console(stderr=True)
-
-LakeOpt = Annotated[
-    str | None,
-    typer.Option("--lake", help="Lake root (folder or URI); default MMCRS_LAKE, then mmcrs.toml, then ./lake."),
-]
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=2)
 
 
 def _print_counts(results: dict[str, dict[str, object]]) -> None:
@@ -256,6 +246,15 @@ def summarize(
     _print_summarize(results)
 
 
+def _print_results(results: dict[str, dict]) -> None:
+    """Each stage that ran, in its own words."""
+    printers = {"ingest": _print_counts, "crawl": _print_crawl, "summarize": _print_summarize,
+                "embed": _print_embed, "graphs": _print_graphs, "train": _print_train}
+    for name, summary in results.items():
+        if isinstance(summary, dict) and summary:
+            printers[name](summary)
+
+
 @app.command()
 def demo(
     lake: LakeOpt = None,
@@ -277,18 +276,8 @@ def demo(
     assert isinstance(inputs, dict)
     console.print(f"demo catalog: {inputs['n_items']} items ({inputs['n_enriched']} enriched), "
                   f"dialogues: {inputs['dialogue_source']} ({inputs['dialogues']})")
-    ingested, crawled, embedded, built = result["ingest"], result["crawl"], result["embed"], result["graphs"]
-    assert isinstance(ingested, dict) and isinstance(crawled, dict) and isinstance(embedded, dict)
-    assert isinstance(built, dict)
-    _print_counts(ingested)
-    _print_crawl(crawled)
-    _print_embed(embedded)
-    _print_graphs(built)
-    summarized = result.get("summarize") or {}
-    assert isinstance(summarized, dict)
-    _print_summarize(summarized)
-    if isinstance(result.get("train"), dict):
-        _print_train(result["train"])  # type: ignore[arg-type]
+    _print_results(result.get("results") or {})  # type: ignore[arg-type]
+    print_stages(result)
     root = resolve_lake(lake).root
     console.print(f"\nThe lake is at [bold]{root}[/]. Read it with:")
     console.print(f"  mmcrs features tables --lake {root}")
@@ -527,6 +516,12 @@ def recommend(
     for rank, (item, score) in enumerate(rec.recommend(messages, k=top), start=1):
         table.add_row(str(rank), item, rec.titles.get(item, ""), f"{score:.4f}")
     console.print(table)
+
+
+app.command("run")(run)
+app.command("vacuum")(vacuum)
+app.add_typer(ci_app, name="ci")
+features_app.command("pull")(features_pull)
 
 
 def main() -> None:
