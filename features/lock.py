@@ -60,7 +60,7 @@ def lake_lock(
         LakeBusyError: the lock is still held after ``wait_s``.
     """
     resolved = resolve_lake(lake)
-    if not resolved.is_local():
+    if not resolved.is_local:
         log.warning("lake %s is not a local folder: no lock; rely on the deployment concurrency limit",
                     resolved.root)
         yield False
