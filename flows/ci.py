@@ -15,6 +15,7 @@ from prefect import flow
 
 import features
 from flows.nightly import nightly_flow
+from tasks.dag import STAGE_NAMES
 from training.pipeline import DEFAULT_MODEL_NAME
 from training.registry import PromotionRule, models, promote, resolve
 
@@ -83,16 +84,21 @@ def ci_retrain_flow(
     min_delta: float = 0.0,
     promote_if_better: bool = False,
     artifacts_root: str | None = None,
+    stages: list[str] | None = None,
 ) -> dict[str, object]:
-    """Ingest ``dialogues``, run every stage after ingest (train without auto-promotion), then judge.
+    """Ingest ``dialogues``, run every stage after ingest (or ``stages``; train without auto-promotion), then
+    judge the newest model against production.
 
     Returns:
         ``{"run": the nightly result, "verdict": Verdict.to_dict()}``.
     """
     given = {k: dict(v) for k, v in (settings or {}).items()}
     given["train"] = given.get("train", {}) | {"auto_promote": False, "model_name": model_name}
+    chosen = ["ingest", *[s for s in (stages or STAGE_NAMES) if s != "ingest"]]
+    if "train" not in chosen:
+        raise ValueError("ci retrain needs the train stage")
     run = nightly_flow(lake=lake, dialogues=dialogues, dialogue_format=dialogue_format, settings=given,
-                       artifacts_root=artifacts_root)
+                       artifacts_root=artifacts_root, stages=chosen)
     train = run["results"].get("train") or {}  # type: ignore[union-attr]
     if "version" in train:
         candidate = int(train["version"])

@@ -83,11 +83,12 @@ def run(
         if not path.is_file():
             raise fail(f"file not found: {path}")
     stages = None if target == "nightly" else [target]
+    stage_settings = load_settings(settings)
     try:
         result = nightly_flow(lake=lake, dialogues=str(dialogues) if dialogues else None,
                               catalog=str(catalog) if catalog else None, dialogue_format=fmt,
                               catalog_source=catalog_source, stages=stages, force=force,
-                              settings=load_settings(settings), artifacts_root=str(artifacts) if artifacts else None,
+                              settings=stage_settings, artifacts_root=str(artifacts) if artifacts else None,
                               lock_wait_s=wait)
     except LakeBusyError as exc:
         raise fail(str(exc), code=EXIT_BUSY) from None
@@ -105,6 +106,7 @@ def ci_retrain(
     promote: Annotated[bool, typer.Option(help="Promote the candidate when it passes.")] = False,
     artifacts: Annotated[Path | None, typer.Option(help="Model artifacts root (default ./artifacts).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the verdict as JSON here.")] = None,
+    stages: Annotated[str | None, typer.Option(help="Stages after ingest, comma-separated (default: all).")] = None,
     lake: LakeOpt = None,
 ) -> None:
     """Ingest new dialogues, retrain, evaluate, compare with production.
@@ -116,10 +118,12 @@ def ci_retrain(
         raise fail(f"file not found: {dialogues}")
     from flows.ci import ci_retrain_flow
 
+    stage_settings = load_settings(settings)
     try:
         result = ci_retrain_flow(dialogues=str(dialogues), lake=lake, dialogue_format=fmt,
-                                 settings=load_settings(settings), min_delta=min_delta, promote_if_better=promote,
-                                 artifacts_root=str(artifacts) if artifacts else None)
+                                 settings=stage_settings, min_delta=min_delta, promote_if_better=promote,
+                                 artifacts_root=str(artifacts) if artifacts else None,
+                                 stages=[s.strip() for s in stages.split(",")] if stages else None)
     except Exception as exc:
         raise fail(f"retraining failed: {type(exc).__name__}: {exc}") from None
     print_stages(result["run"])
