@@ -176,6 +176,7 @@ def nightly_flow(
     report_dir: str | None = None,
     lock_wait_s: float = 0.0,
     retries: int = 2,
+    retry_delay_s: float = 5.0,
 ) -> dict[str, object]:
     """The whole pipeline, or the ``stages`` named, on one lake.
 
@@ -194,6 +195,7 @@ def nightly_flow(
         report_dir: where the run report goes (default ``<lake>/_reports/<flow run id>``).
         lock_wait_s: how long to wait when another pipeline run holds the lake.
         retries: extra attempts per stage on transient errors.
+        retry_delay_s: the first retry's delay, doubled per attempt.
 
     Returns:
         ``{"stages": {name: status and counts}, "results": {name: the stage flow's summary, for stages that
@@ -217,7 +219,7 @@ def nightly_flow(
             files = {"dialogues": dialogues, "catalog": catalog} if name == "ingest" else None
             try:
                 records.append(run_stage(name, params[name], lake=resolved, files=files, force=force,
-                                         retries=retries, flow_run_id=run_id))
+                                         retries=retries, retry_delay_s=retry_delay_s, flow_run_id=run_id))
             except Exception as exc:  # recorded by run_stage; the stages after it cannot run
                 error = exc
                 break
