@@ -158,8 +158,8 @@ def build_report(
     Args:
         lake: lake root (see ``features.resolve_lake``).
         out_dir: the report folder (created; files already there are overwritten).
-        artifacts_root: where model artifacts live, tried when the registry's ``artifact_uri`` is not a
-            folder here (e.g. a copied lake).
+        artifacts_root: where model artifacts live (default ``MMCRS_ARTIFACTS``, then ``./artifacts``), tried
+            when the registry's ``artifact_uri`` is not a folder here (e.g. a copied lake).
         flow_run_id: report only the stage runs of this Prefect flow run.
         run_ids: report only these ``pipeline_runs`` run ids.
             With neither filter: the latest run of each stage.

@@ -284,14 +284,13 @@ class ModelInfo:
     artifact_uri: str | None
 
 
-def _folder(row: dict, artifacts_root: Path | None) -> Path | None:
+def _folder(row: dict, artifacts_root: Path) -> Path | None:
     candidates = [Path(row["artifact_uri"])] if row.get("artifact_uri") else []
-    if artifacts_root is not None:
-        candidates.append(artifacts_root / row["model_name"] / str(row["version"]))
+    candidates.append(artifacts_root / row["model_name"] / str(row["version"]))
     return next((c for c in candidates if c.is_dir()), None)
 
 
-def _info(row: dict, artifacts_root: Path | None) -> ModelInfo:
+def _info(row: dict, artifacts_root: Path) -> ModelInfo:
     folder = _folder(row, artifacts_root)
     baselines: dict = {}
     if folder is not None and (folder / "manifest.json").is_file():
@@ -303,13 +302,18 @@ def _info(row: dict, artifacts_root: Path | None) -> ModelInfo:
 
 def models(lake: Lake, artifacts_root: str | os.PathLike[str] | None) -> tuple[ModelInfo, ModelInfo | None] | None:
     """The most recently registered model version and its model's production version (None when the latest
-    is itself production or none exists); None when nothing is registered."""
+    is itself production or none exists); None when nothing is registered.
+
+    A version's artifact folder is its registry ``artifact_uri`` when that is a folder here, else
+    ``<artifacts_root>/<model_name>/<version>`` (``artifacts_root`` defaults to ``MMCRS_ARTIFACTS``, then
+    ``./artifacts``)."""
     if not _exists("model_registry", lake):
         return None
     rows = features.read("model_registry", lake=lake).collect()
     if rows.is_empty():
         return None
-    root = Path(artifacts_root) if artifacts_root is not None else None
+    # the same default as training.export.artifacts_root (not imported: it pulls in torch)
+    root = Path(artifacts_root or os.environ.get("MMCRS_ARTIFACTS") or "artifacts")
     latest = rows.sort(["registered_at", "version"]).row(-1, named=True)
     production = rows.filter((pl.col("model_name") == latest["model_name"]) & (pl.col("alias") == "production"))
     prod = None

@@ -201,7 +201,7 @@ def test_missing_artifact_folder_and_baselines(full_lake: tuple[Path, Path, dict
     metrics = {p: {"recall@1": 0.1, "recall@10": 0.3, "recall@50": 0.6} for p in ("standard", "no_repeats")}
     registry.register("m", 1, metrics={"valid": metrics, "test": metrics}, config={}, input_versions={},
                       artifact_uri=str(tmp_path / "gone"), lake=lake)
-    markdown = build_report(lake, tmp_path / "out").read_text()
+    markdown = build_report(lake, tmp_path / "out", artifacts_root=tmp_path / "artifacts").read_text()
     assert f"_The artifact folder is not here: {tmp_path / 'gone'}._" in markdown
     assert "_No baselines: the model's manifest.json was not found or lists none._" in markdown
     assert "_No production model to compare with._" in markdown
