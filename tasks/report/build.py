@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +19,7 @@ MAP_PNG = "item_embeddings_map.png"
 DEGREES_PNG = "graph_degrees.png"
 RECALL_PNG = "recall_at_k.png"
 PROTOCOLS = ("standard", "no_repeats")
+log = logging.getLogger(__name__)
 STAGE_HEADERS = ("stage", "status", "started (UTC)", "input versions", "output versions", "rows in", "rows out",
                  "quarantined", "seconds")
 
@@ -174,11 +176,19 @@ def build_report(
         (out / stale).unlink(missing_ok=True)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     blocks: list[Block] = [Heading("mmcrs run report", 1), Para(f"Lake `{resolved.root}`, generated {generated}.")]
-    blocks += _stages(resolved, run_ids, flow_run_id)
-    blocks += _quarantine(resolved)
-    blocks += _embeddings(resolved, out)
-    blocks += _graphs(resolved, out)
-    blocks += _model(resolved, out, artifacts_root)
+    sections: list[tuple[str, Callable[[], list[Block]]]] = [
+        ("Pipeline stages", lambda: _stages(resolved, run_ids, flow_run_id)),
+        ("Quarantine", lambda: _quarantine(resolved)),
+        ("Item embeddings", lambda: _embeddings(resolved, out)),
+        ("Item graphs", lambda: _graphs(resolved, out)),
+        ("Model", lambda: _model(resolved, out, artifacts_root)),
+    ]
+    for title, section in sections:
+        try:
+            blocks += section()
+        except Exception as exc:  # one broken input must not cost the rest of the report
+            log.exception("report section %r failed", title)
+            blocks += [Heading(title), Missing(f"This section could not be built: {type(exc).__name__}: {exc}")]
     markdown = out / MARKDOWN
     markdown.write_text(to_markdown(blocks))
     (out / HTML).write_text(to_html(blocks, out, title="mmcrs run report"))

@@ -212,6 +212,9 @@ def embedding_maps(lake: Lake, *, max_points: int = MAX_MAP_POINTS) -> list[Embe
             keep = np.sort(np.random.default_rng(0).choice(total, size=max_points, replace=False))
             rows = rows[keep.tolist()]
         vectors = rows.select(pl.col("vector").list.to_array(dim)).to_series().to_numpy()
+        finite = np.isfinite(vectors).all(axis=1)
+        if not finite.all():  # a NaN vector would poison the SVD: leave it off the map
+            rows, vectors = rows.filter(pl.Series(finite)), vectors[finite]
         xy, explained = pca_2d(vectors)
         maps.append(EmbeddingMap(modality, model_id, rows["item_id"].to_list(), xy, explained, total))
     return maps
@@ -294,8 +297,11 @@ def _info(row: dict, artifacts_root: Path) -> ModelInfo:
     folder = _folder(row, artifacts_root)
     baselines: dict = {}
     if folder is not None and (folder / "manifest.json").is_file():
-        manifest = json.loads((folder / "manifest.json").read_text())
-        baselines = manifest.get("metrics", {}).get("baselines", {}) or {}
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text())
+            baselines = manifest.get("metrics", {}).get("baselines", {}) or {}
+        except (OSError, ValueError, AttributeError):
+            baselines = {}  # unreadable manifest: reported as "no baselines"
     return ModelInfo(row["model_name"], int(row["version"]), row["alias"], json.loads(row["metrics"] or "{}"),
                      baselines, folder, row.get("artifact_uri"))
 

@@ -14,7 +14,7 @@ import pytest
 import features
 from features import CommitInfo
 from features.runs import StageRun, record_run
-from tasks.report import build_report, gather
+from tasks.report import build_report, gather, plots
 from tasks.report.build import DEGREES_PNG, MAP_PNG, RECALL_PNG
 from tests.tasks.report.conftest import GRAPHS, QUARANTINE, STAGES, T0, write_embeddings, write_items
 
@@ -125,16 +125,17 @@ def test_flow_run_filter_without_match_says_so(full_lake: tuple[Path, Path, dict
 
 
 def test_pca_map_is_deterministic(full_lake: tuple[Path, Path, dict[str, str]], tmp_path: Path) -> None:
-    lake, artifacts, _ = full_lake
+    lake = full_lake[0]
     first, second = gather.embedding_maps(lake), gather.embedding_maps(lake)
     assert first is not None and second is not None
     assert [m.modality for m in first] == ["image", "text"]
     for a, b in zip(first, second, strict=True):
         assert a.item_ids == b.item_ids == sorted(a.item_ids)
         np.testing.assert_array_equal(a.xy, b.xy)
-    build_report(lake, tmp_path / "a", artifacts_root=artifacts)
-    build_report(lake, tmp_path / "b", artifacts_root=artifacts)
-    assert (tmp_path / "a" / MAP_PNG).read_bytes() == (tmp_path / "b" / MAP_PNG).read_bytes()
+    genres = gather.item_genres(lake) or {}
+    plots.plot_embedding_maps(first, genres, tmp_path / "a.png")
+    plots.plot_embedding_maps(second, genres, tmp_path / "b.png")
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
 
 
 def test_pca_is_sign_fixed_and_order_free() -> None:
@@ -206,3 +207,19 @@ def test_missing_artifact_folder_and_baselines(full_lake: tuple[Path, Path, dict
     assert "_No baselines: the model's manifest.json was not found or lists none._" in markdown
     assert "_No production model to compare with._" in markdown
     assert png_size(tmp_path / "out" / RECALL_PNG) == (832, 352)
+
+
+def test_unreadable_manifest_means_no_baselines(tmp_path: Path) -> None:
+    from training import registry
+
+    folder = tmp_path / "artifacts" / "m" / "1"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text("{truncated")
+    metrics = {p: {"recall@1": 0.1, "recall@10": 0.3, "recall@50": 0.6} for p in ("standard", "no_repeats")}
+    registry.register("m", 1, metrics={"valid": metrics, "test": metrics}, config={}, input_versions={},
+                      artifact_uri=str(folder), lake=tmp_path / "lake")
+    registry.promote("m", 1, lake=tmp_path / "lake", force=True)
+    markdown = build_report(tmp_path / "lake", tmp_path / "out").read_text()
+    assert "Latest registered model: `m` v1 (production)." in markdown
+    assert "_No baselines:" in markdown and "No production model" not in markdown
+    assert "- [manifest.json](../artifacts/m/1/manifest.json)" in markdown
