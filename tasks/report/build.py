@@ -85,7 +85,9 @@ def _graphs(lake: Lake, out: Path) -> list[Block]:
     plots.plot_degree_histograms(graphs, out / DEGREES_PNG)
     rows = tuple((g.graph, f"{g.nodes:,}", f"{g.edges:,}", f"{g.out_degree.mean():.1f}",
                   f"{int(g.out_degree.max(initial=0))}", f"{int(g.in_degree.max(initial=0))}") for g in graphs)
-    return [*blocks, Image(DEGREES_PNG, "degree histograms of each item graph"),
+    text = ("Out- and in-degree of every item with an edge, per graph. A kNN graph's out-degree is k by "
+            "construction; its in-degree shows hubs (items that are many items' neighbour).")
+    return [*blocks, Para(text), Image(DEGREES_PNG, "degree histograms of each item graph"),
             Table(("graph", "items with edges", "edges", "mean out-degree", "max out-degree", "max in-degree"),
                   rows)]
 
@@ -117,8 +119,9 @@ def _model(lake: Lake, out: Path, artifacts_root: str | os.PathLike[str] | None)
     if not test:
         blocks.append(Missing("The latest model's registry row has no test metrics."))
     else:
-        contenders: dict[str, dict] = {f"v{latest.version} (latest)": test}
-        colours = {f"v{latest.version} (latest)": plots.MODEL_COLOUR}
+        name = f"v{latest.version} (latest{', production' if latest.alias == 'production' else ''})"
+        contenders: dict[str, dict] = {name: test}
+        colours = {name: plots.MODEL_COLOUR}
         if production is not None and production.metrics.get("test"):
             contenders[f"v{production.version} (production)"] = production.metrics["test"]
             colours[f"v{production.version} (production)"] = plots.PRODUCTION_COLOUR

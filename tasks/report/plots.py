@@ -33,7 +33,7 @@ def _save(fig: Figure, path: Path) -> tuple[int, int]:
     fig.savefig(buffer, dpi=DPI, format="png", facecolor="white")
     buffer.seek(0)
     with PILImage.open(buffer) as rendered:
-        rendered.convert("RGB").quantize(colors=256, method=PILImage.Quantize.MEDIANCUT).save(path, optimize=True)
+        rendered.convert("RGB").quantize(colors=256, method=PILImage.Quantize.FASTOCTREE).save(path, optimize=True)
     width, height = fig.get_size_inches()
     return round(width * DPI), round(height * DPI)
 
@@ -67,7 +67,7 @@ def plot_embedding_maps(maps: list[EmbeddingMap], genres: Mapping[str, str], pat
         for genre, colour in reversed(colours.items()):  # most common drawn last, on top
             mask = label_array == genre
             if mask.any():
-                ax.scatter(emb.xy[mask, 0], emb.xy[mask, 1], s=9, c=colour, alpha=0.75, linewidths=0,
+                ax.scatter(emb.xy[mask, 0], emb.xy[mask, 1], s=10, c=colour, alpha=0.85, linewidths=0,
                            label=genre, rasterized=True)
         shown = f"{len(emb.item_ids):,} of {emb.total:,}" if len(emb.item_ids) < emb.total else f"{emb.total:,}"
         ax.set_title(f"{emb.modality}: {shown} items\n{_short(emb.model_id)}", fontsize=11)
@@ -77,9 +77,13 @@ def plot_embedding_maps(maps: list[EmbeddingMap], genres: Mapping[str, str], pat
         ax.grid(True, alpha=0.25)
     for ax in axes[len(maps):]:
         ax.set_visible(False)
+    items = {item: label for emb, labels in zip(maps, labels_per_map, strict=True)
+             for item, label in zip(emb.item_ids, labels, strict=True)}
+    counts = {genre: sum(1 for label in items.values() if label == genre) for genre in colours}
     handles = [_dot(fig, colour) for colour in colours.values()]
-    fig.legend(handles, list(colours), loc="outside lower center", ncols=min(len(colours), 6), fontsize=10,
-               title="first genre", title_fontsize=10, frameon=False)
+    fig.legend(handles, [f"{genre} ({counts[genre]:,})" for genre in colours], loc="outside lower center",
+               ncols=min(len(colours), 6), fontsize=10, title="first genre (items)", title_fontsize=10,
+               frameon=False)
     fig.suptitle("Item embeddings, first two principal components, coloured by genre", fontsize=13)
     return _save(fig, path)
 
@@ -94,10 +98,10 @@ def _short(model_id: str, width: int = 48) -> str:
     return model_id if len(model_id) <= width else model_id[: width - 1] + "…"
 
 
-def _bins(max_degree: int) -> np.ndarray:
-    if max_degree <= 60:
-        return np.arange(-0.5, max_degree + 1.5, 1.0)
-    return np.linspace(0, max_degree + 1, 51)
+def _bins(max_degree: int, most: int = 40) -> np.ndarray:
+    """Integer-aligned bins (a whole number of degrees each, at most ``most`` bins): no empty comb teeth."""
+    width = max(1, math.ceil((max_degree + 1) / most))
+    return np.arange(-0.5, max_degree + width + 0.5, width)
 
 
 def plot_degree_histograms(graphs: list[GraphDegrees], path: Path) -> tuple[int, int]:
