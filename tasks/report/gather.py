@@ -80,14 +80,14 @@ def _count(value: int | None) -> str:
 
 def stage_table(runs: pl.DataFrame) -> list[tuple[str, ...]]:
     """One row per stage run: stage, status, started, inputs, outputs, rows in, rows out, quarantined, seconds."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for run in runs.iter_rows(named=True):
         counts = json.loads(run["counts"] or "{}")
         counts = counts if isinstance(counts, dict) else {}
         started = run["started_at"].strftime("%Y-%m-%d %H:%M:%S") if run["started_at"] else "-"
         duration = "-" if run["duration_s"] is None else f"{run['duration_s']:.1f}"
         status = run["status"] + (" (reused)" if counts.get("reused_run") else "")
-        rows.append((run["stage"], status, started, _versions(run["input_versions"]),
+        rows.append((str(run["stage"]), str(status), started, _versions(run["input_versions"]),
                      _versions(run["output_versions"]), _count(_first_int(counts, IN_KEYS)),
                      _count(_first_int(counts, OUT_KEYS)), _count(_first_int(counts, ("quarantined",))), duration))
     return rows

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 from PIL import Image as PILImage
 
@@ -80,7 +81,7 @@ def plot_embedding_maps(maps: list[EmbeddingMap], genres: Mapping[str, str], pat
     items = {item: label for emb, labels in zip(maps, labels_per_map, strict=True)
              for item, label in zip(emb.item_ids, labels, strict=True)}
     counts = {genre: sum(1 for label in items.values() if label == genre) for genre in colours}
-    handles = [_dot(fig, colour) for colour in colours.values()]
+    handles = [_dot(colour) for colour in colours.values()]
     fig.legend(handles, [f"{genre} ({counts[genre]:,})" for genre in colours], loc="outside lower center",
                ncols=min(len(colours), 6), fontsize=10, title="first genre (items)", title_fontsize=10,
                frameon=False)
@@ -88,9 +89,7 @@ def plot_embedding_maps(maps: list[EmbeddingMap], genres: Mapping[str, str], pat
     return _save(fig, path)
 
 
-def _dot(fig: Figure, colour: str) -> object:
-    from matplotlib.lines import Line2D
-
+def _dot(colour: str) -> Line2D:
     return Line2D([], [], marker="o", linestyle="", markersize=7, markerfacecolor=colour, markeredgewidth=0)
 
 
