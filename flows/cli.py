@@ -518,6 +518,20 @@ def recommend(
     console.print(table)
 
 
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option(help="Report folder: report.md, report.html and PNGs.")] = Path("report"),
+    artifacts: Annotated[Path | None, typer.Option(help="Artifacts root (default ./artifacts).")] = None,
+    flow_run_id: Annotated[str | None, typer.Option(help="Only the stage runs of this flow run.")] = None,
+    lake: LakeOpt = None,
+) -> None:
+    """Write a run report: stage runs, quarantine, embedding maps, graph degrees, Recall@k vs baselines."""
+    from tasks.report import build_report
+
+    path = build_report(lake, out, artifacts_root=artifacts, flow_run_id=flow_run_id)
+    console.print(f"report written: {path} (and {path.with_suffix('.html')})")
+
+
 app.command("run")(run)
 app.command("vacuum")(vacuum)
 app.add_typer(ci_app, name="ci")
