@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, tags
@@ -39,6 +40,7 @@ from tasks.dag import (
     stage_fingerprint,
     stage_spec,
 )
+from tasks.report import build_report
 from tasks.retry import is_transient
 from tasks.run_report import run_markdown
 
@@ -192,7 +194,8 @@ def nightly_flow(
             what is missing; to recompute, pass a stage's own force, e.g. ``{"graphs": {"force": True}}``).
         settings: per-stage flow parameters, e.g. ``{"embed": {"clip_model": "random:mmcrs-tiny@0"}}``.
         artifacts_root: where model artifacts go (default ``./artifacts`` or ``MMCRS_ARTIFACTS``).
-        report_dir: where the run report goes (default ``<lake>/_reports/<flow run id>``).
+        report_dir: where the run report goes (default ``<lake>/_reports/<flow run id>`` on a local lake,
+            ``./reports/<flow run id>`` otherwise); written only when some stage did something.
         lock_wait_s: how long to wait when another pipeline run holds the lake.
         retries: extra attempts per stage on transient errors.
         retry_delay_s: the first retry's delay, doubled per attempt.
@@ -234,10 +237,30 @@ def nightly_flow(
             "versions": features.table_versions(sorted(features.TABLES), resolved), "report": report}
 
 
+def _report_dir(lake: features.Lake, run_id: str, report_dir: str | None) -> Path:
+    if report_dir:
+        return Path(report_dir)
+    base = Path(lake.root) if lake.is_local else Path.cwd() / "reports"
+    return base / "_reports" / run_id if lake.is_local else base / run_id
+
+
 def _publish_report(
     lake: features.Lake, records: list[StageRecord], run_id: str, report_dir: str | None, artifacts_root: str | None
 ) -> str | None:
-    """The run's markdown artifact (stages, quarantine, model against production)."""
+    """The run's markdown artifact (stages, quarantine, model against production) and, when a stage did
+    something, the run report with its plots (``tasks.report``); returns the report's path."""
     markdown = run_markdown(records, lake=lake, artifacts_root=artifacts_root)
+    path: Path | None = None
+    if any(r.status != "skipped" for r in records):
+        try:
+            path = build_report(lake, _report_dir(lake, run_id, report_dir), artifacts_root=artifacts_root,
+                                flow_run_id=run_id)
+            markdown += (f"\n## Run report\n\n`{path}` and `{path.with_suffix('.html')}` (embedding maps, graph "
+                         "degree histograms, Recall@k against baselines).\n")
+        except Exception as exc:  # the report must never fail a run whose stages succeeded
+            get_run_logger().warning("run report failed: %s: %s", type(exc).__name__, exc)
+            markdown += f"\n## Run report\n\nNot written: {type(exc).__name__}: {exc}\n"
+    else:
+        markdown += "\n## Run report\n\nNothing ran, so no new report: the last one is still current.\n"
     create_markdown_artifact(markdown, key="nightly-run", description="nightly run: stages, quarantine, model")
-    return None
+    return None if path is None else str(path)

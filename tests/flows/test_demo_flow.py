@@ -20,6 +20,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def dag_run_id(lake: str) -> str:
+    """The flow run id the DAG recorded with its stage rows."""
+    rows = features.read("pipeline_runs", lake=lake).filter(pl.col("stage") == "ingest").collect()
+    return str(rows["flow_run_id"][0])
+
+
 def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
     from flows.demo import demo_flow
     from tests.tasks.summarize.tiny_lm import build_tiny_lm
@@ -74,6 +80,10 @@ def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
     assert prefs["dialogues"] == 2 and prefs["dialogues_total"] == 12 and prefs["candidates"] > 0
     assert prefs["written"] + prefs["quarantined"] == prefs["candidates"]
 
+    report = Path(run["report"])  # the run report, under the lake by default, with its plots
+    assert report == Path(lake) / "_reports" / dag_run_id(lake) / "report.md" and report.with_suffix(".html").exists()
+    assert (report.parent / "graph_degrees.png").exists() and "co_mention" in report.read_text()
+
     runs = features.read("pipeline_runs", lake=lake).collect()
     dag_rows = runs.filter(pl.col("stage").is_in(list(run["stages"])))
     assert sorted(dag_rows["stage"]) == sorted(run["stages"]) and set(dag_rows["status"]) == {"ok"}
@@ -84,7 +94,7 @@ def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
     before = features.tables(lake).select("table", "version")
     again = demo_flow(**kwargs)  # nothing new: every stage skips without starting its subflow
     assert {name: s["status"] for name, s in again["stages"].items()} == dict.fromkeys(run["stages"], "skipped")
-    assert again["results"] == {}
+    assert again["results"] == {} and again["report"] is None  # nothing ran: no new report
     assert all("unchanged since run" in s["reason"] for s in again["stages"].values())
     assert features.tables(lake).select("table", "version").equals(before)  # not one new version, anywhere
 

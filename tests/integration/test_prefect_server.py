@@ -133,6 +133,13 @@ def test_nightly_deployment_runs_through_a_worker(server: dict[str, str], tmp_pa
     assert isinstance(artifacts_found, list) and artifacts_found
     body = artifacts_found[0]["data"]
     assert "| train | ok |" in body and "| embed | ok |" in body and "No model is registered yet" not in body
+    # the run report the worker wrote, with its plots
+    report = tmp_path / "report"
+    assert str(report / "report.md") in body
+    text = (report / "report.md").read_text()
+    assert all(stage in text for stage in ("ingest", "crawl", "embed", "graphs", "train"))
+    assert {p.name for p in report.glob("*.png")} >= {"item_embeddings_map.png", "graph_degrees.png",
+                                                      "recall_at_k.png"}
     # the ingest emitted mmcrs.dialogues.ingested; the server's trigger scheduled retrain-on-dialogues
     deadline = time.monotonic() + 90
     while not (triggered := _runs_of(env, retrain["id"])) and time.monotonic() < deadline:
