@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+import torch
 
 from tasks.ingest_dialogues import ingest_dialogues
 from tasks.summarize.backends import ChatPrompt
@@ -237,7 +238,12 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=40)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--template", default="preference_v2")
-    parser.add_argument("--no-one-at-a-time", action="store_true", help="skip the one-at-a-time contenders")
+    parser.add_argument("--no-one-at-a-time", action="store_true", help="skip the first-step one-at-a-time contender")
+    parser.add_argument("--chain-one-at-a-time", action="store_true",
+                        help="add chains_reuse_one_at_a_time (KV reuse, one prompt per call)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch and llama.cpp threads")
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="a local model folder instead of SmolLM2 (smoke runs; llama.cpp is then skipped)")
     parser.add_argument("--out", type=Path, default=Path("bench/out/summarize.json"))
     args = parser.parse_args()
 
@@ -246,12 +252,14 @@ def main() -> None:
         prompts = build_prompts(args.dialogues, Path(tmp), args.template) if args.dialogues else []
         dialogues = build_chains(args.chain_dialogues, Path(tmp)) if args.chain_dialogues else []
     print(f"workloads built in {time.perf_counter() - started:.0f} s", flush=True)
-    backend = LocalBackend.smollm2()
+    torch.set_num_threads(args.threads)
+    backend = LocalBackend(args.model_dir) if args.model_dir else LocalBackend.smollm2()
     llm = None
     try:
         from llama_cpp import Llama
 
-        llm = Llama(model_path=str(smollm2_gguf()), n_ctx=4096, n_threads=os.cpu_count(), verbose=False)
+        if args.model_dir is None:
+            llm = Llama(model_path=str(smollm2_gguf()), n_ctx=4096, n_threads=args.threads, verbose=False)
     except ImportError:
         print("llama-cpp-python not installed: the llama_cpp contenders are skipped")
     results: dict[str, object] = {"args": {k: str(v) for k, v in vars(args).items()}}
@@ -276,7 +284,7 @@ def main() -> None:
         by_dialogue = [[(i, c) for i, (d, c) in enumerate(numbered) if d == k] for k in range(len(dialogues))]
         parts = [[x for group in part for x in group] for part in _slices(by_dialogue, args.rounds)]
         contenders = ["chains_batched_full", "chains_batched_reuse"] + (
-            [] if args.no_one_at_a_time else ["chains_reuse_one_at_a_time"]) + (["chains_llama_cpp"] if llm else [])
+            ["chains_reuse_one_at_a_time"] if args.chain_one_at_a_time else []) + (["chains_llama_cpp"] if llm else [])
 
         def chain(name: str, part: list[tuple[int, list[Chunk]]], tally: Tally) -> None:
             if name == "chains_llama_cpp":
