@@ -5,12 +5,18 @@ All chains of a batch of dialogues advance in lockstep (step 1 of every chain in
 2, ...). A step prompt answered once in a run is not sent again: the chains of one dialogue share their
 earlier steps. A row's ``prompt_hash`` covers the template and the whole chunked history it summarises, so it
 is known before anything is generated and a re-run skips the row without touching the backend.
+
+With a conversational template (``preference_v2``, the default) a chain is one chat: step k+1 sends step k's
+messages, step k's answer as the assistant turn and the next chunk. Each step asks the backend to keep its KV
+state under a key scoped to the dialogue (``<dialogue_id>|<step hash>``) and the next step of the same chain
+to start from it; a state is released as soon as no active chain of the batch needs it, and all of them when
+the batch ends, so memory is bounded by one batch of dialogues.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +24,7 @@ import polars as pl
 
 import features
 from features import Lake
-from tasks.summarize.backends import Backend
+from tasks.summarize.backends import Backend, CachingBackend, ChatPrompt
 from tasks.summarize.checks import Checked
 from tasks.summarize.history import Chunk, history_chunks, recommendation_points
 from tasks.summarize.prompts import Template, load_template, prompt_hash, render
@@ -52,6 +58,11 @@ class _Chain:
     failure: str | None = None
     last_text: str = ""
     step_hashes: list[str] = field(default_factory=list)
+    history: tuple[tuple[str, str], ...] = ()  # conversational templates: the (user, answer) steps so far
+
+    def cache_key(self, step: int) -> str | None:
+        """The backend cache key of step ``step`` (0-based) of this chain: scoped to the dialogue."""
+        return f"{self.dialogue_id}|{self.step_hashes[step]}" if 0 <= step < len(self.step_hashes) else None
 
     @property
     def active(self) -> bool:
@@ -163,23 +174,54 @@ def _plan(dialogue_id: str, turns: list[dict[str, Any]], template: Template, cfg
 def _advance(chains: list[_Chain], template: Template, backend: Backend, cfg: SummarizeConfig,
              summary: SummarizeSummary) -> None:
     """Run every chain to its end (or its first unusable step), one step level per backend call."""
-    answers: dict[str, Checked] = {}  # step prompt hash -> answer: shared steps are generated once
-    while active := [c for c in chains if c.active]:
-        pending: dict[str, Any] = {}
-        for chain in active:
-            fields = step_fields(chain.chunks[chain.step], chain.previous)
-            digest = prompt_hash(template, fields)
-            chain.step_hashes.append(digest)
-            if digest not in answers:
-                pending[digest] = render(template, fields)
-        results = _generate(backend, list(pending.values()), cfg.preference_checks, cfg, summary) if pending else []
-        answers.update(zip(pending, results, strict=True))
-        for chain in active:
-            answer = answers[chain.step_hashes[-1]]
-            chain.last_text = answer.text
-            if answer.reason:
-                chain.failure = f"{answer.reason} (step {chain.step + 1}/{len(chain.chunks)})"
-            chain.previous, chain.step = answer.text, chain.step + 1
+    answers: dict[tuple[str, str], Checked] = {}  # (dialogue, step hash) -> answer: shared steps generated once
+    held: set[str] = set()  # backend cache keys stored by this batch and not released yet
+    try:
+        while active := [c for c in chains if c.active]:
+            pending: dict[tuple[str, str], ChatPrompt] = {}
+            users: dict[int, str] = {}  # id(chain) -> this step's user message
+            for chain in active:
+                fields = step_fields(chain.chunks[chain.step], chain.previous)
+                if template.conversational:  # the step's hash covers the whole chat so far
+                    parent = chain.step_hashes[-1] if chain.step_hashes else None
+                    digest = prompt_hash(template, {**fields, "parent": parent})
+                else:
+                    digest = prompt_hash(template, fields)
+                chain.step_hashes.append(digest)
+                prompt = _step_prompt(chain, template, fields)
+                users[id(chain)] = prompt.user
+                if (chain.dialogue_id, digest) not in answers:
+                    pending.setdefault((chain.dialogue_id, digest), prompt)
+            results = _generate(backend, list(pending.values()), cfg.preference_checks, cfg, summary) if pending \
+                else []
+            answers.update(zip(pending, results, strict=True))
+            held.update(p.cache_as for p in pending.values() if p.cache_as)
+            for chain in active:
+                answer = answers[(chain.dialogue_id, chain.step_hashes[-1])]
+                chain.last_text = answer.text
+                if answer.reason:
+                    chain.failure = f"{answer.reason} (step {chain.step + 1}/{len(chain.chunks)})"
+                if template.conversational:
+                    chain.history = (*chain.history, (users[id(chain)], answer.text))
+                chain.previous, chain.step = answer.text, chain.step + 1
+            needed = {c.cache_key(c.step - 1) for c in chains if c.active}
+            _release(backend, held - needed)
+            held &= needed
+    finally:
+        _release(backend, held)
+
+
+def _step_prompt(chain: _Chain, template: Template, fields: dict[str, str]) -> ChatPrompt:
+    if not template.conversational:
+        return render(template, fields)
+    return render(template, fields, history=chain.history, cache_from=chain.cache_key(chain.step - 1),
+                  cache_as=chain.cache_key(chain.step))
+
+
+def _release(backend: Backend, keys: Iterable[str | None]) -> None:
+    wanted = [k for k in keys if k]
+    if wanted and isinstance(backend, CachingBackend):
+        backend.release_cache(wanted)
 
 
 def _write(chains: list[_Chain], writer: _Writer, model_id: str) -> None:

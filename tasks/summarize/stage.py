@@ -32,7 +32,9 @@ class SummarizeConfig:
         chunk_size: history items per recurrent step (MLLM-MSR uses 3).
         max_new_tokens: cap of one answer.
         batch: prompts per backend call (items) or dialogues per batch (preferences); each batch is one commit.
-        item_template / preference_template: prompt template names under ``tasks/summarize/prompts``.
+        item_template / preference_template: prompt template names under ``tasks/summarize/prompts``;
+            ``preference_v2`` (default) is conversational (one chat per chain, KV-cache reuse on the local
+            backend), ``preference_v1`` quotes the previous summary in each step's prompt.
         item_checks / preference_checks: what a usable answer looks like.
         sample_size: summaries shown in the run artifact.
     """
@@ -41,7 +43,7 @@ class SummarizeConfig:
     max_new_tokens: int = 64
     batch: int = 16
     item_template: str = "item_v1"
-    preference_template: str = "preference_v1"
+    preference_template: str = "preference_v2"
     item_checks: OutputChecks = field(default_factory=OutputChecks)
     preference_checks: OutputChecks = field(default_factory=lambda: OutputChecks(require_phrase="prefer"))
     sample_size: int = 5
