@@ -15,6 +15,7 @@ import pytest
 
 import features
 from flows.embed import embed_flow
+from flows.summarize import summarize_flow
 from tests.tasks.embed.test_embed_stage import _lake
 
 # A cold Dask worker imports torch, open_clip and transformers (~1 min on 2 shared cores): not in the fast suite.
@@ -69,3 +70,61 @@ def test_embed_on_dask_matches_the_default_runner_and_reruns_nothing(tmp_path: P
     assert isinstance(again_modalities, dict)
     assert {m: s["embedded"] for m, s in again_modalities.items()} == {"image": 0, "clip_text": 0, "text": 0}
     assert features.table_version("item_embeddings", dask_lake) == version
+
+
+def _summaries(lake: str) -> pl.DataFrame:
+    """Everything a summarize run wrote, as comparable rows (times and run ids left out)."""
+    parts = []
+    for table, key in (("item_summaries", "item_id"), ("preference_summaries", "dialogue_id"),
+                       ("quarantine", "record_key")):
+        if features.table_version(table, lake) is None:
+            continue
+        rows = features.read(table, lake=lake).collect()
+        text = "summary" if "summary" in rows.columns else "excerpt"
+        extra = pl.col("upto_turn").cast(pl.String) if "upto_turn" in rows.columns else pl.lit("")
+        parts.append(rows.select(pl.lit(table).alias("table"), pl.col(key).alias("key"), extra.alias("turn"),
+                                 pl.col(text).alias("text")))
+    return pl.concat(parts).sort(["table", "key", "turn"])
+
+
+def _dialogues(lake: str) -> None:
+    from tests.tasks.summarize.conftest import write_dialogue
+
+    for d in range(5):
+        a, b, c = (f"m{d}{k}" for k in range(3))
+        write_dialogue(lake, f"d{d}", [("seeker", "i love funny old movies", [a]),
+                                       ("recommender", "try this one", [b]),
+                                       ("seeker", "seen it, liked it", [c]),
+                                       ("recommender", "then watch", [a, c])])
+
+
+def test_summarize_on_dask_matches_the_default_runner_and_reruns_nothing(tmp_path: Path, dask_address: str) -> None:
+    from tests.tasks.summarize.tiny_lm import build_tiny_lm
+
+    model = str(build_tiny_lm(tmp_path / "tiny-lm"))
+    default_lake, dask_lake = str(tmp_path / "default"), str(tmp_path / "dask")
+    for lake in (default_lake, dask_lake):
+        _dialogues(lake)
+    options: dict[str, object] = {"model_dir": model, "max_new_tokens": 6, "batch_size": 2, "what": "both"}
+    plain = summarize_flow(lake=default_lake, **options)  # type: ignore[arg-type]
+    scaled = summarize_flow(lake=dask_lake, task_runner="dask", dask_address=dask_address,
+                            **options)  # type: ignore[arg-type]
+
+    expected, got = _summaries(default_lake), _summaries(dask_lake)
+    assert got.height == expected.height > 0
+    assert got.select("table", "key", "turn").is_duplicated().sum() == 0
+    assert got.equals(expected)  # same prompts in the same batches: the same greedy answers
+    for what in ("items", "preferences"):
+        mine, theirs = scaled[what], plain[what]
+        assert isinstance(mine, dict) and isinstance(theirs, dict)
+        assert (mine["written"], mine["quarantined"]) == (theirs["written"], theirs["quarantined"])
+        assert mine["runner"] == "dask" and mine["model_loads"] <= 2  # once per worker at most
+    prefs = scaled["preferences"]
+    assert isinstance(prefs, dict) and prefs["candidates"] == 10  # 5 dialogues x 2 recommendation points
+
+    again = summarize_flow(lake=dask_lake, task_runner="dask", dask_address=dask_address,
+                           **options)  # type: ignore[arg-type]
+    for what in ("items", "preferences"):
+        counts = again[what]
+        assert isinstance(counts, dict) and counts["generated"] == 0 and counts["cached"] == counts["candidates"]
+    assert _summaries(dask_lake).equals(got)
