@@ -22,6 +22,20 @@ from flows.cli_ops import ci_app, features_pull, print_stages, run, vacuum
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmcrs: multimodal CRS feature pipeline.")
 features_app = typer.Typer(no_args_is_help=True, help="Inspect and pull versioned lake tables.")
 app.add_typer(features_app, name="features")
+TaskRunnerOpt = Annotated[str, typer.Option(help="default (in this process) | dask (shards on Dask workers).")]
+DaskAddressOpt = Annotated[
+    str | None, typer.Option(help="Dask scheduler (tcp://host:8786); default: a local cluster (--task-runner dask).")
+]
+DaskWorkersOpt = Annotated[int, typer.Option(help="Local Dask worker processes (--task-runner dask).")]
+
+
+def _check_runner(task_runner: str, dask_address: str | None, dask_workers: int) -> None:
+    from flows.runners import check_task_runner
+
+    try:
+        check_task_runner(task_runner, dask_address, dask_workers)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _print_counts(results: dict[str, dict[str, object]]) -> None:
@@ -141,6 +155,9 @@ def embed(
     batch_size: Annotated[int | None, typer.Option(help="Images / texts per forward pass.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: CUDA when present).")] = None,
     lake: LakeOpt = None,
+    task_runner: TaskRunnerOpt = "default",
+    dask_address: DaskAddressOpt = None,
+    dask_workers: DaskWorkersOpt = 2,
 ) -> None:
     """Embed item posters and texts that have no vector yet for the chosen models (a Prefect flow run)."""
     from flows.embed import embed_flow
@@ -156,8 +173,10 @@ def embed(
             ModelSpec.parse(spec)
     except ModelSpecError as exc:
         raise _fail(str(exc)) from None
+    _check_runner(task_runner, dask_address, dask_workers)
     summary = embed_flow(lake=lake, modalities=modality, clip_model=clip_spec, text_model=text_spec,
-                         batch_size=batch_size, device=device)
+                         batch_size=batch_size, device=device, task_runner=task_runner,  # type: ignore[arg-type]
+                         dask_address=dask_address, dask_workers=dask_workers)
     _print_embed(summary)
 
 
@@ -233,16 +252,22 @@ def summarize(
     max_new_tokens: Annotated[int, typer.Option(help="Cap of one answer.")] = 64,
     batch_size: Annotated[int, typer.Option(help="Prompts per local generate call / per commit.")] = 16,
     lake: LakeOpt = None,
+    task_runner: TaskRunnerOpt = "default",
+    dask_address: DaskAddressOpt = None,
+    dask_workers: DaskWorkersOpt = 2,
 ) -> None:
     """LLM item summaries and recurrent user-preference summaries (MLLM-MSR; a Prefect flow run)."""
     if what not in ("items", "preferences", "both") or backend not in ("local", "openai"):
         raise _fail("--what takes items | preferences | both, --backend local | openai")
+    _check_runner(task_runner, dask_address, dask_workers)
     from flows.summarize import summarize_flow
 
     results = summarize_flow(lake=lake, what=what, backend=backend, limit=limit,  # type: ignore[arg-type]
                              model_dir=str(model_dir) if model_dir else None, base_url=base_url, model=model,
                              api_key_env=api_key_env, api_key_block=api_key_block, accepts_images=images,
-                             chunk_size=chunk_size, max_new_tokens=max_new_tokens, batch_size=batch_size)
+                             chunk_size=chunk_size, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                             task_runner=task_runner, dask_address=dask_address,  # type: ignore[arg-type]
+                             dask_workers=dask_workers)
     _print_summarize(results)
 
 

@@ -16,7 +16,7 @@ the batch ends, so memory is bounded by one batch of dialogues.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,9 @@ from tasks.summarize.history import Chunk, history_chunks, recommendation_points
 from tasks.summarize.prompts import Template, load_template, prompt_hash, render
 from tasks.summarize.stage import (
     NO_SUMMARY,
+    BackendIdentity,
+    BatchResult,
+    BatchRunner,
     Progress,
     SummarizeConfig,
     SummarizeSummary,
@@ -39,6 +42,8 @@ from tasks.summarize.stage import (
     _generate,
     _read_or_empty,
     _Writer,
+    merge_result,
+    worker_name,
 )
 
 SOURCE = "summarize:preference"
@@ -102,15 +107,36 @@ def select_dialogues(turns: pl.DataFrame, *, limit: int | None,
     return (ids if limit is None else ids[:limit]), len(ids)
 
 
+@dataclass
+class PreferenceJob:
+    """One batch of dialogues: the recurrent chains still to generate (planned, with their history chunks)."""
+
+    index: int
+    chains: list[_Chain]
+    dialogues: int
+
+
+def advance_preference_batch(job: PreferenceJob, *, backend: Backend, config: SummarizeConfig,
+                             model_loads: int = 0) -> BatchResult:
+    """Run one batch's chains to their ends (all in lockstep) and return the rows; writes nothing."""
+    template, counts = load_template(config.preference_template), SummarizeSummary("preferences", backend.model_id)
+    _advance(job.chains, template, backend, config, counts)
+    rows, failures = _rows(job.chains, backend.model_id)
+    return BatchResult(job.index, rows, failures, job.dialogues, counts.generated, counts.new_tokens, model_loads,
+                       worker_name())
+
+
 def summarize_preferences(
     *,
-    backend: Backend,
+    backend: BackendIdentity,
     lake: Lake | str | None = None,
     config: SummarizeConfig | None = None,
     limit: int | None = None,
     dialogue_ids: Sequence[str] | None = None,
     run_id: str | None = None,
     progress: Progress | None = None,
+    runner: BatchRunner | None = None,
+    runner_name: str = "in-process",
 ) -> SummarizeSummary:
     """Write a ``preference_summaries`` row per (dialogue, recommendation turn) not answered by this model yet.
 
@@ -122,12 +148,15 @@ def summarize_preferences(
         dialogue_ids: only these dialogues.
         run_id: flow run id recorded in the commits.
         progress: called with (dialogues done, dialogues chosen) after each batch.
+        runner: scale-out: runs ``advance_preference_batch`` on each ``PreferenceJob`` (a batch of dialogues,
+            planned here) elsewhere; this process commits each result as it arrives. None generates here.
+        runner_name: how the summary names the runner.
 
     Returns:
         The ``SummarizeSummary``; a re-run over unchanged inputs generates nothing.
     """
     resolved, cfg, started = features.resolve_lake(lake), config or SummarizeConfig(), time.perf_counter()
-    summary = SummarizeSummary(what="preferences", model_id=backend.model_id)
+    summary = SummarizeSummary(what="preferences", model_id=backend.model_id, runner=runner_name)
     turns = _read_or_empty("turns", _TURN_COLUMNS, resolved)
     chosen, summary.dialogues_total = select_dialogues(turns, limit=limit, dialogue_ids=dialogue_ids)
     summary.dialogues = len(chosen)
@@ -139,18 +168,40 @@ def summarize_preferences(
     writer = _Writer(resolved, _commit(resolved, run_id, cfg, backend.model_id,
                                        ["turns", "items", "item_summaries", "preference_summaries"]),
                      summary, cfg.sample_size)
-    for n, batch in enumerate(_batches(chosen, cfg.batch), start=1):
-        chains = []
-        for dialogue_id in batch:
-            rows = by_dialogue[(dialogue_id,)].to_dicts()
-            chains += _plan(dialogue_id, rows, template, cfg, titles, item_summaries, backend.model_id, done,
-                            summary)
-        _advance(chains, template, backend, cfg, summary)
-        _write(chains, writer, backend.model_id)
+    skipped = [0]  # dialogues of batches with nothing left to generate (never sent to a worker)
+
+    def jobs() -> Iterator[PreferenceJob]:
+        for n, batch in enumerate(_batches(chosen, cfg.batch)):
+            chains = []
+            for dialogue_id in batch:
+                rows = by_dialogue[(dialogue_id,)].to_dicts()
+                chains += _plan(dialogue_id, rows, template, cfg, titles, item_summaries, backend.model_id, done,
+                                summary)
+            if chains:
+                yield PreferenceJob(n, chains, len(batch))
+            else:
+                skipped[0] += len(batch)
+
+    finished, workers = 0, set[str]()
+    for result in (runner or _local_runner(backend, cfg))(jobs()):
+        merge_result(summary, result, workers)
+        writer.write("preference_summaries", result.rows, result.failures)
+        finished += result.size
         if progress:
-            progress(min(n * cfg.batch, len(chosen)), len(chosen))
+            progress(finished + skipped[0], len(chosen))
+    summary.workers = sorted(workers) if runner else []
     summary.elapsed_s = round(time.perf_counter() - started, 3)
     return summary
+
+
+def _local_runner(backend: BackendIdentity, config: SummarizeConfig) -> BatchRunner:
+    if not isinstance(backend, Backend):
+        raise TypeError("an in-process run needs a Backend that generates, not only its identity")
+
+    def run(jobs: Iterable[PreferenceJob]) -> Iterator[BatchResult]:
+        return (advance_preference_batch(job, backend=backend, config=config) for job in jobs)
+
+    return run
 
 
 def _plan(dialogue_id: str, turns: list[dict[str, Any]], template: Template, cfg: SummarizeConfig,
@@ -224,8 +275,9 @@ def _release(backend: Backend, keys: Iterable[str | None]) -> None:
         backend.release_cache(wanted)
 
 
-def _write(chains: list[_Chain], writer: _Writer, model_id: str) -> None:
-    rows, failures = [], []
+def _rows(chains: list[_Chain], model_id: str) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    rows: list[dict[str, object]] = []
+    failures: list[dict[str, object]] = []
     for c in chains:
         if c.failure:
             failures.append({"source": SOURCE, "record_key": _key(c.dialogue_id, c.upto_turn, model_id, c.digest),
@@ -233,7 +285,7 @@ def _write(chains: list[_Chain], writer: _Writer, model_id: str) -> None:
         else:
             rows.append({"dialogue_id": c.dialogue_id, "upto_turn": c.upto_turn, "model_id": model_id,
                          "prompt_hash": c.digest, "summary": c.previous})
-    writer.write("preference_summaries", rows, failures)
+    return rows, failures
 
 
 def dialogue_sample(*, lake: Lake | str | None = None, limit: int | None = None) -> dict[str, object]:
@@ -246,4 +298,5 @@ def dialogue_sample(*, lake: Lake | str | None = None, limit: int | None = None)
     return {"dialogue_ids": chosen, "item_ids": sorted(set(mentioned)), "dialogues_total": total}
 
 
-__all__ = ["SOURCE", "dialogue_sample", "select_dialogues", "step_fields", "summarize_preferences"]
+__all__ = ["SOURCE", "PreferenceJob", "advance_preference_batch", "dialogue_sample", "select_dialogues",
+           "step_fields", "summarize_preferences"]
