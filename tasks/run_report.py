@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 import polars as pl
 
+import features
 from features import Lake
 from tasks.dag import StageRecord
-from training.registry import models
 
 METRICS = (("valid", "standard", "recall@10"), ("test", "standard", "recall@10"), ("test", "standard", "recall@50"),
            ("test", "no_repeats", "recall@10"), ("test", "no_repeats", "recall@50"))
@@ -46,7 +46,11 @@ def _metric(metrics: dict, key: tuple[str, str, str]) -> str:
 
 def model_markdown(*, lake: Lake, model_name: str | None = None) -> str:
     """The newest registered model against the production one (or a line saying there is none)."""
-    rows = models(lake=lake, model_name=model_name)
+    if features.table_version("model_registry", lake) is None:
+        return "No model is registered yet."
+    rows = features.read("model_registry", lake=lake).collect()  # plain read: no torch import for a report
+    if model_name is not None:
+        rows = rows.filter(pl.col("model_name") == model_name)
     if rows.is_empty():
         return "No model is registered yet."
     newest = rows.sort("registered_at", descending=True).row(0, named=True)
