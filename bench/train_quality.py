@@ -1,6 +1,7 @@
 """Benchmark: graph-prompt recommender quality on ReDial against the baselines, 3 seeds, both protocols, ablations.
 
-    .venv/bin/python -m bench.train_quality [--seeds 0 1 2] [--epochs 2] [--max-train 640] [--lm-layers 2]
+    .venv/bin/python -m bench.train_quality [--seeds 0 1 2] [--epochs 4] [--max-train N] [--lm-layers N]
+        [--prompt-depth 1] [--context-tokens 64] [--variants full "without gating" ...]
 
 The ReDial test dialogues (``../shared/data/redial/redial_test.jsonl``) are ingested into a temporary lake
 and split 80/10/10 by dialogue per seed. The graphs stage is not part of this branch, so the bench builds
@@ -10,8 +11,9 @@ its inputs itself, clearly labelled in the output:
 - ``text`` item vectors: the packaged MiniLM over item titles; ``text_knn``: their 10 nearest neighbours.
 There are no posters (no image graph) and no preference summaries for ReDial here, so the "without image
 graph" and "without summaries" ablations equal the full model and are reported as not applicable.
-Contenders per seed: the full model, "without text graph" (no text_knn, no text vectors), "without gating"
-(plain mean fusion), and the baselines (popularity, co-mention item-kNN, text similarity). Results go to
+Contenders per seed: the full model, "without text graph" (no text_knn, no text vectors, hence random id
+init), "without gating" (plain mean fusion), "without graph pathway" (LM-pooled query only, as before issue 7's
+fix), and the baselines (popularity, co-mention item-kNN, text similarity). Results go to
 ``bench/out/train_quality.json`` and a markdown table on stdout.
 """
 
@@ -46,6 +48,7 @@ VARIANTS = {
     "full": {},
     "without text graph": {"graphs": ("co_mention", "transition"), "modalities": ()},
     "without gating": {"gating": False},
+    "without graph pathway": {"graph_pathway": False},
 }
 
 
@@ -115,10 +118,13 @@ def table(results: dict[str, list[dict]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--max-train", type=int, default=640)
-    parser.add_argument("--lm-layers", type=int, default=2)
-    parser.add_argument("--context-tokens", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--patience", type=int, default=2)
+    parser.add_argument("--max-train", type=int, default=None, help="seeded training subset (default: all)")
+    parser.add_argument("--lm-layers", type=int, default=None, help="cut the LM to N layers (default: all 6)")
+    parser.add_argument("--prompt-depth", type=int, default=1, help="top LM layers that read the prompts")
+    parser.add_argument("--context-tokens", type=int, default=64)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--file", type=Path, default=REDIAL)
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -127,7 +133,7 @@ def main() -> None:
     ingest_dialogues(args.file, lake=base)
     ids, vectors = text_vectors(base)
     turns = features.read("turns", lake=base).collect()
-    lm = load_lm(LMSpec(layers_kept=args.lm_layers))
+    lm = load_lm(LMSpec(layers_kept=args.lm_layers))  # shared: its cached lower-layer states serve every run
     results: dict[str, list[dict]] = {}
     timings: list[dict] = []
     for seed in args.seeds:
@@ -140,11 +146,11 @@ def main() -> None:
         baselines, _ = evaluate_baselines(data, "test")
         for name, metrics in baselines.items():
             results.setdefault(f"baseline: {name}", []).append(metrics)
-        for variant, overrides in VARIANTS.items():
+        for variant in args.variants:
             config = TrainConfig(seed=seed, epochs=args.epochs, max_train_samples=args.max_train,
-                                 max_eval_samples=128, lm_layers=args.lm_layers, batch_size=64,
-                                 max_context_tokens=args.context_tokens, progress=False, patience=args.epochs,
-                                 **overrides)
+                                 lm_layers=args.lm_layers, prompt_depth=args.prompt_depth, batch_size=64,
+                                 max_context_tokens=args.context_tokens, progress=False, patience=args.patience,
+                                 **VARIANTS[variant])
             run_data = load_training_data(DataOptions(seed=seed, graphs=config.graphs, modalities=config.modalities),
                                           lake=lake)
             started = time.perf_counter()
@@ -153,7 +159,8 @@ def main() -> None:
             timings.append({"seed": seed, "variant": variant, **result.timings,
                             "wall_s": time.perf_counter() - started, "n_train": len(run_data.samples["train"])})
             print(f"seed {seed} {variant}: test no_repeats R@10 {result.metrics['test']['no_repeats']['recall@10']:.4f}"
-                  f" ({time.perf_counter() - started:.0f} s)", flush=True)
+                  f" ({time.perf_counter() - started:.0f} s, best epoch {result.best_epoch}, {result.timings})",
+                  flush=True)
     out = Path("bench/out")
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_quality.json").write_text(json.dumps({"args": vars(args) | {"file": str(args.file)},

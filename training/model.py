@@ -58,13 +58,16 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
-        """Inverse of ``to_dict``."""
+        """Inverse of ``to_dict``; configs saved before issue 7's additions load as the model they described."""
         tuples = {k: tuple(v) for k, v in data.items() if k in ("graphs", "modalities", "feature_dims")}
-        return cls(**(data | tuples))
+        return cls(**(LEGACY | data | tuples))
 
     @property
     def experts(self) -> tuple[str, ...]:
         return ("id", *(f"graph:{g}" for g in self.graphs), *(f"feat:{m}" for m in self.modalities))
+
+
+LEGACY = {"graph_pathway": False, "item_bias": False, "prompt_depth": None}  # fields absent from older checkpoints
 
 
 @dataclass
