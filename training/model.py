@@ -12,8 +12,10 @@ the frozen LM; its pooled output scores every item by dot product with the fused
 Two additions make the item graph carry the ranking where the dialogue text says little (issue 7):
 - a context-items pathway (``graph_pathway``): per view, the mean of the context items' (propagated,
   projected) embeddings is compared (cosine x a learned scale) with every candidate's, the views mixed by
-  the same gate; a learned, context-conditioned sigmoid mixes this pathway with the LM-pooled query's scores
-  (samples without context items use the LM pathway alone);
+  the same gate; plus, per graph, the context items propagated over it as one-hot vectors (the same
+  L-layer LightGCN propagation with identity embeddings: each candidate's graph proximity to the context,
+  row-max normalised) with a learned weight per graph; a learned, context-conditioned sigmoid mixes this
+  pathway with the LM-pooled query's scores (samples without context items use the LM pathway alone);
 - a learned per-item bias (``item_bias``), initialised by the trainer from the training split's target counts.
 Soft prompts enter the LM at its input, or at its top ``prompt_depth`` layers (see ``training.lm``).
 Only the id embeddings, projections, gates, prompt encoder, pathway scale and item bias train.
@@ -127,6 +129,7 @@ class GraphPromptRecommender(nn.Module):
             nn.init.zeros_(self.path_gate.weight)
             nn.init.constant_(self.path_gate.bias, 2.0)  # starts leaning on the graph pathway
             self.path_scale = nn.Parameter(torch.tensor(10.0))
+            self.diffusion_weight = nn.Parameter(torch.full((len(config.graphs),), 5.0))
         if config.item_bias:
             self.bias = nn.Parameter(torch.zeros(n))
 
@@ -175,6 +178,25 @@ class GraphPromptRecommender(nn.Module):
             layer = torch.sparse.mm(adj, layer)  # (I, d)
             layers.append(layer)
         return torch.stack(layers).mean(0)
+
+    def diffusion(self, ctx_items: torch.Tensor, ctx_mask: torch.Tensor) -> torch.Tensor:
+        """(G, B, I): per graph, the mean of the context items' one-hot vectors propagated 1..L layers (layer
+        mean), each row divided by its max (0 without context)."""
+        n, out = self.config.n_items, []
+        weights = ctx_mask.to(torch.float32) / ctx_mask.sum(1, keepdim=True).clamp(min=1)  # (B, C)
+        start = torch.zeros(n, ctx_items.shape[0], device=ctx_items.device)  # (I, B)
+        start.index_put_((ctx_items.T.reshape(-1), torch.arange(ctx_items.shape[0], device=ctx_items.device)
+                          .repeat(ctx_items.shape[1])), weights.T.reshape(-1), accumulate=True)
+        for graph in self.config.graphs:
+            index, value = getattr(self, f"adj_index_{graph}"), getattr(self, f"adj_value_{graph}")
+            adj = torch.sparse_coo_tensor(index, value, (n, n), is_coalesced=True, check_invariants=False)
+            layer, total = start, torch.zeros_like(start)
+            for _ in range(max(1, self.config.layers)):
+                layer = torch.sparse.mm(adj, layer)
+                total = total + layer
+            total = total.T  # (B, I)
+            out.append(total / total.amax(1, keepdim=True).clamp(min=1e-12))
+        return torch.stack(out) if out else torch.zeros(0, ctx_items.shape[0], n, device=ctx_items.device)
 
     def expert_embeddings(self) -> torch.Tensor:
         """(M, I, H) item embeddings of every view, projected into the LM hidden size."""
@@ -233,6 +255,9 @@ class GraphPromptRecommender(nn.Module):
         ctx_query = F.normalize(torch.einsum("mbch,bc->mbh", F.normalize(ctx, dim=-1), cmask), dim=-1)  # (M, B, H)
         per_view = torch.einsum("mbh,mih->bmi", ctx_query, F.normalize(experts, dim=-1))  # (B, M, I)
         graph_scores = self.path_scale * torch.einsum("bm,bmi->bi", gate, per_view)
+        if self.config.graphs:
+            diffused = self.diffusion(batch.ctx_items, batch.ctx_mask).to(graph_scores.dtype)  # (G, B, I)
+            graph_scores = graph_scores + torch.einsum("g,gbi->bi", self.diffusion_weight, diffused)
         has_ctx = batch.ctx_mask.any(1, keepdim=True).to(ctx.dtype)  # (B, 1)
         mix = torch.sigmoid(self.path_gate(state)) * has_ctx  # (B, 1)
         return (1 - mix) * lm_scores + mix * graph_scores

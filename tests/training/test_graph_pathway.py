@@ -62,7 +62,8 @@ def test_prompt_depth_model_scores_all_items_and_trains_only_its_own_parts(data:
     loss, _ = model.loss(batch)
     loss.backward()
     assert all(p.grad is None for p in model.lm.parameters())
-    for name in ("item_emb.weight", "bias", "path_scale", "path_gate.weight", "prompt_mlp.weight", "query.weight"):
+    for name in ("item_emb.weight", "bias", "path_scale", "path_gate.weight", "prompt_mlp.weight", "query.weight",
+                 "diffusion_weight"):
         grad = dict(model.named_parameters())[name].grad
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name
 
@@ -114,3 +115,21 @@ def test_item_parameters_get_their_own_learning_rate(data: TrainingData) -> None
     other = next(g for g in groups if g is not item_group)
     assert other["lr"] == pytest.approx(1e-3) and not any(p is model.item_emb.weight for p in other["params"])
     assert sum(len(g["params"]) for g in groups) == sum(1 for p in model.parameters() if p.requires_grad)
+
+
+def test_diffusion_propagates_context_items_over_each_graph() -> None:
+    from training.model import GraphPromptRecommender, normalized_adjacency
+
+    lm = load_lm(LMSpec(kind="random"))
+    model = GraphPromptRecommender(ModelConfig(n_items=4, graphs=("g",), id_dim=4, layers=2), lm)
+    model.set_graph("g", torch.tensor([[0, 1], [1, 2]]))  # path 0 - 1 - 2, item 3 isolated
+    ctx_items, ctx_mask = torch.tensor([[0, 0], [0, 0]]), torch.tensor([[True, False], [False, False]])
+    out = model.diffusion(ctx_items, ctx_mask)
+    index, value = normalized_adjacency(torch.tensor([[0, 1], [1, 2]]), 4)
+    adj = torch.sparse_coo_tensor(index, value, (4, 4)).to_dense()
+    one_hot = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    expected = adj @ one_hot + adj @ (adj @ one_hot)
+    assert out.shape == (1, 2, 4)
+    assert torch.allclose(out[0, 0], expected / expected.max())
+    assert out[0, 0, 3] == 0 and out[0, 0, 1] == 1  # isolated item unreached; the neighbour scores highest
+    assert torch.all(out[0, 1] == 0)  # no context items: nothing
