@@ -260,6 +260,8 @@ def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | No
         lm: FrozenLM | None = None) -> TrainResult:
     """Train on ``data.samples["train"]``, early-stop on validation Recall@10, evaluate valid and test.
 
+    The best of the initialised model (``best_epoch`` 0) and every epoch on validation Recall@10 is kept.
+
     Args:
         data: the run's inputs (see ``training.data.load_training_data``).
         config: the run's config.
@@ -279,7 +281,10 @@ def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | No
            "scheduler": _schedule(optimizer, steps, config.warmup_frac),
            "generator": torch.Generator().manual_seed(config.seed)}
     history: list[dict[str, float]] = []
-    best, best_state, best_epoch, waited, train_s, eval_s = -1.0, None, 0, 0, 0.0, 0.0
+    # the initialised model (text-initialised ids, graph diffusion, count bias) is candidate "epoch 0"
+    initial = evaluate_model(model, valid_samples, index=index, summaries=summaries, batch_size=config.eval_batch_size)
+    best, best_epoch, waited, train_s, eval_s = initial[VALID_METRIC[0]][VALID_METRIC[1]], 0, 0, 0.0, 0.0
+    best_state = copy.deepcopy(model.trainable_state())
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         losses = _train_epoch(model, train, epoch, ctx)
