@@ -136,36 +136,39 @@ def main() -> None:
     lm = load_lm(LMSpec(layers_kept=args.lm_layers))  # shared: its cached lower-layer states serve every run
     results: dict[str, list[dict]] = {}
     timings: list[dict] = []
-    for seed in args.seeds:
-        lake = str(work / f"seed{seed}")
+    out = Path("bench/out")
+    out.mkdir(parents=True, exist_ok=True)
+    lakes: dict[int, str] = {}
+    for seed in args.seeds:  # every seed's inputs and baselines first
+        lakes[seed] = lake = str(work / f"seed{seed}")
         shutil.copytree(base, lake)
         split = split_dialogues(turns["dialogue_id"].to_list(), seed=seed)
         features.upsert("item_graph_edges", build_count_graphs(turns, set(split.train)), commit=COMMIT, lake=lake)
         write_text_inputs(lake, ids, vectors)
-        data = load_training_data(DataOptions(seed=seed), lake=lake)
-        baselines, _ = evaluate_baselines(data, "test")
+        baselines, _ = evaluate_baselines(load_training_data(DataOptions(seed=seed), lake=lake), "test")
         for name, metrics in baselines.items():
             results.setdefault(f"baseline: {name}", []).append(metrics)
-        for variant in args.variants:
+    for variant in args.variants:  # then the full model on every seed, then each ablation (partial runs still say much)
+        for seed in args.seeds:
             config = TrainConfig(seed=seed, epochs=args.epochs, max_train_samples=args.max_train,
                                  lm_layers=args.lm_layers, prompt_depth=args.prompt_depth, batch_size=64,
                                  max_context_tokens=args.context_tokens, progress=False, patience=args.patience,
                                  **VARIANTS[variant])
             run_data = load_training_data(DataOptions(seed=seed, graphs=config.graphs, modalities=config.modalities),
-                                          lake=lake)
+                                          lake=lakes[seed])
             started = time.perf_counter()
             result = fit(run_data, config, lm=lm)
             results.setdefault(f"model: {variant}", []).append(result.metrics["test"])
-            timings.append({"seed": seed, "variant": variant, **result.timings,
+            timings.append({"seed": seed, "variant": variant, **result.timings, "best_epoch": result.best_epoch,
                             "wall_s": time.perf_counter() - started, "n_train": len(run_data.samples["train"])})
-            print(f"seed {seed} {variant}: test no_repeats R@10 {result.metrics['test']['no_repeats']['recall@10']:.4f}"
-                  f" ({time.perf_counter() - started:.0f} s, best epoch {result.best_epoch}, {result.timings})",
-                  flush=True)
-    out = Path("bench/out")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "train_quality.json").write_text(json.dumps({"args": vars(args) | {"file": str(args.file)},
-                                                        "results": results, "timings": timings,
-                                                        "machine": platform.platform()}, indent=2, default=str))
+            test = result.metrics["test"]
+            print(f"seed {seed} {variant}: test R@10/R@50 std {test['standard']['recall@10']:.4f}/"
+                  f"{test['standard']['recall@50']:.4f} no-rep {test['no_repeats']['recall@10']:.4f}/"
+                  f"{test['no_repeats']['recall@50']:.4f} ({time.perf_counter() - started:.0f} s, best epoch "
+                  f"{result.best_epoch}, {result.timings})", flush=True)
+            (out / "train_quality.json").write_text(json.dumps({
+                "args": vars(args) | {"file": str(args.file)}, "results": results, "timings": timings,
+                "machine": platform.platform()}, indent=2, default=str))
     print(table(results))
     print(json.dumps(timings, indent=1))
     shutil.rmtree(work, ignore_errors=True)
