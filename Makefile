@@ -54,6 +54,7 @@ bench: venv
 	$(BIN)/python -m bench.knn
 	$(BIN)/python -m bench.summarize
 	$(BIN)/python -m bench.train_quality
+	$(BIN)/python -m bench.nightly
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,15 +1,30 @@
-"""Benchmark: preference-summary generation with SmolLM2-135M-Instruct, three ways, side by side in one run.
+"""Benchmark: preference-summary generation with SmolLM2-135M-Instruct, side by side in one run.
 
-    .venv/bin/python -m bench.summarize [--dialogues 64] [--rounds 2] [--max-new-tokens 40] [--batch 32]
+    .venv/bin/python -m bench.summarize [--dialogues 64] [--chain-dialogues 64] [--rounds 2]
+                                        [--max-new-tokens 40] [--batch 32] [--template preference_v2]
 
-Prompts: the ReDial test split (``../shared/data/redial/redial_test.jsonl``) is ingested into a temporary lake;
-for each of the first ``--dialogues`` dialogues with a recommendation, the summarizer's first recurrent step
-prompt for its last recommendation point (the real template and history). Contenders, alternated round by round
-(each round takes the next slice of prompts, every contender runs it, in rotated order):
-- ``batched``: the local backend (transformers, fp32, greedy, left padding), ``--batch`` prompts per call;
-- ``one_at_a_time``: the same backend, one prompt per call;
-- ``llama_cpp``: llama.cpp in-process (``llama-cpp-python``, the same GGUF), one prompt per call.
-Reports summaries/s, prompt + new tokens/s, and the process's peak RSS while each contender ran.
+The ReDial test split (``../shared/data/redial/redial_test.jsonl``) is ingested into a temporary lake.
+
+Workload 1, first steps (``--dialogues``; 0 skips it): for each of the first dialogues with a recommendation, the
+summarizer's first recurrent step prompt for its last recommendation point (the real template and history).
+Contenders: ``batched`` (the local backend: transformers fp32, greedy, ``--batch`` prompts per call),
+``one_at_a_time`` (the same, one prompt per call), ``llama_cpp`` (llama.cpp in-process, the same GGUF, one
+prompt per call).
+
+Workload 2, recurrent chains (``--chain-dialogues``; 0 skips it): whole dialogues, every recommendation point's
+chain, every step, with the conversational template: step k+1 is step k's chat + its answer + the next chunk.
+Contenders: ``chains_batched_full`` (the local backend, the chains' steps batched level by level, every prompt
+computed in full), ``chains_batched_reuse`` (the same with KV-cache reuse: a step computes only the previous
+answer and the new chunk), ``chains_reuse_one_at_a_time`` (KV reuse, one prompt per call), ``chains_llama_cpp``
+(llama.cpp in-process; chains run one after another, so its own prefix cache, which keeps the longest common
+token prefix of consecutive calls, gives it the same reuse within a chain). Every contender continues its own
+answers; the local contenders must agree (reuse changes what is computed, not the text): the run counts how
+many step answers are identical to ``chains_batched_full``'s.
+
+Contenders are alternated round by round (each round takes the next slice, every contender runs it, in rotated
+order). Reports summaries/s (one summary = one generated step), rows/s (finished chains) for chains, prompt
+tokens (nominal, and those actually computed by the local backend), new tokens/s, the process's peak RSS while
+each contender ran, and the peak memory held by stored KV states.
 """
 
 from __future__ import annotations
@@ -25,11 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+import torch
 
 from tasks.ingest_dialogues import ingest_dialogues
 from tasks.summarize.backends import ChatPrompt
 from tasks.summarize.backends.local import LocalBackend, smollm2_gguf
-from tasks.summarize.history import history_chunks, recommendation_points
+from tasks.summarize.history import Chunk, history_chunks, recommendation_points
 from tasks.summarize.preferences import _titles, select_dialogues, step_fields
 from tasks.summarize.prompts import load_template, render
 from tasks.summarize.stage import NO_SUMMARY
@@ -41,10 +57,14 @@ REDIAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "redia
 class Tally:
     seconds: float = 0.0
     summaries: int = 0
+    rows: int = 0  # finished chains (workload 2)
     new_tokens: int = 0
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # nominal: every prompt's full length
+    computed_tokens: int = -1  # prompt tokens actually computed (local backend); -1: not known
     peak_rss: int = 0
+    peak_kv_bytes: int = 0
     samples: list[str] = field(default_factory=list)
+    texts: dict[tuple[int, int], str] = field(default_factory=dict)  # (chain, step) -> answer
 
 
 class _PeakRss:
@@ -68,22 +88,40 @@ class _PeakRss:
         self._thread.join()
 
 
-def build_prompts(n_dialogues: int, workdir: Path) -> list[ChatPrompt]:
-    """The first recurrent step of the last recommendation point of ``n_dialogues`` ReDial dialogues."""
+def _lake_dialogues(n_dialogues: int, workdir: Path) -> tuple[list[list[dict]], dict[str, str]]:
     import features
 
     lake = str(workdir / "lake")
-    ingest_dialogues(REDIAL, lake=lake)
+    if features.table_version("turns", lake) is None:  # ingested once per run
+        ingest_dialogues(REDIAL, lake=lake)
     turns = features.read("turns", lake=lake).collect()
     chosen, _ = select_dialogues(turns, limit=n_dialogues)
-    titles, template, prompts = _titles(features.resolve_lake(lake)), load_template("preference_v1"), []
-    for rows in turns.filter(turns["dialogue_id"].is_in(chosen)).partition_by("dialogue_id"):
-        dialogue = rows.to_dicts()
+    by_id = {rows["dialogue_id"][0]: rows.to_dicts()
+             for rows in turns.filter(turns["dialogue_id"].is_in(chosen)).partition_by("dialogue_id")}
+    return [by_id[d] for d in chosen], _titles(features.resolve_lake(lake))
+
+
+def build_prompts(n_dialogues: int, workdir: Path, template_name: str) -> list[ChatPrompt]:
+    """The first recurrent step of the last recommendation point of ``n_dialogues`` ReDial dialogues."""
+    dialogues, titles = _lake_dialogues(n_dialogues, workdir)
+    template, prompts = load_template(template_name), []
+    for dialogue in dialogues:
         last = recommendation_points(sorted(dialogue, key=lambda t: t["turn_idx"]))[-1]
         chunks = history_chunks(dialogue, last, titles=titles)
         if chunks:
             prompts.append(render(template, step_fields(chunks[0], NO_SUMMARY)))
     return sorted(prompts, key=lambda p: p.user)[:n_dialogues]
+
+
+def build_chains(n_dialogues: int, workdir: Path) -> list[list[list[Chunk]]]:
+    """Per dialogue, the chunked history of every recommendation point (what the summarizer's chains read)."""
+    dialogues, titles = _lake_dialogues(n_dialogues, workdir)
+    out = []
+    for dialogue in dialogues:
+        points = recommendation_points(sorted(dialogue, key=lambda t: t["turn_idx"]))
+        chains = [history_chunks(dialogue, p, titles=titles) for p in points]
+        out.append([c for c in chains if c])
+    return out
 
 
 def run_local(backend: LocalBackend, prompts: list[ChatPrompt], *, batch: int, max_new_tokens: int,
@@ -97,6 +135,7 @@ def run_local(backend: LocalBackend, prompts: list[ChatPrompt], *, batch: int, m
     tally.summaries += len(out)
     tally.new_tokens += sum(g.new_tokens for g in out)
     tally.prompt_tokens += sum(backend.count_tokens(p) for p in prompts)
+    tally.computed_tokens = tally.prompt_tokens
     tally.samples += [g.text for g in out[:1]]
 
 
@@ -116,66 +155,186 @@ def run_llama_cpp(llm: object, prompts: list[ChatPrompt], *, max_new_tokens: int
     tally.summaries += len(prompts)
 
 
+def run_chains_local(backend: LocalBackend, chains: list[tuple[int, list[Chunk]]], *, batch: int, reuse: bool,
+                     max_new_tokens: int, template_name: str, tally: Tally) -> None:
+    """All chains level by level (step 1 of every chain in one call, then step 2, ...), as the summarizer does."""
+    template = load_template(template_name)
+    backend.batch_size, backend.reuse_cache = batch, reuse
+    history: dict[int, tuple[tuple[str, str], ...]] = {cid: () for cid, _ in chains}
+    before, sent = backend.prefilled_tokens, []
+    with _PeakRss() as rss:
+        start = time.perf_counter()
+        for step in range(max(len(c) for _, c in chains)):
+            live = [(cid, c) for cid, c in chains if step < len(c)]
+            prompts = [render(template, step_fields(c[step], NO_SUMMARY), history=history[cid],
+                              cache_from=f"{cid}/{step - 1}" if step else None, cache_as=f"{cid}/{step}")
+                       for cid, c in live]
+            out = backend.generate(prompts, max_new_tokens=max_new_tokens)
+            tally.peak_kv_bytes = max(tally.peak_kv_bytes, backend.cached_bytes())
+            backend.release_cache([f"{cid}/{step - 1}" for cid, _ in live] +
+                                  [f"{cid}/{step}" for cid, c in live if step == len(c) - 1])
+            for (cid, _), prompt, g in zip(live, prompts, out, strict=True):
+                history[cid] = (*history[cid], (prompt.user, g.text))
+                tally.texts[(cid, step)] = g.text
+            sent += prompts
+            tally.summaries += len(out)
+            tally.new_tokens += sum(g.new_tokens for g in out)
+        tally.seconds += time.perf_counter() - start
+    tally.peak_rss = max(tally.peak_rss, rss.peak)
+    tally.rows += len(chains)
+    tally.prompt_tokens += sum(backend.count_tokens(p) for p in sent)  # counted outside the timed part
+    tally.computed_tokens = max(tally.computed_tokens, 0) + backend.prefilled_tokens - before
+    tally.samples += [history[chains[0][0]][-1][1]]
+    backend.release_cache()
+
+
+def run_chains_llama_cpp(llm: object, chains: list[tuple[int, list[Chunk]]], *, max_new_tokens: int,
+                         template_name: str, tally: Tally) -> None:
+    """Chains one after another, each step sending the whole conversation (llama.cpp reuses its common prefix)."""
+    template = load_template(template_name)
+    with _PeakRss() as rss:
+        start = time.perf_counter()
+        for cid, chunks in chains:
+            history: tuple[tuple[str, str], ...] = ()
+            for step, chunk in enumerate(chunks):
+                prompt = render(template, step_fields(chunk, NO_SUMMARY), history=history)
+                out = llm.create_chat_completion(  # type: ignore[attr-defined]
+                    messages=prompt.messages(), max_tokens=max_new_tokens, temperature=0.0)
+                text = (out["choices"][0]["message"]["content"] or "").strip()
+                history = (*history, (prompt.user, text))
+                tally.texts[(cid, step)] = text
+                tally.new_tokens += out["usage"]["completion_tokens"]
+                tally.prompt_tokens += out["usage"]["prompt_tokens"]
+                tally.summaries += 1
+            if len(tally.samples) < 1:
+                tally.samples.append(history[-1][1])
+        tally.seconds += time.perf_counter() - start
+    tally.peak_rss = max(tally.peak_rss, rss.peak)
+    tally.rows += len(chains)
+
+
+def _rounds(contenders: list[str], parts: list[list], run: object) -> dict[str, Tally]:
+    tallies = {c: Tally() for c in contenders}
+    for r, part in enumerate(parts):
+        order = contenders[r % len(contenders):] + contenders[: r % len(contenders)]
+        for name in order:
+            run(name, part, tallies[name])  # type: ignore[operator]
+            t = tallies[name]
+            print(f"round {r + 1}/{len(parts)} {name}: {len(part)} units, so far {t.summaries / t.seconds:.3f} "
+                  f"summaries/s", flush=True)
+    return tallies
+
+
+def _slices(items: list, rounds: int) -> list[list]:
+    size = -(-len(items) // rounds)
+    return [items[r * size : (r + 1) * size] for r in range(rounds) if items[r * size : (r + 1) * size]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dialogues", type=int, default=64)
+    parser.add_argument("--dialogues", type=int, default=64, help="first-step workload size (0: skip)")
+    parser.add_argument("--chain-dialogues", type=int, default=64, help="recurrent-chain workload size (0: skip)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=40)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--template", default="preference_v2")
+    parser.add_argument("--no-one-at-a-time", action="store_true", help="skip the first-step one-at-a-time contender")
+    parser.add_argument("--chain-one-at-a-time", action="store_true",
+                        help="add chains_reuse_one_at_a_time (KV reuse, one prompt per call)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch and llama.cpp threads")
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="a local model folder instead of SmolLM2 (smoke runs; llama.cpp is then skipped)")
     parser.add_argument("--out", type=Path, default=Path("bench/out/summarize.json"))
     args = parser.parse_args()
 
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        prompts = build_prompts(args.dialogues, Path(tmp))
-    backend = LocalBackend.smollm2()
-    contenders = ["batched", "one_at_a_time"]
+        prompts = build_prompts(args.dialogues, Path(tmp), args.template) if args.dialogues else []
+        dialogues = build_chains(args.chain_dialogues, Path(tmp)) if args.chain_dialogues else []
+    print(f"workloads built in {time.perf_counter() - started:.0f} s", flush=True)
+    torch.set_num_threads(args.threads)
+    backend = LocalBackend(args.model_dir) if args.model_dir else LocalBackend.smollm2()
     llm = None
     try:
         from llama_cpp import Llama
 
-        llm = Llama(model_path=str(smollm2_gguf()), n_ctx=2048, n_threads=os.cpu_count(), verbose=False)
-        contenders.append("llama_cpp")
+        if args.model_dir is None:
+            llm = Llama(model_path=str(smollm2_gguf()), n_ctx=4096, n_threads=args.threads, verbose=False)
     except ImportError:
-        print("llama-cpp-python not installed: the llama_cpp contender is skipped")
-    tallies = {c: Tally() for c in contenders}
-    size = -(-len(prompts) // args.rounds)
-    for r in range(args.rounds):
-        part = prompts[r * size : (r + 1) * size]
-        order = contenders[r % len(contenders):] + contenders[: r % len(contenders)]
-        for name in order:
+        print("llama-cpp-python not installed: the llama_cpp contenders are skipped")
+    results: dict[str, object] = {"args": {k: str(v) for k, v in vars(args).items()}}
+
+    if prompts:
+        contenders = ["batched"] + ([] if args.no_one_at_a_time else ["one_at_a_time"]) + (["llama_cpp"] if llm
+                                                                                            else [])
+
+        def first(name: str, part: list[ChatPrompt], tally: Tally) -> None:
             if name == "llama_cpp":
-                run_llama_cpp(llm, part, max_new_tokens=args.max_new_tokens, tally=tallies[name])
+                run_llama_cpp(llm, part, max_new_tokens=args.max_new_tokens, tally=tally)
             else:
-                batch = args.batch if name == "batched" else 1
-                run_local(backend, part, batch=batch, max_new_tokens=args.max_new_tokens, tally=tallies[name])
-            t = tallies[name]
-            rate = t.summaries / t.seconds
-            print(f"round {r + 1}/{args.rounds} {name}: {len(part)} prompts, so far {rate:.3f}/s", flush=True)
-    report(tallies, prompts, args)
+                run_local(backend, part, batch=args.batch if name == "batched" else 1,
+                          max_new_tokens=args.max_new_tokens, tally=tally)
+
+        tallies = _rounds(contenders, _slices(prompts, args.rounds), first)
+        results["first_steps"] = report(f"Workload 1: first steps, {len(prompts)} prompts", tallies, args)
+
+    if dialogues:
+        numbered = [(d, c) for d, chains in enumerate(dialogues) for c in chains]
+        chains = [(i, c) for i, (_, c) in enumerate(numbered)]
+        by_dialogue = [[(i, c) for i, (d, c) in enumerate(numbered) if d == k] for k in range(len(dialogues))]
+        parts = [[x for group in part for x in group] for part in _slices(by_dialogue, args.rounds)]
+        contenders = ["chains_batched_full", "chains_batched_reuse"] + (
+            ["chains_reuse_one_at_a_time"] if args.chain_one_at_a_time else []) + (["chains_llama_cpp"] if llm else [])
+
+        def chain(name: str, part: list[tuple[int, list[Chunk]]], tally: Tally) -> None:
+            if name == "chains_llama_cpp":
+                run_chains_llama_cpp(llm, part, max_new_tokens=args.max_new_tokens, template_name=args.template,
+                                     tally=tally)
+            else:
+                run_chains_local(backend, part, batch=1 if name.endswith("one_at_a_time") else args.batch,
+                                 reuse="reuse" in name, max_new_tokens=args.max_new_tokens,
+                                 template_name=args.template, tally=tally)
+
+        steps = sum(len(c) for _, c in chains)
+        tallies = _rounds(contenders, parts, chain)
+        results["chains"] = report(f"Workload 2: recurrent chains, {len(dialogues)} dialogues, {len(chains)} chains, "
+                                   f"{steps} steps", tallies, args)
+        ref = tallies["chains_batched_full"].texts
+        for name, t in tallies.items():
+            same = sum(t.texts.get(k) == v for k, v in ref.items())
+            print(f"{name}: {same}/{len(ref)} step answers identical to chains_batched_full")
+            results["chains"][name]["identical_to_full"] = f"{same}/{len(ref)}"  # type: ignore[index]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
 
 
-def report(tallies: dict[str, Tally], prompts: list[ChatPrompt], args: argparse.Namespace) -> None:
-    base = tallies.get("llama_cpp") or tallies["one_at_a_time"]
-    rows = {}
+def report(title: str, tallies: dict[str, Tally], args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    base_name = next((n for n in tallies if "llama_cpp" in n), next(iter(tallies)))
+    base = tallies[base_name]
+    rows: dict[str, dict[str, object]] = {}
     machine = platform.processor() or platform.machine()
-    print(f"\n{len(prompts)} prompts, max_new_tokens {args.max_new_tokens}, {machine}, {os.cpu_count()} cores")
-    print("| contender | summaries/s | prompt tok/s | new tok/s | avg prompt tok | avg new tok | peak RSS | vs base |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"\n{title}, max_new_tokens {args.max_new_tokens}, batch {args.batch}, {machine}, {os.cpu_count()} cores")
+    print(f"| contender | summaries/s | rows/s | prompt tok/s (computed) | new tok/s | avg new tok | peak RSS | "
+          f"peak KV states | vs {base_name} |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, t in tallies.items():
         rate = t.summaries / t.seconds
-        rows[name] = {"summaries_per_s": rate, "prompt_tokens_per_s": t.prompt_tokens / t.seconds,
-                      "new_tokens_per_s": t.new_tokens / t.seconds,
+        computed = t.computed_tokens / t.seconds if t.computed_tokens >= 0 else None
+        rows[name] = {"summaries_per_s": rate, "rows_per_s": t.rows / t.seconds if t.rows else None,
+                      "prompt_tokens_per_s": t.prompt_tokens / t.seconds, "computed_prompt_tokens_per_s": computed,
+                      "new_tokens_per_s": t.new_tokens / t.seconds, "summaries": t.summaries, "rows": t.rows,
                       "avg_prompt_tokens": t.prompt_tokens / t.summaries,
                       "avg_new_tokens": t.new_tokens / t.summaries, "peak_rss_mib": t.peak_rss / 2**20,
-                      "seconds": t.seconds, "samples": t.samples[:2]}
+                      "peak_kv_state_mib": t.peak_kv_bytes / 2**20, "seconds": t.seconds,
+                      "samples": t.samples[:2]}
         row = rows[name]
-        print(f"| {name} | {rate:.3f} | {row['prompt_tokens_per_s']:.0f} | {row['new_tokens_per_s']:.1f} | "
-              f"{row['avg_prompt_tokens']:.0f} | {row['avg_new_tokens']:.1f} | {row['peak_rss_mib']:.0f} MiB | "
-              f"{rate / (base.summaries / base.seconds):.2f}x |")
+        shown = f"{row['prompt_tokens_per_s']:.0f}" + (f" ({computed:.0f})" if computed is not None else "")
+        print(f"| {name} | {rate:.3f} | {(t.rows / t.seconds) if t.rows else 0:.3f} | {shown} | "
+              f"{row['new_tokens_per_s']:.1f} | {row['avg_new_tokens']:.1f} | {row['peak_rss_mib']:.0f} MiB | "
+              f"{row['peak_kv_state_mib']:.0f} MiB | {rate / (base.summaries / base.seconds):.2f}x |")
     for name, t in tallies.items():
         print(f"sample ({name}): {t.samples[0] if t.samples else ''}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": rows}, indent=2))
+    return rows
 
 
 if __name__ == "__main__":

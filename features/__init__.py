@@ -18,7 +18,7 @@ from features.errors import (
     UnknownTableError,
 )
 from features.lake import Lake, resolve_lake
-from features.read import history, read, tables
+from features.read import history, read, resolve_version, tables
 from features.store import table_version, table_versions
 from features.write import WriteResult, append, delete, replace_partition, update_columns, upsert
 
@@ -41,6 +41,7 @@ __all__ = [
     "read",
     "replace_partition",
     "resolve_lake",
+    "resolve_version",
     "spec_for",
     "table_version",
     "table_versions",

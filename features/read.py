@@ -86,6 +86,17 @@ def read(
     return frame.select(list(columns)) if columns else frame
 
 
+def resolve_version(
+    table: str, *, version: int | None = None, as_of: datetime | None = None, lake: Lake | str | None = None
+) -> int:
+    """The Delta version ``read`` with the same arguments reads (the latest when neither is given)."""
+    if version is not None and as_of is not None:
+        raise LakeError("pass either version= or as_of=, not both")
+    dt = require_table(table, lake)
+    _pin(table, dt, version, as_of)
+    return int(dt.version())
+
+
 def _metrics(entry: dict[str, object]) -> str:
     return json.dumps(entry.get("operationMetrics", {}), sort_keys=True, default=str)
 

@@ -50,10 +50,8 @@ class StageRun:
     duration_s: float | None = None
 
 
-def record_run(run: StageRun, *, lake: Lake | str | None = None) -> str:
-    """Append one ``pipeline_runs`` row (exactly once, via an app transaction); returns its run id."""
-    run_id = str(uuid.uuid4())
-    row = {
+def _row(run: StageRun, run_id: str) -> dict[str, object]:
+    return {
         "run_id": run_id,
         "stage": run.stage,
         "status": run.status,
@@ -66,11 +64,26 @@ def record_run(run: StageRun, *, lake: Lake | str | None = None) -> str:
         "started_at": run.started_at,
         "duration_s": run.duration_s,
     }
-    commit = CommitInfo(stage=run.stage, flow_run_id=run.flow_run_id, config_hash=run.config_hash,
-                        input_versions=run.input_versions)
-    frame = pl.DataFrame([row], schema_overrides={"started_at": pl.Datetime("us", "UTC")})
-    append("pipeline_runs", frame, commit=commit, app_id=f"pipeline_runs/{run_id}", lake=lake)
-    return run_id
+
+
+def record_runs(runs: list[StageRun], *, lake: Lake | str | None = None) -> list[str]:
+    """Append ``pipeline_runs`` rows in one commit (exactly once, via an app transaction); returns their ids."""
+    if not runs:
+        return []
+    run_ids = [str(uuid.uuid4()) for _ in runs]
+    first = runs[0]
+    commit = CommitInfo(stage=first.stage if len(runs) == 1 else "pipeline", flow_run_id=first.flow_run_id,
+                        config_hash=first.config_hash if len(runs) == 1 else None,
+                        input_versions=first.input_versions if len(runs) == 1 else {})
+    frame = pl.DataFrame([_row(r, i) for r, i in zip(runs, run_ids, strict=True)],
+                         schema_overrides={"started_at": pl.Datetime("us", "UTC")})
+    append("pipeline_runs", frame, commit=commit, app_id=f"pipeline_runs/{run_ids[0]}", lake=lake)
+    return run_ids
+
+
+def record_run(run: StageRun, *, lake: Lake | str | None = None) -> str:
+    """Append one ``pipeline_runs`` row (exactly once, via an app transaction); returns its run id."""
+    return record_runs([run], lake=lake)[0]
 
 
 def _only_ignored_commits(

@@ -12,26 +12,30 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from flows import env
+from flows.cli_common import LakeOpt, console
+from flows.cli_common import fail as _fail
+from flows.cli_ops import ci_app, features_pull, print_stages, run, vacuum
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmcrs: multimodal CRS feature pipeline.")
 features_app = typer.Typer(no_args_is_help=True, help="Inspect and pull versioned lake tables.")
 app.add_typer(features_app, name="features")
-console = Console()
-err = Console(stderr=True)
-
-LakeOpt = Annotated[
-    str | None,
-    typer.Option("--lake", help="Lake root (folder or URI); default MMCRS_LAKE, then mmcrs.toml, then ./lake."),
+TaskRunnerOpt = Annotated[str, typer.Option(help="default (in this process) | dask (shards on Dask workers).")]
+DaskAddressOpt = Annotated[
+    str | None, typer.Option(help="Dask scheduler (tcp://host:8786); default: a local cluster (--task-runner dask).")
 ]
+DaskWorkersOpt = Annotated[int, typer.Option(help="Local Dask worker processes (--task-runner dask).")]
 
 
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=2)
+def _check_runner(task_runner: str, dask_address: str | None, dask_workers: int) -> None:
+    from flows.runners import check_task_runner
+
+    try:
+        check_task_runner(task_runner, dask_address, dask_workers)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _print_counts(results: dict[str, dict[str, object]]) -> None:
@@ -151,6 +155,9 @@ def embed(
     batch_size: Annotated[int | None, typer.Option(help="Images / texts per forward pass.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: CUDA when present).")] = None,
     lake: LakeOpt = None,
+    task_runner: TaskRunnerOpt = "default",
+    dask_address: DaskAddressOpt = None,
+    dask_workers: DaskWorkersOpt = 2,
 ) -> None:
     """Embed item posters and texts that have no vector yet for the chosen models (a Prefect flow run)."""
     from flows.embed import embed_flow
@@ -166,8 +173,10 @@ def embed(
             ModelSpec.parse(spec)
     except ModelSpecError as exc:
         raise _fail(str(exc)) from None
+    _check_runner(task_runner, dask_address, dask_workers)
     summary = embed_flow(lake=lake, modalities=modality, clip_model=clip_spec, text_model=text_spec,
-                         batch_size=batch_size, device=device)
+                         batch_size=batch_size, device=device, task_runner=task_runner,  # type: ignore[arg-type]
+                         dask_address=dask_address, dask_workers=dask_workers)
     _print_embed(summary)
 
 
@@ -243,17 +252,32 @@ def summarize(
     max_new_tokens: Annotated[int, typer.Option(help="Cap of one answer.")] = 64,
     batch_size: Annotated[int, typer.Option(help="Prompts per local generate call / per commit.")] = 16,
     lake: LakeOpt = None,
+    task_runner: TaskRunnerOpt = "default",
+    dask_address: DaskAddressOpt = None,
+    dask_workers: DaskWorkersOpt = 2,
 ) -> None:
     """LLM item summaries and recurrent user-preference summaries (MLLM-MSR; a Prefect flow run)."""
     if what not in ("items", "preferences", "both") or backend not in ("local", "openai"):
         raise _fail("--what takes items | preferences | both, --backend local | openai")
+    _check_runner(task_runner, dask_address, dask_workers)
     from flows.summarize import summarize_flow
 
     results = summarize_flow(lake=lake, what=what, backend=backend, limit=limit,  # type: ignore[arg-type]
                              model_dir=str(model_dir) if model_dir else None, base_url=base_url, model=model,
                              api_key_env=api_key_env, api_key_block=api_key_block, accepts_images=images,
-                             chunk_size=chunk_size, max_new_tokens=max_new_tokens, batch_size=batch_size)
+                             chunk_size=chunk_size, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                             task_runner=task_runner, dask_address=dask_address,  # type: ignore[arg-type]
+                             dask_workers=dask_workers)
     _print_summarize(results)
+
+
+def _print_results(results: dict[str, dict]) -> None:
+    """Each stage that ran, in its own words."""
+    printers = {"ingest": _print_counts, "crawl": _print_crawl, "summarize": _print_summarize,
+                "embed": _print_embed, "graphs": _print_graphs, "train": _print_train}
+    for name, summary in results.items():
+        if isinstance(summary, dict) and summary:
+            printers[name](summary)
 
 
 @app.command()
@@ -277,18 +301,8 @@ def demo(
     assert isinstance(inputs, dict)
     console.print(f"demo catalog: {inputs['n_items']} items ({inputs['n_enriched']} enriched), "
                   f"dialogues: {inputs['dialogue_source']} ({inputs['dialogues']})")
-    ingested, crawled, embedded, built = result["ingest"], result["crawl"], result["embed"], result["graphs"]
-    assert isinstance(ingested, dict) and isinstance(crawled, dict) and isinstance(embedded, dict)
-    assert isinstance(built, dict)
-    _print_counts(ingested)
-    _print_crawl(crawled)
-    _print_embed(embedded)
-    _print_graphs(built)
-    summarized = result.get("summarize") or {}
-    assert isinstance(summarized, dict)
-    _print_summarize(summarized)
-    if isinstance(result.get("train"), dict):
-        _print_train(result["train"])  # type: ignore[arg-type]
+    _print_results(result.get("results") or {})  # type: ignore[arg-type]
+    print_stages(result)
     root = resolve_lake(lake).root
     console.print(f"\nThe lake is at [bold]{root}[/]. Read it with:")
     console.print(f"  mmcrs features tables --lake {root}")
@@ -527,6 +541,26 @@ def recommend(
     for rank, (item, score) in enumerate(rec.recommend(messages, k=top), start=1):
         table.add_row(str(rank), item, rec.titles.get(item, ""), f"{score:.4f}")
     console.print(table)
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option(help="Report folder: report.md, report.html and PNGs.")] = Path("report"),
+    artifacts: Annotated[Path | None, typer.Option(help="Artifacts root (default ./artifacts).")] = None,
+    flow_run_id: Annotated[str | None, typer.Option(help="Only the stage runs of this flow run.")] = None,
+    lake: LakeOpt = None,
+) -> None:
+    """Write a run report: stage runs, quarantine, embedding maps, graph degrees, Recall@k vs baselines."""
+    from tasks.report import build_report
+
+    path = build_report(lake, out, artifacts_root=artifacts, flow_run_id=flow_run_id)
+    console.print(f"report written: {path} (and {path.with_suffix('.html')})")
+
+
+app.command("run")(run)
+app.command("vacuum")(vacuum)
+app.add_typer(ci_app, name="ci")
+features_app.command("pull")(features_pull)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The demo flow: build demo inputs from packaged real data, then run the pipeline as far as it exists."""
+"""The demo flow: build demo inputs from packaged real data, then run the nightly DAG on them."""
 
 from __future__ import annotations
 
@@ -6,12 +6,8 @@ from pathlib import Path
 
 from prefect import flow
 
-from flows.crawl import crawl_flow
-from flows.embed import embed_flow
-from flows.graphs import graphs_flow
-from flows.ingest import ingest_flow
-from flows.summarize import summarize_flow
-from flows.train import train_flow
+from flows.nightly import nightly_flow
+from tasks.dag import STAGE_NAMES
 from tasks.demo.server import DEFAULT_PORT, serve_directory
 from tasks.demo.stage import build_demo_inputs_task
 
@@ -36,27 +32,27 @@ def demo_flow(
     train: bool = True,
     train_config: dict | None = None,
     artifacts_root: str | None = None,
+    lock_wait_s: float = 0.0,
+    force: bool = False,
 ) -> dict[str, object]:
     """Demo catalog (MovieLens-100K + CC0 movie database, rendered posters served from 127.0.0.1),
-    dialogues, then ingest -> crawl -> summarize -> embed -> graphs -> train.
+    dialogues, then the nightly DAG (ingest -> crawl -> summarize -> embed -> graphs -> train) on them.
 
     ``summarize_dialogues``: a sample of dialogues to summarise (a CPU summarises about one a second; 0 skips
     the stage); ``summarize_model_dir``: a local model folder instead of SmolLM2; ``train``: run the (small)
-    train step, which skips inputs absent from the lake with the reason.
+    train step, which skips inputs absent from the lake with the reason; ``force``: start every stage flow
+    even when nothing it depends on changed (each still does only what is missing).
     """
+    settings: dict[str, dict] = {
+        "crawl": {"allow_hosts": ["127.0.0.1"]},
+        "summarize": {"limit": summarize_dialogues, "model_dir": summarize_model_dir},
+        "embed": {"clip_model": clip_model},
+        "train": {"config": DEMO_TRAIN_CONFIG | (train_config or {})},
+    }
+    stages = [s for s in STAGE_NAMES if (s != "summarize" or summarize_dialogues > 0) and (s != "train" or train)]
     with serve_directory(Path(workdir) / "posters", port=poster_port) as base_url:
         inputs = build_demo_inputs_task(workdir, items, synthetic_dialogues, use_redial, base_url)
-        ingested = ingest_flow(
-            dialogues=inputs["dialogues"], catalog=inputs["catalog"], catalog_source="movielens", lake=lake
-        )
-        crawled = crawl_flow(lake=lake, allow_hosts=["127.0.0.1"])
-    summarized = summarize_flow(lake=lake, limit=summarize_dialogues,
-                                model_dir=summarize_model_dir) if summarize_dialogues > 0 else {}
-    # No CLIP weights exist offline: the demo's image/clip_text vectors come from a seeded random tiny
-    # open_clip model (announced in the log and the summary); text vectors from the packaged MiniLM.
-    embedded = embed_flow(lake=lake, clip_model=clip_model)
-    built = graphs_flow(lake=lake)
-    trained = (train_flow(lake=lake, config=DEMO_TRAIN_CONFIG | (train_config or {}), artifacts_root=artifacts_root)
-               if train else None)
-    return {"inputs": inputs, "ingest": ingested, "crawl": crawled, "summarize": summarized, "embed": embedded,
-            "graphs": built, "train": trained}
+        run = nightly_flow(lake=lake, dialogues=inputs["dialogues"], catalog=inputs["catalog"],
+                           catalog_source="movielens", stages=stages, settings=settings,
+                           artifacts_root=artifacts_root, lock_wait_s=lock_wait_s, force=force)
+    return {"inputs": inputs, **run}

@@ -21,7 +21,7 @@ from training.pipeline import DEFAULT_MODEL_NAME, train_and_register
 from training.registry import PromotionRule
 from training.train import TrainConfig
 
-STAGE = "train"
+STAGE = "train_model"  # its own reuse record; the DAG records the "train" stage
 WATCHED = list(INPUT_TABLES)
 
 

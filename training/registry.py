@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import polars as pl
 
@@ -119,3 +120,27 @@ def promote(
     _set_alias(model_name, version, "production", lake=lake, commit=commit)
     why = "forced" if force else ("no production yet" if current is None else f"beats v{previous}")
     return Promotion(True, version, previous, score, prod_score, why)
+
+
+def protected_versions(
+    *, lake: Lake | str | None = None, artifacts_root: str | None = None
+) -> dict[str, set[int]]:
+    """Table versions some registered model was trained on: a vacuum must keep them readable.
+
+    Read from every ``model_registry`` row's ``input_versions`` and, when ``artifacts_root`` is given, from
+    every ``manifest.json`` under it whose lake is this lake.
+    """
+    resolved = features.resolve_lake(lake)
+    needed: dict[str, set[int]] = {}
+
+    def add(versions: dict) -> None:
+        for table, version in versions.items():
+            needed.setdefault(str(table), set()).add(int(version))
+
+    for row in models(lake=resolved).iter_rows(named=True):
+        add(json.loads(row["input_versions"] or "{}"))
+    for manifest in sorted(Path(artifacts_root).glob("*/*/manifest.json")) if artifacts_root else []:
+        inputs = json.loads(manifest.read_text()).get("inputs", {})
+        if features.resolve_lake(inputs.get("lake")).root == resolved.root:
+            add(inputs.get("tables", {}))
+    return needed

@@ -5,13 +5,26 @@ modality, model_id) is missing; they are cut into shards; each shard is encoded 
 by DataLoader workers while the model computes) and committed as one ``item_embeddings`` upsert, so a killed
 run loses at most the shard in flight and the re-run continues after the last committed shard. Posters that
 fail to decode go to ``quarantine``. An unchanged catalog plans nothing and loads no model.
+
+Scale-out: with a ``runner`` (``ShardRunner``), every shard of every modality becomes a ``ShardJob`` that a
+worker encodes with ``encode_shard`` (encoders cached per worker process: loaded once, not per shard); the
+worker returns the vectors and this process commits each shard as it arrives, one commit per shard as in the
+in-process path. Why the caller commits instead of the workers: ``item_embeddings`` keeps one writer per
+stage (DESIGN.md), a shard's upsert is a Delta *merge* (it reads the table), and concurrent merges conflict
+and must be retried, each retry re-reading a table that grows with every shard; object stores without a
+put-if-absent commit protocol make several writers unsafe besides. A shard's vectors are small next to its
+compute (1,024 x 512 float32 = 2 MiB), so shipping them back costs little and the commit stays atomic per shard.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import socket
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -49,11 +62,17 @@ class ModalitySummary:
     shards: int = 0
     seconds: float = 0.0
     random_weights: bool = False
+    worker_seconds: float = 0.0  # scale-out: encode time summed over the workers' shards
 
     @property
     def items_per_s(self) -> float:
         """Embedded items per second of this modality's wall time."""
         return round(self.embedded / self.seconds, 1) if self.seconds else 0.0
+
+    @property
+    def items_per_worker_s(self) -> float:
+        """Scale-out: embedded items per second of worker encode time (what one worker sustains)."""
+        return round(self.embedded / self.worker_seconds, 1) if self.worker_seconds else 0.0
 
 
 @dataclass
@@ -64,13 +83,63 @@ class EmbedSummary:
     versions: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    runner: str = "in-process"
+    workers: list[str] = field(default_factory=list)  # scale-out: the workers that encoded shards
+    model_loads: int = 0  # scale-out: encoder loads on the workers (at most one per model and worker)
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-serialisable copy (with items/s per modality)."""
         out = asdict(self)
         for name, summary in self.modalities.items():
             out["modalities"][name]["items_per_s"] = summary.items_per_s
+            out["modalities"][name]["items_per_worker_s"] = summary.items_per_worker_s
         return out
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """One shard of one modality, as a worker receives it.
+
+    Attributes:
+        modality: what to encode.
+        index: the shard's position within its modality (0, 1, ...).
+        rows: ``item_id, source_hash, payload`` (payload: poster sha256 or text), at most ``shard_size`` rows.
+    """
+
+    modality: Modality
+    index: int
+    rows: pl.DataFrame
+
+
+@dataclass
+class ShardResult:
+    """What a worker sends back for one shard: vectors for the rows that encoded, the posters that failed.
+
+    Attributes:
+        modality / index: the shard's ``ShardJob``.
+        rows: the job's rows that got a vector, in the order of ``vectors``.
+        vectors: (len(rows), dim) float32.
+        failures: (position in the job's rows, reason) of the posters that could not be decoded.
+        truncated: texts cut at the encoder's token limit.
+        compute_s: seconds the worker spent on this shard (model load included when it loaded one).
+        model_loads: encoders this shard had to load (0 once the worker holds them).
+        worker: ``host:pid`` of the process that encoded the shard.
+    """
+
+    modality: Modality
+    index: int
+    rows: pl.DataFrame
+    vectors: np.ndarray
+    failures: list[tuple[int, str]]
+    truncated: int
+    compute_s: float
+    model_loads: int
+    worker: str
+
+
+ShardRunner = Callable[[Iterable[ShardJob]], Iterable[ShardResult]]
+"""Runs shard jobs somewhere (e.g. Prefect tasks on a Dask cluster) and yields their results as they finish;
+a failed shard is raised after the other shards' results have been yielded (and committed)."""
 
 
 def _shards(frame: pl.DataFrame, size: int) -> Iterator[pl.DataFrame]:
@@ -174,18 +243,9 @@ class _Embedder:
     def _encode_texts(self, shard: pl.DataFrame, modality: Modality, stats: ModalitySummary) -> np.ndarray:
         texts = shard["payload"].to_list()
         if modality in ("text", "summary"):
-            vectors, truncated = self.text().encode(texts, batch_size=self.config.batch_size)
+            vectors, truncated = _encode_with_text(self.text(), texts, self.config)
         else:
-            clip = self.clip()
-            batcher = _Batcher(self.config.batch_size)
-            cut = [0]
-
-            def encode(batch: list[str]) -> torch.Tensor:
-                out, n = clip.encode_texts(batch)
-                cut[0] += n
-                return out
-
-            vectors, truncated = batcher.run(encode, texts, clip.device), cut[0]
+            vectors, truncated = _encode_with_clip(self.clip(), texts, self.config)
         stats.truncated += truncated
         return vectors
 
@@ -213,6 +273,20 @@ class _Embedder:
         if result.version is not None:
             self.summary.versions["item_embeddings"] = result.version
 
+    def commit_shard(self, result: ShardResult, job: ShardJob, stats: ModalitySummary) -> None:
+        """Commit one worker's shard: its vectors as one upsert, its undecodable posters to ``quarantine``."""
+        began = time.perf_counter()
+        self._write(result.rows, result.vectors, result.modality, stats.model_id)
+        self._quarantine(job.rows, result.failures, stats.model_id)
+        stats.embedded += result.rows.height
+        stats.failed += len(result.failures)
+        stats.truncated += result.truncated
+        stats.shards += 1
+        stats.worker_seconds = round(stats.worker_seconds + result.compute_s, 3)
+        log.info("%s shard %d from %s: %d embedded, %d failed; worker %.2f s, write %.2f s", result.modality,
+                 result.index, result.worker, result.rows.height, len(result.failures), result.compute_s,
+                 time.perf_counter() - began)
+
     def _quarantine(self, shard: pl.DataFrame, failures: list[tuple[int, str]], model_id: str) -> None:
         if not failures:
             return
@@ -223,6 +297,91 @@ class _Embedder:
         result = features.upsert("quarantine", pl.DataFrame(rows), commit=self.commit, lake=self.lake)
         if result.version is not None:
             self.summary.versions["quarantine"] = result.version
+
+
+def _encode_with_text(encoder: TextEncoder, texts: list[str], config: EmbedConfig) -> tuple[np.ndarray, int]:
+    vectors, truncated = encoder.encode(texts, batch_size=config.batch_size)
+    return np.asarray(vectors, dtype=np.float32), truncated
+
+
+def _encode_with_clip(clip: ClipEncoder, texts: list[str], config: EmbedConfig) -> tuple[np.ndarray, int]:
+    cut = [0]
+
+    def encode(batch: list[str]) -> torch.Tensor:
+        out, n = clip.encode_texts(batch)
+        cut[0] += n
+        return out
+
+    return _Batcher(config.batch_size).run(encode, texts, clip.device), cut[0]
+
+
+# Worker side of the scale-out path: encoders live as long as the worker process, one per model spec.
+_WORKER_ENCODERS: dict[tuple[str, ...], ClipEncoder | TextEncoder] = {}
+_WORKER_LOCK = threading.Lock()
+
+
+def _worker_encoder(kind: str, config: EmbedConfig) -> tuple[ClipEncoder | TextEncoder, int]:
+    """(encoder, 1 if it was loaded now else 0): loaded once per worker process and spec, then reused."""
+    key = (kind, config.clip_model if kind == "clip" else config.text_model, str(config.device),
+           str(config.text_max_length if kind == "text" else ""))
+    with _WORKER_LOCK:  # a worker with several threads still loads each model once
+        if key in _WORKER_ENCODERS:
+            return _WORKER_ENCODERS[key], 0
+        encoder: ClipEncoder | TextEncoder = (
+            ClipEncoder.load(config.clip_model, device=config.device) if kind == "clip"
+            else TextEncoder.load(config.text_model, device=config.device, max_length=config.text_max_length))
+        _WORKER_ENCODERS[key] = encoder
+        return encoder, 1
+
+
+def _encode_posters(clip: ClipEncoder, rows: pl.DataFrame, config: EmbedConfig,
+                    lake: Lake) -> tuple[list[int], np.ndarray, list[tuple[int, str]]]:
+    # Dask workers are daemonic processes, which may not start DataLoader decode workers: decode in-line
+    # there (the cluster's workers are the parallelism); elsewhere keep the configured decode workers.
+    workers = 0 if multiprocessing.current_process().daemon or rows.height <= 2 * config.batch_size \
+        else config.num_workers
+    dataset = PosterDataset(rows["payload"].to_list(), blob_store(lake), clip.preprocess)
+    loader = poster_loader(dataset, batch_size=config.batch_size, num_workers=workers,
+                           pin_memory=clip.device.type == "cuda")
+    batcher = _Batcher(config.batch_size)
+    kept: list[int] = []
+    vectors: list[np.ndarray] = []
+    failures: list[tuple[int, str]] = []
+    for batch in loader:
+        failures += batch.failures
+        if batch.pixels is not None:
+            vectors.append(batcher.run(lambda xs: clip.encode_images(torch.stack(xs)), list(batch.pixels),
+                                       clip.device))
+            kept += batch.indices
+    return kept, np.concatenate(vectors) if vectors else np.zeros((0, 1), np.float32), failures
+
+
+def encode_shard(job: ShardJob, *, config: EmbedConfig, lake: Lake) -> ShardResult:
+    """Encode one shard (worker side of the scale-out path); writes nothing.
+
+    The encoders are cached in the worker process, so a worker loads each model once however many shards it
+    encodes. ``lake`` must be the resolved ``Lake`` (root URI and storage options): posters are read from
+    its blob store, and a worker on another machine has neither the caller's environment nor its config file.
+    """
+    began = time.perf_counter()
+    if job.modality == "image":
+        clip, loads = _worker_encoder("clip", config)
+        assert isinstance(clip, ClipEncoder)
+        kept, vectors, failures = _encode_posters(clip, job.rows, config, lake)
+        rows, truncated = (job.rows[kept] if kept else job.rows.clear()), 0
+    else:
+        texts = job.rows["payload"].to_list()
+        if job.modality in ("text", "summary"):
+            text, loads = _worker_encoder("text", config)
+            assert isinstance(text, TextEncoder)
+            vectors, truncated = _encode_with_text(text, texts, config)
+        else:
+            clip, loads = _worker_encoder("clip", config)
+            assert isinstance(clip, ClipEncoder)
+            vectors, truncated = _encode_with_clip(clip, texts, config)
+        rows, failures = job.rows, []
+    return ShardResult(job.modality, job.index, rows, vectors, failures, truncated,
+                       round(time.perf_counter() - began, 3), loads, f"{socket.gethostname()}:{os.getpid()}")
 
 
 def _items(lake: Lake) -> pl.DataFrame:
@@ -238,6 +397,8 @@ def embed(
     config: EmbedConfig | None = None,
     run_id: str | None = None,
     progress: Progress | None = None,
+    runner: ShardRunner | None = None,
+    runner_name: str = "in-process",
 ) -> EmbedSummary:
     """Embed every item whose vector for its current poster / text and the configured model is missing.
 
@@ -246,6 +407,9 @@ def embed(
         config: modalities, models, batch and shard sizes, device (default ``EmbedConfig()``).
         run_id: flow run id recorded in the commits.
         progress: called with (items done, items to do) after each shard.
+        runner: scale-out: runs ``encode_shard`` on every shard somewhere else (e.g. Prefect tasks on a Dask
+            cluster); this process commits each returned shard. None encodes here, shard by shard.
+        runner_name: how the summary names the runner.
 
     Returns:
         The ``EmbedSummary``. A second run on an unchanged lake embeds nothing and loads no model.
@@ -276,6 +440,11 @@ def embed(
         if progress:
             progress(done, total)
 
+    summary.runner = runner_name
+    if runner is not None:
+        _run_sharded(runner, plans, embedder, summary, on_shard)
+        summary.elapsed_s = round(time.perf_counter() - started, 3)
+        return summary
     for modality, work in plans.items():
         stats, began = summary.modalities[modality], time.perf_counter()
         if modality == "image" and work.height:
@@ -286,3 +455,20 @@ def embed(
         stats.seconds = round(time.perf_counter() - began, 3)
     summary.elapsed_s = round(time.perf_counter() - started, 3)
     return summary
+
+
+def _run_sharded(runner: ShardRunner, plans: dict[Modality, pl.DataFrame], embedder: _Embedder,
+                 summary: EmbedSummary, on_shard: Callable[[int], None]) -> None:
+    """Hand every shard of every modality to ``runner``; commit each result as it comes back."""
+    cfg, began = embedder.config, time.perf_counter()
+    jobs = {(m, i): ShardJob(m, i, shard) for m, work in plans.items()
+            for i, shard in enumerate(_shards(work, cfg.shard_size))}
+    workers: set[str] = set()
+    for result in runner(iter(jobs.values())):
+        job, stats = jobs[(result.modality, result.index)], summary.modalities[result.modality]
+        embedder.commit_shard(result, job, stats)
+        summary.model_loads += result.model_loads
+        workers.add(result.worker)
+        stats.seconds = round(time.perf_counter() - began, 3)  # modalities overlap: wall until its last shard
+        on_shard(job.rows.height)
+    summary.workers = sorted(workers)

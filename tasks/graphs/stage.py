@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import polars as pl
@@ -30,6 +30,7 @@ STAGE = "graphs"
 KNN_GRAPHS = {"image_knn": "image", "clip_text_knn": "clip_text", "text_knn": "text"}
 GRAPHS = (*KNN_GRAPHS, "co_mention", "transition")
 Backend = Literal["torch", "faiss", "faiss-approx"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
 log = logging.getLogger("mmcrs.graphs")
 
 
@@ -68,6 +69,8 @@ class GraphsConfig:
             raise ValueError(f"unknown graphs {sorted(unknown)}; known: {list(GRAPHS)}")
         if self.k < 1:
             raise ValueError("k must be at least 1")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown kNN backend {self.backend!r}; known: {list(BACKENDS)}")
 
 
 @dataclass

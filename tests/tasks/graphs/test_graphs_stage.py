@@ -56,3 +56,14 @@ def test_builds_skips_and_rebuilds(tmp_path: Path) -> None:
     _turns(lake, TURNS.filter(pl.col("dialogue_id") == "d1").with_columns(dialogue_id=pl.lit("d3")))
     fifth = build_graphs(lake=lake, config=GraphsConfig(k=3))
     assert set(fifth.built) == {"co_mention", "transition"}  # new dialogues: the turn graphs only
+
+
+def test_config_rejects_unknown_graphs_backends_and_k() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown kNN backend 'annoy'"):
+        GraphsConfig(backend="annoy")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown graphs"):
+        GraphsConfig(graphs=("text_knn", "nope"))
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        GraphsConfig(k=0)

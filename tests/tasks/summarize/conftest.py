@@ -4,7 +4,7 @@ with dialogues, and a backend wrapper that records what was asked and answered."
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +25,12 @@ def tiny_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"))
 
 
+@pytest.fixture(scope="session")
+def peaky_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny LM whose answers depend on the whole context (a wrong position or a wrong row's cache shows)."""
+    return build_tiny_lm(tmp_path_factory.mktemp("peaky-lm"), initializer_range=0.3)
+
+
 class Recording:
     """A backend that delegates to a real one and keeps every (prompt, answer) pair."""
 
@@ -37,6 +43,12 @@ class Recording:
         out = self.inner.generate(prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
         self.calls.extend(zip(prompts, out, strict=True))
         return out
+
+    def release_cache(self, keys: Iterable[str] | None = None) -> int:
+        return self.inner.release_cache(keys)  # type: ignore[attr-defined]
+
+    def cached_states(self) -> int:
+        return self.inner.cached_states()  # type: ignore[attr-defined]
 
 
 @pytest.fixture

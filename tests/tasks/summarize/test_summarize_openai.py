@@ -58,7 +58,7 @@ class _Handler(BaseHTTPRequestHandler):
                 srv.in_flight -= 1
 
     def _route(self, body: dict) -> None:
-        content = body["messages"][1]["content"]
+        content = body["messages"][-1]["content"]
         text = content if isinstance(content, str) else content[0]["text"]
         kind, _, arg = text.partition(":")
         with self.server.lock:
@@ -154,3 +154,16 @@ def test_images_go_as_content_parts_only_to_a_multimodal_endpoint(server: _Serve
     assert plain == "ok:text-only"
     assert multimodal[0] == {"type": "text", "text": "ok:with-image"}
     assert multimodal[1]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+def test_a_conversation_is_sent_whole_and_cache_hints_stay_local(server: _Server) -> None:
+    prompt = ChatPrompt("sys", "ok:third", history=(("first", "answer one"), ("second", "answer two")),
+                        cache_from="d1|a", cache_as="d1|b")
+    [answer] = _backend(server).generate([prompt], max_new_tokens=8)
+    assert answer.finished
+    [body] = server.bodies
+    assert body["messages"] == [
+        {"role": "system", "content": "sys"}, {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "answer one"}, {"role": "user", "content": "second"},
+        {"role": "assistant", "content": "answer two"}, {"role": "user", "content": "ok:third"}]
+    assert "d1|a" not in json.dumps(body) and "d1|b" not in json.dumps(body)

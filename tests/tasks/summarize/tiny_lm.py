@@ -12,8 +12,12 @@ CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['cont
                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
-def build_tiny_lm(folder: Path, *, seed: int = 0) -> Path:
-    """A 2-layer Llama with random weights and a word-level tokenizer, saved like any HF model folder."""
+def build_tiny_lm(folder: Path, *, seed: int = 0, initializer_range: float = 0.02) -> Path:
+    """A 2-layer Llama with random weights and a word-level tokenizer, saved like any HF model folder.
+
+    A large ``initializer_range`` gives peaky attention and logits: the next token then depends on the whole
+    context (positions included), which is what cache-reuse tests need to be able to fail.
+    """
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -31,7 +35,7 @@ def build_tiny_lm(folder: Path, *, seed: int = 0) -> Path:
     config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
                          pad_token_id=vocab["<pad>"], eos_token_id=vocab["<|im_end|>"],
-                         bos_token_id=vocab["<|im_start|>"])
+                         bos_token_id=vocab["<|im_start|>"], initializer_range=initializer_range)
     torch.manual_seed(seed)
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)

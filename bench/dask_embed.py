@@ -1,0 +1,118 @@
+"""Benchmark: the embedding stage on a Dask ``LocalCluster`` (Prefect ``DaskTaskRunner``) against the default
+in-process runner, side by side in one run.
+
+    PYTHONPATH=. .venv/bin/python -m bench.dask_embed [--items 256] [--workers 2] [--shard-size 32]
+
+Two identical temporary lakes of ``--items`` items (generated 300x450 PNG posters + texts); the ``embed`` flow
+with modalities image + clip_text (``--model``, default random ViT-B-32: real compute, no meaning) and text
+(packaged MiniLM) runs on one with ``task_runner="default"`` and on the other with ``task_runner="dask"``
+against a ``LocalCluster`` of ``--workers`` single-threaded processes started here (its start-up is timed
+apart, and a warm-up run on a small third lake loads the models on the workers first, as a long-lived
+production cluster would have them). Reported: the stage's wall time (planning, encoding, every shard's
+commit) per runner and their ratio, per-modality items/s of wall time and, for Dask, items/s per worker
+(items / summed worker encode seconds), plus ``uptime`` before and after (the machine is shared).
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import features
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def _row(summary: dict[str, Any], wall_s: float) -> dict[str, object]:
+    modalities = summary["modalities"]
+    return {
+        "flow_wall_s": round(wall_s, 1), "stage_s": summary["elapsed_s"],
+        "embedded": sum(int(m["embedded"]) for m in modalities.values()),
+        "items_per_s": {k: m["items_per_s"] for k, m in modalities.items()},
+        "items_per_worker_s": {k: m["items_per_worker_s"] for k, m in modalities.items() if m["worker_seconds"]},
+        "workers": len(summary.get("workers") or []) or 1, "model_loads": summary.get("model_loads", 0),
+    }
+
+
+def run(n: int, workers: int, shard_size: int, model: str, batch: int) -> dict[str, object]:
+    """Build the lakes, run both runners, return the numbers."""
+    from distributed import LocalCluster
+
+    from bench.embed import _lake
+    from flows.embed import embed_flow
+
+    root = Path(tempfile.mkdtemp(prefix="mmcrs-dask-bench-"))
+    before = _uptime()
+    options: dict[str, Any] = {"modalities": ["image", "clip_text", "text"], "clip_model": model,
+                               "batch_size": batch, "shard_size": shard_size, "device": "cpu"}
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    try:
+        plain_lake, _ = _lake(root / "default", n)
+        dask_lake, _ = _lake(root / "dask", n)
+        warm_lake, _ = _lake(root / "warm", 4 * workers)
+
+        start = time.perf_counter()
+        plain = embed_flow(lake=str(plain_lake), **options)
+        plain_wall = time.perf_counter() - start
+
+        start = time.perf_counter()
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address="127.0.0.1:0",
+                          env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}) as cluster:
+            cluster_s = time.perf_counter() - start
+            address = cluster.scheduler_address
+            start = time.perf_counter()
+            warm = embed_flow(lake=str(warm_lake), task_runner="dask", dask_address=address,
+                              dask_workers=workers, **{**options, "shard_size": 2})
+            warm_s = time.perf_counter() - start
+            start = time.perf_counter()
+            scaled = embed_flow(lake=str(dask_lake), task_runner="dask", dask_address=address,
+                                dask_workers=workers, **options)
+            dask_wall = time.perf_counter() - start
+
+        rows_a = features.read("item_embeddings", lake=plain_lake).collect().height
+        rows_b = features.read("item_embeddings", lake=dask_lake).collect().height
+        assert rows_a == rows_b == 3 * n, (rows_a, rows_b)
+        a, b = _row(plain, plain_wall), _row(scaled, dask_wall)
+        return {
+            "items": n, "modalities": options["modalities"], "clip_model": model, "text_model": "packaged MiniLM",
+            "shard_size": shard_size, "batch_size": batch, "dask_workers": workers,
+            "threads_per_worker_torch": int(threads),
+            "default": a, "dask": b,
+            "ratio_default_over_dask_stage_s": round(float(a["stage_s"]) / float(b["stage_s"]), 2),  # type: ignore[arg-type]
+            "dask_cluster_start_s": round(cluster_s, 1),
+            "dask_warmup_run_s": round(warm_s, 1), "dask_warmup_model_loads": warm.get("model_loads"),
+            "uptime_before": before, "uptime_after": _uptime(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), python {platform.python_version()}",
+            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        }
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--items", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--shard-size", type=int, default=32)
+    parser.add_argument("--model", default="random:ViT-B-32@0")
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+    print(json.dumps(run(args.items, args.workers, args.shard_size, args.model, args.batch_size), indent=2))
+
+
+if __name__ == "__main__":
+    main()

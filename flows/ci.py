@@ -1,0 +1,115 @@
+"""CI's retraining job: ingest new dialogues, run the DAG after them, and judge the candidate against production.
+
+The verdict uses the registry's promotion rule (validation Recall@10 by default, higher is better): a
+candidate at least as good as production (or the first model) passes. With ``promote`` it then becomes
+production; without, CI only reports.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import flow
+
+import features
+from flows.nightly import nightly_flow
+from tasks.dag import STAGE_NAMES
+from training.pipeline import DEFAULT_MODEL_NAME
+from training.registry import PromotionRule, models, promote, resolve
+
+COMPARED = (("valid", "standard", "recall@10"), ("test", "standard", "recall@10"), ("test", "standard", "recall@50"),
+            ("test", "no_repeats", "recall@10"), ("test", "no_repeats", "recall@50"))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A candidate judged against production."""
+
+    candidate: int
+    production: int | None
+    passed: bool
+    reason: str
+    rows: list[tuple[str, float | None, float | None]]  # metric, candidate, production
+    promoted: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-serialisable copy."""
+        return {"candidate": self.candidate, "production": self.production, "passed": self.passed,
+                "reason": self.reason, "promoted": self.promoted,
+                "metrics": [{"metric": m, "candidate": c, "production": p} for m, c, p in self.rows]}
+
+
+def _value(metrics: dict, key: tuple[str, str, str]) -> float | None:
+    split, protocol, name = key
+    value = metrics.get(split, {}).get(protocol, {}).get(name)
+    return None if value is None else float(value)
+
+
+def judge(model_name: str, candidate: int, *, rule: PromotionRule | None = None,
+          lake: features.Lake | str | None = None) -> Verdict:
+    """Compare a registered version with the production one under ``rule`` (pure read; changes nothing)."""
+    rule = rule or PromotionRule()
+    cand = json.loads(resolve(model_name, candidate, lake=lake)["metrics"])
+    try:
+        prod_row = resolve(model_name, "production", lake=lake)
+    except LookupError:
+        prod_row = None
+    prod = json.loads(prod_row["metrics"]) if prod_row else {}
+    keys = list(dict.fromkeys([rule.metric, *COMPARED]))
+    rows = [("/".join(k), _value(cand, k), _value(prod, k) if prod_row else None) for k in keys]
+    score, prod_score = _value(cand, rule.metric), _value(prod, rule.metric)
+    metric = "/".join(rule.metric)
+    if prod_row is None or prod_score is None:
+        return Verdict(candidate, None, True, "no production model yet", rows)
+    production = int(prod_row["version"])
+    if production == candidate:
+        return Verdict(candidate, production, True, "the candidate is production already (nothing new)", rows)
+    if score is not None and score >= prod_score + rule.min_delta:
+        return Verdict(candidate, production, True, f"{metric} {score:.4f} >= production v{production} "
+                                                    f"{prod_score:.4f}", rows)
+    margin = f" + {rule.min_delta}" if rule.min_delta else ""
+    return Verdict(candidate, production, False,
+                   f"{metric} {score:.4f} < production v{production} {prod_score:.4f}{margin}", rows)
+
+
+@flow(name="ci-retrain", log_prints=True)
+def ci_retrain_flow(
+    dialogues: str,
+    lake: str | None = None,
+    dialogue_format: str | None = None,
+    settings: dict[str, dict[str, Any]] | None = None,
+    model_name: str = DEFAULT_MODEL_NAME,
+    min_delta: float = 0.0,
+    promote_if_better: bool = False,
+    artifacts_root: str | None = None,
+    stages: list[str] | None = None,
+) -> dict[str, object]:
+    """Ingest ``dialogues``, run every stage after ingest (or ``stages``; train without auto-promotion), then
+    judge the newest model against production.
+
+    Returns:
+        ``{"run": the nightly result, "verdict": Verdict.to_dict()}``.
+    """
+    given = {k: dict(v) for k, v in (settings or {}).items()}
+    given["train"] = given.get("train", {}) | {"auto_promote": False, "model_name": model_name}
+    chosen = ["ingest", *[s for s in (stages or STAGE_NAMES) if s != "ingest"]]
+    if "train" not in chosen:
+        raise ValueError("ci retrain needs the train stage")
+    run = nightly_flow(lake=lake, dialogues=dialogues, dialogue_format=dialogue_format, settings=given,
+                       artifacts_root=artifacts_root, stages=chosen)
+    train = run["results"].get("train") or {}  # type: ignore[union-attr]
+    if "version" in train:
+        candidate = int(train["version"])
+    else:  # nothing new since the last training: judge the newest version again
+        versions = models(lake=lake, model_name=model_name)
+        if versions.is_empty():
+            raise RuntimeError(f"no version of {model_name!r} was trained or registered")
+        candidate = int(versions["version"].max())  # type: ignore[arg-type]
+    rule = PromotionRule(min_delta=min_delta)
+    verdict = judge(model_name, candidate, rule=rule, lake=lake)
+    if promote_if_better and verdict.passed and verdict.production != verdict.candidate:
+        outcome = promote(model_name, verdict.candidate, rule=rule, lake=lake)
+        verdict = Verdict(**{**verdict.__dict__, "promoted": outcome.promoted})
+    return {"run": run, "verdict": verdict.to_dict()}

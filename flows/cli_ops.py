@@ -1,0 +1,197 @@
+"""``mmcrs run``, ``mmcrs ci retrain``, ``mmcrs vacuum`` and ``mmcrs features pull``: the operators' commands.
+
+Exit codes (``flows.cli_common``): 0 ok; 1 a stage failed / the candidate is worse than production; 2 an
+error or unusable input; 3 the lake is busy with another pipeline run.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from flows.cli_common import EXIT_BUSY, EXIT_ERROR, EXIT_WORSE, LakeOpt, console, fail
+
+ci_app = typer.Typer(no_args_is_help=True, help="Jobs for continuous integration.")
+TARGETS = ("nightly", "ingest", "crawl", "summarize", "embed", "graphs", "train")
+
+SettingsOpt = Annotated[
+    Path | None,
+    typer.Option("--settings", help="JSON or TOML file of per-stage flow parameters, e.g. {\"embed\": {...}}."),
+]
+
+
+def load_settings(path: Path | None) -> dict[str, dict[str, Any]] | None:
+    """Per-stage settings from a JSON or TOML file (None when no file is given)."""
+    if path is None:
+        return None
+    if not path.is_file():
+        raise fail(f"settings file not found: {path}")
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise fail(f"cannot parse {path}: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise fail(f"{path}: expected a table of stages, each a table of parameters")
+    return data
+
+
+def print_stages(result: dict[str, object]) -> None:
+    """The run's stage table."""
+    stages = result.get("stages") or {}
+    assert isinstance(stages, dict)
+    table = Table(title="pipeline run")
+    for column in ("stage", "status", "rows in", "rows out", "quarantined", "note"):
+        table.add_column(column, justify="right" if column.startswith(("rows", "quar")) else "left",
+                         overflow="fold")
+    for name, s in stages.items():
+        table.add_row(name, s["status"], str(s["rows_in"]), str(s["rows_out"]), str(s["quarantined"]),
+                      str(s.get("reason") or ""))
+    console.print(table)
+    for name, s in stages.items():
+        for reason, count in sorted((s.get("quarantined_by_reason") or {}).items()):
+            console.print(f"  quarantined ({name}): {reason}: {count}")
+    if result.get("report"):
+        console.print(f"run report: {result['report']}")
+
+
+def run(
+    target: Annotated[str, typer.Argument(help=f"What to run: {' | '.join(TARGETS)}.")] = "nightly",
+    dialogues: Annotated[Path | None, typer.Option(help="Dialogue file to ingest first.")] = None,
+    catalog: Annotated[Path | None, typer.Option(help="Item catalog to ingest first.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Dialogue format: redial | inspired.")] = None,
+    catalog_source: Annotated[str, typer.Option(help="Source name of the catalog.")] = "catalog",
+    force: Annotated[bool, typer.Option(help="Run stages even when nothing they depend on changed.")] = False,
+    settings: SettingsOpt = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait when another run holds the lake (else exit 3).")] = 0,
+    artifacts: Annotated[Path | None, typer.Option(help="Model artifacts root (default ./artifacts).")] = None,
+    lake: LakeOpt = None,
+) -> None:
+    """Run the nightly DAG, or one stage of it, on the lake (skipping what has not changed)."""
+    from features.lock import LakeBusyError
+    from flows.nightly import nightly_flow
+
+    if target not in TARGETS:
+        raise fail(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    for path in (p for p in (dialogues, catalog) if p is not None):
+        if not path.is_file():
+            raise fail(f"file not found: {path}")
+    stages = None if target == "nightly" else [target]
+    stage_settings = load_settings(settings)
+    try:
+        result = nightly_flow(lake=lake, dialogues=str(dialogues) if dialogues else None,
+                              catalog=str(catalog) if catalog else None, dialogue_format=fmt,
+                              catalog_source=catalog_source, stages=stages, force=force,
+                              settings=stage_settings, artifacts_root=str(artifacts) if artifacts else None,
+                              lock_wait_s=wait)
+    except LakeBusyError as exc:
+        raise fail(str(exc), code=EXIT_BUSY) from None
+    except Exception as exc:
+        raise fail(f"the run failed: {type(exc).__name__}: {exc}", code=EXIT_WORSE) from None
+    print_stages(result)
+
+
+@ci_app.command("retrain")
+def ci_retrain(
+    dialogues: Annotated[Path, typer.Option(help="New dialogues (ReDial JSONL / INSPIRED TSV).")],
+    fmt: Annotated[str | None, typer.Option("--format", help="Dialogue format: redial | inspired.")] = None,
+    settings: SettingsOpt = None,
+    min_delta: Annotated[float, typer.Option(help="Improvement over production required to pass.")] = 0.0,
+    promote: Annotated[bool, typer.Option(help="Promote the candidate when it passes.")] = False,
+    artifacts: Annotated[Path | None, typer.Option(help="Model artifacts root (default ./artifacts).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the verdict as JSON here.")] = None,
+    stages: Annotated[str | None, typer.Option(help="Stages after ingest, comma-separated (default: all).")] = None,
+    lake: LakeOpt = None,
+) -> None:
+    """Ingest new dialogues, retrain, evaluate, compare with production.
+
+    Exit 0 when the candidate is at least as good as production (or there is none), 1 when it is worse,
+    2 on any error.
+    """
+    if not dialogues.is_file():
+        raise fail(f"file not found: {dialogues}")
+    from flows.ci import ci_retrain_flow
+
+    stage_settings = load_settings(settings)
+    try:
+        result = ci_retrain_flow(dialogues=str(dialogues), lake=lake, dialogue_format=fmt,
+                                 settings=stage_settings, min_delta=min_delta, promote_if_better=promote,
+                                 artifacts_root=str(artifacts) if artifacts else None,
+                                 stages=[s.strip() for s in stages.split(",")] if stages else None)
+    except Exception as exc:
+        raise fail(f"retraining failed: {type(exc).__name__}: {exc}") from None
+    print_stages(result["run"])
+    verdict = result["verdict"]
+    table = Table(title=f"candidate v{verdict['candidate']} against production "
+                        f"{'v' + str(verdict['production']) if verdict['production'] else '(none)'}")
+    for column in ("metric", "candidate", "production", "delta"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for row in verdict["metrics"]:
+        cand, prod = row["candidate"], row["production"]
+        delta = "" if cand is None or prod is None else f"{cand - prod:+.4f}"
+        table.add_row(row["metric"], "—" if cand is None else f"{cand:.4f}", "—" if prod is None else f"{prod:.4f}",
+                      delta)
+    console.print(table)
+    console.print(f"{'PASS' if verdict['passed'] else 'WORSE'}: {verdict['reason']}"
+                  + (" (promoted to production)" if verdict["promoted"] else ""))
+    if json_out is not None:
+        json_out.write_text(json.dumps(verdict, indent=2))
+    if not verdict["passed"]:
+        raise typer.Exit(code=EXIT_WORSE)
+
+
+def vacuum(
+    retain_hours: Annotated[float, typer.Option(help="Keep files removed less than this many hours ago.")] = 168.0,
+    dry_run: Annotated[bool, typer.Option(help="List what would be deleted; delete nothing.")] = False,
+    artifacts: Annotated[Path | None, typer.Option(help="Also read manifests under this artifacts root.")] = None,
+    lake: LakeOpt = None,
+) -> None:
+    """Delete table files no version in the retention window needs — never one a registered model needs."""
+    from features.retention import vacuum_lake
+    from training.registry import protected_versions
+
+    try:
+        protected = protected_versions(lake=lake, artifacts_root=str(artifacts) if artifacts else None)
+        report = vacuum_lake(lake, retain_hours=retain_hours, protect=protected, dry_run=dry_run)
+    except Exception as exc:
+        raise fail(f"vacuum failed: {type(exc).__name__}: {exc}") from None
+    table = Table(title="vacuum (dry run)" if dry_run else "vacuum")
+    for column in ("table", "candidates", "kept for models", "deleted", "protected versions"):
+        table.add_column(column, justify="left" if column in ("table", "protected versions") else "right")
+    for name, r in report.items():
+        table.add_row(name, str(r.candidates), str(r.kept), str(r.deleted),
+                      ", ".join(map(str, sorted(protected.get(name, ())))))
+    console.print(table)
+
+
+def features_pull(
+    table: Annotated[str, typer.Argument(help="Table to pull.")],
+    version: Annotated[int | None, typer.Option(help="Delta version.")] = None,
+    as_of: Annotated[datetime | None, typer.Option("--as-of", help="The version current at this time (UTC).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Parquet file (default ./TABLE-vVERSION.parquet).")] = None,
+    lake: LakeOpt = None,
+) -> None:
+    """Pull one table at a version or point in time into a Parquet file (plus a .json sidecar naming it)."""
+    import features
+
+    try:
+        pinned = features.resolve_version(table, version=version, as_of=as_of, lake=lake)
+        frame = features.read(table, version=pinned, lake=lake).collect()
+    except (features.LakeError, KeyError) as exc:
+        raise fail(str(exc)) from None
+    path = out or Path(f"{table}-v{pinned}.parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(path)
+    sidecar = {"table": table, "version": pinned, "rows": frame.height, "lake": features.resolve_lake(lake).root,
+               "as_of": as_of.isoformat() if as_of else None}
+    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
+    console.print(f"pulled {table} v{pinned} ({frame.height} rows) to {path}")
+
+
+__all__ = ["EXIT_ERROR", "ci_app", "features_pull", "run", "vacuum"]
