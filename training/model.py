@@ -8,7 +8,17 @@ context mixes them per example (AMFRec's gated mixture of experts). An InfoNCE l
 same item (MSCRS). Dialogue side: soft prompt vectors — built from the fused embeddings of the context
 items and the preference-summary embedding — are prepended to the dialogue's token embeddings and read by
 the frozen LM; its pooled output scores every item by dot product with the fused item embeddings.
-Only the id embeddings, projections, gate and prompt encoder train.
+
+Two additions make the item graph carry the ranking where the dialogue text says little (issue 7):
+- a context-items pathway (``graph_pathway``): per view, the mean of the context items' (propagated,
+  projected) embeddings is compared (cosine x a learned scale) with every candidate's, the views mixed by
+  the same gate; plus, per graph, the context items propagated over it as one-hot vectors (the same
+  L-layer LightGCN propagation with identity embeddings: each candidate's graph proximity to the context,
+  row-max normalised) with a learned weight per graph; a learned, context-conditioned sigmoid mixes this
+  pathway with the LM-pooled query's scores (samples without context items use the LM pathway alone);
+- a learned per-item bias (``item_bias``), initialised by the trainer from the training split's target counts.
+Soft prompts enter the LM at its input, or at its top ``prompt_depth`` layers (see ``training.lm``).
+Only the id embeddings, projections, gates, prompt encoder, pathway scale and item bias train.
 """
 
 from __future__ import annotations
@@ -39,6 +49,9 @@ class ModelConfig:
     use_summary: bool = True
     align_weight: float = 0.1
     temperature: float = 0.2
+    graph_pathway: bool = True
+    item_bias: bool = True
+    prompt_depth: int | None = 1  # top LM layers that read the prompts (None: all, prompts at the input)
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -47,13 +60,16 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
-        """Inverse of ``to_dict``."""
+        """Inverse of ``to_dict``; configs saved before issue 7's additions load as the model they described."""
         tuples = {k: tuple(v) for k, v in data.items() if k in ("graphs", "modalities", "feature_dims")}
-        return cls(**(data | tuples))
+        return cls(**(LEGACY | data | tuples))
 
     @property
     def experts(self) -> tuple[str, ...]:
         return ("id", *(f"graph:{g}" for g in self.graphs), *(f"feat:{m}" for m in self.modalities))
+
+
+LEGACY = {"graph_pathway": False, "item_bias": False, "prompt_depth": None}  # fields absent from older checkpoints
 
 
 @dataclass
@@ -68,10 +84,11 @@ class Batch:
     summary: torch.Tensor  # (B, H_lm) summary embedding (zeros when absent)
     has_summary: torch.Tensor  # (B,) bool
     targets: torch.Tensor  # (B,) target positions (-1 at inference)
+    word_states: torch.Tensor | None = None  # (B, T, H) cached lower-layer token states (prompt_depth mode)
 
     def to(self, device: torch.device | str) -> Batch:
         """The same batch on ``device``."""
-        return Batch(**{k: v.to(device) for k, v in vars(self).items()})
+        return Batch(**{k: None if v is None else v.to(device) for k, v in vars(self).items()})
 
 
 def normalized_adjacency(edge_index: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,6 +123,15 @@ class GraphPromptRecommender(nn.Module):
         self.prompt_mlp = nn.Linear(hidden, config.n_prompts * hidden)
         self.summary_proj = nn.Linear(hidden, hidden)
         self.query = nn.Linear(hidden, hidden)
+        self.split = lm.split_point(config.prompt_depth)  # lower LM layers run on the text alone (cached)
+        if config.graph_pathway:
+            self.path_gate = nn.Linear(hidden, 1)
+            nn.init.zeros_(self.path_gate.weight)
+            nn.init.constant_(self.path_gate.bias, 2.0)  # starts leaning on the graph pathway
+            self.path_scale = nn.Parameter(torch.tensor(10.0))
+            self.diffusion_weight = nn.Parameter(torch.full((len(config.graphs),), 5.0))
+        if config.item_bias:
+            self.bias = nn.Parameter(torch.zeros(n))
 
     def set_graph(self, graph: str, edge_index: torch.Tensor) -> None:
         """Install one graph's (E,) edges as its normalised adjacency."""
@@ -116,6 +142,27 @@ class GraphPromptRecommender(nn.Module):
     def set_features(self, modality: str, vectors: torch.Tensor) -> None:
         """Install one modality's (I, d) fixed item vectors (zeros for items without one)."""
         getattr(self, f"feat_{modality}").copy_(vectors)
+
+    def init_item_embeddings(self, vectors: torch.Tensor) -> None:
+        """Initialise the id embeddings from (I, d) item vectors: their top ``id_dim`` principal components,
+        scaled to the default init's std (items without a vector, all zeros, keep their random init)."""
+        present = vectors.abs().sum(1) > 0
+        if int(present.sum()) <= 1:
+            return
+        centred = vectors[present] - vectors[present].mean(0)
+        _, _, v = torch.linalg.svd(centred, full_matrices=False)
+        k = min(self.config.id_dim, v.shape[0])
+        reduced = centred @ v[:k].T
+        reduced = reduced / reduced.std().clamp(min=1e-8) * 0.1
+        with torch.no_grad():
+            self.item_emb.weight[present, :k] = reduced
+            self.item_emb.weight[present, k:] = 0.0
+
+    def set_item_bias(self, bias: torch.Tensor) -> None:
+        """Set the (I,) per-item bias (no-op without ``item_bias``)."""
+        if self.config.item_bias:
+            with torch.no_grad():
+                self.bias.copy_(bias)
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """Everything but the frozen LM (which reloads from its spec)."""
@@ -131,6 +178,25 @@ class GraphPromptRecommender(nn.Module):
             layer = torch.sparse.mm(adj, layer)  # (I, d)
             layers.append(layer)
         return torch.stack(layers).mean(0)
+
+    def diffusion(self, ctx_items: torch.Tensor, ctx_mask: torch.Tensor) -> torch.Tensor:
+        """(G, B, I): per graph, the mean of the context items' one-hot vectors propagated 1..L layers (layer
+        mean), each row divided by its max (0 without context)."""
+        n, out = self.config.n_items, []
+        weights = ctx_mask.to(torch.float32) / ctx_mask.sum(1, keepdim=True).clamp(min=1)  # (B, C)
+        start = torch.zeros(n, ctx_items.shape[0], device=ctx_items.device)  # (I, B)
+        start.index_put_((ctx_items.T.reshape(-1), torch.arange(ctx_items.shape[0], device=ctx_items.device)
+                          .repeat(ctx_items.shape[1])), weights.T.reshape(-1), accumulate=True)
+        for graph in self.config.graphs:
+            index, value = getattr(self, f"adj_index_{graph}"), getattr(self, f"adj_value_{graph}")
+            adj = torch.sparse_coo_tensor(index, value, (n, n), is_coalesced=True, check_invariants=False)
+            layer, total = start, torch.zeros_like(start)
+            for _ in range(max(1, self.config.layers)):
+                layer = torch.sparse.mm(adj, layer)
+                total = total + layer
+            total = total.T  # (B, I)
+            out.append(total / total.amax(1, keepdim=True).clamp(min=1e-12))
+        return torch.stack(out) if out else torch.zeros(0, ctx_items.shape[0], n, device=ctx_items.device)
 
     def expert_embeddings(self) -> torch.Tensor:
         """(M, I, H) item embeddings of every view, projected into the LM hidden size."""
@@ -157,7 +223,7 @@ class GraphPromptRecommender(nn.Module):
         ctx = experts[:, batch.ctx_items]  # (M, B, C, H)
         cmask = batch.ctx_mask.unsqueeze(-1).to(ctx.dtype)  # (B, C, 1)
         ctx_mean = (ctx.mean(0) * cmask).sum(1) / cmask.sum(1).clamp(min=1.0)  # (B, H)
-        words = self.lm.embed_tokens(batch.input_ids)  # (B, T, H)
+        words = self.lm.embed_tokens(batch.input_ids)  # (B, T, H) input word embeddings (the gate reads them)
         summary = self._summary(batch)
         gate = self._gate(batch, ctx_mean, words, summary)  # (B, M)
         fused_ctx = torch.einsum("bm,mbch->bch", gate, ctx) + self.label_emb(batch.ctx_labels)  # (B, C, H)
@@ -167,11 +233,34 @@ class GraphPromptRecommender(nn.Module):
         ones = torch.ones(base.shape[:2], dtype=batch.attention_mask.dtype, device=words.device)
         has_sum = (batch.has_summary & self.config.use_summary).to(batch.attention_mask.dtype).unsqueeze(1)
         prompt_mask = torch.cat([ones, batch.ctx_mask.to(ones.dtype), has_sum], dim=1)
-        pooled = self.lm(torch.cat([prompts.to(words.dtype), words], dim=1),
-                         torch.cat([prompt_mask, batch.attention_mask], dim=1))  # (B, H)
+        full_mask = torch.cat([prompt_mask, batch.attention_mask], dim=1)
+        if self.split and batch.word_states is not None:
+            states = batch.word_states.to(words.dtype)
+            pooled = self.lm.forward_upper(torch.cat([prompts.to(words.dtype), states], dim=1), full_mask, self.split)
+        else:
+            pooled = self.lm(torch.cat([prompts.to(words.dtype), words], dim=1), full_mask)  # (B, H)
         query = self.query(pooled.to(experts.dtype))  # (B, H)
         per_expert = torch.einsum("bh,mih->bmi", query, experts)  # (B, M, I)
-        return torch.einsum("bm,bmi->bi", gate, per_expert), gate
+        scores = torch.einsum("bm,bmi->bi", gate, per_expert)
+        if self.config.graph_pathway:
+            scores = self._mix_graph_pathway(scores, batch, experts, ctx, gate, ctx_mean + summary)
+        if self.config.item_bias:
+            scores = scores + self.bias
+        return scores, gate
+
+    def _mix_graph_pathway(self, lm_scores: torch.Tensor, batch: Batch, experts: torch.Tensor, ctx: torch.Tensor,
+                           gate: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """(1 - g) x LM scores + g x per-view cosine(mean of context items, candidate), g = 0 without context."""
+        cmask = batch.ctx_mask.to(ctx.dtype)  # (B, C)
+        ctx_query = F.normalize(torch.einsum("mbch,bc->mbh", F.normalize(ctx, dim=-1), cmask), dim=-1)  # (M, B, H)
+        per_view = torch.einsum("mbh,mih->bmi", ctx_query, F.normalize(experts, dim=-1))  # (B, M, I)
+        graph_scores = self.path_scale * torch.einsum("bm,bmi->bi", gate, per_view)
+        if self.config.graphs:
+            diffused = self.diffusion(batch.ctx_items, batch.ctx_mask).to(graph_scores.dtype)  # (G, B, I)
+            graph_scores = graph_scores + torch.einsum("g,gbi->bi", self.diffusion_weight, diffused)
+        has_ctx = batch.ctx_mask.any(1, keepdim=True).to(ctx.dtype)  # (B, 1)
+        mix = torch.sigmoid(self.path_gate(state)) * has_ctx  # (B, 1)
+        return (1 - mix) * lm_scores + mix * graph_scores
 
     # -- losses ----------------------------------------------------------------------------------------------
     def alignment_loss(self, experts: torch.Tensor, items: torch.Tensor) -> torch.Tensor:

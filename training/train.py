@@ -13,11 +13,12 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict
+from torch import nn
 from tqdm.auto import tqdm
 
 from training.data import TrainingData
@@ -28,6 +29,10 @@ from training.samples import Sample
 
 EpochCallback = Callable[[dict[str, float]], None]
 VALID_METRIC = ("standard", "recall@10")
+# Architecture knobs live in ModelConfig (their one source of defaults); TrainConfig exposes them flat.
+MODEL_FIELDS = ("id_dim", "layers", "n_prompts", "max_context_items", "max_context_tokens", "gating",
+                "align_weight", "temperature", "graph_pathway", "item_bias", "prompt_depth")
+_MODEL_DEFAULTS = {f.name: f.default for f in fields(ModelConfig)}
 
 
 class TrainConfig(BaseModel):
@@ -49,15 +54,20 @@ class TrainConfig(BaseModel):
     lm_layers: int | None = None  # keep only the first N LM layers (None: all)
     max_train_samples: int | None = None  # a seeded subset of the training samples per run (None: all)
     max_eval_samples: int | None = None  # per-epoch validation on a fixed subset (final metrics use all)
-    id_dim: int = 64
-    layers: int = 2
-    n_prompts: int = 2
-    max_context_items: int = 8
-    max_context_tokens: int = 64
-    gating: bool = True
-    use_summaries: bool = True
-    align_weight: float = 0.1
-    temperature: float = 0.2
+    id_dim: int = _MODEL_DEFAULTS["id_dim"]
+    layers: int = _MODEL_DEFAULTS["layers"]
+    n_prompts: int = _MODEL_DEFAULTS["n_prompts"]
+    max_context_items: int = _MODEL_DEFAULTS["max_context_items"]
+    max_context_tokens: int = _MODEL_DEFAULTS["max_context_tokens"]
+    gating: bool = _MODEL_DEFAULTS["gating"]
+    use_summaries: bool = _MODEL_DEFAULTS["use_summary"]
+    align_weight: float = _MODEL_DEFAULTS["align_weight"]
+    temperature: float = _MODEL_DEFAULTS["temperature"]
+    graph_pathway: bool = _MODEL_DEFAULTS["graph_pathway"]
+    item_bias: bool = _MODEL_DEFAULTS["item_bias"]
+    prompt_depth: int | None = _MODEL_DEFAULTS["prompt_depth"]
+    init_from: str | None = "text"  # modality whose vectors initialise the id embeddings (None / absent: random)
+    item_lr_mult: float = 3.0  # learning rate of the id embeddings and item bias, x lr
     graphs: tuple[str, ...] | None = None  # None: every graph present
     modalities: tuple[str, ...] | None = None  # None: every modality present
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -104,17 +114,27 @@ def build_model(data: TrainingData, config: TrainConfig, lm: FrozenLM) -> GraphP
     modalities = tuple(data.features)
     mconf = ModelConfig(
         n_items=len(data.item_ids), graphs=tuple(data.graphs), modalities=modalities,
-        feature_dims=tuple(int(data.features[m].shape[1]) for m in modalities), id_dim=config.id_dim,
-        layers=config.layers, n_prompts=config.n_prompts, max_context_items=config.max_context_items,
-        max_context_tokens=config.max_context_tokens, gating=config.gating, use_summary=config.use_summaries,
-        align_weight=config.align_weight, temperature=config.temperature,
+        feature_dims=tuple(int(data.features[m].shape[1]) for m in modalities), use_summary=config.use_summaries,
+        **{name: getattr(config, name) for name in MODEL_FIELDS},
     )
     model = GraphPromptRecommender(mconf, lm)
     for name, graph in data.graphs.items():
         model.set_graph(name, graph.edge_index)
     for name, vectors in data.features.items():
         model.set_features(name, vectors)
+    if config.init_from is not None and config.init_from in data.features:
+        model.init_item_embeddings(data.features[config.init_from])
+    model.set_item_bias(torch.log1p(target_counts(data)))
     return model
+
+
+def target_counts(data: TrainingData) -> torch.Tensor:
+    """(I,) how often each item is a target in the training split (the item bias's initial value)."""
+    index, counts = data.index, torch.zeros(len(data.item_ids))
+    for s in data.samples["train"]:
+        if s.target in index:
+            counts[index[s.target]] += 1
+    return counts
 
 
 def make_batch(
@@ -123,7 +143,16 @@ def make_batch(
 ) -> Batch:
     """Tokenise contexts and gather context items / summary vectors for ``samples``."""
     conf, lm = model.config, model.lm
-    tok = lm.tokenize([s.context_text or "(start)" for s in samples], max_tokens=conf.max_context_tokens)
+    texts = [s.context_text or "(start)" for s in samples]
+    states = None
+    if model.split:
+        cached = lm.lower_states(texts, max_tokens=conf.max_context_tokens, split=model.split)
+        tok = {"input_ids": nn.utils.rnn.pad_sequence([ids for ids, _ in cached], batch_first=True),
+               "attention_mask": nn.utils.rnn.pad_sequence([torch.ones(len(ids), dtype=torch.long)
+                                                            for ids, _ in cached], batch_first=True)}
+        states = nn.utils.rnn.pad_sequence([h for _, h in cached], batch_first=True)
+    else:
+        tok = lm.tokenize(texts, max_tokens=conf.max_context_tokens)
     c = max(1, conf.max_context_items)
     items = torch.zeros(len(samples), c, dtype=torch.long)
     mask = torch.zeros(len(samples), c, dtype=torch.bool)
@@ -137,7 +166,7 @@ def make_batch(
     summary = torch.stack([summaries.get(s.summary, zero) if s.summary else zero for s in samples])
     has = torch.tensor([bool(s.summary) and s.summary in summaries for s in samples])
     targets = torch.tensor([index.get(s.target, -1) for s in samples], dtype=torch.long)
-    return Batch(tok["input_ids"], tok["attention_mask"], items, mask, labels, summary, has, targets)
+    return Batch(tok["input_ids"], tok["attention_mask"], items, mask, labels, summary, has, targets, states)
 
 
 def _autocast(device: torch.device) -> torch.autocast:
@@ -181,6 +210,15 @@ def summary_vectors(lm: FrozenLM, data: TrainingData) -> dict[str, torch.Tensor]
     return dict(zip(texts, lm.encode(texts), strict=True)) if texts else {}
 
 
+def param_groups(model: GraphPromptRecommender, config: TrainConfig) -> list[dict]:
+    """Optimizer groups: the id embeddings and item bias at ``lr x item_lr_mult``, the rest at ``lr``."""
+    item_names = {"item_emb.weight", "bias"}
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [{"params": [p for n, p in trainable if n in item_names], "lr": config.lr * config.item_lr_mult},
+              {"params": [p for n, p in trainable if n not in item_names], "lr": config.lr}]
+    return [g for g in groups if g["params"]]
+
+
 def _schedule(optimizer: torch.optim.Optimizer, total: int, warmup_frac: float) -> torch.optim.lr_scheduler.LambdaLR:
     warmup = max(1, math.ceil(total * warmup_frac))
     return torch.optim.lr_scheduler.LambdaLR(
@@ -222,6 +260,8 @@ def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | No
         lm: FrozenLM | None = None) -> TrainResult:
     """Train on ``data.samples["train"]``, early-stop on validation Recall@10, evaluate valid and test.
 
+    The best of the initialised model (``best_epoch`` 0) and every epoch on validation Recall@10 is kept.
+
     Args:
         data: the run's inputs (see ``training.data.load_training_data``).
         config: the run's config.
@@ -235,14 +275,16 @@ def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | No
     index, summaries = data.index, summary_vectors(lm, data)
     train = _subset([s for s in data.samples["train"] if s.target in index], config.max_train_samples, config.seed)
     valid_samples = _subset(data.samples["valid"], config.max_eval_samples, config.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
     steps = config.epochs * max(1, math.ceil(len(train) / config.batch_size))
     ctx = {"config": config, "device": device, "index": index, "summaries": summaries, "optimizer": optimizer,
            "scheduler": _schedule(optimizer, steps, config.warmup_frac),
            "generator": torch.Generator().manual_seed(config.seed)}
     history: list[dict[str, float]] = []
-    best, best_state, best_epoch, waited, train_s, eval_s = -1.0, None, 0, 0, 0.0, 0.0
+    # the initialised model (text-initialised ids, graph diffusion, count bias) is candidate "epoch 0"
+    initial = evaluate_model(model, valid_samples, index=index, summaries=summaries, batch_size=config.eval_batch_size)
+    best, best_epoch, waited, train_s, eval_s = initial[VALID_METRIC[0]][VALID_METRIC[1]], 0, 0, 0.0, 0.0
+    best_state = copy.deepcopy(model.trainable_state())
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         losses = _train_epoch(model, train, epoch, ctx)
