@@ -133,6 +133,16 @@ def _row_count(dt: DeltaTable) -> int | None:
     return int(pc.sum(actions.column("num_records")).as_py() or 0)
 
 
+def row_count(table: str, *, version: int | None = None, lake: Lake | str | None = None) -> int:
+    """Rows of a table at a version (default latest), from the commit log's file statistics (no data read)."""
+    dt = require_table(table, lake)
+    _pin(table, dt, version, None)
+    counted = _row_count(dt)
+    if counted is None:  # files written without statistics: count the data
+        return int(pl.scan_delta(dt).select(pl.len()).collect().item())
+    return counted
+
+
 def tables(lake: Lake | str | None = None) -> pl.DataFrame:
     """The catalog with each table's state in this lake: exists, version, rows, keys, description."""
     resolved = resolve_lake(lake)

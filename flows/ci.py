@@ -16,11 +16,9 @@ from prefect import flow
 import features
 from flows.nightly import nightly_flow
 from tasks.dag import STAGE_NAMES
+from tasks.run_report import METRICS, metric_value
 from training.pipeline import DEFAULT_MODEL_NAME
 from training.registry import PromotionRule, models, promote, resolve
-
-COMPARED = (("valid", "standard", "recall@10"), ("test", "standard", "recall@10"), ("test", "standard", "recall@50"),
-            ("test", "no_repeats", "recall@10"), ("test", "no_repeats", "recall@50"))
 
 
 @dataclass(frozen=True)
@@ -41,12 +39,6 @@ class Verdict:
                 "metrics": [{"metric": m, "candidate": c, "production": p} for m, c, p in self.rows]}
 
 
-def _value(metrics: dict, key: tuple[str, str, str]) -> float | None:
-    split, protocol, name = key
-    value = metrics.get(split, {}).get(protocol, {}).get(name)
-    return None if value is None else float(value)
-
-
 def judge(model_name: str, candidate: int, *, rule: PromotionRule | None = None,
           lake: features.Lake | str | None = None) -> Verdict:
     """Compare a registered version with the production one under ``rule`` (pure read; changes nothing)."""
@@ -57,9 +49,9 @@ def judge(model_name: str, candidate: int, *, rule: PromotionRule | None = None,
     except LookupError:
         prod_row = None
     prod = json.loads(prod_row["metrics"]) if prod_row else {}
-    keys = list(dict.fromkeys([rule.metric, *COMPARED]))
-    rows = [("/".join(k), _value(cand, k), _value(prod, k) if prod_row else None) for k in keys]
-    score, prod_score = _value(cand, rule.metric), _value(prod, rule.metric)
+    keys = list(dict.fromkeys([rule.metric, *METRICS]))
+    rows = [("/".join(k), metric_value(cand, k), metric_value(prod, k) if prod_row else None) for k in keys]
+    score, prod_score = metric_value(cand, rule.metric), metric_value(prod, rule.metric)
     metric = "/".join(rule.metric)
     if prod_row is None or prod_score is None:
         return Verdict(candidate, None, True, "no production model yet", rows)

@@ -249,8 +249,7 @@ def nightly_flow(
 def _report_dir(lake: features.Lake, run_id: str, report_dir: str | None) -> Path:
     if report_dir:
         return Path(report_dir)
-    base = Path(lake.root) if lake.is_local else Path.cwd() / "reports"
-    return base / "_reports" / run_id if lake.is_local else base / run_id
+    return (Path(lake.root) / "_reports" if lake.is_local else Path.cwd() / "reports") / run_id
 
 
 def _publish_report(

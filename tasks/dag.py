@@ -20,7 +20,7 @@ import polars as pl
 
 import features
 from features import Lake
-from features.read import history
+from features.read import history, row_count
 from features.runs import StageRun, file_sha256, record_runs, reusable_run
 
 
@@ -94,12 +94,6 @@ def reusable(name: str, fingerprint: str, *, lake: Lake) -> dict[str, object] | 
     return row
 
 
-def _row_count(table: str, version: int | None, lake: Lake) -> int:
-    if version is None:
-        return 0
-    return int(features.read(table, version=version, lake=lake).select(pl.len()).collect().item())
-
-
 def _rows_written(table: str, before: int | None, after: int | None, lake: Lake) -> int:
     """Rows a table's commits in (before, after] added or changed, from Delta's operation metrics."""
     if after is None or after == before:
@@ -163,7 +157,7 @@ def _compact(summary: object, limit: int = 4000) -> object:
 def measure(spec: StageSpec, before: Mapping[str, int], *, lake: Lake) -> tuple[dict[str, int], int, int]:
     """Versions after a stage, rows its inputs held before it, and rows it wrote."""
     after = features.table_versions(spec.watched, lake)
-    rows_in = sum(_row_count(t, before.get(t), lake) for t in spec.reads)
+    rows_in = sum(row_count(t, version=before[t], lake=lake) for t in spec.reads if t in before)
     rows_out = sum(_rows_written(t, before.get(t), after.get(t), lake) for t in spec.writes)
     return after, rows_in, rows_out
 

@@ -38,10 +38,16 @@ def quarantine_markdown(records: Sequence[StageRecord]) -> str:
     return "\n".join(lines)
 
 
-def _metric(metrics: dict, key: tuple[str, str, str]) -> str:
+def metric_value(metrics: dict, key: tuple[str, str, str]) -> float | None:
+    """``metrics[split][protocol][name]`` of a registry ``metrics`` JSON, or None when absent."""
     split, protocol, name = key
     value = metrics.get(split, {}).get(protocol, {}).get(name)
-    return "—" if value is None else f"{float(value):.4f}"
+    return None if value is None else float(value)
+
+
+def _metric(metrics: dict, key: tuple[str, str, str]) -> str:
+    value = metric_value(metrics, key)
+    return "—" if value is None else f"{value:.4f}"
 
 
 def model_markdown(*, lake: Lake, model_name: str | None = None) -> str:
