@@ -15,7 +15,9 @@ whole batch, every row decoded to the end of the longest answer; the engine befo
 one prompt per call).
 
 Workload 2, recurrent chains (``--chain-dialogues``; 0 skips it): whole dialogues, every recommendation point's
-chain, every step, with the conversational template: step k+1 is step k's chat + its answer + the next chunk.
+chain, every step, with the conversational template: step k+1 is step k's chat + its answer + the next chunk. As
+in the summarizer, a step that chains of one dialogue share (the same chunks so far) is generated once, by every
+contender; a summary is one generated step.
 Contenders: ``chains_batched_full`` (the local backend, the chains' steps batched level by level, every prompt
 computed in full, by the plain engine as ``batched_plain``), ``chains_batched_reuse`` (the default backend:
 KV-cache reuse, a step computes only the previous answer and the new chunk, first steps share the prompt prefix),
@@ -34,6 +36,7 @@ each contender ran, and the peak memory held by stored KV states.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -172,62 +175,76 @@ def run_llama_cpp(llm: object, prompts: list[ChatPrompt], *, max_new_tokens: int
     tally.summaries += len(prompts)
 
 
+def step_key(dialogue: int, chunks: list[Chunk], step: int) -> str:
+    """A chain step's identity, as the summarizer's: its dialogue and every chunk up to it (the chat so far)."""
+    digest = hashlib.sha256(json.dumps([c.inputs() for c in chunks[: step + 1]], sort_keys=True).encode())
+    return f"{dialogue}|{digest.hexdigest()[:16]}"
+
+
 def run_chains_local(backend: LocalBackend, chains: list[tuple[int, list[Chunk]]], *, batch: int, reuse: bool,
                      max_new_tokens: int, template_name: str, tally: Tally) -> None:
-    """All chains level by level (step 1 of every chain in one call, then step 2, ...), as the summarizer does."""
+    """All chains level by level (step 1 of every chain in one call, then step 2, ...), as the summarizer does:
+    a step shared by chains of one dialogue (same chunks so far) is generated once."""
     template = load_template(template_name)
     configure(backend, batch=batch, plain=not reuse, reuse=reuse)
-    history: dict[int, tuple[tuple[str, str], ...]] = {cid: () for cid, _ in chains}
+    history: list[tuple[tuple[str, str], ...]] = [() for _ in chains]
+    answers: dict[str, str] = {}
     before, sent = backend.prefilled_tokens, []
     with _PeakRss() as rss:
         start = time.perf_counter()
         for step in range(max(len(c) for _, c in chains)):
-            live = [(cid, c) for cid, c in chains if step < len(c)]
-            prompts = [render(template, step_fields(c[step], NO_SUMMARY), history=history[cid],
-                              cache_from=f"{cid}/{step - 1}" if step else None, cache_as=f"{cid}/{step}")
-                       for cid, c in live]
-            out = backend.generate(prompts, max_new_tokens=max_new_tokens)
+            live = [(i, d, c) for i, (d, c) in enumerate(chains) if step < len(c)]
+            prompts = {i: render(template, step_fields(c[step], NO_SUMMARY), history=history[i],
+                                 cache_from=step_key(d, c, step - 1) if step else None, cache_as=step_key(d, c, step))
+                       for i, d, c in live}
+            pending = {p.cache_as: p for p in prompts.values() if p.cache_as not in answers}
+            out = backend.generate(list(pending.values()), max_new_tokens=max_new_tokens)
+            answers.update((key, g.text) for key, g in zip(pending, out, strict=True))
             tally.peak_kv_bytes = max(tally.peak_kv_bytes, backend.cached_bytes())
-            backend.release_cache([f"{cid}/{step - 1}" for cid, _ in live] +
-                                  [f"{cid}/{step}" for cid, c in live if step == len(c) - 1])
-            for (cid, _), prompt, g in zip(live, prompts, out, strict=True):
-                history[cid] = (*history[cid], (prompt.user, g.text))
-                tally.texts[(cid, step)] = g.text
-            sent += prompts
+            backend.release_cache([step_key(d, c, step - 1) for _, d, c in live if step] +
+                                  [step_key(d, c, step) for _, d, c in live if step == len(c) - 1])
+            for i, _, _ in live:
+                history[i] = (*history[i], (prompts[i].user, answers[prompts[i].cache_as]))  # type: ignore[index]
+            sent += pending.values()
             tally.summaries += len(out)
             tally.new_tokens += sum(g.new_tokens for g in out)
         tally.seconds += time.perf_counter() - start
     tally.peak_rss = max(tally.peak_rss, rss.peak)
     tally.rows += len(chains)
+    tally.texts.update(answers)
     tally.prompt_tokens += sum(backend.count_tokens(p) for p in sent)  # counted outside the timed part
     tally.computed_tokens = max(tally.computed_tokens, 0) + backend.prefilled_tokens - before
-    tally.samples += [history[chains[0][0]][-1][1]]
+    tally.samples += [history[0][-1][1]]
     backend.release_cache()
 
 
 def run_chains_llama_cpp(llm: object, chains: list[tuple[int, list[Chunk]]], *, max_new_tokens: int,
                          template_name: str, tally: Tally) -> None:
-    """Chains one after another, each step sending the whole conversation (llama.cpp reuses its common prefix)."""
+    """Chains one after another, each step sending the whole conversation (llama.cpp reuses its common prefix);
+    a step already answered for an earlier chain of the same dialogue is not sent again."""
     template = load_template(template_name)
+    answers: dict[str, str] = {}
     with _PeakRss() as rss:
         start = time.perf_counter()
-        for cid, chunks in chains:
+        for d, chunks in chains:
             history: tuple[tuple[str, str], ...] = ()
             for step, chunk in enumerate(chunks):
                 prompt = render(template, step_fields(chunk, NO_SUMMARY), history=history)
-                out = llm.create_chat_completion(  # type: ignore[attr-defined]
-                    messages=prompt.messages(), max_tokens=max_new_tokens, temperature=0.0)
-                text = (out["choices"][0]["message"]["content"] or "").strip()
-                history = (*history, (prompt.user, text))
-                tally.texts[(cid, step)] = text
-                tally.new_tokens += out["usage"]["completion_tokens"]
-                tally.prompt_tokens += out["usage"]["prompt_tokens"]
-                tally.summaries += 1
+                key = step_key(d, chunks, step)
+                if key not in answers:
+                    out = llm.create_chat_completion(  # type: ignore[attr-defined]
+                        messages=prompt.messages(), max_tokens=max_new_tokens, temperature=0.0)
+                    answers[key] = (out["choices"][0]["message"]["content"] or "").strip()
+                    tally.new_tokens += out["usage"]["completion_tokens"]
+                    tally.prompt_tokens += out["usage"]["prompt_tokens"]
+                    tally.summaries += 1
+                history = (*history, (prompt.user, answers[key]))
             if len(tally.samples) < 1:
                 tally.samples.append(history[-1][1])
         tally.seconds += time.perf_counter() - start
     tally.peak_rss = max(tally.peak_rss, rss.peak)
     tally.rows += len(chains)
+    tally.texts.update(answers)
 
 
 def _rounds(contenders: list[str], parts: list[list], run: object) -> dict[str, Tally]:
@@ -297,9 +314,8 @@ def main() -> None:
         _agreement(results["first_steps"], tallies, "batched_plain")  # type: ignore[arg-type]
 
     if dialogues:
-        numbered = [(d, c) for d, chains in enumerate(dialogues) for c in chains]
-        chains = [(i, c) for i, (_, c) in enumerate(numbered)]
-        by_dialogue = [[(i, c) for i, (d, c) in enumerate(numbered) if d == k] for k in range(len(dialogues))]
+        chains = [(d, c) for d, dialogue_chains in enumerate(dialogues) for c in dialogue_chains]
+        by_dialogue = [[(d, c) for d, c in chains if d == k] for k in range(len(dialogues))]
         parts = [[x for group in part for x in group] for part in _slices(by_dialogue, args.rounds)]
         contenders = ["chains_batched_full", "chains_batched_reuse"] + (
             ["chains_reuse_one_at_a_time"] if args.chain_one_at_a_time else []) + (["chains_llama_cpp"] if llm else [])
@@ -314,9 +330,10 @@ def main() -> None:
                                  template_name=args.template, tally=tally)
 
         steps = sum(len(c) for _, c in chains)
+        unique = len({step_key(d, c, k) for d, c in chains for k in range(len(c))})
         tallies = _rounds(contenders, parts, chain)
         results["chains"] = report(f"Workload 2: recurrent chains, {len(dialogues)} dialogues, {len(chains)} chains, "
-                                   f"{steps} steps", tallies, args)
+                                   f"{steps} chain steps, {unique} distinct (generated)", tallies, args)
         _agreement(results["chains"], tallies, "chains_batched_full")  # type: ignore[arg-type]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
