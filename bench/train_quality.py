@@ -48,7 +48,7 @@ VARIANTS = {
     "full": {},
     "without text graph": {"graphs": ("co_mention", "transition"), "modalities": ()},
     "without gating": {"gating": False},
-    "without graph pathway": {"graph_pathway": False},
+    "without graph pathway": {"graph_pathway": False, "cooccurrence": False},
 }
 
 
@@ -126,8 +126,12 @@ def main() -> None:
     parser.add_argument("--context-tokens", type=int, default=64)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--file", type=Path, default=REDIAL)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--select-on", default="both", choices=["standard", "no_repeats", "both"],
+                        help="validation Recall@10 protocol(s) for early stopping")
+    parser.add_argument("--explore-weight", type=float, default=None, help="explore loss weight (default: model's)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     base = str(work / "base")
     ingest_dialogues(args.file, lake=base)
@@ -148,12 +152,13 @@ def main() -> None:
         baselines, _ = evaluate_baselines(load_training_data(DataOptions(seed=seed), lake=lake), "test")
         for name, metrics in baselines.items():
             results.setdefault(f"baseline: {name}", []).append(metrics)
+    extra = {} if args.explore_weight is None else {"explore_weight": args.explore_weight}
     for variant in args.variants:  # then the full model on every seed, then each ablation (partial runs still say much)
         for seed in args.seeds:
             config = TrainConfig(seed=seed, epochs=args.epochs, max_train_samples=args.max_train,
                                  lm_layers=args.lm_layers, prompt_depth=args.prompt_depth, batch_size=64,
                                  max_context_tokens=args.context_tokens, progress=False, patience=args.patience,
-                                 **VARIANTS[variant])
+                                 select_on=args.select_on, **VARIANTS[variant], **extra)
             run_data = load_training_data(DataOptions(seed=seed, graphs=config.graphs, modalities=config.modalities),
                                           lake=lakes[seed])
             started = time.perf_counter()

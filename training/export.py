@@ -31,7 +31,8 @@ EVAL_PROTOCOL = {
     "no_repeats": "samples whose target was mentioned earlier in the dialogue left out; context items removed "
                   "from the ranking",
     "metrics": ["recall@1", "recall@10", "recall@50", "mrr@10", "mrr@50", "ndcg@10", "ndcg@50"],
-    "selection": "early stopping and promotion on valid standard recall@10",
+    "selection": "early stopping on valid recall@10 of the protocol(s) named by train config select_on "
+                 "(both: mean of standard and no_repeats); promotion on valid standard recall@10",
 }
 
 
@@ -164,7 +165,7 @@ def export_run(
                "fingerprint": fingerprint(result.config.lm_spec())},
         "metrics": {"model": result.metrics, "baselines": baselines, "best_epoch": result.best_epoch,
                     "history": result.history, "timings": result.timings},
-        "eval_protocol": EVAL_PROTOCOL, "skipped": data.skipped,
+        "eval_protocol": EVAL_PROTOCOL | {"select_on": result.config.select_on}, "skipped": data.skipped,
         "files": {name: sha256_file(folder / name) for name in files},
     }
     _write_json(folder / "manifest.json", manifest)
