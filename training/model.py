@@ -17,14 +17,19 @@ Two additions make the item graph carry the ranking where the dialogue text says
   row-max normalised) with a learned weight per graph; a learned, context-conditioned sigmoid mixes this
   pathway with the LM-pooled query's scores (samples without context items use the LM pathway alone);
 - a learned per-item bias (``item_bias``), initialised by the trainer from the training split's target counts;
-- a raw co-occurrence signal (``cooccurrence``): per graph, the SUM over the context items of the graph's raw
-  edge weights (for ``co_mention`` / ``transition``: dialogue counts, un-normalised, so popular items keep
-  their weight), through ``log1p``, with a learned weight per graph, initialised to ``cooccurrence_init`` for
-  ``co_mention`` and 0 for the others. This is the co-mention item-kNN baseline's score inside the model
-  (monotone in it), added outside the pathway mix so the initialised model ranks unseen items like the kNN;
+- a raw co-occurrence signal (``cooccurrence``): the SUM over the context items of the ``co_mention`` graph's
+  raw edge weights (dialogue counts, un-normalised, so popular items keep their weight), through ``log1p``,
+  with a learned weight initialised to ``cooccurrence_init``. This is the co-mention item-kNN baseline's score inside the model
+  (monotone in it), added outside the pathway mix so the initialised model ranks unseen items like the kNN.
+  For TRAINING samples the trainer passes ``Batch.cooc_offset``, the counts the sample's own dialogue put into
+  ``co_mention`` (leave-one-dialogue-out): without it every training target is co-mentioned with its context
+  by construction, and the model learns to trust the signal far more than it deserves on unseen dialogues;
 - a learned "already mentioned" score (``repeat_score``, RepeatNet's repeat mode): a learned score per
   liked / disliked / unknown label added to the context items themselves, which the standard protocol
   rewards (targets are often items mentioned earlier) and the no-repeats protocol never sees.
+All scores are multiplied by a learned temperature (``logit_scale``), which the trainer calibrates on training
+samples before the first step (it changes no ranking; without it the kNN-like signal makes the initial
+softmax so peaked that the first steps spend themselves shrinking every weight, ranking included).
 Training can add an "explore" loss (``explore_weight``, see ``loss``): for samples whose target is not among
 the context items, the cross-entropy with the context items masked out of the softmax.
 Soft prompts enter the LM at its input, or at its top ``prompt_depth`` layers (see ``training.lm``).
@@ -62,8 +67,8 @@ class ModelConfig:
     graph_pathway: bool = True
     item_bias: bool = True
     prompt_depth: int | None = 1  # top LM layers that read the prompts (None: all, prompts at the input)
-    cooccurrence: bool = True  # raw co-occurrence (kNN-like) signal over every graph's raw edge weights
-    cooccurrence_init: float = 8.0  # initial weight of co_mention's log1p(summed counts) (other graphs: 0)
+    cooccurrence: bool = True  # raw co-occurrence (kNN-like) signal over the co_mention graph's raw counts
+    cooccurrence_init: float = 8.0  # initial weight of log1p(summed co_mention counts)
     repeat_score: bool = True  # learned score of the context items themselves, per liked/disliked/unknown label
     repeat_init: float = 0.0  # its initial value
     explore_weight: float = 0.0  # weight of the explore loss (context items masked out of the softmax)
@@ -84,6 +89,7 @@ class ModelConfig:
         return ("id", *(f"graph:{g}" for g in self.graphs), *(f"feat:{m}" for m in self.modalities))
 
 
+COOCCURRENCE_GRAPHS = ("co_mention",)  # count graphs whose raw weights feed the co-occurrence signal
 LEGACY = {"graph_pathway": False, "item_bias": False, "prompt_depth": None, "cooccurrence": False,
           "repeat_score": False}  # fields absent from older checkpoints
 
@@ -101,6 +107,7 @@ class Batch:
     has_summary: torch.Tensor  # (B,) bool
     targets: torch.Tensor  # (B,) target positions (-1 at inference)
     word_states: torch.Tensor | None = None  # (B, T, H) cached lower-layer token states (prompt_depth mode)
+    cooc_offset: torch.Tensor | None = None  # (B, I) co_mention counts from the sample's own dialogue (training)
 
     def to(self, device: torch.device | str) -> Batch:
         """The same batch on ``device``."""
@@ -140,7 +147,7 @@ class GraphPromptRecommender(nn.Module):
         for g in config.graphs:  # filled by set_graph / load_state_dict
             self.register_buffer(f"adj_index_{g}", torch.zeros(2, 0, dtype=torch.long))
             self.register_buffer(f"adj_value_{g}", torch.zeros(0))
-            if config.cooccurrence:
+            if config.cooccurrence and g in COOCCURRENCE_GRAPHS:
                 self.register_buffer(f"adj_raw_index_{g}", torch.zeros(2, 0, dtype=torch.long))
                 self.register_buffer(f"adj_raw_value_{g}", torch.zeros(0))
         for m, dim in zip(config.modalities, config.feature_dims, strict=True):
@@ -153,6 +160,7 @@ class GraphPromptRecommender(nn.Module):
         self.prompt_mlp = nn.Linear(hidden, config.n_prompts * hidden)
         self.summary_proj = nn.Linear(hidden, hidden)
         self.query = nn.Linear(hidden, hidden)
+        self.cooccurrence_graphs = tuple(g for g in config.graphs if config.cooccurrence and g in COOCCURRENCE_GRAPHS)
         self.split = lm.split_point(config.prompt_depth)  # lower LM layers run on the text alone (cached)
         if config.graph_pathway:
             self.path_gate = nn.Linear(hidden, 1)
@@ -162,11 +170,13 @@ class GraphPromptRecommender(nn.Module):
             self.diffusion_weight = nn.Parameter(torch.full((len(config.graphs),), 5.0))
         if config.item_bias:
             self.bias = nn.Parameter(torch.zeros(n))
-        if config.cooccurrence:
-            init = [config.cooccurrence_init if g == "co_mention" else 0.0 for g in config.graphs]
+        if self.cooccurrence_graphs:
+            init = [config.cooccurrence_init] * len(self.cooccurrence_graphs)
             self.cooccurrence_weight = nn.Parameter(torch.tensor(init, dtype=torch.float32))
         if config.repeat_score:
             self.repeat_weight = nn.Parameter(torch.full((3,), config.repeat_init))  # unknown, liked, disliked
+        if self.cooccurrence_graphs or config.repeat_score:
+            self.logit_scale = nn.Parameter(torch.tensor(1.0))
 
     def set_graph(self, graph: str, edge_index: torch.Tensor, edge_weight: torch.Tensor | None = None) -> None:
         """Install one graph's (2, E) edges as its normalised adjacency, and its (E,) raw weights (count
@@ -174,7 +184,7 @@ class GraphPromptRecommender(nn.Module):
         index, value = normalized_adjacency(edge_index, self.config.n_items)
         setattr(self, f"adj_index_{graph}", index)
         setattr(self, f"adj_value_{graph}", value)
-        if self.config.cooccurrence:
+        if graph in self.cooccurrence_graphs:
             index, value = raw_adjacency_transposed(edge_index, edge_weight, self.config.n_items)
             setattr(self, f"adj_raw_index_{graph}", index)
             setattr(self, f"adj_raw_value_{graph}", value)
@@ -243,15 +253,19 @@ class GraphPromptRecommender(nn.Module):
         cols = torch.arange(b, device=ctx_items.device).repeat(c)
         return start.index_put_((ctx_items.T.reshape(-1), cols), weights.T.reshape(-1).to(start.dtype), accumulate=True)
 
-    def cooccurrence(self, ctx_items: torch.Tensor, ctx_mask: torch.Tensor) -> torch.Tensor:
+    def cooccurrence(self, ctx_items: torch.Tensor, ctx_mask: torch.Tensor,
+                     offset: torch.Tensor | None = None) -> torch.Tensor:
         """(G, B, I): per graph, log1p of the SUM over the context items of their raw edge weights to each
-        candidate (the co-mention item-kNN's score for ``co_mention``); 0 without context."""
+        candidate (the co-mention item-kNN's score for ``co_mention``, less ``offset`` there); 0 without context."""
         n, out = self.config.n_items, []
         start = self._context_onehots(ctx_items, ctx_mask.to(torch.float32))  # (I, B) counts
-        for graph in self.config.graphs:
+        for graph in self.cooccurrence_graphs:
             index, value = getattr(self, f"adj_raw_index_{graph}"), getattr(self, f"adj_raw_value_{graph}")
             adj_t = torch.sparse_coo_tensor(index, value, (n, n), is_coalesced=True, check_invariants=False)
-            out.append(torch.log1p(torch.sparse.mm(adj_t, start).T))  # (B, I)
+            summed = torch.sparse.mm(adj_t, start).T  # (B, I)
+            if offset is not None:
+                summed = (summed - offset.to(summed.dtype)).clamp(min=0.0)
+            out.append(torch.log1p(summed))
         return torch.stack(out) if out else torch.zeros(0, ctx_items.shape[0], n, device=ctx_items.device)
 
     def repeat_scores(self, batch: Batch) -> torch.Tensor:
@@ -311,11 +325,13 @@ class GraphPromptRecommender(nn.Module):
             scores = self._mix_graph_pathway(scores, batch, experts, ctx, gate, ctx_mean + summary)
         if self.config.item_bias:
             scores = scores + self.bias
-        if self.config.cooccurrence and self.config.graphs:
-            cooc = self.cooccurrence(batch.ctx_items, batch.ctx_mask).to(scores.dtype)  # (G, B, I)
+        if self.cooccurrence_graphs:
+            cooc = self.cooccurrence(batch.ctx_items, batch.ctx_mask, batch.cooc_offset).to(scores.dtype)  # (G, B, I)
             scores = scores + torch.einsum("g,gbi->bi", self.cooccurrence_weight.to(scores.dtype), cooc)
         if self.config.repeat_score:
             scores = scores + self.repeat_scores(batch).to(scores.dtype)
+        if self.cooccurrence_graphs or self.config.repeat_score:
+            scores = scores * self.logit_scale.to(scores.dtype)
         return scores, gate
 
     def _mix_graph_pathway(self, lm_scores: torch.Tensor, batch: Batch, experts: torch.Tensor, ctx: torch.Tensor,

@@ -77,6 +77,7 @@ class TrainConfig(BaseModel):
     repeat_score: bool = _MODEL_DEFAULTS["repeat_score"]
     repeat_init: float = _MODEL_DEFAULTS["repeat_init"]
     explore_weight: float = _MODEL_DEFAULTS["explore_weight"]
+    leave_dialogue_out: bool = True  # training samples: co_mention counts without their own dialogue
     select_on: SelectOn = "both"  # validation Recall@10 for early stopping: standard, no_repeats, or their mean
     init_from: str | None = "text"  # modality whose vectors initialise the id embeddings (None / absent: random)
     item_lr_mult: float = 3.0  # learning rate of the id embeddings and item bias, x lr
@@ -149,11 +150,36 @@ def target_counts(data: TrainingData) -> torch.Tensor:
     return counts
 
 
+def dialogue_items(samples: Sequence[Sample], index: dict[str, int]) -> dict[str, frozenset[int]]:
+    """dialogue_id -> positions of every item its samples mention (contexts and targets): what the dialogue
+    put into a co-mention count graph built from these samples' split (items mentioned only after the
+    dialogue's last recommender mention are not seen here and stay counted)."""
+    out: dict[str, set[int]] = {}
+    for s in samples:
+        out.setdefault(s.dialogue_id, set()).update(index[i] for i in (*s.context_items, s.target) if i in index)
+    return {d: frozenset(items) for d, items in out.items()}
+
+
+def _cooc_offset(samples: Sequence[Sample], items: torch.Tensor, mask: torch.Tensor, n_items: int,
+                 own: dict[str, frozenset[int]]) -> torch.Tensor:
+    """(B, I): per candidate i of the sample's own dialogue, the number of context slots holding another item
+    (each such pair was counted once for this dialogue in ``co_mention``)."""
+    offset = torch.zeros(len(samples), n_items)
+    for row, s in enumerate(samples):
+        members = torch.tensor(sorted(own.get(s.dialogue_id, ())), dtype=torch.long)
+        if not len(members):
+            continue
+        slots = items[row][mask[row]]
+        offset[row, members] = (slots.unsqueeze(0) != members.unsqueeze(1)).sum(1).to(offset.dtype)
+    return offset
+
+
 def make_batch(
     samples: Sequence[Sample], *, model: GraphPromptRecommender, index: dict[str, int],
-    summaries: dict[str, torch.Tensor],
+    summaries: dict[str, torch.Tensor], own_dialogues: dict[str, frozenset[int]] | None = None,
 ) -> Batch:
-    """Tokenise contexts and gather context items / summary vectors for ``samples``."""
+    """Tokenise contexts and gather context items / summary vectors for ``samples``. With ``own_dialogues``
+    (training samples), the batch carries the co-mention counts of each sample's own dialogue to leave out."""
     conf, lm = model.config, model.lm
     texts = [s.context_text or "(start)" for s in samples]
     states = None
@@ -178,7 +204,10 @@ def make_batch(
     summary = torch.stack([summaries.get(s.summary, zero) if s.summary else zero for s in samples])
     has = torch.tensor([bool(s.summary) and s.summary in summaries for s in samples])
     targets = torch.tensor([index.get(s.target, -1) for s in samples], dtype=torch.long)
-    return Batch(tok["input_ids"], tok["attention_mask"], items, mask, labels, summary, has, targets, states)
+    offset = None
+    if own_dialogues is not None and conf.cooccurrence and "co_mention" in conf.graphs:
+        offset = _cooc_offset(samples, items, mask, conf.n_items, own_dialogues)
+    return Batch(tok["input_ids"], tok["attention_mask"], items, mask, labels, summary, has, targets, states, offset)
 
 
 def _autocast(device: torch.device) -> torch.autocast:
@@ -189,15 +218,17 @@ def _autocast(device: torch.device) -> torch.autocast:
 @torch.no_grad()
 def score_samples(
     model: GraphPromptRecommender, samples: Sequence[Sample], *, index: dict[str, int],
-    summaries: dict[str, torch.Tensor], batch_size: int = 128,
+    summaries: dict[str, torch.Tensor], batch_size: int = 128, own_dialogues: dict[str, frozenset[int]] | None = None,
 ) -> torch.Tensor:
-    """(N, I) scores of every item for every sample (model in eval mode, on its device)."""
+    """(N, I) scores of every item for every sample (model in eval mode, on its device; ``own_dialogues``:
+    see ``make_batch``)."""
     model.eval()
     device = next(model.parameters()).device
     experts = model.expert_embeddings()
     out = []
     for start in range(0, len(samples), batch_size):
-        batch = make_batch(samples[start:start + batch_size], model=model, index=index, summaries=summaries)
+        batch = make_batch(samples[start:start + batch_size], model=model, index=index, summaries=summaries,
+                           own_dialogues=own_dialogues)
         with _autocast(device):
             scores, _ = model(batch.to(device), experts)
         out.append(scores.float().cpu())
@@ -253,6 +284,27 @@ def selection_score(metrics: dict[str, dict[str, float]], select_on: SelectOn) -
     return sum(metrics[p][SELECT_METRIC] for p in protocols) / len(protocols)
 
 
+SCALES = tuple(round(0.05 * k, 2) for k in range(1, 41))  # 0.05 .. 2.0
+
+
+@torch.no_grad()
+def calibrate_scale(model: GraphPromptRecommender, samples: Sequence[Sample], *, index: dict[str, int],
+                    summaries: dict[str, torch.Tensor], batch_size: int = 128,
+                    own_dialogues: dict[str, frozenset[int]] | None = None) -> float:
+    """Set the model's ``logit_scale`` to the value in ``SCALES`` with the lowest cross-entropy on ``samples``
+    (a temperature: no ranking changes). No-op for models without one or without samples."""
+    if not hasattr(model, "logit_scale") or not samples:
+        return 1.0
+    model.logit_scale.fill_(1.0)
+    scores = score_samples(model, samples, index=index, summaries=summaries, batch_size=batch_size,
+                           own_dialogues=own_dialogues)
+    targets = torch.tensor([index[s.target] for s in samples], dtype=torch.long)
+    losses = [float(nn.functional.cross_entropy(scores * scale, targets)) for scale in SCALES]
+    best = SCALES[min(range(len(SCALES)), key=losses.__getitem__)]
+    model.logit_scale.fill_(best)
+    return best
+
+
 def _train_epoch(model: GraphPromptRecommender, train: list[Sample], epoch: int, ctx: dict) -> dict[str, float]:
     model.train()
     order = torch.randperm(len(train), generator=ctx["generator"]).tolist()
@@ -260,7 +312,7 @@ def _train_epoch(model: GraphPromptRecommender, train: list[Sample], epoch: int,
     bar = tqdm(range(0, len(order), bs), desc=f"epoch {epoch}", disable=not ctx["config"].progress, leave=False)
     for start in bar:
         batch = make_batch([train[i] for i in order[start:start + bs]], model=model, index=ctx["index"],
-                           summaries=ctx["summaries"]).to(ctx["device"])
+                           summaries=ctx["summaries"], own_dialogues=ctx["own"]).to(ctx["device"])
         with _autocast(ctx["device"]):
             loss, parts = model.loss(batch)
         ctx["optimizer"].zero_grad(set_to_none=True)
@@ -299,8 +351,11 @@ def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | No
     steps = config.epochs * max(1, math.ceil(len(train) / config.batch_size))
     ctx = {"config": config, "device": device, "index": index, "summaries": summaries, "optimizer": optimizer,
            "scheduler": _schedule(optimizer, steps, config.warmup_frac),
-           "generator": torch.Generator().manual_seed(config.seed)}
+           "generator": torch.Generator().manual_seed(config.seed),
+           "own": dialogue_items(data.samples["train"], index) if config.leave_dialogue_out else None}
     history: list[dict[str, float]] = []
+    calibrate_scale(model, _subset(train, 512, config.seed), index=index, summaries=summaries,
+                    batch_size=config.eval_batch_size, own_dialogues=ctx["own"])
     # the initialised model (text-initialised ids, graph diffusion, count bias) is candidate "epoch 0"
     initial = evaluate_model(model, valid_samples, index=index, summaries=summaries, batch_size=config.eval_batch_size)
     best, best_epoch, waited, train_s, eval_s = selection_score(initial, config.select_on), 0, 0, 0.0, 0.0
