@@ -1,7 +1,8 @@
 """Benchmark: graph-prompt recommender quality on ReDial against the baselines, 3 seeds, both protocols, ablations.
 
     .venv/bin/python -m bench.train_quality [--seeds 0 1 2] [--epochs 4] [--max-train N] [--lm-layers N]
-        [--prompt-depth 1] [--context-tokens 64] [--variants full "without gating" ...]
+        [--prompt-depth 1] [--context-tokens 64] [--variants full "without gating" ...] [--threads 1]
+        [--select-on both|standard|no_repeats] [--explore-weight W]
 
 The ReDial test dialogues (``../shared/data/redial/redial_test.jsonl``) are ingested into a temporary lake
 and split 80/10/10 by dialogue per seed. The graphs stage is not part of this branch, so the bench builds
@@ -13,7 +14,8 @@ There are no posters (no image graph) and no preference summaries for ReDial her
 graph" and "without summaries" ablations equal the full model and are reported as not applicable.
 Contenders per seed: the full model, "without text graph" (no text_knn, no text vectors, hence random id
 init), "without gating" (plain mean fusion), "without graph pathway" (LM-pooled query only, as before issue 7's
-fix), and the baselines (popularity, co-mention item-kNN, text similarity). Results go to
+fix: no context-items pathway and no raw co-occurrence signal), and the baselines (popularity, co-mention
+item-kNN, text similarity). Results go to
 ``bench/out/train_quality.json`` and a markdown table on stdout.
 """
 

@@ -19,8 +19,8 @@ Two additions make the item graph carry the ranking where the dialogue text says
 - a learned per-item bias (``item_bias``), initialised by the trainer from the training split's target counts;
 - a raw co-occurrence signal (``cooccurrence``): the SUM over the context items of the ``co_mention`` graph's
   raw edge weights (dialogue counts, un-normalised, so popular items keep their weight), through ``log1p``,
-  with a learned weight initialised to ``cooccurrence_init``. This is the co-mention item-kNN baseline's score inside the model
-  (monotone in it), added outside the pathway mix so the initialised model ranks unseen items like the kNN.
+  with a learned weight initialised to ``cooccurrence_init``. This is the co-mention item-kNN baseline's score
+  inside the model (monotone in it), added outside the pathway mix so the initialised model ranks unseen items like the kNN.
   For TRAINING samples the trainer passes ``Batch.cooc_offset``, the counts the sample's own dialogue put into
   ``co_mention`` (leave-one-dialogue-out): without it every training target is co-mentioned with its context
   by construction, and the model learns to trust the signal far more than it deserves on unseen dialogues;
@@ -68,9 +68,9 @@ class ModelConfig:
     item_bias: bool = True
     prompt_depth: int | None = 1  # top LM layers that read the prompts (None: all, prompts at the input)
     cooccurrence: bool = True  # raw co-occurrence (kNN-like) signal over the co_mention graph's raw counts
-    cooccurrence_init: float = 8.0  # initial weight of log1p(summed co_mention counts)
+    cooccurrence_init: float = 16.0  # initial weight of log1p(summed co_mention counts) (chosen on validation)
     repeat_score: bool = True  # learned score of the context items themselves, per liked/disliked/unknown label
-    repeat_init: float = 0.0  # its initial value
+    repeat_init: float = 32.0  # its initial value (chosen on validation, with cooccurrence_init)
     explore_weight: float = 0.0  # weight of the explore loss (context items masked out of the softmax)
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -326,7 +326,8 @@ class GraphPromptRecommender(nn.Module):
         if self.config.item_bias:
             scores = scores + self.bias
         if self.cooccurrence_graphs:
-            cooc = self.cooccurrence(batch.ctx_items, batch.ctx_mask, batch.cooc_offset).to(scores.dtype)  # (G, B, I)
+            cooc = self.cooccurrence(batch.ctx_items, batch.ctx_mask, batch.cooc_offset)  # (G, B, I)
+            cooc = cooc.to(scores.dtype)
             scores = scores + torch.einsum("g,gbi->bi", self.cooccurrence_weight.to(scores.dtype), cooc)
         if self.config.repeat_score:
             scores = scores + self.repeat_scores(batch).to(scores.dtype)

@@ -1,8 +1,9 @@
 """The training loop: AdamW with warmup, early stopping on validation Recall@10, seeded and deterministic on CPU.
 
-The validation Recall@10 that selects the checkpoint is configurable (``TrainConfig.select_on``): the standard
-protocol's, the no-repeats protocol's, or (default) the mean of the two, so that a checkpoint that only got
-better at repeating already-mentioned items does not win.
+The validation number that selects the checkpoint is configurable: the mean of ``TrainConfig.select_metrics``
+(default Recall@10 and Recall@50) under ``TrainConfig.select_on`` (the standard protocol, the no-repeats
+protocol, or by default both), so that a checkpoint that only got better at repeating already-mentioned
+items, or at the top 10 at the cost of the top 50, does not win.
 
 Example:
     >>> data = load_training_data(DataOptions(seed=0), lake="./lake")   # doctest: +SKIP
@@ -32,7 +33,6 @@ from training.model import Batch, GraphPromptRecommender, ModelConfig
 from training.samples import Sample
 
 EpochCallback = Callable[[dict[str, float]], None]
-SELECT_METRIC = "recall@10"
 SelectOn = Literal["standard", "no_repeats", "both"]
 # Architecture knobs live in ModelConfig (their one source of defaults); TrainConfig exposes them flat.
 MODEL_FIELDS = ("id_dim", "layers", "n_prompts", "max_context_items", "max_context_tokens", "gating",
@@ -78,7 +78,8 @@ class TrainConfig(BaseModel):
     repeat_init: float = _MODEL_DEFAULTS["repeat_init"]
     explore_weight: float = _MODEL_DEFAULTS["explore_weight"]
     leave_dialogue_out: bool = True  # training samples: co_mention counts without their own dialogue
-    select_on: SelectOn = "both"  # validation Recall@10 for early stopping: standard, no_repeats, or their mean
+    select_on: SelectOn = "both"  # protocol(s) of the early-stopping metric: standard, no_repeats, both (mean)
+    select_metrics: tuple[str, ...] = ("recall@10", "recall@50")  # early stopping on their mean (validation)
     init_from: str | None = "text"  # modality whose vectors initialise the id embeddings (None / absent: random)
     item_lr_mult: float = 3.0  # learning rate of the id embeddings and item bias, x lr
     graphs: tuple[str, ...] | None = None  # None: every graph present
@@ -277,11 +278,12 @@ def _subset(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]
     return [samples[i] for i in keep]
 
 
-def selection_score(metrics: dict[str, dict[str, float]], select_on: SelectOn) -> float:
-    """The validation number that early stopping maximises: Recall@10 under ``select_on``'s protocol, or
-    the mean of both protocols' (``both``)."""
+def selection_score(metrics: dict[str, dict[str, float]], select_on: SelectOn,
+                    select_metrics: Sequence[str] = ("recall@10", "recall@50")) -> float:
+    """The validation number that early stopping maximises: the mean of ``select_metrics`` under
+    ``select_on``'s protocol, or under both protocols (``both``)."""
     protocols = ("standard", "no_repeats") if select_on == "both" else (select_on,)
-    return sum(metrics[p][SELECT_METRIC] for p in protocols) / len(protocols)
+    return sum(metrics[p][m] for p in protocols for m in select_metrics) / (len(protocols) * len(select_metrics))
 
 
 SCALES = tuple(round(0.05 * k, 2) for k in range(1, 41))  # 0.05 .. 2.0
@@ -329,10 +331,10 @@ def _train_epoch(model: GraphPromptRecommender, train: list[Sample], epoch: int,
 
 def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | None = None,
         lm: FrozenLM | None = None) -> TrainResult:
-    """Train on ``data.samples["train"]``, early-stop on validation Recall@10, evaluate valid and test.
+    """Train on ``data.samples["train"]``, early-stop on validation recall, evaluate valid and test.
 
-    The best of the initialised model (``best_epoch`` 0) and every epoch on validation Recall@10 (the
-    protocol(s) ``config.select_on`` names) is kept.
+    The best of the initialised model (``best_epoch`` 0) and every epoch on ``selection_score`` (the mean of
+    ``config.select_metrics`` under the protocol(s) ``config.select_on`` names) is kept.
 
     Args:
         data: the run's inputs (see ``training.data.load_training_data``).
@@ -358,7 +360,8 @@ def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | No
                     batch_size=config.eval_batch_size, own_dialogues=ctx["own"])
     # the initialised model (text-initialised ids, graph diffusion, count bias) is candidate "epoch 0"
     initial = evaluate_model(model, valid_samples, index=index, summaries=summaries, batch_size=config.eval_batch_size)
-    best, best_epoch, waited, train_s, eval_s = selection_score(initial, config.select_on), 0, 0, 0.0, 0.0
+    best, best_epoch, waited = selection_score(initial, config.select_on, config.select_metrics), 0, 0
+    train_s, eval_s = 0.0, 0.0
     best_state = copy.deepcopy(model.trainable_state())
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
@@ -370,7 +373,7 @@ def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | No
         train_s, eval_s = train_s + t1 - t0, eval_s + t2 - t1
         row = {"epoch": float(epoch), **losses, **{f"valid_{p}_{k}": v for p, m in valid.items()
                                                      for k, v in m.items() if k != "n"},
-               "valid_selection": selection_score(valid, config.select_on)}
+               "valid_selection": selection_score(valid, config.select_on, config.select_metrics)}
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
