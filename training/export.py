@@ -179,7 +179,8 @@ def export_run(
         "metrics": {"model": result.metrics, "baselines": baselines, "best_epoch": result.best_epoch,
                     "history": result.history, "timings": result.timings},
         "eval_protocol": EVAL_PROTOCOL | {
-            "select_on": result.config.select_on, "select_metrics": list(result.config.select_metrics)}, "skipped": data.skipped,
+            "select_on": result.config.select_on, "select_metrics": list(result.config.select_metrics)},
+        "skipped": data.skipped,
         "files": {name: sha256_file(folder / name) for name in files},
     }
     _write_json(folder / "manifest.json", manifest)

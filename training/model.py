@@ -20,7 +20,8 @@ Two additions make the item graph carry the ranking where the dialogue text says
 - a raw co-occurrence signal (``cooccurrence``): the SUM over the context items of the ``co_mention`` graph's
   raw edge weights (dialogue counts, un-normalised, so popular items keep their weight), through ``log1p``,
   with a learned weight initialised to ``cooccurrence_init``. This is the co-mention item-kNN baseline's score
-  inside the model (monotone in it), added outside the pathway mix so the initialised model ranks unseen items like the kNN.
+  inside the model (monotone in it), added outside the pathway mix so the initialised model ranks unseen items
+  like the kNN.
   For TRAINING samples the trainer passes ``Batch.cooc_offset``, the counts the sample's own dialogue put into
   ``co_mention`` (leave-one-dialogue-out): without it every training target is co-mentioned with its context
   by construction, and the model learns to trust the signal far more than it deserves on unseen dialogues;
@@ -364,7 +365,8 @@ class GraphPromptRecommender(nn.Module):
     def explore_loss(scores: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Cross-entropy over the samples whose target is not a context item, with the context items masked
         out of the softmax (RepeatNet's explore mode); 0 when every sample is a repeat."""
-        in_ctx = torch.zeros_like(scores).scatter_add_(1, batch.ctx_items, batch.ctx_mask.to(scores.dtype)) > 0  # (B, I)
+        hits = torch.zeros_like(scores).scatter_add_(1, batch.ctx_items, batch.ctx_mask.to(scores.dtype))
+        in_ctx = hits > 0  # (B, I)
         explore = ~in_ctx.gather(1, batch.targets.view(-1, 1)).squeeze(1)  # (B,)
         if not bool(explore.any()):
             return scores.new_zeros(())
