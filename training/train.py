@@ -350,14 +350,15 @@ def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | No
     train = _subset([s for s in data.samples["train"] if s.target in index], config.max_train_samples, config.seed)
     valid_samples = _subset(data.samples["valid"], config.max_eval_samples, config.seed)
     optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
+    own = dialogue_items(data.samples["train"], index) if config.leave_dialogue_out else None
     steps = config.epochs * max(1, math.ceil(len(train) / config.batch_size))
     ctx = {"config": config, "device": device, "index": index, "summaries": summaries, "optimizer": optimizer,
            "scheduler": _schedule(optimizer, steps, config.warmup_frac),
            "generator": torch.Generator().manual_seed(config.seed),
-           "own": dialogue_items(data.samples["train"], index) if config.leave_dialogue_out else None}
+           "own": own}
     history: list[dict[str, float]] = []
     calibrate_scale(model, _subset(train, 512, config.seed), index=index, summaries=summaries,
-                    batch_size=config.eval_batch_size, own_dialogues=ctx["own"])
+                    batch_size=config.eval_batch_size, own_dialogues=own)
     # the initialised model (text-initialised ids, graph diffusion, count bias) is candidate "epoch 0"
     initial = evaluate_model(model, valid_samples, index=index, summaries=summaries, batch_size=config.eval_batch_size)
     best, best_epoch, waited = selection_score(initial, config.select_on, config.select_metrics), 0, 0
