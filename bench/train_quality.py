@@ -1,7 +1,8 @@
 """Benchmark: graph-prompt recommender quality on ReDial against the baselines, 3 seeds, both protocols, ablations.
 
     .venv/bin/python -m bench.train_quality [--seeds 0 1 2] [--epochs 4] [--max-train N] [--lm-layers N]
-        [--prompt-depth 1] [--context-tokens 64] [--variants full "without gating" ...]
+        [--prompt-depth 1] [--context-tokens 64] [--variants full "without gating" ...] [--threads 1]
+        [--select-on both|standard|no_repeats] [--explore-weight W]
 
 The ReDial test dialogues (``../shared/data/redial/redial_test.jsonl``) are ingested into a temporary lake
 and split 80/10/10 by dialogue per seed. The graphs stage is not part of this branch, so the bench builds
@@ -13,7 +14,8 @@ There are no posters (no image graph) and no preference summaries for ReDial her
 graph" and "without summaries" ablations equal the full model and are reported as not applicable.
 Contenders per seed: the full model, "without text graph" (no text_knn, no text vectors, hence random id
 init), "without gating" (plain mean fusion), "without graph pathway" (LM-pooled query only, as before issue 7's
-fix), and the baselines (popularity, co-mention item-kNN, text similarity). Results go to
+fix: no context-items pathway and no raw co-occurrence signal), and the baselines (popularity, co-mention
+item-kNN, text similarity). Results go to
 ``bench/out/train_quality.json`` and a markdown table on stdout.
 """
 
@@ -48,7 +50,7 @@ VARIANTS = {
     "full": {},
     "without text graph": {"graphs": ("co_mention", "transition"), "modalities": ()},
     "without gating": {"gating": False},
-    "without graph pathway": {"graph_pathway": False},
+    "without graph pathway": {"graph_pathway": False, "cooccurrence": False},
 }
 
 
@@ -126,8 +128,12 @@ def main() -> None:
     parser.add_argument("--context-tokens", type=int, default=64)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--file", type=Path, default=REDIAL)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--select-on", default="both", choices=["standard", "no_repeats", "both"],
+                        help="validation Recall@10 protocol(s) for early stopping")
+    parser.add_argument("--explore-weight", type=float, default=None, help="explore loss weight (default: model's)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     base = str(work / "base")
     ingest_dialogues(args.file, lake=base)
@@ -148,12 +154,13 @@ def main() -> None:
         baselines, _ = evaluate_baselines(load_training_data(DataOptions(seed=seed), lake=lake), "test")
         for name, metrics in baselines.items():
             results.setdefault(f"baseline: {name}", []).append(metrics)
+    extra = {} if args.explore_weight is None else {"explore_weight": args.explore_weight}
     for variant in args.variants:  # then the full model on every seed, then each ablation (partial runs still say much)
         for seed in args.seeds:
             config = TrainConfig(seed=seed, epochs=args.epochs, max_train_samples=args.max_train,
                                  lm_layers=args.lm_layers, prompt_depth=args.prompt_depth, batch_size=64,
                                  max_context_tokens=args.context_tokens, progress=False, patience=args.patience,
-                                 **VARIANTS[variant])
+                                 select_on=args.select_on, **VARIANTS[variant], **extra)
             run_data = load_training_data(DataOptions(seed=seed, graphs=config.graphs, modalities=config.modalities),
                                           lake=lakes[seed])
             started = time.perf_counter()

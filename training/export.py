@@ -21,6 +21,7 @@ import features
 from training.data import TrainingData
 from training.lm import fingerprint
 from training.metrics import PROTOCOLS
+from training.model import GraphPromptRecommender
 from training.train import TrainResult
 
 DEFAULT_ROOT = "artifacts"
@@ -31,7 +32,8 @@ EVAL_PROTOCOL = {
     "no_repeats": "samples whose target was mentioned earlier in the dialogue left out; context items removed "
                   "from the ranking",
     "metrics": ["recall@1", "recall@10", "recall@50", "mrr@10", "mrr@50", "ndcg@10", "ndcg@50"],
-    "selection": "early stopping and promotion on valid standard recall@10",
+    "selection": "early stopping on the mean of train config select_metrics (default recall@10, recall@50) on "
+                 "valid under the protocol(s) select_on names (default both); promotion on valid standard recall@10",
 }
 
 
@@ -94,6 +96,16 @@ def _plots(folder: Path, result: TrainResult, baselines: dict[str, dict]) -> lis
     return ["training_curve.png", "recall_vs_baselines.png"]
 
 
+def _signals(model: GraphPromptRecommender) -> str:
+    conf, out = model.config, ["LM-pooled query"]
+    out += ["context-items graph pathway"] if conf.graph_pathway else []
+    out += ["per-item bias"] if conf.item_bias else []
+    out += ["raw co-mention co-occurrence (the co-mention item-kNN's score, log1p, learned weight)"] \
+        if model.cooccurrence_graphs else []
+    out += ["learned already-mentioned (repeat) score"] if conf.repeat_score else []
+    return " + ".join(out)
+
+
 def _card(name: str, version: int, result: TrainResult, data: TrainingData, baselines: dict[str, dict]) -> str:
     rows = ["| contender | protocol | R@1 | R@10 | R@50 | MRR@10 | NDCG@10 | n |", "|---|---|---|---|---|---|---|---|"]
     for contender, metrics in {"model": result.metrics["test"], **baselines}.items():
@@ -116,7 +128,9 @@ Input tables and Delta versions: {json.dumps(data.input_versions, sort_keys=True
 Split by dialogue with seed {data.split.seed}: {len(data.split.train)} / {len(data.split.valid)} /
 {len(data.split.test)} dialogues; {len(data.samples['train'])} / {len(data.samples['valid'])} /
 {len(data.samples['test'])} samples; {len(data.item_ids)} items ranked.
-Views used: {views}. Skipped inputs:
+Views used: {views}. Score signals: {_signals(result.model)}.
+Checkpoint selection: valid mean of {", ".join(result.config.select_metrics)} under
+`select_on={result.config.select_on}`. Skipped inputs:
 {skipped}
 
 ## Metrics (test split; best epoch {result.best_epoch})
@@ -164,7 +178,9 @@ def export_run(
                "fingerprint": fingerprint(result.config.lm_spec())},
         "metrics": {"model": result.metrics, "baselines": baselines, "best_epoch": result.best_epoch,
                     "history": result.history, "timings": result.timings},
-        "eval_protocol": EVAL_PROTOCOL, "skipped": data.skipped,
+        "eval_protocol": EVAL_PROTOCOL | {
+            "select_on": result.config.select_on, "select_metrics": list(result.config.select_metrics)},
+        "skipped": data.skipped,
         "files": {name: sha256_file(folder / name) for name in files},
     }
     _write_json(folder / "manifest.json", manifest)

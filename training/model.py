@@ -16,7 +16,23 @@ Two additions make the item graph carry the ranking where the dialogue text says
   L-layer LightGCN propagation with identity embeddings: each candidate's graph proximity to the context,
   row-max normalised) with a learned weight per graph; a learned, context-conditioned sigmoid mixes this
   pathway with the LM-pooled query's scores (samples without context items use the LM pathway alone);
-- a learned per-item bias (``item_bias``), initialised by the trainer from the training split's target counts.
+- a learned per-item bias (``item_bias``), initialised by the trainer from the training split's target counts;
+- a raw co-occurrence signal (``cooccurrence``): the SUM over the context items of the ``co_mention`` graph's
+  raw edge weights (dialogue counts, un-normalised, so popular items keep their weight), through ``log1p``,
+  with a learned weight initialised to ``cooccurrence_init``. This is the co-mention item-kNN baseline's score
+  inside the model (monotone in it), added outside the pathway mix so the initialised model ranks unseen items
+  like the kNN.
+  For TRAINING samples the trainer passes ``Batch.cooc_offset``, the counts the sample's own dialogue put into
+  ``co_mention`` (leave-one-dialogue-out): without it every training target is co-mentioned with its context
+  by construction, and the model learns to trust the signal far more than it deserves on unseen dialogues;
+- a learned "already mentioned" score (``repeat_score``, RepeatNet's repeat mode): a learned score per
+  liked / disliked / unknown label added to the context items themselves, which the standard protocol
+  rewards (targets are often items mentioned earlier) and the no-repeats protocol never sees.
+All scores are multiplied by a learned temperature (``logit_scale``), which the trainer calibrates on training
+samples before the first step (it changes no ranking; without it the kNN-like signal makes the initial
+softmax so peaked that the first steps spend themselves shrinking every weight, ranking included).
+Training can add an "explore" loss (``explore_weight``, see ``loss``): for samples whose target is not among
+the context items, the cross-entropy with the context items masked out of the softmax.
 Soft prompts enter the LM at its input, or at its top ``prompt_depth`` layers (see ``training.lm``).
 Only the id embeddings, projections, gates, prompt encoder, pathway scale and item bias train.
 """
@@ -52,6 +68,11 @@ class ModelConfig:
     graph_pathway: bool = True
     item_bias: bool = True
     prompt_depth: int | None = 1  # top LM layers that read the prompts (None: all, prompts at the input)
+    cooccurrence: bool = True  # raw co-occurrence (kNN-like) signal over the co_mention graph's raw counts
+    cooccurrence_init: float = 16.0  # initial weight of log1p(summed co_mention counts) (chosen on validation)
+    repeat_score: bool = True  # learned score of the context items themselves, per liked/disliked/unknown label
+    repeat_init: float = 32.0  # its initial value (chosen on validation, with cooccurrence_init)
+    explore_weight: float = 0.0  # weight of the explore loss (context items masked out of the softmax)
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -69,7 +90,9 @@ class ModelConfig:
         return ("id", *(f"graph:{g}" for g in self.graphs), *(f"feat:{m}" for m in self.modalities))
 
 
-LEGACY = {"graph_pathway": False, "item_bias": False, "prompt_depth": None}  # fields absent from older checkpoints
+COOCCURRENCE_GRAPHS = ("co_mention",)  # count graphs whose raw weights feed the co-occurrence signal
+LEGACY = {"graph_pathway": False, "item_bias": False, "prompt_depth": None, "cooccurrence": False,
+          "repeat_score": False}  # fields absent from older checkpoints
 
 
 @dataclass
@@ -85,6 +108,7 @@ class Batch:
     has_summary: torch.Tensor  # (B,) bool
     targets: torch.Tensor  # (B,) target positions (-1 at inference)
     word_states: torch.Tensor | None = None  # (B, T, H) cached lower-layer token states (prompt_depth mode)
+    cooc_offset: torch.Tensor | None = None  # (B, I) co_mention counts from the sample's own dialogue (training)
 
     def to(self, device: torch.device | str) -> Batch:
         """The same batch on ``device``."""
@@ -101,6 +125,17 @@ def normalized_adjacency(edge_index: torch.Tensor, n: int) -> tuple[torch.Tensor
     return both, inv[both[0]] * inv[both[1]]
 
 
+def raw_adjacency_transposed(edge_index: torch.Tensor, edge_weight: torch.Tensor | None,
+                             n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The raw weighted adjacency, TRANSPOSED (row = dst, column = src), as coalesced (indices (2, E), values
+    (E,)): duplicates summed, self-loops and negative weights (e.g. PMI) dropped, direction kept, so that
+    ``A^T @ onehot(context)`` is each candidate's summed weight from the context items."""
+    weight = torch.ones(edge_index.shape[1]) if edge_weight is None else edge_weight.to(torch.float32)
+    keep = (edge_index[0] != edge_index[1]) & (weight > 0)
+    adj = torch.sparse_coo_tensor(edge_index[:, keep].flip(0), weight[keep], (n, n)).coalesce()
+    return adj.indices(), adj.values()
+
+
 class GraphPromptRecommender(nn.Module):
     """Scores all items for a dialogue context. See the module docstring."""
 
@@ -113,6 +148,9 @@ class GraphPromptRecommender(nn.Module):
         for g in config.graphs:  # filled by set_graph / load_state_dict
             self.register_buffer(f"adj_index_{g}", torch.zeros(2, 0, dtype=torch.long))
             self.register_buffer(f"adj_value_{g}", torch.zeros(0))
+            if config.cooccurrence and g in COOCCURRENCE_GRAPHS:
+                self.register_buffer(f"adj_raw_index_{g}", torch.zeros(2, 0, dtype=torch.long))
+                self.register_buffer(f"adj_raw_value_{g}", torch.zeros(0))
         for m, dim in zip(config.modalities, config.feature_dims, strict=True):
             self.register_buffer(f"feat_{m}", torch.zeros(n, dim))
         in_dims = [config.id_dim] * (1 + len(config.graphs)) + list(config.feature_dims)
@@ -123,6 +161,7 @@ class GraphPromptRecommender(nn.Module):
         self.prompt_mlp = nn.Linear(hidden, config.n_prompts * hidden)
         self.summary_proj = nn.Linear(hidden, hidden)
         self.query = nn.Linear(hidden, hidden)
+        self.cooccurrence_graphs = tuple(g for g in config.graphs if config.cooccurrence and g in COOCCURRENCE_GRAPHS)
         self.split = lm.split_point(config.prompt_depth)  # lower LM layers run on the text alone (cached)
         if config.graph_pathway:
             self.path_gate = nn.Linear(hidden, 1)
@@ -132,12 +171,24 @@ class GraphPromptRecommender(nn.Module):
             self.diffusion_weight = nn.Parameter(torch.full((len(config.graphs),), 5.0))
         if config.item_bias:
             self.bias = nn.Parameter(torch.zeros(n))
+        if self.cooccurrence_graphs:
+            init = [config.cooccurrence_init] * len(self.cooccurrence_graphs)
+            self.cooccurrence_weight = nn.Parameter(torch.tensor(init, dtype=torch.float32))
+        if config.repeat_score:
+            self.repeat_weight = nn.Parameter(torch.full((3,), config.repeat_init))  # unknown, liked, disliked
+        if self.cooccurrence_graphs or config.repeat_score:
+            self.logit_scale = nn.Parameter(torch.tensor(1.0))
 
-    def set_graph(self, graph: str, edge_index: torch.Tensor) -> None:
-        """Install one graph's (E,) edges as its normalised adjacency."""
+    def set_graph(self, graph: str, edge_index: torch.Tensor, edge_weight: torch.Tensor | None = None) -> None:
+        """Install one graph's (2, E) edges as its normalised adjacency, and its (E,) raw weights (count
+        graphs: dialogue counts; ``None``: 1 per edge) as the raw co-occurrence adjacency."""
         index, value = normalized_adjacency(edge_index, self.config.n_items)
         setattr(self, f"adj_index_{graph}", index)
         setattr(self, f"adj_value_{graph}", value)
+        if graph in self.cooccurrence_graphs:
+            index, value = raw_adjacency_transposed(edge_index, edge_weight, self.config.n_items)
+            setattr(self, f"adj_raw_index_{graph}", index)
+            setattr(self, f"adj_raw_value_{graph}", value)
 
     def set_features(self, modality: str, vectors: torch.Tensor) -> None:
         """Install one modality's (I, d) fixed item vectors (zeros for items without one)."""
@@ -184,9 +235,7 @@ class GraphPromptRecommender(nn.Module):
         mean), each row divided by its max (0 without context)."""
         n, out = self.config.n_items, []
         weights = ctx_mask.to(torch.float32) / ctx_mask.sum(1, keepdim=True).clamp(min=1)  # (B, C)
-        start = torch.zeros(n, ctx_items.shape[0], device=ctx_items.device)  # (I, B)
-        start.index_put_((ctx_items.T.reshape(-1), torch.arange(ctx_items.shape[0], device=ctx_items.device)
-                          .repeat(ctx_items.shape[1])), weights.T.reshape(-1), accumulate=True)
+        start = self._context_onehots(ctx_items, weights)  # (I, B)
         for graph in self.config.graphs:
             index, value = getattr(self, f"adj_index_{graph}"), getattr(self, f"adj_value_{graph}")
             adj = torch.sparse_coo_tensor(index, value, (n, n), is_coalesced=True, check_invariants=False)
@@ -197,6 +246,37 @@ class GraphPromptRecommender(nn.Module):
             total = total.T  # (B, I)
             out.append(total / total.amax(1, keepdim=True).clamp(min=1e-12))
         return torch.stack(out) if out else torch.zeros(0, ctx_items.shape[0], n, device=ctx_items.device)
+
+    def _context_onehots(self, ctx_items: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """(I, B): column b holds ``weights[b, c]`` at item ``ctx_items[b, c]`` (repeated items accumulate)."""
+        b, c = ctx_items.shape
+        start = torch.zeros(self.config.n_items, b, device=ctx_items.device)
+        cols = torch.arange(b, device=ctx_items.device).repeat(c)
+        return start.index_put_((ctx_items.T.reshape(-1), cols), weights.T.reshape(-1).to(start.dtype), accumulate=True)
+
+    def cooccurrence(self, ctx_items: torch.Tensor, ctx_mask: torch.Tensor,
+                     offset: torch.Tensor | None = None) -> torch.Tensor:
+        """(G, B, I): per graph, log1p of the SUM over the context items of their raw edge weights to each
+        candidate (the co-mention item-kNN's score for ``co_mention``, less ``offset`` there); 0 without context."""
+        n, out = self.config.n_items, []
+        start = self._context_onehots(ctx_items, ctx_mask.to(torch.float32))  # (I, B) counts
+        for graph in self.cooccurrence_graphs:
+            index, value = getattr(self, f"adj_raw_index_{graph}"), getattr(self, f"adj_raw_value_{graph}")
+            adj_t = torch.sparse_coo_tensor(index, value, (n, n), is_coalesced=True, check_invariants=False)
+            summed = torch.sparse.mm(adj_t, start).T  # (B, I)
+            if offset is not None:
+                summed = (summed - offset.to(summed.dtype)).clamp(min=0.0)
+            out.append(torch.log1p(summed))
+        return torch.stack(out) if out else torch.zeros(0, ctx_items.shape[0], n, device=ctx_items.device)
+
+    def repeat_scores(self, batch: Batch) -> torch.Tensor:
+        """(B, I): the learned "already mentioned" score of each context item's label, 0 for other items."""
+        out = torch.zeros(batch.ctx_items.shape[0], self.config.n_items, device=batch.ctx_items.device)
+        for label in range(3):
+            hit = (batch.ctx_mask & (batch.ctx_labels == label)).to(out.dtype)  # (B, C)
+            present = torch.zeros_like(out).scatter_add_(1, batch.ctx_items, hit).clamp(max=1.0)
+            out = out + self.repeat_weight[label] * present
+        return out
 
     def expert_embeddings(self) -> torch.Tensor:
         """(M, I, H) item embeddings of every view, projected into the LM hidden size."""
@@ -246,6 +326,14 @@ class GraphPromptRecommender(nn.Module):
             scores = self._mix_graph_pathway(scores, batch, experts, ctx, gate, ctx_mean + summary)
         if self.config.item_bias:
             scores = scores + self.bias
+        if self.cooccurrence_graphs:
+            cooc = self.cooccurrence(batch.ctx_items, batch.ctx_mask, batch.cooc_offset)  # (G, B, I)
+            cooc = cooc.to(scores.dtype)
+            scores = scores + torch.einsum("g,gbi->bi", self.cooccurrence_weight.to(scores.dtype), cooc)
+        if self.config.repeat_score:
+            scores = scores + self.repeat_scores(batch).to(scores.dtype)
+        if self.cooccurrence_graphs or self.config.repeat_score:
+            scores = scores * self.logit_scale.to(scores.dtype)
         return scores, gate
 
     def _mix_graph_pathway(self, lm_scores: torch.Tensor, batch: Batch, experts: torch.Tensor, ctx: torch.Tensor,
@@ -273,12 +361,27 @@ class GraphPromptRecommender(nn.Module):
         ]
         return torch.stack(losses).mean() if losses else experts.new_zeros(())
 
+    @staticmethod
+    def explore_loss(scores: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Cross-entropy over the samples whose target is not a context item, with the context items masked
+        out of the softmax (RepeatNet's explore mode); 0 when every sample is a repeat."""
+        hits = torch.zeros_like(scores).scatter_add_(1, batch.ctx_items, batch.ctx_mask.to(scores.dtype))
+        in_ctx = hits > 0  # (B, I)
+        explore = ~in_ctx.gather(1, batch.targets.view(-1, 1)).squeeze(1)  # (B,)
+        if not bool(explore.any()):
+            return scores.new_zeros(())
+        masked = scores[explore].masked_fill(in_ctx[explore], float("-inf"))
+        return F.cross_entropy(masked, batch.targets[explore])
+
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """Full-softmax cross-entropy on the target + ``align_weight`` x InfoNCE alignment."""
+        """Full-softmax cross-entropy on the target + ``explore_weight`` x explore loss + ``align_weight`` x
+        InfoNCE alignment. The full softmax keeps the repeat score calibrated (repeats push it up, context
+        items that are not the target push it down); the explore loss trains the ranking of the other items."""
         experts = self.expert_embeddings()
         scores, _ = self(batch, experts)
         rec = F.cross_entropy(scores.float(), batch.targets)
+        explore = self.explore_loss(scores.float(), batch) if self.config.explore_weight else rec.new_zeros(())
         items = torch.unique(torch.cat([batch.targets, batch.ctx_items[batch.ctx_mask]]))
         align = self.alignment_loss(experts.float(), items)
-        total = rec + self.config.align_weight * align
-        return total, {"rec": rec.item(), "align": align.item()}
+        total = rec + self.config.explore_weight * explore + self.config.align_weight * align
+        return total, {"rec": rec.item(), "explore": explore.item(), "align": align.item()}

@@ -1,5 +1,10 @@
 """The training loop: AdamW with warmup, early stopping on validation Recall@10, seeded and deterministic on CPU.
 
+The validation number that selects the checkpoint is configurable: the mean of ``TrainConfig.select_metrics``
+(default Recall@10 and Recall@50) under ``TrainConfig.select_on`` (the standard protocol, the no-repeats
+protocol, or by default both), so that a checkpoint that only got better at repeating already-mentioned
+items, or at the top 10 at the cost of the top 50, does not win.
+
 Example:
     >>> data = load_training_data(DataOptions(seed=0), lake="./lake")   # doctest: +SKIP
     >>> result = fit(data, TrainConfig(epochs=5))                        # doctest: +SKIP
@@ -28,10 +33,11 @@ from training.model import Batch, GraphPromptRecommender, ModelConfig
 from training.samples import Sample
 
 EpochCallback = Callable[[dict[str, float]], None]
-VALID_METRIC = ("standard", "recall@10")
+SelectOn = Literal["standard", "no_repeats", "both"]
 # Architecture knobs live in ModelConfig (their one source of defaults); TrainConfig exposes them flat.
 MODEL_FIELDS = ("id_dim", "layers", "n_prompts", "max_context_items", "max_context_tokens", "gating",
-                "align_weight", "temperature", "graph_pathway", "item_bias", "prompt_depth")
+                "align_weight", "temperature", "graph_pathway", "item_bias", "prompt_depth", "cooccurrence",
+                "cooccurrence_init", "repeat_score", "repeat_init", "explore_weight")
 _MODEL_DEFAULTS = {f.name: f.default for f in fields(ModelConfig)}
 
 
@@ -66,6 +72,14 @@ class TrainConfig(BaseModel):
     graph_pathway: bool = _MODEL_DEFAULTS["graph_pathway"]
     item_bias: bool = _MODEL_DEFAULTS["item_bias"]
     prompt_depth: int | None = _MODEL_DEFAULTS["prompt_depth"]
+    cooccurrence: bool = _MODEL_DEFAULTS["cooccurrence"]
+    cooccurrence_init: float = _MODEL_DEFAULTS["cooccurrence_init"]
+    repeat_score: bool = _MODEL_DEFAULTS["repeat_score"]
+    repeat_init: float = _MODEL_DEFAULTS["repeat_init"]
+    explore_weight: float = _MODEL_DEFAULTS["explore_weight"]
+    leave_dialogue_out: bool = True  # training samples: co_mention counts without their own dialogue
+    select_on: SelectOn = "both"  # protocol(s) of the early-stopping metric: standard, no_repeats, both (mean)
+    select_metrics: tuple[str, ...] = ("recall@10", "recall@50")  # early stopping on their mean (validation)
     init_from: str | None = "text"  # modality whose vectors initialise the id embeddings (None / absent: random)
     item_lr_mult: float = 3.0  # learning rate of the id embeddings and item bias, x lr
     graphs: tuple[str, ...] | None = None  # None: every graph present
@@ -119,7 +133,7 @@ def build_model(data: TrainingData, config: TrainConfig, lm: FrozenLM) -> GraphP
     )
     model = GraphPromptRecommender(mconf, lm)
     for name, graph in data.graphs.items():
-        model.set_graph(name, graph.edge_index)
+        model.set_graph(name, graph.edge_index, graph.edge_weight)
     for name, vectors in data.features.items():
         model.set_features(name, vectors)
     if config.init_from is not None and config.init_from in data.features:
@@ -137,11 +151,36 @@ def target_counts(data: TrainingData) -> torch.Tensor:
     return counts
 
 
+def dialogue_items(samples: Sequence[Sample], index: dict[str, int]) -> dict[str, frozenset[int]]:
+    """dialogue_id -> positions of every item its samples mention (contexts and targets): what the dialogue
+    put into a co-mention count graph built from these samples' split (items mentioned only after the
+    dialogue's last recommender mention are not seen here and stay counted)."""
+    out: dict[str, set[int]] = {}
+    for s in samples:
+        out.setdefault(s.dialogue_id, set()).update(index[i] for i in (*s.context_items, s.target) if i in index)
+    return {d: frozenset(items) for d, items in out.items()}
+
+
+def _cooc_offset(samples: Sequence[Sample], items: torch.Tensor, mask: torch.Tensor, n_items: int,
+                 own: dict[str, frozenset[int]]) -> torch.Tensor:
+    """(B, I): per candidate i of the sample's own dialogue, the number of context slots holding another item
+    (each such pair was counted once for this dialogue in ``co_mention``)."""
+    offset = torch.zeros(len(samples), n_items)
+    for row, s in enumerate(samples):
+        members = torch.tensor(sorted(own.get(s.dialogue_id, ())), dtype=torch.long)
+        if not len(members):
+            continue
+        slots = items[row][mask[row]]
+        offset[row, members] = (slots.unsqueeze(0) != members.unsqueeze(1)).sum(1).to(offset.dtype)
+    return offset
+
+
 def make_batch(
     samples: Sequence[Sample], *, model: GraphPromptRecommender, index: dict[str, int],
-    summaries: dict[str, torch.Tensor],
+    summaries: dict[str, torch.Tensor], own_dialogues: dict[str, frozenset[int]] | None = None,
 ) -> Batch:
-    """Tokenise contexts and gather context items / summary vectors for ``samples``."""
+    """Tokenise contexts and gather context items / summary vectors for ``samples``. With ``own_dialogues``
+    (training samples), the batch carries the co-mention counts of each sample's own dialogue to leave out."""
     conf, lm = model.config, model.lm
     texts = [s.context_text or "(start)" for s in samples]
     states = None
@@ -166,7 +205,10 @@ def make_batch(
     summary = torch.stack([summaries.get(s.summary, zero) if s.summary else zero for s in samples])
     has = torch.tensor([bool(s.summary) and s.summary in summaries for s in samples])
     targets = torch.tensor([index.get(s.target, -1) for s in samples], dtype=torch.long)
-    return Batch(tok["input_ids"], tok["attention_mask"], items, mask, labels, summary, has, targets, states)
+    offset = None
+    if own_dialogues is not None and conf.cooccurrence and "co_mention" in conf.graphs:
+        offset = _cooc_offset(samples, items, mask, conf.n_items, own_dialogues)
+    return Batch(tok["input_ids"], tok["attention_mask"], items, mask, labels, summary, has, targets, states, offset)
 
 
 def _autocast(device: torch.device) -> torch.autocast:
@@ -177,15 +219,17 @@ def _autocast(device: torch.device) -> torch.autocast:
 @torch.no_grad()
 def score_samples(
     model: GraphPromptRecommender, samples: Sequence[Sample], *, index: dict[str, int],
-    summaries: dict[str, torch.Tensor], batch_size: int = 128,
+    summaries: dict[str, torch.Tensor], batch_size: int = 128, own_dialogues: dict[str, frozenset[int]] | None = None,
 ) -> torch.Tensor:
-    """(N, I) scores of every item for every sample (model in eval mode, on its device)."""
+    """(N, I) scores of every item for every sample (model in eval mode, on its device; ``own_dialogues``:
+    see ``make_batch``)."""
     model.eval()
     device = next(model.parameters()).device
     experts = model.expert_embeddings()
     out = []
     for start in range(0, len(samples), batch_size):
-        batch = make_batch(samples[start:start + batch_size], model=model, index=index, summaries=summaries)
+        batch = make_batch(samples[start:start + batch_size], model=model, index=index, summaries=summaries,
+                           own_dialogues=own_dialogues)
         with _autocast(device):
             scores, _ = model(batch.to(device), experts)
         out.append(scores.float().cpu())
@@ -234,14 +278,43 @@ def _subset(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]
     return [samples[i] for i in keep]
 
 
+def selection_score(metrics: dict[str, dict[str, float]], select_on: SelectOn,
+                    select_metrics: Sequence[str] = ("recall@10", "recall@50")) -> float:
+    """The validation number that early stopping maximises: the mean of ``select_metrics`` under
+    ``select_on``'s protocol, or under both protocols (``both``)."""
+    protocols = ("standard", "no_repeats") if select_on == "both" else (select_on,)
+    return sum(metrics[p][m] for p in protocols for m in select_metrics) / (len(protocols) * len(select_metrics))
+
+
+SCALES = tuple(round(0.05 * k, 2) for k in range(1, 41))  # 0.05 .. 2.0
+
+
+@torch.no_grad()
+def calibrate_scale(model: GraphPromptRecommender, samples: Sequence[Sample], *, index: dict[str, int],
+                    summaries: dict[str, torch.Tensor], batch_size: int = 128,
+                    own_dialogues: dict[str, frozenset[int]] | None = None) -> float:
+    """Set the model's ``logit_scale`` to the value in ``SCALES`` with the lowest cross-entropy on ``samples``
+    (a temperature: no ranking changes). No-op for models without one or without samples."""
+    if not hasattr(model, "logit_scale") or not samples:
+        return 1.0
+    model.logit_scale.fill_(1.0)
+    scores = score_samples(model, samples, index=index, summaries=summaries, batch_size=batch_size,
+                           own_dialogues=own_dialogues)
+    targets = torch.tensor([index[s.target] for s in samples], dtype=torch.long)
+    losses = [float(nn.functional.cross_entropy(scores * scale, targets)) for scale in SCALES]
+    best = SCALES[min(range(len(SCALES)), key=losses.__getitem__)]
+    model.logit_scale.fill_(best)
+    return best
+
+
 def _train_epoch(model: GraphPromptRecommender, train: list[Sample], epoch: int, ctx: dict) -> dict[str, float]:
     model.train()
     order = torch.randperm(len(train), generator=ctx["generator"]).tolist()
-    bs, totals, n = ctx["config"].batch_size, {"loss": 0.0, "rec": 0.0, "align": 0.0}, 0
+    bs, totals, n = ctx["config"].batch_size, {"loss": 0.0, "rec": 0.0, "explore": 0.0, "align": 0.0}, 0
     bar = tqdm(range(0, len(order), bs), desc=f"epoch {epoch}", disable=not ctx["config"].progress, leave=False)
     for start in bar:
         batch = make_batch([train[i] for i in order[start:start + bs]], model=model, index=ctx["index"],
-                           summaries=ctx["summaries"]).to(ctx["device"])
+                           summaries=ctx["summaries"], own_dialogues=ctx["own"]).to(ctx["device"])
         with _autocast(ctx["device"]):
             loss, parts = model.loss(batch)
         ctx["optimizer"].zero_grad(set_to_none=True)
@@ -249,8 +322,8 @@ def _train_epoch(model: GraphPromptRecommender, train: list[Sample], epoch: int,
         ctx["optimizer"].step()
         ctx["scheduler"].step()
         totals["loss"] += loss.item()
-        totals["rec"] += parts["rec"]
-        totals["align"] += parts["align"]
+        for key, value in parts.items():
+            totals[key] += value
         n += 1
         bar.set_postfix(loss=f"{totals['loss'] / n:.3f}")
     return {k: v / max(1, n) for k, v in totals.items()}
@@ -258,9 +331,10 @@ def _train_epoch(model: GraphPromptRecommender, train: list[Sample], epoch: int,
 
 def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | None = None,
         lm: FrozenLM | None = None) -> TrainResult:
-    """Train on ``data.samples["train"]``, early-stop on validation Recall@10, evaluate valid and test.
+    """Train on ``data.samples["train"]``, early-stop on validation recall, evaluate valid and test.
 
-    The best of the initialised model (``best_epoch`` 0) and every epoch on validation Recall@10 is kept.
+    The best of the initialised model (``best_epoch`` 0) and every epoch on ``selection_score`` (the mean of
+    ``config.select_metrics`` under the protocol(s) ``config.select_on`` names) is kept.
 
     Args:
         data: the run's inputs (see ``training.data.load_training_data``).
@@ -276,14 +350,19 @@ def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | No
     train = _subset([s for s in data.samples["train"] if s.target in index], config.max_train_samples, config.seed)
     valid_samples = _subset(data.samples["valid"], config.max_eval_samples, config.seed)
     optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
+    own = dialogue_items(data.samples["train"], index) if config.leave_dialogue_out else None
     steps = config.epochs * max(1, math.ceil(len(train) / config.batch_size))
     ctx = {"config": config, "device": device, "index": index, "summaries": summaries, "optimizer": optimizer,
            "scheduler": _schedule(optimizer, steps, config.warmup_frac),
-           "generator": torch.Generator().manual_seed(config.seed)}
+           "generator": torch.Generator().manual_seed(config.seed),
+           "own": own}
     history: list[dict[str, float]] = []
+    calibrate_scale(model, _subset(train, 512, config.seed), index=index, summaries=summaries,
+                    batch_size=config.eval_batch_size, own_dialogues=own)
     # the initialised model (text-initialised ids, graph diffusion, count bias) is candidate "epoch 0"
     initial = evaluate_model(model, valid_samples, index=index, summaries=summaries, batch_size=config.eval_batch_size)
-    best, best_epoch, waited, train_s, eval_s = initial[VALID_METRIC[0]][VALID_METRIC[1]], 0, 0, 0.0, 0.0
+    best, best_epoch, waited = selection_score(initial, config.select_on, config.select_metrics), 0, 0
+    train_s, eval_s = 0.0, 0.0
     best_state = copy.deepcopy(model.trainable_state())
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
@@ -294,11 +373,12 @@ def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | No
         t2 = time.perf_counter()
         train_s, eval_s = train_s + t1 - t0, eval_s + t2 - t1
         row = {"epoch": float(epoch), **losses, **{f"valid_{p}_{k}": v for p, m in valid.items()
-                                                     for k, v in m.items() if k != "n"}}
+                                                     for k, v in m.items() if k != "n"},
+               "valid_selection": selection_score(valid, config.select_on, config.select_metrics)}
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
-        score = valid[VALID_METRIC[0]][VALID_METRIC[1]]
+        score = row["valid_selection"]
         if score > best:
             best, best_epoch, waited = score, epoch, 0
             best_state = copy.deepcopy(model.trainable_state())
