@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from training.data import TrainingData
+from training.data import TrainingData, target_counts
 from training.metrics import evaluate_protocols
 from training.samples import Sample
 
@@ -21,11 +21,7 @@ TEXT_MODALITIES = ("text", "summary", "clip_text")
 
 def popularity(data: TrainingData) -> torch.Tensor:
     """(I,) how often each item is a target in the training split."""
-    index, counts = data.index, torch.zeros(len(data.item_ids))
-    for s in data.samples["train"]:
-        if s.target in index:
-            counts[index[s.target]] += 1
-    return counts
+    return target_counts(data)
 
 
 def comention_matrix(data: TrainingData) -> torch.Tensor:

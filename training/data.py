@@ -151,3 +151,12 @@ def load_training_data(
     graphs = _graphs(opts, ids, lake, pinned.get("item_graph_edges"), skipped, train_turns)
     feats = _features(opts, ids, lake, pinned.get("item_embeddings"), skipped)
     return TrainingData(ids, titles, split, by_split, graphs, feats, pinned, skipped)
+
+
+def target_counts(data: TrainingData) -> torch.Tensor:
+    """(I,) how often each item is a target in the training split (popularity; the item bias's initial value)."""
+    index, counts = data.index, torch.zeros(len(data.item_ids))
+    for s in data.samples["train"]:
+        if s.target in index:
+            counts[index[s.target]] += 1
+    return counts

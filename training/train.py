@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 from tqdm.auto import tqdm
 
-from training.data import TrainingData
+from training.data import TrainingData, target_counts
 from training.lm import FrozenLM, LMSpec, load_lm
 from training.metrics import evaluate_protocols
 from training.model import Batch, GraphPromptRecommender, ModelConfig
@@ -140,15 +140,6 @@ def build_model(data: TrainingData, config: TrainConfig, lm: FrozenLM) -> GraphP
         model.init_item_embeddings(data.features[config.init_from])
     model.set_item_bias(torch.log1p(target_counts(data)))
     return model
-
-
-def target_counts(data: TrainingData) -> torch.Tensor:
-    """(I,) how often each item is a target in the training split (the item bias's initial value)."""
-    index, counts = data.index, torch.zeros(len(data.item_ids))
-    for s in data.samples["train"]:
-        if s.target in index:
-            counts[index[s.target]] += 1
-    return counts
 
 
 def dialogue_items(samples: Sequence[Sample], index: dict[str, int]) -> dict[str, frozenset[int]]:

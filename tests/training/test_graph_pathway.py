@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from training.data import DataOptions, TrainingData, load_training_data
+from training.data import DataOptions, TrainingData, load_training_data, target_counts
 from training.lm import LMSpec, load_lm
 from training.model import ModelConfig
 from training.train import (
@@ -17,7 +17,6 @@ from training.train import (
     make_batch,
     param_groups,
     summary_vectors,
-    target_counts,
 )
 
 
