@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from training.data import TrainingData, target_counts
+from training.data import TrainingData, dialogue_items, target_counts
 from training.metrics import evaluate_protocols
 from training.samples import Sample
 
@@ -30,12 +30,8 @@ def comention_matrix(data: TrainingData) -> torch.Tensor:
     if "co_mention" in data.graphs:
         g = data.graphs["co_mention"]
         return torch.sparse_coo_tensor(g.edge_index, g.edge_weight, (n, n), check_invariants=False).to_dense()
-    index, matrix = data.index, torch.zeros(n, n)
-    by_dialogue: dict[str, set[int]] = {}
-    for s in data.samples["train"]:
-        mentioned = (*s.context_items, s.target)
-        by_dialogue.setdefault(s.dialogue_id, set()).update(index[i] for i in mentioned if i in index)
-    for positions in by_dialogue.values():
+    matrix = torch.zeros(n, n)
+    for positions in dialogue_items(data.samples["train"], data.index).values():
         pos = torch.tensor(sorted(positions), dtype=torch.long)
         matrix[pos.unsqueeze(1), pos.unsqueeze(0)] += 1
     matrix.fill_diagonal_(0)

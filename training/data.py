@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -160,3 +160,13 @@ def target_counts(data: TrainingData) -> torch.Tensor:
         if s.target in index:
             counts[index[s.target]] += 1
     return counts
+
+
+def dialogue_items(samples: Sequence[Sample], index: dict[str, int]) -> dict[str, frozenset[int]]:
+    """dialogue_id -> positions of every item its samples mention (contexts and targets): what the dialogue
+    put into a co-mention count graph built from these samples' split (items mentioned only after the
+    dialogue's last recommender mention are not seen here and stay counted)."""
+    out: dict[str, set[int]] = {}
+    for s in samples:
+        out.setdefault(s.dialogue_id, set()).update(index[i] for i in (*s.context_items, s.target) if i in index)
+    return {d: frozenset(items) for d, items in out.items()}

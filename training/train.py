@@ -1,4 +1,4 @@
-"""The training loop: AdamW with warmup, early stopping on validation Recall@10, seeded and deterministic on CPU.
+"""The training loop: AdamW with warmup, early stopping on validation recall, seeded and deterministic on CPU.
 
 The validation number that selects the checkpoint is configurable: the mean of ``TrainConfig.select_metrics``
 (default Recall@10 and Recall@50) under ``TrainConfig.select_on`` (the standard protocol, the no-repeats
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 from tqdm.auto import tqdm
 
-from training.data import TrainingData, target_counts
+from training.data import TrainingData, dialogue_items, target_counts
 from training.lm import FrozenLM, LMSpec, load_lm
 from training.metrics import evaluate_protocols
 from training.model import Batch, GraphPromptRecommender, ModelConfig
@@ -140,16 +140,6 @@ def build_model(data: TrainingData, config: TrainConfig, lm: FrozenLM) -> GraphP
         model.init_item_embeddings(data.features[config.init_from])
     model.set_item_bias(torch.log1p(target_counts(data)))
     return model
-
-
-def dialogue_items(samples: Sequence[Sample], index: dict[str, int]) -> dict[str, frozenset[int]]:
-    """dialogue_id -> positions of every item its samples mention (contexts and targets): what the dialogue
-    put into a co-mention count graph built from these samples' split (items mentioned only after the
-    dialogue's last recommender mention are not seen here and stay counted)."""
-    out: dict[str, set[int]] = {}
-    for s in samples:
-        out.setdefault(s.dialogue_id, set()).update(index[i] for i in (*s.context_items, s.target) if i in index)
-    return {d: frozenset(items) for d, items in out.items()}
 
 
 def _cooc_offset(samples: Sequence[Sample], items: torch.Tensor, mask: torch.Tensor, n_items: int,

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from training.baselines import neighbour_scores
+from training.data import dialogue_items
 from training.lm import LMSpec, load_lm
 from training.model import Batch, GraphPromptRecommender, ModelConfig
 from training.samples import Sample
-from training.train import SCALES, TrainConfig, _cooc_offset, dialogue_items, selection_score
+from training.train import SCALES, TrainConfig, _cooc_offset, selection_score
 
 # 5 items; co_mention counts: 0-1 in 3 dialogues, 0-2 in 1, 3-4 in 2 (item 3 and 4 unrelated to 0)
 EDGES = torch.tensor([[0, 1, 0, 2, 3, 4], [1, 0, 2, 0, 4, 3]])
