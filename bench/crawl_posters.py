@@ -83,8 +83,15 @@ def _cpu_s() -> float:
 
 def _catalog(lake: Path, urls: list[str]) -> None:
     now = datetime.now(UTC)
-    rows = pl.DataFrame({"item_id": [f"b:{i}" for i in range(len(urls))], "source": "bench", "poster_url": urls,
-                         "content_hash": [str(i) for i in range(len(urls))], "ingested_at": now})
+    rows = pl.DataFrame(
+        {
+            "item_id": [f"b:{i}" for i in range(len(urls))],
+            "source": "bench",
+            "poster_url": urls,
+            "content_hash": [str(i) for i in range(len(urls))],
+            "ingested_at": now,
+        }
+    )
     features.upsert("items", rows, commit=CommitInfo(stage="bench"), lake=lake)
 
 
@@ -118,11 +125,18 @@ def run(n: int, latency_ms: float) -> dict[str, object]:
         shutil.rmtree(work, ignore_errors=True)
     assert summary.stored == n and again.requested == 0, (summary, again)
     return {
-        "posters": n, "latency_ms": latency_ms, "poster_bytes_mean": round(sum(sizes) / n),
-        "sequential_s": round(sequential, 2), "fetch_only_s": round(fetch_s, 2), "crawl_s": round(crawl_s, 2),
+        "posters": n,
+        "latency_ms": latency_ms,
+        "poster_bytes_mean": round(sum(sizes) / n),
+        "sequential_s": round(sequential, 2),
+        "fetch_only_s": round(fetch_s, 2),
+        "crawl_s": round(crawl_s, 2),
         "recrawl_s": round(recrawl_s, 3),
-        "posters_per_s": {"sequential": round(n / sequential, 1), "fetch_only": round(n / fetch_s, 1),
-                          "crawl": round(n / crawl_s, 1)},
+        "posters_per_s": {
+            "sequential": round(n / sequential, 1),
+            "fetch_only": round(n / fetch_s, 1),
+            "crawl": round(n / crawl_s, 1),
+        },
         "speedup_crawl_over_sequential": round(sequential / crawl_s, 1),
         "speedup_fetch_only_over_sequential": round(sequential / fetch_s, 1),
         "crawl_cpu_ms_per_poster": round(1000 * cpu / summary.stored, 2),

@@ -38,11 +38,13 @@ def _uptime() -> str:
 def _row(summary: dict[str, Any], wall_s: float) -> dict[str, object]:
     modalities = summary["modalities"]
     return {
-        "flow_wall_s": round(wall_s, 1), "stage_s": summary["elapsed_s"],
+        "flow_wall_s": round(wall_s, 1),
+        "stage_s": summary["elapsed_s"],
         "embedded": sum(int(m["embedded"]) for m in modalities.values()),
         "items_per_s": {k: m["items_per_s"] for k, m in modalities.items()},
         "items_per_worker_s": {k: m["items_per_worker_s"] for k, m in modalities.items() if m["worker_seconds"]},
-        "workers": len(summary.get("workers") or []) or 1, "model_loads": summary.get("model_loads", 0),
+        "workers": len(summary.get("workers") or []) or 1,
+        "model_loads": summary.get("model_loads", 0),
     }
 
 
@@ -55,8 +57,13 @@ def run(n: int, workers: int, shard_size: int, model: str, batch: int) -> dict[s
 
     root = Path(tempfile.mkdtemp(prefix="mmcrs-dask-bench-"))
     before = _uptime()
-    options: dict[str, Any] = {"modalities": ["image", "clip_text", "text"], "clip_model": model,
-                               "batch_size": batch, "shard_size": shard_size, "device": "cpu"}
+    options: dict[str, Any] = {
+        "modalities": ["image", "clip_text", "text"],
+        "clip_model": model,
+        "batch_size": batch,
+        "shard_size": shard_size,
+        "device": "cpu",
+    }
     threads = str(max(1, (os.cpu_count() or 1) // workers))
     try:
         plain_lake, _ = _lake(root / "default", n)
@@ -68,18 +75,29 @@ def run(n: int, workers: int, shard_size: int, model: str, batch: int) -> dict[s
         plain_wall = time.perf_counter() - start
 
         start = time.perf_counter()
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address="127.0.0.1:0",
-                          env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}) as cluster:
+        with LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
+        ) as cluster:
             cluster_s = time.perf_counter() - start
             address = cluster.scheduler_address
             start = time.perf_counter()
-            warm = embed_flow(lake=str(warm_lake), task_runner="dask", dask_address=address,
-                              dask_workers=workers, **{**options, "shard_size": 2})
+            warm = embed_flow(
+                lake=str(warm_lake),
+                task_runner="dask",
+                dask_address=address,
+                dask_workers=workers,
+                **{**options, "shard_size": 2},
+            )
             warm_s = time.perf_counter() - start
             start = time.perf_counter()
-            scaled = embed_flow(lake=str(dask_lake), task_runner="dask", dask_address=address,
-                                dask_workers=workers, **options)
+            scaled = embed_flow(
+                lake=str(dask_lake), task_runner="dask", dask_address=address, dask_workers=workers, **options
+            )
             dask_wall = time.perf_counter() - start
 
         rows_a = features.read("item_embeddings", lake=plain_lake).collect().height
@@ -87,14 +105,22 @@ def run(n: int, workers: int, shard_size: int, model: str, batch: int) -> dict[s
         assert rows_a == rows_b == 3 * n, (rows_a, rows_b)
         a, b = _row(plain, plain_wall), _row(scaled, dask_wall)
         return {
-            "items": n, "modalities": options["modalities"], "clip_model": model, "text_model": "packaged MiniLM",
-            "shard_size": shard_size, "batch_size": batch, "dask_workers": workers,
+            "items": n,
+            "modalities": options["modalities"],
+            "clip_model": model,
+            "text_model": "packaged MiniLM",
+            "shard_size": shard_size,
+            "batch_size": batch,
+            "dask_workers": workers,
             "threads_per_worker_torch": int(threads),
-            "default": a, "dask": b,
+            "default": a,
+            "dask": b,
             "ratio_default_over_dask_stage_s": round(float(a["stage_s"]) / float(b["stage_s"]), 2),  # type: ignore[arg-type]
             "dask_cluster_start_s": round(cluster_s, 1),
-            "dask_warmup_run_s": round(warm_s, 1), "dask_warmup_model_loads": warm.get("model_loads"),
-            "uptime_before": before, "uptime_after": _uptime(),
+            "dask_warmup_run_s": round(warm_s, 1),
+            "dask_warmup_model_loads": warm.get("model_loads"),
+            "uptime_before": before,
+            "uptime_after": _uptime(),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), python {platform.python_version()}",
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         }

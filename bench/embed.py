@@ -46,8 +46,10 @@ def _poster(i: int) -> bytes:
     draw = ImageDraw.Draw(image)
     for _ in range(12):
         x, y = (int(v) for v in rng.integers(0, 280, 2))
-        draw.rectangle((x, y, x + int(rng.integers(10, 120)), y + int(rng.integers(10, 160))),
-                       fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+        draw.rectangle(
+            (x, y, x + int(rng.integers(10, 120)), y + int(rng.integers(10, 160))),
+            fill=tuple(int(c) for c in rng.integers(0, 255, 3)),
+        )
     draw.text((20, 400), f"Movie {i}", fill=(255, 255, 255))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
@@ -56,17 +58,27 @@ def _poster(i: int) -> bytes:
 
 def _texts(n: int) -> list[str]:
     genres = ["drama", "comedy", "thriller", "science fiction", "animation", "documentary", "romance", "horror"]
-    return [f"Movie {i} ({1950 + i % 70}). Genres: {genres[i % 8]}, {genres[(i * 3) % 8]}. A story about "
-            f"{'a family ' * (1 + i % 5)}and what happens to them in {1950 + i % 70}." for i in range(n)]
+    return [
+        f"Movie {i} ({1950 + i % 70}). Genres: {genres[i % 8]}, {genres[(i * 3) % 8]}. A story about "
+        f"{'a family ' * (1 + i % 5)}and what happens to them in {1950 + i % 70}."
+        for i in range(n)
+    ]
 
 
 def _lake(root: Path, n: int) -> tuple[Path, list[str]]:
     lake = root / "lake"
     store = blob_store(features.resolve_lake(lake))
     shas = [store.put(_poster(i)) for i in range(n)]
-    items = pl.DataFrame({"item_id": [f"b{i:05d}" for i in range(n)], "source": "bench", "text": _texts(n),
-                          "poster_sha256": shas, "content_hash": [str(i) for i in range(n)],
-                          "ingested_at": datetime.now(UTC)})
+    items = pl.DataFrame(
+        {
+            "item_id": [f"b{i:05d}" for i in range(n)],
+            "source": "bench",
+            "text": _texts(n),
+            "poster_sha256": shas,
+            "content_hash": [str(i) for i in range(n)],
+            "ingested_at": datetime.now(UTC),
+        }
+    )
     features.upsert("items", items, commit=CommitInfo(stage="bench"), lake=lake)
     return lake, shas
 
@@ -103,9 +115,12 @@ def _text(n: int) -> dict[str, float]:
         times["sentence_transformers"].append(time.perf_counter() - start)
     assert float(np.abs(a - b).max()) < 1e-3, "the two encoders disagree"
     best = {k: min(v) for k, v in times.items()}
-    return {"texts": n, "ours_items_per_s": round(n / best["ours"], 1),
-            "sentence_transformers_items_per_s": round(n / best["sentence_transformers"], 1),
-            "ratio_ours_over_st": round(best["sentence_transformers"] / best["ours"], 2)}
+    return {
+        "texts": n,
+        "ours_items_per_s": round(n / best["ours"], 1),
+        "sentence_transformers_items_per_s": round(n / best["sentence_transformers"], 1),
+        "ratio_ours_over_st": round(best["sentence_transformers"] / best["ours"], 2),
+    }
 
 
 def run(n: int, model: str, batch: int, naive_n: int, workers: int) -> dict[str, object]:
@@ -117,8 +132,9 @@ def run(n: int, model: str, batch: int, naive_n: int, workers: int) -> dict[str,
         store = blob_store(features.resolve_lake(lake))
         pixels = torch.stack([clip.preprocess(Image.open(io.BytesIO(store.get(s))).convert("RGB")) for s in shas])
         forward_s = [_forward(clip, pixels, batch)]
-        config = EmbedConfig(modalities=("image",), clip_model=model, batch_size=batch, num_workers=workers,
-                             device="cpu")
+        config = EmbedConfig(
+            modalities=("image",), clip_model=model, batch_size=batch, num_workers=workers, device="cpu"
+        )
         start = time.perf_counter()
         first = embed(lake=lake, config=config)
         pipeline_s = time.perf_counter() - start
@@ -130,16 +146,23 @@ def run(n: int, model: str, batch: int, naive_n: int, workers: int) -> dict[str,
         assert first.modalities["image"].embedded == n and again.modalities["image"].embedded == 0
         forward = sum(forward_s) / 2
         return {
-            "posters": n, "model": model, "batch_size": batch, "decode_workers": workers,
-            "images_per_s": {"pipeline": round(n / pipeline_s, 1), "forward_only": round(n / forward, 1),
-                             "naive": round(naive_n / naive_s, 1)},
+            "posters": n,
+            "model": model,
+            "batch_size": batch,
+            "decode_workers": workers,
+            "images_per_s": {
+                "pipeline": round(n / pipeline_s, 1),
+                "forward_only": round(n / forward, 1),
+                "naive": round(naive_n / naive_s, 1),
+            },
             "forward_s_before_after": [round(t, 1) for t in forward_s],
             "pipeline_over_forward": round(forward / pipeline_s, 3),
             "pipeline_over_naive": round((n / pipeline_s) / (naive_n / naive_s), 2),
-            "rerun_s": round(rerun_s, 3), "rerun_fraction_of_first": round(rerun_s / pipeline_s, 4),
+            "rerun_s": round(rerun_s, 3),
+            "rerun_fraction_of_first": round(rerun_s / pipeline_s, 4),
             "text": _text(n),
             "machine": f"{platform.machine()} python {platform.python_version()} torch {torch.__version__} "
-                       f"threads {torch.get_num_threads()}",
+            f"threads {torch.get_num_threads()}",
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         }
     finally:

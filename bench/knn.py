@@ -118,9 +118,16 @@ def run(sizes: list[int], dim: int, k: int, sklearn_max: int) -> dict[str, objec
             key = "recall_at_k_vs_exact" if name == "faiss_hnsw" else "identical_neighbour_sets"
             if name != "faiss_hnsw":
                 row[name]["max_similarity_gap_where_sets_differ"] = _tie_gap(data(n, dim), ours, other)  # type: ignore[index]
-            row[name][key] = round(_same_sets(ours, other), 4) if key.startswith("identical") else round(  # type: ignore[index]
-                float(np.mean([len(set(a.tolist()) & set(b.tolist())) / k for a, b in zip(other, ours, strict=True)])),
-                4)
+            row[name][key] = (
+                round(_same_sets(ours, other), 4)
+                if key.startswith("identical")
+                else round(  # type: ignore[index]
+                    float(
+                        np.mean([len(set(a.tolist()) & set(b.tolist())) / k for a, b in zip(other, ours, strict=True)])
+                    ),
+                    4,
+                )
+            )
         row["speedup_torch_over_faiss_flat"] = round(row["faiss_flat"]["seconds"] / row["torch"]["seconds"], 2)  # type: ignore[index]
         results[str(n)] = row
     redial = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "redial" / "redial_test.jsonl"

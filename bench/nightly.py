@@ -35,8 +35,16 @@ def _versions(lake: Path) -> dict[str, int]:
 
 
 def _demo(lake: Path, workdir: Path, items: int | None, summarize: int, home: Path) -> float:
-    cmd = [str(Path(sys.executable).parent / "mmcrs"), "demo", "--lake", str(lake), "--workdir", str(workdir),
-           "--summarize-dialogues", str(summarize)]
+    cmd = [
+        str(Path(sys.executable).parent / "mmcrs"),
+        "demo",
+        "--lake",
+        str(lake),
+        "--workdir",
+        str(workdir),
+        "--summarize-dialogues",
+        str(summarize),
+    ]
     if items:
         cmd += ["--items", str(items)]
     env = {**os.environ, "PREFECT_HOME": str(home), "MMCRS_ARTIFACTS": str(lake.parent / "artifacts")}
@@ -81,11 +89,18 @@ def main() -> None:
     os.environ["MMCRS_ARTIFACTS"] = str(lake.parent / "artifacts")  # as the `mmcrs demo` runs above had it
     cold, warm = _in_process(lake, workdir, args.items, args.summarize)
     out = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.machine(),
-        "cpus": os.cpu_count(), "load_before": load_before, "load_after": os.getloadavg(),
-        "items": args.items or "all", "summarize_dialogues": args.summarize,
-        "full_s": round(full, 2), "noop_s": round(noop, 2), "noop_share_of_full": round(noop / full, 4),
-        "noop_in_process_first_s": round(cold, 2), "noop_in_process_warm_s": round(warm, 2),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "items": args.items or "all",
+        "summarize_dialogues": args.summarize,
+        "full_s": round(full, 2),
+        "noop_s": round(noop, 2),
+        "noop_share_of_full": round(noop / full, 4),
+        "noop_in_process_first_s": round(cold, 2),
+        "noop_in_process_warm_s": round(warm, 2),
         "noop_wrote_no_version": unchanged,
         "targets": {"noop_share_le_5pct": noop / full <= 0.05, "noop_under_30s": noop < 30},
     }

@@ -103,8 +103,10 @@ def _lake_dialogues(n_dialogues: int, workdir: Path) -> tuple[list[list[dict]], 
         ingest_dialogues(REDIAL, lake=lake)
     turns = features.read("turns", lake=lake).collect()
     chosen, _ = select_dialogues(turns, limit=n_dialogues)
-    by_id = {rows["dialogue_id"][0]: rows.to_dicts()
-             for rows in turns.filter(turns["dialogue_id"].is_in(chosen)).partition_by("dialogue_id")}
+    by_id = {
+        rows["dialogue_id"][0]: rows.to_dicts()
+        for rows in turns.filter(turns["dialogue_id"].is_in(chosen)).partition_by("dialogue_id")
+    }
     return [by_id[d] for d in chosen], _titles(features.resolve_lake(lake))
 
 
@@ -140,8 +142,15 @@ def configure(backend: LocalBackend, *, batch: int, plain: bool = False, reuse: 
     backend._decoder.compact = not plain
 
 
-def run_local(backend: LocalBackend, prompts: list[ChatPrompt], *, batch: int, max_new_tokens: int,
-              tally: Tally, plain: bool = False) -> None:
+def run_local(
+    backend: LocalBackend,
+    prompts: list[ChatPrompt],
+    *,
+    batch: int,
+    max_new_tokens: int,
+    tally: Tally,
+    plain: bool = False,
+) -> None:
     configure(backend, batch=batch, plain=plain)
     before = backend.prefilled_tokens
     with _PeakRss() as rss:
@@ -163,7 +172,9 @@ def run_llama_cpp(llm: object, prompts: list[ChatPrompt], *, max_new_tokens: int
         for p in prompts:
             out = llm.create_chat_completion(  # type: ignore[attr-defined]
                 messages=[{"role": "system", "content": p.system}, {"role": "user", "content": p.user}],
-                max_tokens=max_new_tokens, temperature=0.0)
+                max_tokens=max_new_tokens,
+                temperature=0.0,
+            )
             tally.new_tokens += out["usage"]["completion_tokens"]
             tally.prompt_tokens += out["usage"]["prompt_tokens"]
             text = (out["choices"][0]["message"]["content"] or "").strip()
@@ -181,8 +192,16 @@ def step_key(dialogue: int, chunks: list[Chunk], step: int) -> str:
     return f"{dialogue}|{digest.hexdigest()[:16]}"
 
 
-def run_chains_local(backend: LocalBackend, chains: list[tuple[int, list[Chunk]]], *, batch: int, reuse: bool,
-                     max_new_tokens: int, template_name: str, tally: Tally) -> None:
+def run_chains_local(
+    backend: LocalBackend,
+    chains: list[tuple[int, list[Chunk]]],
+    *,
+    batch: int,
+    reuse: bool,
+    max_new_tokens: int,
+    template_name: str,
+    tally: Tally,
+) -> None:
     """All chains level by level (step 1 of every chain in one call, then step 2, ...), as the summarizer does:
     a step shared by chains of one dialogue (same chunks so far) is generated once."""
     template = load_template(template_name)
@@ -194,15 +213,24 @@ def run_chains_local(backend: LocalBackend, chains: list[tuple[int, list[Chunk]]
         start = time.perf_counter()
         for step in range(max(len(c) for _, c in chains)):
             live = [(i, d, c) for i, (d, c) in enumerate(chains) if step < len(c)]
-            prompts = {i: render(template, step_fields(c[step], NO_SUMMARY), history=history[i],
-                                 cache_from=step_key(d, c, step - 1) if step else None, cache_as=step_key(d, c, step))
-                       for i, d, c in live}
+            prompts = {
+                i: render(
+                    template,
+                    step_fields(c[step], NO_SUMMARY),
+                    history=history[i],
+                    cache_from=step_key(d, c, step - 1) if step else None,
+                    cache_as=step_key(d, c, step),
+                )
+                for i, d, c in live
+            }
             pending = {p.cache_as: p for p in prompts.values() if p.cache_as not in answers}
             out = backend.generate(list(pending.values()), max_new_tokens=max_new_tokens)
             answers.update((key, g.text) for key, g in zip(pending, out, strict=True))
             tally.peak_kv_bytes = max(tally.peak_kv_bytes, backend.cached_bytes())
-            backend.release_cache([step_key(d, c, step - 1) for _, d, c in live if step] +
-                                  [step_key(d, c, step) for _, d, c in live if step == len(c) - 1])
+            backend.release_cache(
+                [step_key(d, c, step - 1) for _, d, c in live if step]
+                + [step_key(d, c, step) for _, d, c in live if step == len(c) - 1]
+            )
             for i, _, _ in live:
                 history[i] = (*history[i], (prompts[i].user, answers[prompts[i].cache_as]))  # type: ignore[index]
             sent += pending.values()
@@ -218,8 +246,9 @@ def run_chains_local(backend: LocalBackend, chains: list[tuple[int, list[Chunk]]
     backend.release_cache()
 
 
-def run_chains_llama_cpp(llm: object, chains: list[tuple[int, list[Chunk]]], *, max_new_tokens: int,
-                         template_name: str, tally: Tally) -> None:
+def run_chains_llama_cpp(
+    llm: object, chains: list[tuple[int, list[Chunk]]], *, max_new_tokens: int, template_name: str, tally: Tally
+) -> None:
     """Chains one after another, each step sending the whole conversation (llama.cpp reuses its common prefix);
     a step already answered for an earlier chain of the same dialogue is not sent again."""
     template = load_template(template_name)
@@ -233,7 +262,8 @@ def run_chains_llama_cpp(llm: object, chains: list[tuple[int, list[Chunk]]], *, 
                 key = step_key(d, chunks, step)
                 if key not in answers:
                     out = llm.create_chat_completion(  # type: ignore[attr-defined]
-                        messages=prompt.messages(), max_tokens=max_new_tokens, temperature=0.0)
+                        messages=prompt.messages(), max_tokens=max_new_tokens, temperature=0.0
+                    )
                     answers[key] = (out["choices"][0]["message"]["content"] or "").strip()
                     tally.new_tokens += out["usage"]["completion_tokens"]
                     tally.prompt_tokens += out["usage"]["prompt_tokens"]
@@ -250,12 +280,15 @@ def run_chains_llama_cpp(llm: object, chains: list[tuple[int, list[Chunk]]], *, 
 def _rounds(contenders: list[str], parts: list[list], run: object) -> dict[str, Tally]:
     tallies = {c: Tally() for c in contenders}
     for r, part in enumerate(parts):
-        order = contenders[r % len(contenders):] + contenders[: r % len(contenders)]
+        order = contenders[r % len(contenders) :] + contenders[: r % len(contenders)]
         for name in order:
             run(name, part, tallies[name])  # type: ignore[operator]
             t = tallies[name]
-            print(f"round {r + 1}/{len(parts)} {name}: {len(part)} units, so far {t.summaries / t.seconds:.3f} "
-                  f"summaries/s", flush=True)
+            print(
+                f"round {r + 1}/{len(parts)} {name}: {len(part)} units, so far {t.summaries / t.seconds:.3f} "
+                f"summaries/s",
+                flush=True,
+            )
     return tallies
 
 
@@ -273,11 +306,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--template", default="preference_v2")
     parser.add_argument("--no-one-at-a-time", action="store_true", help="skip the first-step one-at-a-time contender")
-    parser.add_argument("--chain-one-at-a-time", action="store_true",
-                        help="add chains_reuse_one_at_a_time (KV reuse, one prompt per call)")
+    parser.add_argument(
+        "--chain-one-at-a-time",
+        action="store_true",
+        help="add chains_reuse_one_at_a_time (KV reuse, one prompt per call)",
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch and llama.cpp threads")
-    parser.add_argument("--model-dir", type=Path, default=None,
-                        help="a local model folder instead of SmolLM2 (smoke runs; llama.cpp is then skipped)")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="a local model folder instead of SmolLM2 (smoke runs; llama.cpp is then skipped)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/out/summarize.json"))
     args = parser.parse_args()
 
@@ -299,15 +339,24 @@ def main() -> None:
     results: dict[str, object] = {"args": {k: str(v) for k, v in vars(args).items()}}
 
     if prompts:
-        contenders = ["batched", "batched_plain"] + ([] if args.no_one_at_a_time else ["one_at_a_time"]) + (
-            ["llama_cpp"] if llm else [])
+        contenders = (
+            ["batched", "batched_plain"]
+            + ([] if args.no_one_at_a_time else ["one_at_a_time"])
+            + (["llama_cpp"] if llm else [])
+        )
 
         def first(name: str, part: list[ChatPrompt], tally: Tally) -> None:
             if name == "llama_cpp":
                 run_llama_cpp(llm, part, max_new_tokens=args.max_new_tokens, tally=tally)
             else:
-                run_local(backend, part, batch=1 if name == "one_at_a_time" else args.batch,
-                          max_new_tokens=args.max_new_tokens, tally=tally, plain=name == "batched_plain")
+                run_local(
+                    backend,
+                    part,
+                    batch=1 if name == "one_at_a_time" else args.batch,
+                    max_new_tokens=args.max_new_tokens,
+                    tally=tally,
+                    plain=name == "batched_plain",
+                )
 
         tallies = _rounds(contenders, _slices(prompts, args.rounds), first)
         results["first_steps"] = report(f"Workload 1: first steps, {len(prompts)} prompts", tallies, args)
@@ -317,23 +366,37 @@ def main() -> None:
         chains = [(d, c) for d, dialogue_chains in enumerate(dialogues) for c in dialogue_chains]
         by_dialogue = [[(d, c) for d, c in chains if d == k] for k in range(len(dialogues))]
         parts = [[x for group in part for x in group] for part in _slices(by_dialogue, args.rounds)]
-        contenders = ["chains_batched_full", "chains_batched_reuse"] + (
-            ["chains_reuse_one_at_a_time"] if args.chain_one_at_a_time else []) + (["chains_llama_cpp"] if llm else [])
+        contenders = (
+            ["chains_batched_full", "chains_batched_reuse"]
+            + (["chains_reuse_one_at_a_time"] if args.chain_one_at_a_time else [])
+            + (["chains_llama_cpp"] if llm else [])
+        )
 
         def chain(name: str, part: list[tuple[int, list[Chunk]]], tally: Tally) -> None:
             if name == "chains_llama_cpp":
-                run_chains_llama_cpp(llm, part, max_new_tokens=args.max_new_tokens, template_name=args.template,
-                                     tally=tally)
+                run_chains_llama_cpp(
+                    llm, part, max_new_tokens=args.max_new_tokens, template_name=args.template, tally=tally
+                )
             else:
-                run_chains_local(backend, part, batch=1 if name.endswith("one_at_a_time") else args.batch,
-                                 reuse="reuse" in name, max_new_tokens=args.max_new_tokens,
-                                 template_name=args.template, tally=tally)
+                run_chains_local(
+                    backend,
+                    part,
+                    batch=1 if name.endswith("one_at_a_time") else args.batch,
+                    reuse="reuse" in name,
+                    max_new_tokens=args.max_new_tokens,
+                    template_name=args.template,
+                    tally=tally,
+                )
 
         steps = sum(len(c) for _, c in chains)
         unique = len({step_key(d, c, k) for d, c in chains for k in range(len(c))})
         tallies = _rounds(contenders, parts, chain)
-        results["chains"] = report(f"Workload 2: recurrent chains, {len(dialogues)} dialogues, {len(chains)} chains, "
-                                   f"{steps} chain steps, {unique} distinct (generated)", tallies, args)
+        results["chains"] = report(
+            f"Workload 2: recurrent chains, {len(dialogues)} dialogues, {len(chains)} chains, "
+            f"{steps} chain steps, {unique} distinct (generated)",
+            tallies,
+            args,
+        )
         _agreement(results["chains"], tallies, "chains_batched_full")  # type: ignore[arg-type]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
@@ -355,24 +418,36 @@ def report(title: str, tallies: dict[str, Tally], args: argparse.Namespace) -> d
     rows: dict[str, dict[str, object]] = {}
     machine = platform.processor() or platform.machine()
     print(f"\n{title}, max_new_tokens {args.max_new_tokens}, batch {args.batch}, {machine}, {os.cpu_count()} cores")
-    print(f"| contender | summaries/s | rows/s | prompt tok/s (computed) | new tok/s | avg new tok | peak RSS | "
-          f"peak KV states | vs {base_name} |")
+    print(
+        f"| contender | summaries/s | rows/s | prompt tok/s (computed) | new tok/s | avg new tok | peak RSS | "
+        f"peak KV states | vs {base_name} |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, t in tallies.items():
         rate = t.summaries / t.seconds
         computed = t.computed_tokens / t.seconds if t.computed_tokens >= 0 else None
-        rows[name] = {"summaries_per_s": rate, "rows_per_s": t.rows / t.seconds if t.rows else None,
-                      "prompt_tokens_per_s": t.prompt_tokens / t.seconds, "computed_prompt_tokens_per_s": computed,
-                      "new_tokens_per_s": t.new_tokens / t.seconds, "summaries": t.summaries, "rows": t.rows,
-                      "avg_prompt_tokens": t.prompt_tokens / t.summaries,
-                      "avg_new_tokens": t.new_tokens / t.summaries, "peak_rss_mib": t.peak_rss / 2**20,
-                      "peak_kv_state_mib": t.peak_kv_bytes / 2**20, "seconds": t.seconds,
-                      "samples": t.samples[:2]}
+        rows[name] = {
+            "summaries_per_s": rate,
+            "rows_per_s": t.rows / t.seconds if t.rows else None,
+            "prompt_tokens_per_s": t.prompt_tokens / t.seconds,
+            "computed_prompt_tokens_per_s": computed,
+            "new_tokens_per_s": t.new_tokens / t.seconds,
+            "summaries": t.summaries,
+            "rows": t.rows,
+            "avg_prompt_tokens": t.prompt_tokens / t.summaries,
+            "avg_new_tokens": t.new_tokens / t.summaries,
+            "peak_rss_mib": t.peak_rss / 2**20,
+            "peak_kv_state_mib": t.peak_kv_bytes / 2**20,
+            "seconds": t.seconds,
+            "samples": t.samples[:2],
+        }
         row = rows[name]
         shown = f"{row['prompt_tokens_per_s']:.0f}" + (f" ({computed:.0f})" if computed is not None else "")
-        print(f"| {name} | {rate:.3f} | {(t.rows / t.seconds) if t.rows else 0:.3f} | {shown} | "
-              f"{row['new_tokens_per_s']:.1f} | {row['avg_new_tokens']:.1f} | {row['peak_rss_mib']:.0f} MiB | "
-              f"{row['peak_kv_state_mib']:.0f} MiB | {rate / (base.summaries / base.seconds):.2f}x |")
+        print(
+            f"| {name} | {rate:.3f} | {(t.rows / t.seconds) if t.rows else 0:.3f} | {shown} | "
+            f"{row['new_tokens_per_s']:.1f} | {row['avg_new_tokens']:.1f} | {row['peak_rss_mib']:.0f} MiB | "
+            f"{row['peak_kv_state_mib']:.0f} MiB | {rate / (base.summaries / base.seconds):.2f}x |"
+        )
     for name, t in tallies.items():
         print(f"sample ({name}): {t.samples[0] if t.samples else ''}")
     return rows

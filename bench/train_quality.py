@@ -62,17 +62,23 @@ def _edges(graph: str, pairs: pl.DataFrame) -> pl.DataFrame:
 
 def build_count_graphs(turns: pl.DataFrame, train_dialogues: set[str]) -> pl.DataFrame:
     """co_mention and transition edges from the training dialogues only (bench-built, not the graphs stage)."""
-    mentions = (turns.filter(pl.col("dialogue_id").is_in(list(train_dialogues))).sort("dialogue_id", "turn_idx")
-                .explode("mentioned_item_ids").drop_nulls("mentioned_item_ids")
-                .select("dialogue_id", pl.col("mentioned_item_ids").alias("item")))
+    mentions = (
+        turns.filter(pl.col("dialogue_id").is_in(list(train_dialogues)))
+        .sort("dialogue_id", "turn_idx")
+        .explode("mentioned_item_ids")
+        .drop_nulls("mentioned_item_ids")
+        .select("dialogue_id", pl.col("mentioned_item_ids").alias("item"))
+    )
     unique = mentions.unique(["dialogue_id", "item"])
     co = unique.join(unique, on="dialogue_id", suffix="_b").filter(pl.col("item") != pl.col("item_b"))
     co = co.select(pl.col("item").alias("src"), pl.col("item_b").alias("dst"))
     nxt = mentions.with_columns(pl.col("item").shift(-1).over("dialogue_id").alias("dst"))
     tr = nxt.filter(pl.col("dst").is_not_null() & (pl.col("item") != pl.col("dst"))).select(
-        pl.col("item").alias("src"), "dst")
+        pl.col("item").alias("src"), "dst"
+    )
     return pl.concat([_edges("co_mention", co), _edges("transition", tr)]).select(
-        "graph", "src", "dst", "weight", "rank")
+        "graph", "src", "dst", "weight", "rank"
+    )
 
 
 def text_vectors(lake: str) -> tuple[list[str], torch.Tensor]:
@@ -85,20 +91,40 @@ def text_vectors(lake: str) -> tuple[list[str], torch.Tensor]:
 def write_text_inputs(lake: str, ids: list[str], vectors: torch.Tensor, k: int = 10) -> None:
     """``item_embeddings`` (modality text) and a ``text_knn`` graph from the title vectors."""
     now = datetime.now(UTC)
-    features.upsert("item_embeddings", pl.DataFrame({
-        "item_id": ids, "modality": ["text"] * len(ids), "model_id": ["minilm-title"] * len(ids),
-        "source_hash": ids, "dim": [vectors.shape[1]] * len(ids), "vector": vectors.tolist(),
-        "computed_at": [now] * len(ids)}, schema_overrides={"dim": pl.Int32, "vector": pl.List(pl.Float32)}),
-        commit=COMMIT, lake=lake)
+    features.upsert(
+        "item_embeddings",
+        pl.DataFrame(
+            {
+                "item_id": ids,
+                "modality": ["text"] * len(ids),
+                "model_id": ["minilm-title"] * len(ids),
+                "source_hash": ids,
+                "dim": [vectors.shape[1]] * len(ids),
+                "vector": vectors.tolist(),
+                "computed_at": [now] * len(ids),
+            },
+            schema_overrides={"dim": pl.Int32, "vector": pl.List(pl.Float32)},
+        ),
+        commit=COMMIT,
+        lake=lake,
+    )
     unit = F.normalize(vectors, dim=-1)
     sims = unit @ unit.T
     sims.fill_diagonal_(-2)
     top = torch.topk(sims, k, dim=1)
-    rows = [(ids[i], ids[int(j)], float(s), r + 1) for i in range(len(ids))
-            for r, (s, j) in enumerate(zip(top.values[i], top.indices[i], strict=True))]
-    features.upsert("item_graph_edges", pl.DataFrame(rows, schema={"src": pl.Utf8, "dst": pl.Utf8, "weight": pl.Float32,
-                    "rank": pl.Int32}, orient="row").with_columns(pl.lit("text_knn").alias("graph")),
-                    commit=COMMIT, lake=lake)
+    rows = [
+        (ids[i], ids[int(j)], float(s), r + 1)
+        for i in range(len(ids))
+        for r, (s, j) in enumerate(zip(top.values[i], top.indices[i], strict=True))
+    ]
+    features.upsert(
+        "item_graph_edges",
+        pl.DataFrame(
+            rows, schema={"src": pl.Utf8, "dst": pl.Utf8, "weight": pl.Float32, "rank": pl.Int32}, orient="row"
+        ).with_columns(pl.lit("text_knn").alias("graph")),
+        commit=COMMIT,
+        lake=lake,
+    )
 
 
 def _row(name: str, runs: list[dict]) -> str:
@@ -129,8 +155,12 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--file", type=Path, default=REDIAL)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--select-on", default="both", choices=["standard", "no_repeats", "both"],
-                        help="validation Recall@10 protocol(s) for early stopping")
+    parser.add_argument(
+        "--select-on",
+        default="both",
+        choices=["standard", "no_repeats", "both"],
+        help="validation Recall@10 protocol(s) for early stopping",
+    )
     parser.add_argument("--explore-weight", type=float, default=None, help="explore loss weight (default: model's)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -157,25 +187,56 @@ def main() -> None:
     extra = {} if args.explore_weight is None else {"explore_weight": args.explore_weight}
     for variant in args.variants:  # then the full model on every seed, then each ablation (partial runs still say much)
         for seed in args.seeds:
-            config = TrainConfig(seed=seed, epochs=args.epochs, max_train_samples=args.max_train,
-                                 lm_layers=args.lm_layers, prompt_depth=args.prompt_depth, batch_size=64,
-                                 max_context_tokens=args.context_tokens, progress=False, patience=args.patience,
-                                 select_on=args.select_on, **VARIANTS[variant], **extra)
-            run_data = load_training_data(DataOptions(seed=seed, graphs=config.graphs, modalities=config.modalities),
-                                          lake=lakes[seed])
+            config = TrainConfig(
+                seed=seed,
+                epochs=args.epochs,
+                max_train_samples=args.max_train,
+                lm_layers=args.lm_layers,
+                prompt_depth=args.prompt_depth,
+                batch_size=64,
+                max_context_tokens=args.context_tokens,
+                progress=False,
+                patience=args.patience,
+                select_on=args.select_on,
+                **VARIANTS[variant],
+                **extra,
+            )
+            run_data = load_training_data(
+                DataOptions(seed=seed, graphs=config.graphs, modalities=config.modalities), lake=lakes[seed]
+            )
             started = time.perf_counter()
             result = fit(run_data, config, lm=lm)
             results.setdefault(f"model: {variant}", []).append(result.metrics["test"])
-            timings.append({"seed": seed, "variant": variant, **result.timings, "best_epoch": result.best_epoch,
-                            "wall_s": time.perf_counter() - started, "n_train": len(run_data.samples["train"])})
+            timings.append(
+                {
+                    "seed": seed,
+                    "variant": variant,
+                    **result.timings,
+                    "best_epoch": result.best_epoch,
+                    "wall_s": time.perf_counter() - started,
+                    "n_train": len(run_data.samples["train"]),
+                }
+            )
             test = result.metrics["test"]
-            print(f"seed {seed} {variant}: test R@10/R@50 std {test['standard']['recall@10']:.4f}/"
-                  f"{test['standard']['recall@50']:.4f} no-rep {test['no_repeats']['recall@10']:.4f}/"
-                  f"{test['no_repeats']['recall@50']:.4f} ({time.perf_counter() - started:.0f} s, best epoch "
-                  f"{result.best_epoch}, {result.timings})", flush=True)
-            (out / "train_quality.json").write_text(json.dumps({
-                "args": vars(args) | {"file": str(args.file)}, "results": results, "timings": timings,
-                "machine": platform.platform()}, indent=2, default=str))
+            print(
+                f"seed {seed} {variant}: test R@10/R@50 std {test['standard']['recall@10']:.4f}/"
+                f"{test['standard']['recall@50']:.4f} no-rep {test['no_repeats']['recall@10']:.4f}/"
+                f"{test['no_repeats']['recall@50']:.4f} ({time.perf_counter() - started:.0f} s, best epoch "
+                f"{result.best_epoch}, {result.timings})",
+                flush=True,
+            )
+            (out / "train_quality.json").write_text(
+                json.dumps(
+                    {
+                        "args": vars(args) | {"file": str(args.file)},
+                        "results": results,
+                        "timings": timings,
+                        "machine": platform.platform(),
+                    },
+                    indent=2,
+                    default=str,
+                )
+            )
     print(table(results))
     print(json.dumps(timings, indent=1))
     shutil.rmtree(work, ignore_errors=True)

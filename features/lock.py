@@ -29,8 +29,7 @@ class LakeBusyError(LakeError):
     """Another process holds the lake's pipeline lock and did not release it in time."""
 
     def __init__(self, path: str, holder: str, waited_s: float) -> None:
-        super().__init__(f"lake is busy: {path} is held by {holder or 'another process'} "
-                         f"(waited {waited_s:.0f} s)")
+        super().__init__(f"lake is busy: {path} is held by {holder or 'another process'} (waited {waited_s:.0f} s)")
         self.path, self.holder, self.waited_s = path, holder, waited_s
 
 
@@ -61,8 +60,7 @@ def lake_lock(
     """
     resolved = resolve_lake(lake)
     if not resolved.is_local:
-        log.warning("lake %s is not a local folder: no lock; rely on the deployment concurrency limit",
-                    resolved.root)
+        log.warning("lake %s is not a local folder: no lock; rely on the deployment concurrency limit", resolved.root)
         yield False
         return
     path = Path(resolved.root) / "_locks" / f"{name}.lock"

@@ -111,18 +111,20 @@ def history(table: str, lake: Lake | str | None = None) -> pl.DataFrame:
     rows = []
     for entry in dt.history():
         ours = {k.removeprefix(PREFIX): str(v) for k, v in entry.items() if k.startswith(PREFIX)}
-        rows.append({
-            "version": int(entry["version"]),
-            "timestamp": datetime.fromtimestamp(int(entry["timestamp"]) / 1000, tz=UTC),
-            "operation": str(entry.get("operation", "")),
-            "stage": ours.get("stage"),
-            "flow_run_id": ours.get("flow_run_id") or None,
-            "config_hash": ours.get("config_hash") or None,
-            "code_version": ours.get("code_version"),
-            "input_versions": ours.get("input_versions"),
-            "metadata": json.dumps(ours, sort_keys=True),
-            "metrics": _metrics(entry),
-        })
+        rows.append(
+            {
+                "version": int(entry["version"]),
+                "timestamp": datetime.fromtimestamp(int(entry["timestamp"]) / 1000, tz=UTC),
+                "operation": str(entry.get("operation", "")),
+                "stage": ours.get("stage"),
+                "flow_run_id": ours.get("flow_run_id") or None,
+                "config_hash": ours.get("config_hash") or None,
+                "code_version": ours.get("code_version"),
+                "input_versions": ours.get("input_versions"),
+                "metadata": json.dumps(ours, sort_keys=True),
+                "metrics": _metrics(entry),
+            }
+        )
     return pl.DataFrame(rows, schema_overrides={"timestamp": pl.Datetime("ms", "UTC")})
 
 
@@ -149,15 +151,16 @@ def tables(lake: Lake | str | None = None) -> pl.DataFrame:
     rows = []
     for name, spec in TABLES.items():
         dt = open_table(spec, resolved)
-        rows.append({
-            "table": name,
-            "exists": dt is not None,
-            "version": None if dt is None else dt.version(),
-            "rows": None if dt is None else _row_count(dt),
-            "keys": ", ".join(spec.keys),
-            "partition_by": ", ".join(spec.partition_by),
-            "description": spec.description,
-            "uri": resolved.table_uri(name),
-        })
+        rows.append(
+            {
+                "table": name,
+                "exists": dt is not None,
+                "version": None if dt is None else dt.version(),
+                "rows": None if dt is None else _row_count(dt),
+                "keys": ", ".join(spec.keys),
+                "partition_by": ", ".join(spec.partition_by),
+                "description": spec.description,
+                "uri": resolved.table_uri(name),
+            }
+        )
     return pl.DataFrame(rows)
-

@@ -57,11 +57,24 @@ def vacuum_lake(
         keep = sorted(v for v in protect.get(name, ()) if 0 <= v <= latest)
         hours = max(int(retain_hours), 0)
         everything = dt.vacuum(retention_hours=hours, dry_run=True, enforce_retention_duration=False, full=True)
-        allowed = dt.vacuum(retention_hours=hours, dry_run=True, enforce_retention_duration=False, full=True,
-                            keep_versions=keep or None)
-        deleted = allowed if dry_run else dt.vacuum(retention_hours=hours, dry_run=False,
-                                                    enforce_retention_duration=False, full=True,
-                                                    keep_versions=keep or None)
-        out[name] = VacuumResult(candidates=len(everything), kept=len(everything) - len(allowed),
-                                 deleted=0 if dry_run else len(deleted), files=tuple(sorted(allowed)))
+        allowed = dt.vacuum(
+            retention_hours=hours, dry_run=True, enforce_retention_duration=False, full=True, keep_versions=keep or None
+        )
+        deleted = (
+            allowed
+            if dry_run
+            else dt.vacuum(
+                retention_hours=hours,
+                dry_run=False,
+                enforce_retention_duration=False,
+                full=True,
+                keep_versions=keep or None,
+            )
+        )
+        out[name] = VacuumResult(
+            candidates=len(everything),
+            kept=len(everything) - len(allowed),
+            deleted=0 if dry_run else len(deleted),
+            files=tuple(sorted(allowed)),
+        )
     return out

@@ -72,11 +72,16 @@ def record_runs(runs: list[StageRun], *, lake: Lake | str | None = None) -> list
         return []
     run_ids = [str(uuid.uuid4()) for _ in runs]
     first = runs[0]
-    commit = CommitInfo(stage=first.stage if len(runs) == 1 else "pipeline", flow_run_id=first.flow_run_id,
-                        config_hash=first.config_hash if len(runs) == 1 else None,
-                        input_versions=first.input_versions if len(runs) == 1 else {})
-    frame = pl.DataFrame([_row(r, i) for r, i in zip(runs, run_ids, strict=True)],
-                         schema_overrides={"started_at": pl.Datetime("us", "UTC")})
+    commit = CommitInfo(
+        stage=first.stage if len(runs) == 1 else "pipeline",
+        flow_run_id=first.flow_run_id,
+        config_hash=first.config_hash if len(runs) == 1 else None,
+        input_versions=first.input_versions if len(runs) == 1 else {},
+    )
+    frame = pl.DataFrame(
+        [_row(r, i) for r, i in zip(runs, run_ids, strict=True)],
+        schema_overrides={"started_at": pl.Datetime("us", "UTC")},
+    )
     append("pipeline_runs", frame, commit=commit, app_id=f"pipeline_runs/{run_ids[0]}", lake=lake)
     return run_ids
 

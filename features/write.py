@@ -86,14 +86,15 @@ def _changed_rows(
         .rename({c: f"{c}__old" for c in compare if c in on_disk})
         .with_columns(pl.lit(True).alias("__exists"))
     )
-    diffs = [
-        ~pl.col(c).eq_missing(pl.col(f"{c}__old")) if c in on_disk else pl.col(c).is_not_null()
-        for c in compare
-    ]
+    diffs = [~pl.col(c).eq_missing(pl.col(f"{c}__old")) if c in on_disk else pl.col(c).is_not_null() for c in compare]
     # the flags become a row mask over ``data``: the join must keep the incoming row order
-    joined = incoming.lazy().join(old, on=keys, how="left", maintain_order="left").with_columns(
-        pl.col("__exists").is_null().alias("__new"),
-        (pl.col("__exists").is_not_null() & pl.any_horizontal(diffs or [pl.lit(False)])).alias("__changed"),
+    joined = (
+        incoming.lazy()
+        .join(old, on=keys, how="left", maintain_order="left")
+        .with_columns(
+            pl.col("__exists").is_null().alias("__new"),
+            (pl.col("__exists").is_not_null() & pl.any_horizontal(diffs or [pl.lit(False)])).alias("__changed"),
+        )
     )
     flags = joined.select("__new", "__changed").collect()
     mask = (flags["__new"] | flags["__changed"] if include_new else flags["__changed"]).to_arrow()
@@ -101,7 +102,13 @@ def _changed_rows(
 
 
 def _merge(
-    spec: TableSpec, dt: DeltaTable, rows: pa.Table, props: CommitProperties, *, columns: set[str], add: bool,
+    spec: TableSpec,
+    dt: DeltaTable,
+    rows: pa.Table,
+    props: CommitProperties,
+    *,
+    columns: set[str],
+    add: bool,
     insert: bool = True,
 ) -> None:
     """Merge ``rows`` on the keys: matched rows get the given ``columns`` set, others are inserted whole."""
@@ -109,8 +116,9 @@ def _merge(
     for column, values in _partition_filter(spec, rows).items():
         predicate += f" AND t.{column} IN ({', '.join(_sql_literal(v) for v in values)})"
     updates = {c: f"s.{c}" for c in rows.column_names if c in columns and c not in spec.keys}
-    merger = dt.merge(rows, predicate=predicate, source_alias="s", target_alias="t", merge_schema=add,
-                      commit_properties=props)
+    merger = dt.merge(
+        rows, predicate=predicate, source_alias="s", target_alias="t", merge_schema=add, commit_properties=props
+    )
     if updates:
         merger = merger.when_matched_update(updates=updates)
     if insert:
@@ -189,9 +197,7 @@ def _column_subset(spec: TableSpec, data: pa.Table, disk: pa.Schema) -> pa.Schem
     return pa.schema([disk.field(c) for c in data.column_names])
 
 
-def update_columns(
-    table: str, data: Data, *, commit: CommitInfo, lake: Lake | str | None = None
-) -> WriteResult:
+def update_columns(table: str, data: Data, *, commit: CommitInfo, lake: Lake | str | None = None) -> WriteResult:
     """Set some columns of existing rows, matched on the key columns; other columns stay as they are.
 
     ``data`` holds the key columns plus the columns to set. Rows whose key is not in the table are not
@@ -247,9 +253,7 @@ def append(
     return WriteResult(spec.name, require_table(spec, resolved).version(), True, inserted=rows.num_rows)
 
 
-def delete(
-    table: str, predicate: str, *, commit: CommitInfo, lake: Lake | str | None = None
-) -> WriteResult:
+def delete(table: str, predicate: str, *, commit: CommitInfo, lake: Lake | str | None = None) -> WriteResult:
     """Delete the rows matching a SQL ``predicate``; commits only when some row matches."""
     spec = spec_for(table)
     dt = open_table(spec, lake)
@@ -301,7 +305,13 @@ def replace_partition(
     if dt is None:
         _create(spec, resolved, rows, _properties(commit), add=False)
     else:
-        write_deltalake(resolved.table_uri(spec.name), rows, mode="overwrite", predicate=predicate,
-                        partition_by=list(spec.partition_by) or None, storage_options=resolved.options(),
-                        commit_properties=_properties(commit))
+        write_deltalake(
+            resolved.table_uri(spec.name),
+            rows,
+            mode="overwrite",
+            predicate=predicate,
+            partition_by=list(spec.partition_by) or None,
+            storage_options=resolved.options(),
+            commit_properties=_properties(commit),
+        )
     return WriteResult(spec.name, require_table(spec, resolved).version(), True, inserted=rows.num_rows)

@@ -34,13 +34,19 @@ class Verdict:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-serialisable copy."""
-        return {"candidate": self.candidate, "production": self.production, "passed": self.passed,
-                "reason": self.reason, "promoted": self.promoted,
-                "metrics": [{"metric": m, "candidate": c, "production": p} for m, c, p in self.rows]}
+        return {
+            "candidate": self.candidate,
+            "production": self.production,
+            "passed": self.passed,
+            "reason": self.reason,
+            "promoted": self.promoted,
+            "metrics": [{"metric": m, "candidate": c, "production": p} for m, c, p in self.rows],
+        }
 
 
-def judge(model_name: str, candidate: int, *, rule: PromotionRule | None = None,
-          lake: features.Lake | str | None = None) -> Verdict:
+def judge(
+    model_name: str, candidate: int, *, rule: PromotionRule | None = None, lake: features.Lake | str | None = None
+) -> Verdict:
     """Compare a registered version with the production one under ``rule`` (pure read; changes nothing)."""
     rule = rule or PromotionRule()
     cand = json.loads(resolve(model_name, candidate, lake=lake)["metrics"])
@@ -59,11 +65,13 @@ def judge(model_name: str, candidate: int, *, rule: PromotionRule | None = None,
     if production == candidate:
         return Verdict(candidate, production, True, "the candidate is production already (nothing new)", rows)
     if score is not None and score >= prod_score + rule.min_delta:
-        return Verdict(candidate, production, True, f"{metric} {score:.4f} >= production v{production} "
-                                                    f"{prod_score:.4f}", rows)
+        return Verdict(
+            candidate, production, True, f"{metric} {score:.4f} >= production v{production} {prod_score:.4f}", rows
+        )
     margin = f" + {rule.min_delta}" if rule.min_delta else ""
-    return Verdict(candidate, production, False,
-                   f"{metric} {score:.4f} < production v{production} {prod_score:.4f}{margin}", rows)
+    return Verdict(
+        candidate, production, False, f"{metric} {score:.4f} < production v{production} {prod_score:.4f}{margin}", rows
+    )
 
 
 @flow(name="ci-retrain", log_prints=True)
@@ -89,8 +97,14 @@ def ci_retrain_flow(
     chosen = ["ingest", *[s for s in (stages or STAGE_NAMES) if s != "ingest"]]
     if "train" not in chosen:
         raise ValueError("ci retrain needs the train stage")
-    run = nightly_flow(lake=lake, dialogues=dialogues, dialogue_format=dialogue_format, settings=given,
-                       artifacts_root=artifacts_root, stages=chosen)
+    run = nightly_flow(
+        lake=lake,
+        dialogues=dialogues,
+        dialogue_format=dialogue_format,
+        settings=given,
+        artifacts_root=artifacts_root,
+        stages=chosen,
+    )
     train = run["results"].get("train") or {}  # type: ignore[union-attr]
     if "version" in train:
         candidate = int(train["version"])

@@ -89,8 +89,11 @@ def ingest(
 
     try:
         results = ingest_flow(
-            dialogues=str(dialogues) if dialogues else None, dialogue_format=fmt,
-            catalog=str(catalog) if catalog else None, catalog_format=catalog_format, lake=lake,
+            dialogues=str(dialogues) if dialogues else None,
+            dialogue_format=fmt,
+            catalog=str(catalog) if catalog else None,
+            catalog_format=catalog_format,
+            lake=lake,
             catalog_columns=mapping or None,
         )
     except (DialogueInputError, CatalogInputError) as exc:
@@ -122,8 +125,12 @@ def crawl(
     """Fetch the posters and plots the catalog points to that are not stored yet (a Prefect flow run)."""
     from flows.crawl import crawl_flow
 
-    summary = crawl_flow(lake=lake, refresh_posters=refresh_posters, allow_hosts=allow_host or [],
-                         file_root=str(file_root.resolve()) if file_root else None)
+    summary = crawl_flow(
+        lake=lake,
+        refresh_posters=refresh_posters,
+        allow_hosts=allow_host or [],
+        file_root=str(file_root.resolve()) if file_root else None,
+    )
     _print_crawl(summary)
 
 
@@ -131,12 +138,33 @@ def _print_embed(summary: dict[str, object]) -> None:
     modalities = summary.get("modalities") or {}
     assert isinstance(modalities, dict)
     table = Table(title="embed")
-    for column in ("modality", "model_id", "candidates", "up_to_date", "embedded", "failed", "truncated",
-                   "items_per_s"):
+    for column in (
+        "modality",
+        "model_id",
+        "candidates",
+        "up_to_date",
+        "embedded",
+        "failed",
+        "truncated",
+        "items_per_s",
+    ):
         table.add_column(column, justify="left" if column in ("modality", "model_id") else "right")
     for row in modalities.values():
-        table.add_row(*(str(row[c]) for c in ("modality", "model_id", "candidates", "up_to_date", "embedded",
-                                              "failed", "truncated", "items_per_s")))
+        table.add_row(
+            *(
+                str(row[c])
+                for c in (
+                    "modality",
+                    "model_id",
+                    "candidates",
+                    "up_to_date",
+                    "embedded",
+                    "failed",
+                    "truncated",
+                    "items_per_s",
+                )
+            )
+        )
     console.print(table)
     for warning in summary.get("warnings") or []:  # type: ignore[union-attr]
         console.print(f"[bold yellow]warning:[/] {warning}")
@@ -148,8 +176,11 @@ def embed(
         list[str] | None, typer.Option(help="image | clip_text | text | summary (repeatable); default all.")
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help="Model spec (random:ARCH@SEED, local:PATH, package:MOD/DIR, hub:ID) of the "
-                                      "CLIP model, or of the text encoder when only text / summary are given.")
+        str | None,
+        typer.Option(
+            help="Model spec (random:ARCH@SEED, local:PATH, package:MOD/DIR, hub:ID) of the "
+            "CLIP model, or of the text encoder when only text / summary are given."
+        ),
     ] = None,
     text_model: Annotated[str | None, typer.Option(help="Sentence-encoder spec (default: packaged MiniLM).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images / texts per forward pass.")] = None,
@@ -174,9 +205,17 @@ def embed(
     except ModelSpecError as exc:
         raise _fail(str(exc)) from None
     _check_runner(task_runner, dask_address, dask_workers)
-    summary = embed_flow(lake=lake, modalities=modality, clip_model=clip_spec, text_model=text_spec,
-                         batch_size=batch_size, device=device, task_runner=task_runner,  # type: ignore[arg-type]
-                         dask_address=dask_address, dask_workers=dask_workers)
+    summary = embed_flow(
+        lake=lake,
+        modalities=modality,
+        clip_model=clip_spec,
+        text_model=text_spec,
+        batch_size=batch_size,
+        device=device,
+        task_runner=task_runner,  # type: ignore[arg-type]
+        dask_address=dask_address,
+        dask_workers=dask_workers,
+    )
     _print_embed(summary)
 
 
@@ -218,6 +257,8 @@ def graphs(
     if k is not None and k < 1:
         raise _fail("--k must be at least 1")
     _print_graphs(graphs_flow(lake=lake, graphs=graph, k=k, backend=backend, force=force))
+
+
 def _print_summarize(results: dict[str, object]) -> None:
     for what, summary in results.items():
         assert isinstance(summary, dict)
@@ -233,8 +274,10 @@ def _print_summarize(results: dict[str, object]) -> None:
         if what == "items" and summary["images"] != "used":
             console.print(f"  item images: {summary['images']}")
         if what == "preferences" and summary["dialogues"] != summary["dialogues_total"]:
-            console.print(f"  a sample: {summary['dialogues']} of {summary['dialogues_total']} dialogues "
-                          "(--limit N sets how many; summarising all of them takes long on a CPU)")
+            console.print(
+                f"  a sample: {summary['dialogues']} of {summary['dialogues_total']} dialogues "
+                "(--limit N sets how many; summarising all of them takes long on a CPU)"
+            )
 
 
 @app.command()
@@ -262,19 +305,37 @@ def summarize(
     _check_runner(task_runner, dask_address, dask_workers)
     from flows.summarize import summarize_flow
 
-    results = summarize_flow(lake=lake, what=what, backend=backend, limit=limit,  # type: ignore[arg-type]
-                             model_dir=str(model_dir) if model_dir else None, base_url=base_url, model=model,
-                             api_key_env=api_key_env, api_key_block=api_key_block, accepts_images=images,
-                             chunk_size=chunk_size, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                             task_runner=task_runner, dask_address=dask_address,  # type: ignore[arg-type]
-                             dask_workers=dask_workers)
+    results = summarize_flow(
+        lake=lake,
+        what=what,
+        backend=backend,
+        limit=limit,  # type: ignore[arg-type]
+        model_dir=str(model_dir) if model_dir else None,
+        base_url=base_url,
+        model=model,
+        api_key_env=api_key_env,
+        api_key_block=api_key_block,
+        accepts_images=images,
+        chunk_size=chunk_size,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        task_runner=task_runner,
+        dask_address=dask_address,  # type: ignore[arg-type]
+        dask_workers=dask_workers,
+    )
     _print_summarize(results)
 
 
 def _print_results(results: dict[str, dict]) -> None:
     """Each stage that ran, in its own words."""
-    printers = {"ingest": _print_counts, "crawl": _print_crawl, "summarize": _print_summarize,
-                "embed": _print_embed, "graphs": _print_graphs, "train": _print_train}
+    printers = {
+        "ingest": _print_counts,
+        "crawl": _print_crawl,
+        "summarize": _print_summarize,
+        "embed": _print_embed,
+        "graphs": _print_graphs,
+        "train": _print_train,
+    }
     for name, summary in results.items():
         if isinstance(summary, dict) and summary:
             printers[name](summary)
@@ -295,12 +356,20 @@ def demo(
     from features import resolve_lake
     from flows.demo import demo_flow
 
-    result = demo_flow(lake=lake, workdir=str(workdir), items=items, synthetic_dialogues=synthetic_dialogues,
-                       use_redial=redial, summarize_dialogues=summarize_dialogues)
+    result = demo_flow(
+        lake=lake,
+        workdir=str(workdir),
+        items=items,
+        synthetic_dialogues=synthetic_dialogues,
+        use_redial=redial,
+        summarize_dialogues=summarize_dialogues,
+    )
     inputs = result["inputs"]
     assert isinstance(inputs, dict)
-    console.print(f"demo catalog: {inputs['n_items']} items ({inputs['n_enriched']} enriched), "
-                  f"dialogues: {inputs['dialogue_source']} ({inputs['dialogues']})")
+    console.print(
+        f"demo catalog: {inputs['n_items']} items ({inputs['n_enriched']} enriched), "
+        f"dialogues: {inputs['dialogue_source']} ({inputs['dialogues']})"
+    )
     _print_results(result.get("results") or {})  # type: ignore[arg-type]
     print_stages(result)
     root = resolve_lake(lake).root
@@ -308,7 +377,7 @@ def demo(
     console.print(f"  mmcrs features tables --lake {root}")
     console.print(f"  mmcrs features show turns --lake {root} --limit 5")
     console.print(f"  mmcrs models list --lake {root}")
-    console.print(f"  python -c 'import features; print(features.read(\"turns\", lake=\"{root}\").collect())'")
+    console.print(f'  python -c \'import features; print(features.read("turns", lake="{root}").collect())\'')
 
 
 @features_app.command("tables")
@@ -321,8 +390,12 @@ def features_tables(lake: LakeOpt = None) -> None:
     for column in ("table", "exists", "version", "rows", "keys", "description"):
         table.add_column(column, overflow="fold")
     for row in frame.iter_rows(named=True):
-        table.add_row(*(str("" if row[c] is None else row[c]) for c in ("table", "exists", "version", "rows", "keys",
-                                                                           "description")))
+        table.add_row(
+            *(
+                str("" if row[c] is None else row[c])
+                for c in ("table", "exists", "version", "rows", "keys", "description")
+            )
+        )
     console.print(table)
 
 
@@ -378,8 +451,10 @@ DEFAULT_MODEL = "mmcrs-graph-prompt"
 def _print_train(report: dict[str, object]) -> None:
     if "reused_run" in report:
         console.print(f"train: inputs and config unchanged since run {report['reused_run']}: nothing trained")
-    console.print(f"model {report['model_name']} v{report['version']} at {report['artifact_dir']}; "
-                  f"promoted: {report['promoted']} ({report['promotion_reason']})")
+    console.print(
+        f"model {report['model_name']} v{report['version']} at {report['artifact_dir']}; "
+        f"promoted: {report['promoted']} ({report['promotion_reason']})"
+    )
     metrics, baselines = report["metrics"], report["baselines"]
     assert isinstance(metrics, dict) and isinstance(baselines, dict)
     table = Table(title="test metrics")
@@ -387,8 +462,9 @@ def _print_train(report: dict[str, object]) -> None:
         table.add_column(column)
     for name, per_protocol in {"model": metrics["test"], **baselines}.items():
         for protocol, m in per_protocol.items():
-            table.add_row(name, protocol, *(f"{m[k]:.4f}" for k in ("recall@1", "recall@10", "recall@50", "mrr@10",
-                                                                     "ndcg@10")))
+            table.add_row(
+                name, protocol, *(f"{m[k]:.4f}" for k in ("recall@1", "recall@10", "recall@50", "mrr@10", "ndcg@10"))
+            )
     console.print(table)
     skipped = report.get("skipped") or {}
     assert isinstance(skipped, dict)
@@ -428,8 +504,14 @@ def train(
     elif lm:
         overrides |= {"lm_kind": "local", "lm_path": lm}
     try:
-        report = train_flow(lake=lake, config=overrides, model_name=model_name,
-                            artifacts_root=str(artifacts) if artifacts else None, auto_promote=promote, force=force)
+        report = train_flow(
+            lake=lake,
+            config=overrides,
+            model_name=model_name,
+            artifacts_root=str(artifacts) if artifacts else None,
+            auto_promote=promote,
+            force=force,
+        )
     except ValueError as exc:
         raise _fail(str(exc)) from None
     _print_train(report)
@@ -449,9 +531,14 @@ def models_list(lake: LakeOpt = None) -> None:
         table.add_column(column, overflow="fold")
     for row in models(lake=lake).iter_rows(named=True):
         m = json.loads(row["metrics"] or "{}")
-        table.add_row(row["model_name"], str(row["version"]), row["alias"] or "",
-                      f"{m['valid']['standard']['recall@10']:.4f}", f"{m['test']['no_repeats']['recall@10']:.4f}",
-                      str(row["registered_at"])[:16])
+        table.add_row(
+            row["model_name"],
+            str(row["version"]),
+            row["alias"] or "",
+            f"{m['valid']['standard']['recall@10']:.4f}",
+            f"{m['test']['no_repeats']['recall@10']:.4f}",
+            str(row["registered_at"])[:16],
+        )
     console.print(table)
 
 
@@ -472,12 +559,23 @@ def models_show(
         raise _fail(str(exc)) from None
     manifest_path = Path(row["artifact_uri"] or "") / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    console.print_json(json.dumps({
-        "model_name": row["model_name"], "version": row["version"], "alias": row["alias"],
-        "artifact_uri": row["artifact_uri"], "git_sha": row["git_sha"],
-        "input_versions": json.loads(row["input_versions"] or "{}"), "metrics": json.loads(row["metrics"] or "{}"),
-        "split": manifest.get("split"), "skipped": manifest.get("skipped"), "files": manifest.get("files"),
-    }, default=str))
+    console.print_json(
+        json.dumps(
+            {
+                "model_name": row["model_name"],
+                "version": row["version"],
+                "alias": row["alias"],
+                "artifact_uri": row["artifact_uri"],
+                "git_sha": row["git_sha"],
+                "input_versions": json.loads(row["input_versions"] or "{}"),
+                "metrics": json.loads(row["metrics"] or "{}"),
+                "split": manifest.get("split"),
+                "skipped": manifest.get("skipped"),
+                "files": manifest.get("files"),
+            },
+            default=str,
+        )
+    )
 
 
 @models_app.command("promote")

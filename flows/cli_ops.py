@@ -22,7 +22,7 @@ TARGETS = ("nightly", "ingest", "crawl", "summarize", "embed", "graphs", "train"
 
 SettingsOpt = Annotated[
     Path | None,
-    typer.Option("--settings", help="JSON or TOML file of per-stage flow parameters, e.g. {\"embed\": {...}}."),
+    typer.Option("--settings", help='JSON or TOML file of per-stage flow parameters, e.g. {"embed": {...}}.'),
 ]
 
 
@@ -48,11 +48,11 @@ def print_stages(result: dict[str, object]) -> None:
     assert isinstance(stages, dict)
     table = Table(title="pipeline run")
     for column in ("stage", "status", "rows in", "rows out", "quarantined", "note"):
-        table.add_column(column, justify="right" if column.startswith(("rows", "quar")) else "left",
-                         overflow="fold")
+        table.add_column(column, justify="right" if column.startswith(("rows", "quar")) else "left", overflow="fold")
     for name, s in stages.items():
-        table.add_row(name, s["status"], str(s["rows_in"]), str(s["rows_out"]), str(s["quarantined"]),
-                      str(s.get("reason") or ""))
+        table.add_row(
+            name, s["status"], str(s["rows_in"]), str(s["rows_out"]), str(s["quarantined"]), str(s.get("reason") or "")
+        )
     console.print(table)
     for name, s in stages.items():
         for reason, count in sorted((s.get("quarantined_by_reason") or {}).items()):
@@ -85,11 +85,18 @@ def run(
     stages = None if target == "nightly" else [target]
     stage_settings = load_settings(settings)
     try:
-        result = nightly_flow(lake=lake, dialogues=str(dialogues) if dialogues else None,
-                              catalog=str(catalog) if catalog else None, dialogue_format=fmt,
-                              catalog_source=catalog_source, stages=stages, force=force,
-                              settings=stage_settings, artifacts_root=str(artifacts) if artifacts else None,
-                              lock_wait_s=wait)
+        result = nightly_flow(
+            lake=lake,
+            dialogues=str(dialogues) if dialogues else None,
+            catalog=str(catalog) if catalog else None,
+            dialogue_format=fmt,
+            catalog_source=catalog_source,
+            stages=stages,
+            force=force,
+            settings=stage_settings,
+            artifacts_root=str(artifacts) if artifacts else None,
+            lock_wait_s=wait,
+        )
     except LakeBusyError as exc:
         raise fail(str(exc), code=EXIT_BUSY) from None
     except Exception as exc:
@@ -120,26 +127,37 @@ def ci_retrain(
 
     stage_settings = load_settings(settings)
     try:
-        result = ci_retrain_flow(dialogues=str(dialogues), lake=lake, dialogue_format=fmt,
-                                 settings=stage_settings, min_delta=min_delta, promote_if_better=promote,
-                                 artifacts_root=str(artifacts) if artifacts else None,
-                                 stages=[s.strip() for s in stages.split(",")] if stages else None)
+        result = ci_retrain_flow(
+            dialogues=str(dialogues),
+            lake=lake,
+            dialogue_format=fmt,
+            settings=stage_settings,
+            min_delta=min_delta,
+            promote_if_better=promote,
+            artifacts_root=str(artifacts) if artifacts else None,
+            stages=[s.strip() for s in stages.split(",")] if stages else None,
+        )
     except Exception as exc:
         raise fail(f"retraining failed: {type(exc).__name__}: {exc}") from None
     print_stages(result["run"])
     verdict = result["verdict"]
-    table = Table(title=f"candidate v{verdict['candidate']} against production "
-                        f"{'v' + str(verdict['production']) if verdict['production'] else '(none)'}")
+    table = Table(
+        title=f"candidate v{verdict['candidate']} against production "
+        f"{'v' + str(verdict['production']) if verdict['production'] else '(none)'}"
+    )
     for column in ("metric", "candidate", "production", "delta"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for row in verdict["metrics"]:
         cand, prod = row["candidate"], row["production"]
         delta = "" if cand is None or prod is None else f"{cand - prod:+.4f}"
-        table.add_row(row["metric"], "—" if cand is None else f"{cand:.4f}", "—" if prod is None else f"{prod:.4f}",
-                      delta)
+        table.add_row(
+            row["metric"], "—" if cand is None else f"{cand:.4f}", "—" if prod is None else f"{prod:.4f}", delta
+        )
     console.print(table)
-    console.print(f"{'PASS' if verdict['passed'] else 'WORSE'}: {verdict['reason']}"
-                  + (" (promoted to production)" if verdict["promoted"] else ""))
+    console.print(
+        f"{'PASS' if verdict['passed'] else 'WORSE'}: {verdict['reason']}"
+        + (" (promoted to production)" if verdict["promoted"] else "")
+    )
     if json_out is not None:
         json_out.write_text(json.dumps(verdict, indent=2))
     if not verdict["passed"]:
@@ -165,8 +183,9 @@ def vacuum(
     for column in ("table", "candidates", "kept for models", "deleted", "protected versions"):
         table.add_column(column, justify="left" if column in ("table", "protected versions") else "right")
     for name, r in report.items():
-        table.add_row(name, str(r.candidates), str(r.kept), str(r.deleted),
-                      ", ".join(map(str, sorted(protected.get(name, ())))))
+        table.add_row(
+            name, str(r.candidates), str(r.kept), str(r.deleted), ", ".join(map(str, sorted(protected.get(name, ()))))
+        )
     console.print(table)
 
 
@@ -188,8 +207,13 @@ def features_pull(
     path = out or Path(f"{table}-v{pinned}.parquet")
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.write_parquet(path)
-    sidecar = {"table": table, "version": pinned, "rows": frame.height, "lake": features.resolve_lake(lake).root,
-               "as_of": as_of.isoformat() if as_of else None}
+    sidecar = {
+        "table": table,
+        "version": pinned,
+        "rows": frame.height,
+        "lake": features.resolve_lake(lake).root,
+        "as_of": as_of.isoformat() if as_of else None,
+    }
     path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
     console.print(f"pulled {table} v{pinned} ({frame.height} rows) to {path}")
 

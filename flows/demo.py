@@ -14,8 +14,15 @@ from tasks.demo.stage import build_demo_inputs_task
 DEMO_CLIP_MODEL = "random:mmcrs-tiny@0"
 # Small enough for about a minute or two on a laptop CPU: the real MiniLM cut to 2 layers, short contexts,
 # 2 epochs over a seeded subset of 512 training samples (final metrics still use every valid/test sample).
-DEMO_TRAIN_CONFIG: dict[str, object] = {"epochs": 2, "max_context_tokens": 32, "batch_size": 64, "lm_layers": 2,
-                                        "max_train_samples": 512, "max_eval_samples": 128, "patience": 1}
+DEMO_TRAIN_CONFIG: dict[str, object] = {
+    "epochs": 2,
+    "max_context_tokens": 32,
+    "batch_size": 64,
+    "lm_layers": 2,
+    "max_train_samples": 512,
+    "max_eval_samples": 128,
+    "patience": 1,
+}
 
 
 @flow(name="demo", log_prints=True)
@@ -52,7 +59,15 @@ def demo_flow(
     stages = [s for s in STAGE_NAMES if (s != "summarize" or summarize_dialogues > 0) and (s != "train" or train)]
     with serve_directory(Path(workdir) / "posters", port=poster_port) as base_url:
         inputs = build_demo_inputs_task(workdir, items, synthetic_dialogues, use_redial, base_url)
-        run = nightly_flow(lake=lake, dialogues=inputs["dialogues"], catalog=inputs["catalog"],
-                           catalog_source="movielens", stages=stages, settings=settings,
-                           artifacts_root=artifacts_root, lock_wait_s=lock_wait_s, force=force)
+        run = nightly_flow(
+            lake=lake,
+            dialogues=inputs["dialogues"],
+            catalog=inputs["catalog"],
+            catalog_source="movielens",
+            stages=stages,
+            settings=settings,
+            artifacts_root=artifacts_root,
+            lock_wait_s=lock_wait_s,
+            force=force,
+        )
     return {"inputs": inputs, **run}

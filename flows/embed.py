@@ -34,9 +34,14 @@ def embed_flow(
     ``dask_workers`` processes; see ``flows.runners``); the default runs the stage in this process.
     """
     check_task_runner(task_runner, dask_address, dask_workers)
-    overrides: dict[str, object] = {"modalities": tuple(modalities) if modalities else None,
-                                    "clip_model": clip_model, "text_model": text_model,
-                                    "batch_size": batch_size, "device": device, "shard_size": shard_size}
+    overrides: dict[str, object] = {
+        "modalities": tuple(modalities) if modalities else None,
+        "clip_model": clip_model,
+        "text_model": text_model,
+        "batch_size": batch_size,
+        "device": device,
+        "shard_size": shard_size,
+    }
     config = EmbedConfig(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     if task_runner == "dask":
         runner = dask_task_runner(dask_address, dask_workers)

@@ -39,10 +39,16 @@ def emit_dialogues_landed(summary: dict[str, object], lake: str | None) -> bool:
         return False
     resolved = features.resolve_lake(lake)
     versions = features.table_versions(["dialogues", "turns", "items"], resolved)
-    emit_event(event=DIALOGUES_EVENT,
-               resource={"prefect.resource.id": f"mmcrs.lake.{resolved.root}", "prefect.resource.name": "mmcrs lake"},
-               payload={"lake": resolved.root, "versions": versions, "new_dialogues": new,
-                        "source_file": str(summary.get("source_file"))})
+    emit_event(
+        event=DIALOGUES_EVENT,
+        resource={"prefect.resource.id": f"mmcrs.lake.{resolved.root}", "prefect.resource.name": "mmcrs lake"},
+        payload={
+            "lake": resolved.root,
+            "versions": versions,
+            "new_dialogues": new,
+            "source_file": str(summary.get("source_file")),
+        },
+    )
     return True
 
 

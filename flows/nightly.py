@@ -81,8 +81,12 @@ def _run_train(lake: str, **params: Any) -> dict[str, object]:
 
 
 RUNNERS: dict[str, Callable[..., dict[str, object]]] = {
-    "ingest": _run_ingest, "crawl": _run_crawl, "summarize": _run_summarize, "embed": _run_embed,
-    "graphs": _run_graphs, "train": _run_train,
+    "ingest": _run_ingest,
+    "crawl": _run_crawl,
+    "summarize": _run_summarize,
+    "embed": _run_embed,
+    "graphs": _run_graphs,
+    "train": _run_train,
 }
 
 
@@ -130,8 +134,9 @@ def run_stage(
     if not force and (row := reusable(name, fingerprint, lake=lake)) is not None:
         reason = f"inputs and config unchanged since run {row['run_id']}"
         logger.info("stage %s skipped: %s", name, reason)
-        return StageRecord(name, "skipped", fingerprint, started, time.monotonic() - clock, inputs, before,
-                           reason=reason)
+        return StageRecord(
+            name, "skipped", fingerprint, started, time.monotonic() - clock, inputs, before, reason=reason
+        )
     attempt = 0
     while True:
         attempt += 1
@@ -142,20 +147,48 @@ def run_stage(
         except Exception as exc:
             if is_transient(exc) and attempt <= retries:
                 delay = retry_delay_s * 2 ** (attempt - 1)
-                logger.warning("stage %s: transient error (%s: %s); attempt %d of %d in %.0f s", name,
-                               type(exc).__name__, exc, attempt + 1, retries + 1, delay)
+                logger.warning(
+                    "stage %s: transient error (%s: %s); attempt %d of %d in %.0f s",
+                    name,
+                    type(exc).__name__,
+                    exc,
+                    attempt + 1,
+                    retries + 1,
+                    delay,
+                )
                 time.sleep(delay)
                 continue
             after = features.table_versions(spec.watched, lake)
-            failed = StageRecord(name, "failed", fingerprint, started, time.monotonic() - clock, inputs, after,
-                                 reason=f"{type(exc).__name__}: {exc}"[:500], attempts=attempt,
-                                 quarantined=quarantined_since(spec, started, lake=lake))
+            failed = StageRecord(
+                name,
+                "failed",
+                fingerprint,
+                started,
+                time.monotonic() - clock,
+                inputs,
+                after,
+                reason=f"{type(exc).__name__}: {exc}"[:500],
+                attempts=attempt,
+                quarantined=quarantined_since(spec, started, lake=lake),
+            )
             record(failed, lake=lake, flow_run_id=flow_run_id)
             raise
     after, rows_in, rows_out = measure(spec, before, lake=lake)
-    stage = StageRecord(name, "ok", fingerprint, started, time.monotonic() - clock, inputs, after, rows_in=rows_in,
-                        rows_out=rows_out, quarantined=quarantined_since(spec, started, lake=lake), attempts=attempt,
-                        retry_next_run=_retry_next_run(name, summary), summary=summary)
+    stage = StageRecord(
+        name,
+        "ok",
+        fingerprint,
+        started,
+        time.monotonic() - clock,
+        inputs,
+        after,
+        rows_in=rows_in,
+        rows_out=rows_out,
+        quarantined=quarantined_since(spec, started, lake=lake),
+        attempts=attempt,
+        retry_next_run=_retry_next_run(name, summary),
+        summary=summary,
+    )
     record(stage, lake=lake, flow_run_id=flow_run_id)
     return stage
 
@@ -218,8 +251,13 @@ def nightly_flow(
     for name in chosen:
         stage_spec(name)  # unknown names fail before anything runs
     params = stage_params(settings, artifacts_root)
-    params["ingest"] |= {"dialogues": dialogues, "catalog": catalog, "dialogue_format": dialogue_format,
-                         "catalog_format": catalog_format, "catalog_source": catalog_source}
+    params["ingest"] |= {
+        "dialogues": dialogues,
+        "catalog": catalog,
+        "dialogue_format": dialogue_format,
+        "catalog_format": catalog_format,
+        "catalog_source": catalog_source,
+    }
     run_id = str(flow_run.get_id() or "local")
     records: list[StageRecord] = []
     error: BaseException | None = None
@@ -230,8 +268,18 @@ def nightly_flow(
                 continue
             files = {"dialogues": dialogues, "catalog": catalog} if name == "ingest" else None
             try:
-                records.append(run_stage(name, params[name], lake=resolved, files=files, force=force,
-                                         retries=retries, retry_delay_s=retry_delay_s, flow_run_id=run_id))
+                records.append(
+                    run_stage(
+                        name,
+                        params[name],
+                        lake=resolved,
+                        files=files,
+                        force=force,
+                        retries=retries,
+                        retry_delay_s=retry_delay_s,
+                        flow_run_id=run_id,
+                    )
+                )
             except Exception as exc:  # recorded by run_stage; the stages after it cannot run
                 error = exc
                 break
@@ -241,9 +289,12 @@ def nightly_flow(
     report = _publish_report(resolved, records, run_id, report_dir, params["train"].get("artifacts_root"))
     if error is not None:
         raise error
-    return {"stages": {r.name: {"status": r.status, **r.counts()} for r in records},
-            "results": {r.name: r.summary for r in records if r.status == "ok"},
-            "versions": features.table_versions(sorted(features.TABLES), resolved), "report": report}
+    return {
+        "stages": {r.name: {"status": r.status, **r.counts()} for r in records},
+        "results": {r.name: r.summary for r in records if r.status == "ok"},
+        "versions": features.table_versions(sorted(features.TABLES), resolved),
+        "report": report,
+    }
 
 
 def _report_dir(lake: features.Lake, run_id: str, report_dir: str | None) -> Path:
@@ -263,10 +314,13 @@ def _publish_report(
         from tasks.report import build_report  # matplotlib: only when there is something to plot
 
         try:
-            path = build_report(lake, _report_dir(lake, run_id, report_dir), artifacts_root=artifacts_root,
-                                flow_run_id=run_id)
-            markdown += (f"\n## Run report\n\n`{path}` and `{path.with_suffix('.html')}` (embedding maps, graph "
-                         "degree histograms, Recall@k against baselines).\n")
+            path = build_report(
+                lake, _report_dir(lake, run_id, report_dir), artifacts_root=artifacts_root, flow_run_id=run_id
+            )
+            markdown += (
+                f"\n## Run report\n\n`{path}` and `{path.with_suffix('.html')}` (embedding maps, graph "
+                "degree histograms, Recall@k against baselines).\n"
+            )
         except Exception as exc:  # the report must never fail a run whose stages succeeded
             get_run_logger().warning("run report failed: %s: %s", type(exc).__name__, exc)
             markdown += f"\n## Run report\n\nNot written: {type(exc).__name__}: {exc}\n"

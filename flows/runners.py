@@ -59,6 +59,14 @@ def dask_task_runner(address: str | None = None, workers: int = 2) -> Any:
     api = _api_url()
     if api:
         env["PREFECT_API_URL"] = api
-    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
-        "n_workers": workers, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",
-        "dashboard_address": "127.0.0.1:0", "env": env})
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={
+            "n_workers": workers,
+            "threads_per_worker": 1,
+            "processes": True,
+            "host": "127.0.0.1",
+            "dashboard_address": "127.0.0.1:0",
+            "env": env,
+        },
+    )

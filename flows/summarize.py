@@ -18,12 +18,18 @@ from tasks.summarize.stage import SummarizeConfig
 
 
 @flow(name="summarize-sharded", log_prints=True)
-def summarize_sharded_flow(spec: BackendSpec, config: SummarizeConfig, lake: str | None = None,
-                           what: Literal["items", "preferences", "both"] = "both", limit: int | None = None,
-                           max_in_flight: int = 4) -> dict[str, object]:
+def summarize_sharded_flow(
+    spec: BackendSpec,
+    config: SummarizeConfig,
+    lake: str | None = None,
+    what: Literal["items", "preferences", "both"] = "both",
+    limit: int | None = None,
+    max_in_flight: int = 4,
+) -> dict[str, object]:
     """Subflow on the scale-out task runner: every batch is a task run on a worker; this process commits."""
-    return summarize_sharded(spec, config, lake, what=what, limit=limit, max_in_flight=max_in_flight,
-                             runner_name="dask")
+    return summarize_sharded(
+        spec, config, lake, what=what, limit=limit, max_in_flight=max_in_flight, runner_name="dask"
+    )
 
 
 @flow(name="summarize", log_prints=True)
@@ -50,13 +56,22 @@ def summarize_flow(
     ``task_runner="dask"`` generates the batches on Dask workers (``dask_address``, else a local cluster of
     ``dask_workers`` processes, each loading the model once; see ``flows.runners``)."""
     check_task_runner(task_runner, dask_address, dask_workers)
-    spec = BackendSpec(kind=backend, model_dir=model_dir, batch_size=batch_size, base_url=base_url, model=model,
-                       api_key_env=api_key_env, api_key_block=api_key_block, accepts_images=accepts_images)
+    spec = BackendSpec(
+        kind=backend,
+        model_dir=model_dir,
+        batch_size=batch_size,
+        base_url=base_url,
+        model=model,
+        api_key_env=api_key_env,
+        api_key_block=api_key_block,
+        accepts_images=accepts_images,
+    )
     config = SummarizeConfig(chunk_size=chunk_size, max_new_tokens=max_new_tokens, batch=batch_size)
     if task_runner == "dask":
         runner = dask_task_runner(dask_address, dask_workers)
-        return summarize_sharded_flow.with_options(task_runner=runner)(spec, config, lake, what, limit,
-                                                                       max_in_flight=2 * dask_workers)
+        return summarize_sharded_flow.with_options(task_runner=runner)(
+            spec, config, lake, what, limit, max_in_flight=2 * dask_workers
+        )
     result: dict[str, object] = {}
     if what == "items":
         result["items"] = summarize_items_task(spec, config, lake, None, limit)

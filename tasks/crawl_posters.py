@@ -81,8 +81,9 @@ def _plan(items: pl.DataFrame, fetches: pl.DataFrame, *, refresh: bool) -> tuple
     """Jobs for URLs never fetched successfully (and, with ``refresh``, conditional ones for the rest)."""
     ok = {r["url"]: r for r in fetches.filter(pl.col("status") == "ok").iter_rows(named=True)}
     wanted = [(u, "poster") for u in items["poster_url"].drop_nulls().unique(maintain_order=True)]
-    wanted += [(u, "plot") for u in items.filter(pl.col("text").is_null())["plot_url"].drop_nulls().unique(
-        maintain_order=True)]
+    wanted += [
+        (u, "plot") for u in items.filter(pl.col("text").is_null())["plot_url"].drop_nulls().unique(maintain_order=True)
+    ]
     jobs, stored = [], 0
     for url, kind in dict.fromkeys(wanted):
         previous = ok.get(url)
@@ -116,11 +117,16 @@ class _Writer:
 
     def _fetch_row(self, job: _Job, result: FetchResult, sha: str | None, reason: str | None) -> dict[str, object]:
         return {
-            "url": job.url, "kind": job.kind, "status": "failed" if reason else "ok", "sha256": sha,
-            "http_status": result.http_status, "reason": reason,
+            "url": job.url,
+            "kind": job.kind,
+            "status": "failed" if reason else "ok",
+            "sha256": sha,
+            "http_status": result.http_status,
+            "reason": reason,
             "etag": result.etag or (job.etag if result.not_modified else None),
             "last_modified": result.last_modified or (job.last_modified if result.not_modified else None),
-            "attempts": result.attempts, "fetched_at": self.now,
+            "attempts": result.attempts,
+            "fetched_at": self.now,
         }
 
     def _poster(
@@ -133,18 +139,28 @@ class _Writer:
         if isinstance(info, str):
             return None, info
         self.blobs.put(result.body or b"")
-        blob_rows.append({
-            "sha256": info.sha256, "url": job.url, "bytes": info.bytes, "width": info.width,
-            "height": info.height, "format": info.format, "http_status": result.http_status,
-            "etag": result.etag, "last_modified": result.last_modified, "fetched_at": self.now,
-        })
+        blob_rows.append(
+            {
+                "sha256": info.sha256,
+                "url": job.url,
+                "bytes": info.bytes,
+                "width": info.width,
+                "height": info.height,
+                "format": info.format,
+                "http_status": result.http_status,
+                "etag": result.etag,
+                "last_modified": result.last_modified,
+                "fetched_at": self.now,
+            }
+        )
         return info.sha256, None
 
     def _plot(self, job: _Job, result: FetchResult, texts: dict[str, str]) -> tuple[str | None, str | None]:
         if result.not_modified:
             return job.previous_sha, None
-        extracted = extract_text(result.body or b"", content_type=result.content_type,
-                                 json_field=self.config.plot_json_field)
+        extracted = extract_text(
+            result.body or b"", content_type=result.content_type, json_field=self.config.plot_json_field
+        )
         if extracted.text is None:
             return None, extracted.reason or "no text"
         texts[job.url] = extracted.text
@@ -169,8 +185,14 @@ class _Writer:
             fetch_rows.append(self._fetch_row(job, result, sha, reason))
         self._commit(blob_rows, fetch_rows, texts, failures, items)
 
-    def _commit(self, blob_rows: list[dict[str, object]], fetch_rows: list[dict[str, object]],
-                texts: dict[str, str], failures: dict[str, tuple[str, str]], items: pl.DataFrame) -> None:
+    def _commit(
+        self,
+        blob_rows: list[dict[str, object]],
+        fetch_rows: list[dict[str, object]],
+        texts: dict[str, str],
+        failures: dict[str, tuple[str, str]],
+        items: pl.DataFrame,
+    ) -> None:
         if blob_rows:
             unique = pl.DataFrame(blob_rows).unique("sha256", keep="first", maintain_order=True)
             self._record(features.upsert("poster_blobs", unique, commit=self.commit, lake=self.lake))
@@ -189,9 +211,17 @@ class _Writer:
             self.summary.quarantine_reasons[category] = self.summary.quarantine_reasons.get(category, 0) + 1
             self.summary.failed += 1
             for item_id in items.filter(pl.col(column) == url)["item_id"]:
-                rows.append({"source": f"crawl:{kind}", "record_key": item_id, "stage": STAGE, "reason": reason,
-                             "excerpt": url[:200], "flow_run_id": self.commit.flow_run_id,
-                             "quarantined_at": self.now})
+                rows.append(
+                    {
+                        "source": f"crawl:{kind}",
+                        "record_key": item_id,
+                        "stage": STAGE,
+                        "reason": reason,
+                        "excerpt": url[:200],
+                        "flow_run_id": self.commit.flow_run_id,
+                        "quarantined_at": self.now,
+                    }
+                )
         if rows:
             self._record(features.upsert("quarantine", pl.DataFrame(rows), commit=self.commit, lake=self.lake))
 
@@ -207,7 +237,8 @@ def _point_items_at_blobs(lake: Lake, commit: CommitInfo, writer: _Writer) -> No
     items = _read_or_empty("items", ["item_id", "poster_url", "poster_sha256"], lake)
     fetches = _read_or_empty("poster_fetches", ["url", "kind", "status", "sha256"], lake)
     ok = fetches.filter((pl.col("status") == "ok") & (pl.col("kind") == "poster")).select(
-        pl.col("url").alias("poster_url"), pl.col("sha256").alias("expected"))
+        pl.col("url").alias("poster_url"), pl.col("sha256").alias("expected")
+    )
     joined = items.join(ok, on="poster_url", how="left")
     stale = joined.filter(~pl.col("poster_sha256").eq_missing(pl.col("expected")))
     if stale.height:
@@ -216,8 +247,9 @@ def _point_items_at_blobs(lake: Lake, commit: CommitInfo, writer: _Writer) -> No
     resolved = joined.filter(pl.col("expected").is_not_null())["item_id"].to_list()
     if resolved:
         keys = ", ".join("'" + i.replace("'", "''") + "'" for i in resolved)
-        deleted = features.delete("quarantine", f"source = 'crawl:poster' AND record_key IN ({keys})",
-                                  commit=commit, lake=lake)
+        deleted = features.delete(
+            "quarantine", f"source = 'crawl:poster' AND record_key IN ({keys})", commit=commit, lake=lake
+        )
         writer._record(deleted)
 
 
@@ -245,8 +277,12 @@ def crawl(
     """
     resolved, cfg, started = features.resolve_lake(lake), config or CrawlConfig(), time.perf_counter()
     summary = CrawlSummary()
-    commit = CommitInfo(stage=STAGE, flow_run_id=run_id, config_hash=features.config_hash(asdict(cfg)),
-                        input_versions=features.table_versions(["items", "poster_fetches"], resolved))
+    commit = CommitInfo(
+        stage=STAGE,
+        flow_run_id=run_id,
+        config_hash=features.config_hash(asdict(cfg)),
+        input_versions=features.table_versions(["items", "poster_fetches"], resolved),
+    )
     writer = _Writer(resolved, cfg, commit, summary)
     items = _read_or_empty("items", ["item_id", "poster_url", "plot_url", "text"], resolved)
     fetches = _read_or_empty("poster_fetches", ["url", "status", "sha256", "etag", "last_modified"], resolved)
@@ -280,14 +316,25 @@ def crawl_task(
 
     config = CrawlConfig(allow_hosts=tuple(allow_hosts or ()), file_root=file_root)
     run_id = flow_run.get_id()
-    summary = crawl(lake=lake, config=config, refresh=refresh, run_id=str(run_id) if run_id else None,
-                    progress=prefect_progress("crawl-progress", "posters and plots fetched"))
+    summary = crawl(
+        lake=lake,
+        config=config,
+        refresh=refresh,
+        run_id=str(run_id) if run_id else None,
+        progress=prefect_progress("crawl-progress", "posters and plots fetched"),
+    )
     get_run_logger().info(
         "crawl: %d URLs, %d already stored, %d requested, %d stored, %d not modified, %d failed (%.1f s)",
-        summary.urls, summary.already_stored, summary.requested, summary.stored, summary.not_modified,
-        summary.failed, summary.elapsed_s,
+        summary.urls,
+        summary.already_stored,
+        summary.requested,
+        summary.stored,
+        summary.not_modified,
+        summary.failed,
+        summary.elapsed_s,
     )
     reasons = [{"reason": r, "count": c} for r, c in sorted(summary.quarantine_reasons.items())]
-    create_table_artifact(reasons or [{"reason": "(none)", "count": 0}], key="crawl-failures",
-                          description="crawl failures by reason")
+    create_table_artifact(
+        reasons or [{"reason": "(none)", "count": 0}], key="crawl-failures", description="crawl failures by reason"
+    )
     return summary.to_dict()

@@ -49,17 +49,33 @@ class StageSpec:
 
 
 STAGES: tuple[StageSpec, ...] = (
-    StageSpec("ingest", reads=(), writes=("items", "dialogues", "turns"),
-              labels=("ingest_catalog", "ingest_dialogues")),
+    StageSpec(
+        "ingest", reads=(), writes=("items", "dialogues", "turns"), labels=("ingest_catalog", "ingest_dialogues")
+    ),
     StageSpec("crawl", reads=("items",), writes=("items", "poster_blobs", "poster_fetches"), labels=("crawl",)),
     # Summaries come before embedding: the ``summary`` modality embeds them.
-    StageSpec("summarize", reads=("items", "dialogues", "turns"),
-              writes=("item_summaries", "preference_summaries"), labels=("summarize",), gpu=True),
-    StageSpec("embed", reads=("items", "poster_blobs", "item_summaries"), writes=("item_embeddings",),
-              labels=("embed",), gpu=True),
+    StageSpec(
+        "summarize",
+        reads=("items", "dialogues", "turns"),
+        writes=("item_summaries", "preference_summaries"),
+        labels=("summarize",),
+        gpu=True,
+    ),
+    StageSpec(
+        "embed",
+        reads=("items", "poster_blobs", "item_summaries"),
+        writes=("item_embeddings",),
+        labels=("embed",),
+        gpu=True,
+    ),
     StageSpec("graphs", reads=("item_embeddings", "turns"), writes=("item_graph_edges",), labels=("graphs",)),
-    StageSpec("train", reads=("turns", "items", "item_graph_edges", "item_embeddings", "preference_summaries"),
-              writes=("model_registry",), labels=("train",), gpu=True),
+    StageSpec(
+        "train",
+        reads=("turns", "items", "item_graph_edges", "item_embeddings", "preference_summaries"),
+        writes=("model_registry",),
+        labels=("train",),
+        gpu=True,
+    ),
 )
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
 
@@ -75,14 +91,15 @@ def stage_spec(name: str) -> StageSpec:
 def downstream_labels(name: str) -> set[str]:
     """Commit labels of every stage after ``name``: their commits never make ``name`` stale."""
     names = list(STAGE_NAMES)
-    return {label for spec in STAGES[names.index(name) + 1:] for label in spec.labels}
+    return {label for spec in STAGES[names.index(name) + 1 :] for label in spec.labels}
 
 
 def stage_fingerprint(name: str, params: Mapping[str, object], files: Mapping[str, str | None] | None = None) -> str:
     """Hash of a stage's parameters, the content of its input files and the code version."""
     hashed = {k: (file_sha256(Path(v)) if v and Path(v).is_file() else v) for k, v in (files or {}).items()}
-    return features.config_hash({"stage": name, "params": dict(params), "files": hashed,
-                                 "code": features.code_version()})
+    return features.config_hash(
+        {"stage": name, "params": dict(params), "files": hashed, "code": features.code_version()}
+    )
 
 
 def reusable(name: str, fingerprint: str, *, lake: Lake) -> dict[str, object] | None:
@@ -105,8 +122,15 @@ def _rows_written(table: str, before: int | None, after: int | None, lake: Lake)
         if "num_added_rows" in m:
             total += int(m["num_added_rows"])
         else:
-            total += sum(int(m.get(k, 0)) for k in ("num_target_rows_inserted", "num_target_rows_updated",
-                                                     "num_target_rows_deleted", "num_deleted_rows"))
+            total += sum(
+                int(m.get(k, 0))
+                for k in (
+                    "num_target_rows_inserted",
+                    "num_target_rows_updated",
+                    "num_target_rows_deleted",
+                    "num_deleted_rows",
+                )
+            )
     return total
 
 
@@ -114,9 +138,12 @@ def quarantined_since(spec: StageSpec, since: datetime, *, lake: Lake) -> dict[s
     """Quarantine rows this stage wrote (or refreshed) since ``since``, counted by reason."""
     if features.table_version("quarantine", lake) is None:
         return {}
-    frame = (features.read("quarantine", lake=lake)
-             .filter(pl.col("quarantined_at") >= since)
-             .select("stage", "reason").collect())
+    frame = (
+        features.read("quarantine", lake=lake)
+        .filter(pl.col("quarantined_at") >= since)
+        .select("stage", "reason")
+        .collect()
+    )
     labels = spec.labels
     reasons = Counter(r for s, r in frame.iter_rows() if any(s == lab or s.startswith(f"{lab}:") for lab in labels))
     return dict(sorted(reasons.items()))
@@ -144,9 +171,16 @@ class StageRecord:
     def counts(self) -> dict[str, object]:
         """The ``pipeline_runs.counts`` JSON."""
         quarantined = self.quarantined or {}
-        return {"rows_in": self.rows_in, "rows_out": self.rows_out, "quarantined": sum(quarantined.values()),
-                "quarantined_by_reason": quarantined, "reason": self.reason, "attempts": self.attempts,
-                "retry_next_run": self.retry_next_run, "summary": _compact(self.summary)}
+        return {
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "quarantined": sum(quarantined.values()),
+            "quarantined_by_reason": quarantined,
+            "reason": self.reason,
+            "attempts": self.attempts,
+            "retry_next_run": self.retry_next_run,
+            "summary": _compact(self.summary),
+        }
 
 
 def _compact(summary: object, limit: int = 4000) -> object:
@@ -163,10 +197,18 @@ def measure(spec: StageSpec, before: Mapping[str, int], *, lake: Lake) -> tuple[
 
 
 def _stage_run(stage: StageRecord, flow_run_id: str | None) -> StageRun:
-    return StageRun(stage=stage.name, fingerprint=stage.fingerprint, status=stage.status, flow_run_id=flow_run_id,
-                    config_hash=stage.fingerprint, input_versions=stage.input_versions,
-                    output_versions=stage.output_versions, counts=stage.counts(), started_at=stage.started_at,
-                    duration_s=stage.duration_s)
+    return StageRun(
+        stage=stage.name,
+        fingerprint=stage.fingerprint,
+        status=stage.status,
+        flow_run_id=flow_run_id,
+        config_hash=stage.fingerprint,
+        input_versions=stage.input_versions,
+        output_versions=stage.output_versions,
+        counts=stage.counts(),
+        started_at=stage.started_at,
+        duration_s=stage.duration_s,
+    )
 
 
 def record(stages: StageRecord | list[StageRecord], *, lake: Lake, flow_run_id: str | None) -> list[str]:

@@ -127,8 +127,13 @@ def _clean(row: dict[str, object], extra: list[str], source: str) -> dict[str, o
         return f"plot text is {type(text).__name__}, not text"
     poster = row.get("poster_url") or row.get("poster_path")
     item = {
-        "item_id": str(item_id).strip(), "source": source, "title": _str(row.get("title")), "year": year,
-        "text": text or None, "attributes": _attributes(row, extra), "poster_url": _str(poster),
+        "item_id": str(item_id).strip(),
+        "source": source,
+        "title": _str(row.get("title")),
+        "year": year,
+        "text": text or None,
+        "attributes": _attributes(row, extra),
+        "poster_url": _str(poster),
         "plot_url": _str(row.get("plot_url")),
     }
     return {**item, "content_hash": item_content_hash(item)}
@@ -179,8 +184,9 @@ def ingest_catalog(
     summary = CatalogSummary(source_file=str(file), read=len(raw_rows))
     now = datetime.now(UTC)
     config = {"source": source, "columns": dict(columns or {})}
-    commit = CommitInfo(stage=STAGE, flow_run_id=run_id, config_hash=features.config_hash(config),
-                        extra={"source_file": file.name})
+    commit = CommitInfo(
+        stage=STAGE, flow_run_id=run_id, config_hash=features.config_hash(config), extra={"source_file": file.name}
+    )
     good: list[tuple[int, dict[str, object]]] = []
     bad: list[tuple[int, str]] = []
     for line, row in enumerate(raw_rows, start=1):
@@ -196,9 +202,18 @@ def ingest_catalog(
         key = reason.split(" ")[0] if not reason.startswith("duplicate") else "duplicate item_id"
         summary.quarantine_reasons[key] = summary.quarantine_reasons.get(key, 0) + 1
     if bad:
-        rows = [{"source": f"catalog:{source}", "record_key": f"{file.name}#row{line}", "stage": STAGE,
-                 "reason": reason, "excerpt": json.dumps(raw_rows[line - 1], default=str)[:200],
-                 "flow_run_id": run_id, "quarantined_at": now} for line, reason in bad]
+        rows = [
+            {
+                "source": f"catalog:{source}",
+                "record_key": f"{file.name}#row{line}",
+                "stage": STAGE,
+                "reason": reason,
+                "excerpt": json.dumps(raw_rows[line - 1], default=str)[:200],
+                "flow_run_id": run_id,
+                "quarantined_at": now,
+            }
+            for line, reason in bad
+        ]
         result = features.upsert("quarantine", pl.DataFrame(rows), commit=commit, lake=lake)
         if result.committed and result.version is not None:
             summary.versions["quarantine"] = result.version
@@ -213,15 +228,24 @@ def ingest_catalog(
 
 @task(name="ingest-catalog", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
 def ingest_catalog_task(
-    path: str, fmt: str | None = None, source: str = "catalog", lake: str | None = None,
+    path: str,
+    fmt: str | None = None,
+    source: str = "catalog",
+    lake: str | None = None,
     columns: dict[str, str] | None = None,
 ) -> dict[str, object]:
     """Prefect task: ingest one catalog file; returns the summary."""
     run_id = flow_run.get_id()
-    summary = ingest_catalog(path, fmt=fmt, source=source, columns=columns, lake=lake,
-                             run_id=str(run_id) if run_id else None)
+    summary = ingest_catalog(
+        path, fmt=fmt, source=source, columns=columns, lake=lake, run_id=str(run_id) if run_id else None
+    )
     get_run_logger().info(
         "catalog %s: read %d, written %d, updated %d, unchanged %d, quarantined %d",
-        summary.source_file, summary.read, summary.written, summary.updated, summary.unchanged, summary.quarantined,
+        summary.source_file,
+        summary.read,
+        summary.written,
+        summary.updated,
+        summary.unchanged,
+        summary.quarantined,
     )
     return summary.to_dict()

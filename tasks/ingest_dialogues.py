@@ -101,25 +101,25 @@ def _hash(payload: object) -> str:
 
 
 def _turn_rows(dialogue: RawDialogue, linker: ItemLinker, now: datetime) -> list[dict[str, object]]:
-    links = {
-        movie: linker.link(dialogue.source, movie, name) for movie, name in dialogue.movie_names.items()
-    }
+    links = {movie: linker.link(dialogue.source, movie, name) for movie, name in dialogue.movie_names.items()}
     rows = []
     for turn in dialogue.turns:
         items = list(dict.fromkeys(links[m] for m in turn.mentions))
         labels = [dialogue.labels.get(m, Labels()) for m in dict.fromkeys(turn.mentions)]
-        rows.append({
-            "dialogue_id": dialogue.dialogue_id,
-            "turn_idx": turn.idx,
-            "role": turn.role,
-            "text": _MARK.sub(lambda m: f"@{links[m.group(1)]}", turn.text),
-            "mentioned_item_ids": items,
-            "liked": [lab.liked for lab in labels],
-            "seen": [lab.seen for lab in labels],
-            "suggested": [lab.suggested for lab in labels],
-            "source_message_id": turn.message_id,
-            "ingested_at": now,
-        })
+        rows.append(
+            {
+                "dialogue_id": dialogue.dialogue_id,
+                "turn_idx": turn.idx,
+                "role": turn.role,
+                "text": _MARK.sub(lambda m: f"@{links[m.group(1)]}", turn.text),
+                "mentioned_item_ids": items,
+                "liked": [lab.liked for lab in labels],
+                "seen": [lab.seen for lab in labels],
+                "suggested": [lab.suggested for lab in labels],
+                "source_message_id": turn.message_id,
+                "ingested_at": now,
+            }
+        )
     return rows
 
 
@@ -183,8 +183,7 @@ class _Run:
         items = (
             features.read("items", columns=["item_id", "source", "title", "year"], lake=lake).collect()
             if items_version is not None
-            else pl.DataFrame(schema={"item_id": pl.String, "source": pl.String, "title": pl.String,
-                                      "year": pl.Int32})
+            else pl.DataFrame(schema={"item_id": pl.String, "source": pl.String, "title": pl.String, "year": pl.Int32})
         )
         self.linker = ItemLinker.from_items(items)
         self.commit = CommitInfo(
@@ -202,8 +201,15 @@ class _Run:
             reasons = self.summary.quarantine_reasons
             reasons[_category(r.reason)] = reasons.get(_category(r.reason), 0) + 1
         rows = [
-            {"source": self.quarantine_source, "record_key": r.record_key, "stage": STAGE, "reason": r.reason,
-             "excerpt": r.excerpt, "flow_run_id": self.commit.flow_run_id, "quarantined_at": self.now}
+            {
+                "source": self.quarantine_source,
+                "record_key": r.record_key,
+                "stage": STAGE,
+                "reason": r.reason,
+                "excerpt": r.excerpt,
+                "flow_run_id": self.commit.flow_run_id,
+                "quarantined_at": self.now,
+            }
             for r in rejected
         ]
         if rows:
@@ -224,8 +230,13 @@ class _Run:
                 continue
             rejected.extend(record.rejected)
             if record.dialogue_id in self.seen:
-                rejected.append(Rejected(f"{record.dialogue_id}#duplicate", "duplicate dialogue id in input",
-                                         f"{len(record.turns)} turns"))
+                rejected.append(
+                    Rejected(
+                        f"{record.dialogue_id}#duplicate",
+                        "duplicate dialogue id in input",
+                        f"{len(record.turns)} turns",
+                    )
+                )
             elif not record.turns:
                 rejected.append(Rejected(record.dialogue_id, "dialogue has no usable messages", ""))
             else:
@@ -253,8 +264,9 @@ class _Run:
         result = features.upsert("turns", _frame("turns", turn_rows), commit=self.commit, lake=self.lake)
         self.summary.turns_written += result.inserted + result.updated
         self._record(result)
-        changed = {r["dialogue_id"]: {t["turn_idx"] for t in turns[r["dialogue_id"]]}
-                   for r in todo if r["dialogue_id"] in old}
+        changed = {
+            r["dialogue_id"]: {t["turn_idx"] for t in turns[r["dialogue_id"]]} for r in todo if r["dialogue_id"] in old
+        }
         predicate = _stale_turns_predicate(changed, self.lake)
         if predicate:
             deleted = features.delete("turns", predicate, commit=self.commit, lake=self.lake)
@@ -273,8 +285,14 @@ def _reused(source: Path, fmt: DialogueFormat, fingerprint: str, lake: Lake) -> 
         return None
     counts = json.loads(str(previous["counts"]))
     landed = int(counts["written"]) + int(counts["updated"]) + int(counts["unchanged"])
-    return IngestSummary(source_file=str(source), format=fmt, read=int(counts["read"]), unchanged=landed,
-                         quarantined=int(counts["quarantined"]), reused_run=str(previous["run_id"]))
+    return IngestSummary(
+        source_file=str(source),
+        format=fmt,
+        read=int(counts["read"]),
+        unchanged=landed,
+        quarantined=int(counts["quarantined"]),
+        reused_run=str(previous["run_id"]),
+    )
 
 
 def ingest_dialogues(
@@ -323,10 +341,18 @@ def ingest_dialogues(
         raise DialogueInputError(str(exc)) from exc
     counts = {k: v for k, v in run.summary.to_dict().items() if k not in ("versions", "source_file")}
     record_run(
-        StageRun(stage=STAGE, fingerprint=fingerprint, status="ok", flow_run_id=run_id,
-                 config_hash=run.commit.config_hash, input_versions=run.commit.input_versions,
-                 output_versions=features.table_versions(WATCHED, resolved), counts=counts, started_at=started,
-                 duration_s=(now_utc() - started).total_seconds()),
+        StageRun(
+            stage=STAGE,
+            fingerprint=fingerprint,
+            status="ok",
+            flow_run_id=run_id,
+            config_hash=run.commit.config_hash,
+            input_versions=run.commit.input_versions,
+            output_versions=features.table_versions(WATCHED, resolved),
+            counts=counts,
+            started_at=started,
+            duration_s=(now_utc() - started).total_seconds(),
+        ),
         lake=resolved,
     )
     return run.summary
@@ -339,6 +365,11 @@ def ingest_dialogues_task(path: str, fmt: str | None = None, lake: str | None = 
     summary = ingest_dialogues(path, fmt=fmt, lake=lake, run_id=str(run_id) if run_id else None)
     get_run_logger().info(
         "dialogues %s: read %d, written %d, updated %d, unchanged %d, quarantined %d",
-        summary.source_file, summary.read, summary.written, summary.updated, summary.unchanged, summary.quarantined,
+        summary.source_file,
+        summary.read,
+        summary.written,
+        summary.updated,
+        summary.unchanged,
+        summary.quarantined,
     )
     return summary.to_dict()

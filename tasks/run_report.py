@@ -12,19 +12,28 @@ import features
 from features import Lake
 from tasks.dag import StageRecord
 
-METRICS = (("valid", "standard", "recall@10"), ("test", "standard", "recall@10"), ("test", "standard", "recall@50"),
-           ("test", "no_repeats", "recall@10"), ("test", "no_repeats", "recall@50"))
+METRICS = (
+    ("valid", "standard", "recall@10"),
+    ("test", "standard", "recall@10"),
+    ("test", "standard", "recall@50"),
+    ("test", "no_repeats", "recall@10"),
+    ("test", "no_repeats", "recall@50"),
+)
 
 
 def stages_markdown(records: Sequence[StageRecord]) -> str:
     """One row per stage: status, duration, rows in/out, quarantined, versions written, reason."""
-    lines = ["| stage | status | duration (s) | rows in | rows out | quarantined | versions after | note |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| stage | status | duration (s) | rows in | rows out | quarantined | versions after | note |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in records:
         versions = ", ".join(f"{t} v{v}" for t, v in sorted(r.output_versions.items())) or "—"
         quarantined = sum((r.quarantined or {}).values())
-        lines.append(f"| {r.name} | {r.status} | {r.duration_s:.1f} | {r.rows_in} | {r.rows_out} | {quarantined} "
-                     f"| {versions} | {r.reason.replace('|', '/')} |")
+        lines.append(
+            f"| {r.name} | {r.status} | {r.duration_s:.1f} | {r.rows_in} | {r.rows_out} | {quarantined} "
+            f"| {versions} | {r.reason.replace('|', '/')} |"
+        )
     return "\n".join(lines)
 
 
@@ -67,8 +76,11 @@ def model_markdown(*, lake: Lake, model_name: str | None = None) -> str:
     lines = [header, "|" + "---|" * (len(METRICS) + 4)]
     for label, row in shown:
         metrics = json.loads(row["metrics"] or "{}")
-        lines.append(f"| {label}: {row['model_name']} | {row['version']} | {row['alias'] or '—'} | "
-                     + " | ".join(_metric(metrics, k) for k in METRICS) + f" | `{row['artifact_uri']}` |")
+        lines.append(
+            f"| {label}: {row['model_name']} | {row['version']} | {row['alias'] or '—'} | "
+            + " | ".join(_metric(metrics, k) for k in METRICS)
+            + f" | `{row['artifact_uri']}` |"
+        )
     if not production.height:
         lines.append("\nNo production model yet.")
     return "\n".join(lines)
@@ -80,8 +92,12 @@ def run_markdown(records: Sequence[StageRecord], *, lake: Lake, artifacts_root: 
     promotion = ""
     if train is not None and isinstance(train.summary, dict) and "version" in train.summary:
         s = train.summary
-        promotion = (f"\n\nTrained v{s['version']}: promoted {s.get('promoted')} ({s.get('promotion_reason')}); "
-                     f"artifacts `{s.get('artifact_dir')}`.")
-    return (f"# mmcrs nightly run\n\nLake: `{lake.root}`\n\n## Stages\n\n{stages_markdown(records)}\n\n"
-            f"## Quarantined\n\n{quarantine_markdown(records)}\n\n## Model\n\n{model_markdown(lake=lake)}"
-            f"{promotion}\n")
+        promotion = (
+            f"\n\nTrained v{s['version']}: promoted {s.get('promoted')} ({s.get('promotion_reason')}); "
+            f"artifacts `{s.get('artifact_dir')}`."
+        )
+    return (
+        f"# mmcrs nightly run\n\nLake: `{lake.root}`\n\n## Stages\n\n{stages_markdown(records)}\n\n"
+        f"## Quarantined\n\n{quarantine_markdown(records)}\n\n## Model\n\n{model_markdown(lake=lake)}"
+        f"{promotion}\n"
+    )

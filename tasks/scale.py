@@ -17,8 +17,9 @@ J = TypeVar("J")
 R = TypeVar("R")
 
 
-def submit_jobs(task: Any, jobs: Iterable[J], parameters: Callable[[J], dict[str, Any]], *,
-                max_in_flight: int) -> Iterator[R]:
+def submit_jobs(
+    task: Any, jobs: Iterable[J], parameters: Callable[[J], dict[str, Any]], *, max_in_flight: int
+) -> Iterator[R]:
     """Submit one task run per job, at most ``max_in_flight`` at a time; yield results in completion order.
 
     Must run inside a flow run (``task.submit`` goes to that flow's task runner). A job whose task fails (after

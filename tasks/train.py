@@ -26,8 +26,14 @@ WATCHED = list(INPUT_TABLES)
 
 
 def _fingerprint(config: TrainConfig, model_name: str, artifacts_root: str | None) -> str:
-    return features.config_hash({"config": config.model_dump(mode="json"), "model_name": model_name,
-                                 "artifacts_root": artifacts_root, "code": features.code_version()})
+    return features.config_hash(
+        {
+            "config": config.model_dump(mode="json"),
+            "model_name": model_name,
+            "artifacts_root": artifacts_root,
+            "code": features.code_version(),
+        }
+    )
 
 
 def train_stage(
@@ -49,12 +55,31 @@ def train_stage(
     fingerprint = _fingerprint(config, model_name, artifacts_root)
     if not force and (row := reusable_run(STAGE, fingerprint, watched=WATCHED, lake=resolved)):
         return json.loads(str(row["counts"])) | {"reused_run": row["run_id"]}
-    report = train_and_register(config, lake=resolved, model_name=model_name, artifacts_root=artifacts_root,
-                                rule=rule, auto_promote=auto_promote, on_epoch=on_epoch, run_id=run_id).to_dict()
-    record_run(StageRun(stage=STAGE, fingerprint=fingerprint, status="ok", flow_run_id=run_id,
-                        config_hash=features.config_hash(config), input_versions=report["input_versions"],
-                        output_versions=features.table_versions(WATCHED, resolved), counts=report,
-                        started_at=started, duration_s=(now_utc() - started).total_seconds()), lake=resolved)
+    report = train_and_register(
+        config,
+        lake=resolved,
+        model_name=model_name,
+        artifacts_root=artifacts_root,
+        rule=rule,
+        auto_promote=auto_promote,
+        on_epoch=on_epoch,
+        run_id=run_id,
+    ).to_dict()
+    record_run(
+        StageRun(
+            stage=STAGE,
+            fingerprint=fingerprint,
+            status="ok",
+            flow_run_id=run_id,
+            config_hash=features.config_hash(config),
+            input_versions=report["input_versions"],
+            output_versions=features.table_versions(WATCHED, resolved),
+            counts=report,
+            started_at=started,
+            duration_s=(now_utc() - started).total_seconds(),
+        ),
+        lake=resolved,
+    )
     return report
 
 
@@ -65,8 +90,9 @@ def _epoch_artifact() -> Callable[[dict[str, float]], None]:
 
     def publish(row: dict[str, float]) -> None:
         rows.append({k: round(v, 4) for k, v in row.items()})
-        get_run_logger().info("epoch %d: loss %.4f, valid recall@10 %.4f", row["epoch"], row["loss"],
-                              row["valid_standard_recall@10"])
+        get_run_logger().info(
+            "epoch %d: loss %.4f, valid recall@10 %.4f", row["epoch"], row["loss"], row["valid_standard_recall@10"]
+        )
         create_table_artifact(list(rows), key="train-epochs", description="per-epoch loss and validation metrics")
 
     return publish
@@ -76,11 +102,15 @@ def _metrics_markdown(report: dict) -> str:
     lines = ["| contender | protocol | R@1 | R@10 | R@50 | MRR@10 | NDCG@10 |", "|---|---|---|---|---|---|---|"]
     for name, metrics in {"model": report["metrics"]["test"], **report["baselines"]}.items():
         for protocol, m in metrics.items():
-            lines.append(f"| {name} | {protocol} | {m['recall@1']:.4f} | {m['recall@10']:.4f} | {m['recall@50']:.4f}"
-                         f" | {m['mrr@10']:.4f} | {m['ndcg@10']:.4f} |")
+            lines.append(
+                f"| {name} | {protocol} | {m['recall@1']:.4f} | {m['recall@10']:.4f} | {m['recall@50']:.4f}"
+                f" | {m['mrr@10']:.4f} | {m['ndcg@10']:.4f} |"
+            )
     skipped = "".join(f"\n- {k}: {v}" for k, v in sorted(report["skipped"].items()))
-    return (f"# {report['model_name']} v{report['version']}\n\nartifacts: `{report['artifact_dir']}`; promoted: "
-            f"{report['promoted']} ({report['promotion_reason']})\n\n" + "\n".join(lines) + f"\n\nskipped:{skipped}")
+    return (
+        f"# {report['model_name']} v{report['version']}\n\nartifacts: `{report['artifact_dir']}`; promoted: "
+        f"{report['promoted']} ({report['promotion_reason']})\n\n" + "\n".join(lines) + f"\n\nskipped:{skipped}"
+    )
 
 
 @task(name="train-model")
@@ -96,10 +126,16 @@ def train_task(
     from prefect.artifacts import create_markdown_artifact
 
     run_id = flow_run.get_id()
-    report = train_stage(TrainConfig(**(config or {})), lake=lake, model_name=model_name,
-                         artifacts_root=artifacts_root or os.environ.get("MMCRS_ARTIFACTS"),
-                         auto_promote=auto_promote, force=force, run_id=str(run_id) if run_id else None,
-                         on_epoch=_epoch_artifact())
+    report = train_stage(
+        TrainConfig(**(config or {})),
+        lake=lake,
+        model_name=model_name,
+        artifacts_root=artifacts_root or os.environ.get("MMCRS_ARTIFACTS"),
+        auto_promote=auto_promote,
+        force=force,
+        run_id=str(run_id) if run_id else None,
+        on_epoch=_epoch_artifact(),
+    )
     logger = get_run_logger()
     skipped = report["skipped"]
     assert isinstance(skipped, dict)

@@ -60,7 +60,8 @@ def evaluate_baselines(data: TrainingData, split: str = "test") -> tuple[dict[st
     pop = popularity(data)
     results = {"popularity": evaluate_protocols(pop.expand(len(samples), -1), targets, contexts)}
     results["comention_knn"] = evaluate_protocols(
-        neighbour_scores(comention_matrix(data), contexts, pop * 1e-6), targets, contexts)
+        neighbour_scores(comention_matrix(data), contexts, pop * 1e-6), targets, contexts
+    )
     skipped: dict[str, str] = {}
     modality = next((m for m in TEXT_MODALITIES if m in data.features), None)
     if modality is None:
@@ -68,5 +69,6 @@ def evaluate_baselines(data: TrainingData, split: str = "test") -> tuple[dict[st
     else:
         vectors = F.normalize(data.features[modality], dim=-1)
         results["text_similarity"] = evaluate_protocols(
-            neighbour_scores(vectors @ vectors.T, contexts, pop * 1e-6), targets, contexts)
+            neighbour_scores(vectors @ vectors.T, contexts, pop * 1e-6), targets, contexts
+        )
     return results, skipped

@@ -74,8 +74,14 @@ def _turn_graph(name: str, train_turns: pl.DataFrame, ids: tuple[str, ...]) -> I
     return graph_from_edges(name, edges, item_ids=ids)
 
 
-def _graphs(opts: DataOptions, ids: tuple[str, ...], lake: Lake | str | None, version: int | None,
-            skipped: dict[str, str], train_turns: pl.DataFrame) -> dict[str, ItemGraph]:
+def _graphs(
+    opts: DataOptions,
+    ids: tuple[str, ...],
+    lake: Lake | str | None,
+    version: int | None,
+    skipped: dict[str, str],
+    train_turns: pl.DataFrame,
+) -> dict[str, ItemGraph]:
     present = available_graphs(lake, version=version) if version is not None else []
     wanted = opts.graphs if opts.graphs is not None else tuple(present)
     out: dict[str, ItemGraph] = {}
@@ -94,10 +100,14 @@ def _graphs(opts: DataOptions, ids: tuple[str, ...], lake: Lake | str | None, ve
     return out
 
 
-def _features(opts: DataOptions, ids: tuple[str, ...], lake: Lake | str | None, version: int | None,
-              skipped: dict[str, str]) -> dict[str, torch.Tensor]:
-    frame = (features.read("item_embeddings", version=version, lake=lake).collect()
-             if version is not None else pl.DataFrame(schema={"modality": pl.Utf8}))
+def _features(
+    opts: DataOptions, ids: tuple[str, ...], lake: Lake | str | None, version: int | None, skipped: dict[str, str]
+) -> dict[str, torch.Tensor]:
+    frame = (
+        features.read("item_embeddings", version=version, lake=lake).collect()
+        if version is not None
+        else pl.DataFrame(schema={"modality": pl.Utf8})
+    )
     present = sorted(set(frame["modality"].to_list()))
     index = {item: i for i, item in enumerate(ids)}
     out: dict[str, torch.Tensor] = {}

@@ -30,10 +30,10 @@ EVAL_PROTOCOL = {
     "ranking": "full ranking over every item of the run; rank = 1 + items scored strictly higher",
     "standard": "every sample (one per item mentioned in a recommender turn)",
     "no_repeats": "samples whose target was mentioned earlier in the dialogue left out; context items removed "
-                  "from the ranking",
+    "from the ranking",
     "metrics": ["recall@1", "recall@10", "recall@50", "mrr@10", "mrr@50", "ndcg@10", "ndcg@50"],
     "selection": "early stopping on the mean of train config select_metrics (default recall@10, recall@50) on "
-                 "valid under the protocol(s) select_on names (default both); promotion on valid standard recall@10",
+    "valid under the protocol(s) select_on names (default both); promotion on valid standard recall@10",
 }
 
 
@@ -71,8 +71,9 @@ def _plots(folder: Path, result: TrainResult, baselines: dict[str, dict]) -> lis
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(epochs, [h["loss"] for h in result.history], label="train loss")
     ax2 = ax.twinx()
-    ax2.plot(epochs, [h["valid_standard_recall@10"] for h in result.history], color="tab:orange",
-             label="valid Recall@10")
+    ax2.plot(
+        epochs, [h["valid_standard_recall@10"] for h in result.history], color="tab:orange", label="valid Recall@10"
+    )
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax2.set_ylabel("valid Recall@10")
@@ -100,8 +101,11 @@ def _signals(model: GraphPromptRecommender) -> str:
     conf, out = model.config, ["LM-pooled query"]
     out += ["context-items graph pathway"] if conf.graph_pathway else []
     out += ["per-item bias"] if conf.item_bias else []
-    out += ["raw co-mention co-occurrence (the co-mention item-kNN's score, log1p, learned weight)"] \
-        if model.cooccurrence_graphs else []
+    out += (
+        ["raw co-mention co-occurrence (the co-mention item-kNN's score, log1p, learned weight)"]
+        if model.cooccurrence_graphs
+        else []
+    )
     out += ["learned already-mentioned (repeat) score"] if conf.repeat_score else []
     return " + ".join(out)
 
@@ -111,8 +115,10 @@ def _card(name: str, version: int, result: TrainResult, data: TrainingData, base
     for contender, metrics in {"model": result.metrics["test"], **baselines}.items():
         for protocol in PROTOCOLS:
             m = metrics[protocol]
-            rows.append(f"| {contender} | {protocol} | {m['recall@1']:.4f} | {m['recall@10']:.4f} | "
-                        f"{m['recall@50']:.4f} | {m['mrr@10']:.4f} | {m['ndcg@10']:.4f} | {int(m['n'])} |")
+            rows.append(
+                f"| {contender} | {protocol} | {m['recall@1']:.4f} | {m['recall@10']:.4f} | "
+                f"{m['recall@50']:.4f} | {m['mrr@10']:.4f} | {m['ndcg@10']:.4f} | {int(m['n'])} |"
+            )
     skipped = "\n".join(f"- {k}: {v}" for k, v in sorted(data.skipped.items())) or "- none"
     views = ", ".join(result.model.config.experts)
     return f"""# {name} v{version}
@@ -126,8 +132,8 @@ Not for serving decisions about people; not evaluated beyond the data below.
 ## Data
 Input tables and Delta versions: {json.dumps(data.input_versions, sort_keys=True)}.
 Split by dialogue with seed {data.split.seed}: {len(data.split.train)} / {len(data.split.valid)} /
-{len(data.split.test)} dialogues; {len(data.samples['train'])} / {len(data.samples['valid'])} /
-{len(data.samples['test'])} samples; {len(data.item_ids)} items ranked.
+{len(data.split.test)} dialogues; {len(data.samples["train"])} / {len(data.samples["valid"])} /
+{len(data.samples["test"])} samples; {len(data.item_ids)} items ranked.
 Views used: {views}. Score signals: {_signals(result.model)}.
 Checkpoint selection: valid mean of {", ".join(result.config.select_metrics)} under
 `select_on={result.config.select_on}`. Skipped inputs:
@@ -168,18 +174,33 @@ def export_run(
     (folder / "MODEL_CARD.md").write_text(_card(model_name, version, result, data, baselines))
     files.append("MODEL_CARD.md")
     manifest = {
-        "model_name": model_name, "version": version, "created_at": datetime.now(UTC).isoformat(),
+        "model_name": model_name,
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(),
         "inputs": {"lake": lake_root, "tables": data.input_versions},
-        "split": {"seed": data.split.seed, "fractions": list(result.config.fractions),
-                  "dialogues": {k: len(data.split.of(k)) for k in ("train", "valid", "test")},
-                  "samples": {k: len(v) for k, v in data.samples.items()}},
-        "config_hash": config_hash(train_conf), "git_sha": features.code_version(), "packages": _versions(),
-        "lm": {"kind": result.config.lm_kind, "path": result.config.lm_path,
-               "fingerprint": fingerprint(result.config.lm_spec())},
-        "metrics": {"model": result.metrics, "baselines": baselines, "best_epoch": result.best_epoch,
-                    "history": result.history, "timings": result.timings},
-        "eval_protocol": EVAL_PROTOCOL | {
-            "select_on": result.config.select_on, "select_metrics": list(result.config.select_metrics)},
+        "split": {
+            "seed": data.split.seed,
+            "fractions": list(result.config.fractions),
+            "dialogues": {k: len(data.split.of(k)) for k in ("train", "valid", "test")},
+            "samples": {k: len(v) for k, v in data.samples.items()},
+        },
+        "config_hash": config_hash(train_conf),
+        "git_sha": features.code_version(),
+        "packages": _versions(),
+        "lm": {
+            "kind": result.config.lm_kind,
+            "path": result.config.lm_path,
+            "fingerprint": fingerprint(result.config.lm_spec()),
+        },
+        "metrics": {
+            "model": result.metrics,
+            "baselines": baselines,
+            "best_epoch": result.best_epoch,
+            "history": result.history,
+            "timings": result.timings,
+        },
+        "eval_protocol": EVAL_PROTOCOL
+        | {"select_on": result.config.select_on, "select_metrics": list(result.config.select_metrics)},
         "skipped": data.skipped,
         "files": {name: sha256_file(folder / name) for name in files},
     }

@@ -97,8 +97,9 @@ class FrozenLM(nn.Module):
         return max(0, int(self.model.config.num_hidden_layers) - prompt_depth)
 
     @torch.no_grad()
-    def lower_states(self, texts: list[str], *, max_tokens: int, split: int,
-                     batch_size: int = 64) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def lower_states(
+        self, texts: list[str], *, max_tokens: int, split: int, batch_size: int = 64
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per text: (T,) token ids and (T, H) float16 hidden states after the first ``split`` layers (memoised)."""
         memo: dict = self.__dict__.setdefault("_lower_memo", {})
         if len(memo) > MEMO_LIMIT:  # a long-lived serving process sees ever new texts: start over
@@ -107,7 +108,7 @@ class FrozenLM(nn.Module):
         device = next(self.model.parameters()).device
         stack = self.layer_stack()
         for start in range(0, len(todo), batch_size):
-            chunk = todo[start:start + batch_size]
+            chunk = todo[start : start + batch_size]
             tok = self.tokenize(chunk, max_tokens=max_tokens)
             ids, mask = tok["input_ids"].to(device), tok["attention_mask"].to(device)
             hidden = self.model.embeddings(input_ids=ids)
@@ -152,7 +153,7 @@ class FrozenLM(nn.Module):
         device = next(self.model.parameters()).device
         chunks = []
         for start in range(0, len(texts), batch_size):
-            tok = self.tokenize(texts[start:start + batch_size], max_tokens=max_tokens)
+            tok = self.tokenize(texts[start : start + batch_size], max_tokens=max_tokens)
             ids, mask = tok["input_ids"].to(device), tok["attention_mask"].to(device)
             chunks.append(self(self.embed_tokens(ids), mask).float().cpu())
         return torch.cat(chunks) if chunks else torch.zeros(0, self.hidden_size)
@@ -176,9 +177,14 @@ def load_lm(spec: LMSpec) -> FrozenLM:
 
     tokenizer = AutoTokenizer.from_pretrained(str(_folder(spec)), local_files_only=True)
     if spec.kind == "random":
-        config = BertConfig(vocab_size=len(tokenizer), hidden_size=spec.hidden, num_hidden_layers=spec.layers,
-                            num_attention_heads=spec.heads, intermediate_size=spec.hidden * 2,
-                            max_position_embeddings=512)
+        config = BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=spec.hidden,
+            num_hidden_layers=spec.layers,
+            num_attention_heads=spec.heads,
+            intermediate_size=spec.hidden * 2,
+            max_position_embeddings=512,
+        )
         with torch.random.fork_rng():
             torch.manual_seed(spec.seed)
             model = BertModel(config, add_pooling_layer=False)

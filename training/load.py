@@ -33,8 +33,14 @@ class ArtifactError(RuntimeError):
 class Recommender:
     """A loaded model: ``recommend(messages, k=10)`` ranks every item for a dialogue it may never have seen."""
 
-    def __init__(self, model: GraphPromptRecommender, item_ids: Sequence[str], titles: Mapping[str, str],
-                 manifest: dict, summaries: Mapping[str, torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        model: GraphPromptRecommender,
+        item_ids: Sequence[str],
+        titles: Mapping[str, str],
+        manifest: dict,
+        summaries: Mapping[str, torch.Tensor] | None = None,
+    ) -> None:
         self.model = model.eval()
         self.item_ids = list(item_ids)
         self.titles = dict(titles)
@@ -72,8 +78,9 @@ class Recommender:
                 if item in self.index:
                     scores[self.index[item]] = float("-inf")
         top = torch.topk(scores, min(k, len(self.item_ids)))
-        return [(self.item_ids[i], float(s)) for s, i in zip(top.values, top.indices, strict=True)
-                if s != float("-inf")]
+        return [
+            (self.item_ids[i], float(s)) for s, i in zip(top.values, top.indices, strict=True) if s != float("-inf")
+        ]
 
 
 def _verify(folder: Path, manifest: dict) -> None:
@@ -106,7 +113,10 @@ def load_artifact(folder: str | Path, *, lm: FrozenLM | None = None, verify: boo
 
 
 def load(
-    model_name: str, version_or_alias: str | int = "production", *, lake: Lake | str | None = None,
+    model_name: str,
+    version_or_alias: str | int = "production",
+    *,
+    lake: Lake | str | None = None,
     lm: FrozenLM | None = None,
 ) -> Recommender:
     """Load a registered model by version number or alias (``candidate``, ``production``).

@@ -91,8 +91,13 @@ class ModelConfig:
 
 
 COOCCURRENCE_GRAPHS = ("co_mention",)  # count graphs whose raw weights feed the co-occurrence signal
-LEGACY = {"graph_pathway": False, "item_bias": False, "prompt_depth": None, "cooccurrence": False,
-          "repeat_score": False}  # fields absent from older checkpoints
+LEGACY = {
+    "graph_pathway": False,
+    "item_bias": False,
+    "prompt_depth": None,
+    "cooccurrence": False,
+    "repeat_score": False,
+}  # fields absent from older checkpoints
 
 
 @dataclass
@@ -125,8 +130,9 @@ def normalized_adjacency(edge_index: torch.Tensor, n: int) -> tuple[torch.Tensor
     return both, inv[both[0]] * inv[both[1]]
 
 
-def raw_adjacency_transposed(edge_index: torch.Tensor, edge_weight: torch.Tensor | None,
-                             n: int) -> tuple[torch.Tensor, torch.Tensor]:
+def raw_adjacency_transposed(
+    edge_index: torch.Tensor, edge_weight: torch.Tensor | None, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The raw weighted adjacency, TRANSPOSED (row = dst, column = src), as coalesced (indices (2, E), values
     (E,)): duplicates summed, self-loops and negative weights (e.g. PMI) dropped, direction kept, so that
     ``A^T @ onehot(context)`` is each candidate's summed weight from the context items."""
@@ -254,8 +260,9 @@ class GraphPromptRecommender(nn.Module):
         cols = torch.arange(b, device=ctx_items.device).repeat(c)
         return start.index_put_((ctx_items.T.reshape(-1), cols), weights.T.reshape(-1).to(start.dtype), accumulate=True)
 
-    def cooccurrence(self, ctx_items: torch.Tensor, ctx_mask: torch.Tensor,
-                     offset: torch.Tensor | None = None) -> torch.Tensor:
+    def cooccurrence(
+        self, ctx_items: torch.Tensor, ctx_mask: torch.Tensor, offset: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(G, B, I): per graph, log1p of the SUM over the context items of their raw edge weights to each
         candidate (the co-mention item-kNN's score for ``co_mention``, less ``offset`` there); 0 without context."""
         n, out = self.config.n_items, []
@@ -336,8 +343,15 @@ class GraphPromptRecommender(nn.Module):
             scores = scores * self.logit_scale.to(scores.dtype)
         return scores, gate
 
-    def _mix_graph_pathway(self, lm_scores: torch.Tensor, batch: Batch, experts: torch.Tensor, ctx: torch.Tensor,
-                           gate: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    def _mix_graph_pathway(
+        self,
+        lm_scores: torch.Tensor,
+        batch: Batch,
+        experts: torch.Tensor,
+        ctx: torch.Tensor,
+        gate: torch.Tensor,
+        state: torch.Tensor,
+    ) -> torch.Tensor:
         """(1 - g) x LM scores + g x per-view cosine(mean of context items, candidate), g = 0 without context."""
         cmask = batch.ctx_mask.to(ctx.dtype)  # (B, C)
         ctx_query = F.normalize(torch.einsum("mbch,bc->mbh", F.normalize(ctx, dim=-1), cmask), dim=-1)  # (M, B, H)
@@ -357,7 +371,8 @@ class GraphPromptRecommender(nn.Module):
         labels = torch.arange(len(items), device=items.device)
         losses = [
             F.cross_entropy(views[a] @ views[b].T / self.config.temperature, labels)
-            for a in range(len(views)) for b in range(a + 1, len(views))
+            for a in range(len(views))
+            for b in range(a + 1, len(views))
         ]
         return torch.stack(losses).mean() if losses else experts.new_zeros(())
 

@@ -46,8 +46,13 @@ class RunReport:
 
 def data_options(config: TrainConfig) -> DataOptions:
     """The data side of a train config."""
-    return DataOptions(seed=config.seed, fractions=config.fractions, graphs=config.graphs,
-                       modalities=config.modalities, use_summaries=config.use_summaries)
+    return DataOptions(
+        seed=config.seed,
+        fractions=config.fractions,
+        graphs=config.graphs,
+        modalities=config.modalities,
+        use_summaries=config.use_summaries,
+    )
 
 
 def train_and_register(
@@ -73,18 +78,44 @@ def train_and_register(
     skipped = data.skipped | {f"baseline:{k}": v for k, v in skipped_baselines.items()}
     data.skipped = skipped
     version = next_version(model_name, lake=resolved)
-    folder = export_run(result, data, model_name=model_name, version=version, root=artifacts_root,
-                        baselines=baselines, lake_root=resolved.root)
-    commit = CommitInfo(stage="train", flow_run_id=run_id, config_hash=features.config_hash(config),
-                        input_versions=data.input_versions)
-    register(model_name, version, metrics=result.metrics, config=config.model_dump(mode="json"),
-             input_versions=data.input_versions, artifact_uri=str(folder.resolve()), lake=resolved, commit=commit)
+    folder = export_run(
+        result,
+        data,
+        model_name=model_name,
+        version=version,
+        root=artifacts_root,
+        baselines=baselines,
+        lake_root=resolved.root,
+    )
+    commit = CommitInfo(
+        stage="train", flow_run_id=run_id, config_hash=features.config_hash(config), input_versions=data.input_versions
+    )
+    register(
+        model_name,
+        version,
+        metrics=result.metrics,
+        config=config.model_dump(mode="json"),
+        input_versions=data.input_versions,
+        artifact_uri=str(folder.resolve()),
+        lake=resolved,
+        commit=commit,
+    )
     promoted, reason = False, "auto-promotion off"
     if auto_promote:
         outcome = promote(model_name, version, rule=rule, lake=resolved, commit=commit)
         promoted, reason = outcome.promoted, outcome.reason
-    return RunReport(model_name, version, str(folder), result.metrics, baselines, promoted, reason, skipped,
-                     data.input_versions, result.timings)
+    return RunReport(
+        model_name,
+        version,
+        str(folder),
+        result.metrics,
+        baselines,
+        promoted,
+        reason,
+        skipped,
+        data.input_versions,
+        result.timings,
+    )
 
 
 def retrain_from_manifest(
@@ -94,6 +125,7 @@ def retrain_from_manifest(
     folder = Path(manifest_path).parent
     manifest = json.loads(Path(manifest_path).read_text())
     config = TrainConfig(**json.loads((folder / "config.json").read_text())["train"])
-    data = load_training_data(data_options(config), lake=lake or manifest["inputs"]["lake"],
-                              versions=manifest["inputs"]["tables"])
+    data = load_training_data(
+        data_options(config), lake=lake or manifest["inputs"]["lake"], versions=manifest["inputs"]["tables"]
+    )
     return fit(data, config), data

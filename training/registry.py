@@ -69,17 +69,32 @@ def _set_alias(
 
 
 def register(
-    model_name: str, version: int, *, metrics: dict, config: dict, input_versions: dict[str, int],
-    artifact_uri: str, lake: Lake | str | None = None, commit: CommitInfo | None = None,
+    model_name: str,
+    version: int,
+    *,
+    metrics: dict,
+    config: dict,
+    input_versions: dict[str, int],
+    artifact_uri: str,
+    lake: Lake | str | None = None,
+    commit: CommitInfo | None = None,
 ) -> None:
     """Add a version's row with alias ``candidate`` (the previous candidate, if not production, loses it)."""
     commit = commit or CommitInfo(stage=STAGE, input_versions=input_versions)
-    row = {"model_name": model_name, "version": version, "metrics": json.dumps(metrics, sort_keys=True),
-           "config": json.dumps(config, sort_keys=True), "input_versions": json.dumps(input_versions, sort_keys=True),
-           "git_sha": features.code_version(), "artifact_uri": artifact_uri, "alias": None,
-           "registered_at": datetime.now(UTC)}
-    features.upsert("model_registry", pl.DataFrame([row], schema_overrides={"version": pl.Int32}),
-                    commit=commit, lake=lake)
+    row = {
+        "model_name": model_name,
+        "version": version,
+        "metrics": json.dumps(metrics, sort_keys=True),
+        "config": json.dumps(config, sort_keys=True),
+        "input_versions": json.dumps(input_versions, sort_keys=True),
+        "git_sha": features.code_version(),
+        "artifact_uri": artifact_uri,
+        "alias": None,
+        "registered_at": datetime.now(UTC),
+    }
+    features.upsert(
+        "model_registry", pl.DataFrame([row], schema_overrides={"version": pl.Int32}), commit=commit, lake=lake
+    )
     _set_alias(model_name, version, "candidate", lake=lake, commit=commit)
 
 
@@ -99,8 +114,13 @@ def _score(row: dict, rule: PromotionRule) -> float:
 
 
 def promote(
-    model_name: str, version: int, *, rule: PromotionRule | None = None, force: bool = False,
-    lake: Lake | str | None = None, commit: CommitInfo | None = None,
+    model_name: str,
+    version: int,
+    *,
+    rule: PromotionRule | None = None,
+    force: bool = False,
+    lake: Lake | str | None = None,
+    commit: CommitInfo | None = None,
 ) -> Promotion:
     """Make ``version`` production if it beats the current production on ``rule.metric`` (or ``force``)."""
     rule, commit = rule or PromotionRule(), commit or CommitInfo(stage=STAGE)
@@ -122,9 +142,7 @@ def promote(
     return Promotion(True, version, previous, score, prod_score, why)
 
 
-def protected_versions(
-    *, lake: Lake | str | None = None, artifacts_root: str | None = None
-) -> dict[str, set[int]]:
+def protected_versions(*, lake: Lake | str | None = None, artifacts_root: str | None = None) -> dict[str, set[int]]:
     """Table versions some registered model was trained on: a vacuum must keep them readable.
 
     Read from every ``model_registry`` row's ``input_versions`` and, when ``artifacts_root`` is given, from

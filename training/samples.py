@@ -54,7 +54,7 @@ def split_dialogues(
     random.Random(seed).shuffle(ids)
     n_train = round(len(ids) * fractions[0])
     n_valid = round(len(ids) * fractions[1])
-    return Split(seed, tuple(ids[:n_train]), tuple(ids[n_train:n_train + n_valid]), tuple(ids[n_train + n_valid:]))
+    return Split(seed, tuple(ids[:n_train]), tuple(ids[n_train : n_train + n_valid]), tuple(ids[n_train + n_valid :]))
 
 
 def render_text(text: str, titles: Mapping[str, str] | None = None) -> str:
@@ -82,8 +82,9 @@ def _dialogue_samples(
             summary = _latest_summary(summaries, turn["turn_idx"])
             items, labels = tuple(liked), tuple(liked.values())
             for target in dict.fromkeys(mentioned):
-                samples.append(Sample(dialogue_id, turn["turn_idx"], target, context, items, labels, summary,
-                                      target in liked))
+                samples.append(
+                    Sample(dialogue_id, turn["turn_idx"], target, context, items, labels, summary, target in liked)
+                )
         lines.append(f"{turn['role']}: {render_text(turn['text'], titles)}")
         labels_now = list(turn["liked"] or [None] * len(mentioned))
         for item, label in zip(mentioned, labels_now + [None] * (len(mentioned) - len(labels_now)), strict=True):

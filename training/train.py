@@ -35,9 +35,24 @@ from training.samples import Sample
 EpochCallback = Callable[[dict[str, float]], None]
 SelectOn = Literal["standard", "no_repeats", "both"]
 # Architecture knobs live in ModelConfig (their one source of defaults); TrainConfig exposes them flat.
-MODEL_FIELDS = ("id_dim", "layers", "n_prompts", "max_context_items", "max_context_tokens", "gating",
-                "align_weight", "temperature", "graph_pathway", "item_bias", "prompt_depth", "cooccurrence",
-                "cooccurrence_init", "repeat_score", "repeat_init", "explore_weight")
+MODEL_FIELDS = (
+    "id_dim",
+    "layers",
+    "n_prompts",
+    "max_context_items",
+    "max_context_tokens",
+    "gating",
+    "align_weight",
+    "temperature",
+    "graph_pathway",
+    "item_bias",
+    "prompt_depth",
+    "cooccurrence",
+    "cooccurrence_init",
+    "repeat_score",
+    "repeat_init",
+    "explore_weight",
+)
 _MODEL_DEFAULTS = {f.name: f.default for f in fields(ModelConfig)}
 
 
@@ -90,8 +105,9 @@ class TrainConfig(BaseModel):
 
     def lm_spec(self) -> LMSpec:
         """The frozen LM this config names."""
-        return LMSpec(kind=self.lm_kind, path=self.lm_path, hidden=self.lm_hidden, seed=self.seed,
-                      layers_kept=self.lm_layers)
+        return LMSpec(
+            kind=self.lm_kind, path=self.lm_path, hidden=self.lm_hidden, seed=self.seed, layers_kept=self.lm_layers
+        )
 
 
 @dataclass
@@ -107,9 +123,13 @@ class TrainResult:
 
     def checkpoint(self) -> dict[str, object]:
         """The checkpoint dict: weights (LM excluded), model and train configs, metrics, item ids."""
-        return {"state_dict": self.model.trainable_state(), "model_config": self.model.config.to_dict(),
-                "train_config": self.config.model_dump(mode="json"), "metrics": self.metrics,
-                "best_epoch": self.best_epoch}
+        return {
+            "state_dict": self.model.trainable_state(),
+            "model_config": self.model.config.to_dict(),
+            "train_config": self.config.model_dump(mode="json"),
+            "metrics": self.metrics,
+            "best_epoch": self.best_epoch,
+        }
 
 
 def seed_everything(seed: int) -> None:
@@ -127,8 +147,11 @@ def build_model(data: TrainingData, config: TrainConfig, lm: FrozenLM) -> GraphP
     """A fresh model over ``data``'s items, graphs and feature modalities."""
     modalities = tuple(data.features)
     mconf = ModelConfig(
-        n_items=len(data.item_ids), graphs=tuple(data.graphs), modalities=modalities,
-        feature_dims=tuple(int(data.features[m].shape[1]) for m in modalities), use_summary=config.use_summaries,
+        n_items=len(data.item_ids),
+        graphs=tuple(data.graphs),
+        modalities=modalities,
+        feature_dims=tuple(int(data.features[m].shape[1]) for m in modalities),
+        use_summary=config.use_summaries,
         **{name: getattr(config, name) for name in MODEL_FIELDS},
     )
     model = GraphPromptRecommender(mconf, lm)
@@ -142,8 +165,9 @@ def build_model(data: TrainingData, config: TrainConfig, lm: FrozenLM) -> GraphP
     return model
 
 
-def _cooc_offset(samples: Sequence[Sample], items: torch.Tensor, mask: torch.Tensor, n_items: int,
-                 own: dict[str, frozenset[int]]) -> torch.Tensor:
+def _cooc_offset(
+    samples: Sequence[Sample], items: torch.Tensor, mask: torch.Tensor, n_items: int, own: dict[str, frozenset[int]]
+) -> torch.Tensor:
     """(B, I): per candidate i of the sample's own dialogue, the number of context slots holding another item
     (each such pair was counted once for this dialogue in ``co_mention``)."""
     offset = torch.zeros(len(samples), n_items)
@@ -157,8 +181,12 @@ def _cooc_offset(samples: Sequence[Sample], items: torch.Tensor, mask: torch.Ten
 
 
 def make_batch(
-    samples: Sequence[Sample], *, model: GraphPromptRecommender, index: dict[str, int],
-    summaries: dict[str, torch.Tensor], own_dialogues: dict[str, frozenset[int]] | None = None,
+    samples: Sequence[Sample],
+    *,
+    model: GraphPromptRecommender,
+    index: dict[str, int],
+    summaries: dict[str, torch.Tensor],
+    own_dialogues: dict[str, frozenset[int]] | None = None,
 ) -> Batch:
     """Tokenise contexts and gather context items / summary vectors for ``samples``. With ``own_dialogues``
     (training samples), the batch carries the co-mention counts of each sample's own dialogue to leave out."""
@@ -167,9 +195,12 @@ def make_batch(
     states = None
     if model.split:
         cached = lm.lower_states(texts, max_tokens=conf.max_context_tokens, split=model.split)
-        tok = {"input_ids": nn.utils.rnn.pad_sequence([ids for ids, _ in cached], batch_first=True),
-               "attention_mask": nn.utils.rnn.pad_sequence([torch.ones(len(ids), dtype=torch.long)
-                                                            for ids, _ in cached], batch_first=True)}
+        tok = {
+            "input_ids": nn.utils.rnn.pad_sequence([ids for ids, _ in cached], batch_first=True),
+            "attention_mask": nn.utils.rnn.pad_sequence(
+                [torch.ones(len(ids), dtype=torch.long) for ids, _ in cached], batch_first=True
+            ),
+        }
         states = nn.utils.rnn.pad_sequence([h for _, h in cached], batch_first=True)
     else:
         tok = lm.tokenize(texts, max_tokens=conf.max_context_tokens)
@@ -179,7 +210,7 @@ def make_batch(
     labels = torch.zeros(len(samples), c, dtype=torch.long)
     for row, s in enumerate(samples):
         known = [(index[i], lab) for i, lab in zip(s.context_items, s.context_liked, strict=True) if i in index]
-        for col, (pos, lab) in enumerate(known[-conf.max_context_items:] if conf.max_context_items else []):
+        for col, (pos, lab) in enumerate(known[-conf.max_context_items :] if conf.max_context_items else []):
             items[row, col], mask[row, col] = pos, True
             labels[row, col] = 0 if lab is None else (1 if lab else 2)
     zero = torch.zeros(lm.hidden_size)
@@ -199,8 +230,13 @@ def _autocast(device: torch.device) -> torch.autocast:
 
 @torch.no_grad()
 def score_samples(
-    model: GraphPromptRecommender, samples: Sequence[Sample], *, index: dict[str, int],
-    summaries: dict[str, torch.Tensor], batch_size: int = 128, own_dialogues: dict[str, frozenset[int]] | None = None,
+    model: GraphPromptRecommender,
+    samples: Sequence[Sample],
+    *,
+    index: dict[str, int],
+    summaries: dict[str, torch.Tensor],
+    batch_size: int = 128,
+    own_dialogues: dict[str, frozenset[int]] | None = None,
 ) -> torch.Tensor:
     """(N, I) scores of every item for every sample (model in eval mode, on its device; ``own_dialogues``:
     see ``make_batch``)."""
@@ -209,8 +245,13 @@ def score_samples(
     experts = model.expert_embeddings()
     out = []
     for start in range(0, len(samples), batch_size):
-        batch = make_batch(samples[start:start + batch_size], model=model, index=index, summaries=summaries,
-                           own_dialogues=own_dialogues)
+        batch = make_batch(
+            samples[start : start + batch_size],
+            model=model,
+            index=index,
+            summaries=summaries,
+            own_dialogues=own_dialogues,
+        )
         with _autocast(device):
             scores, _ = model(batch.to(device), experts)
         out.append(scores.float().cpu())
@@ -218,8 +259,12 @@ def score_samples(
 
 
 def evaluate_model(
-    model: GraphPromptRecommender, samples: Sequence[Sample], *, index: dict[str, int],
-    summaries: dict[str, torch.Tensor], batch_size: int = 128,
+    model: GraphPromptRecommender,
+    samples: Sequence[Sample],
+    *,
+    index: dict[str, int],
+    summaries: dict[str, torch.Tensor],
+    batch_size: int = 128,
 ) -> dict[str, dict[str, float]]:
     """Both protocols' metrics on ``samples`` (targets outside the item universe are dropped)."""
     samples = [s for s in samples if s.target in index]
@@ -239,15 +284,18 @@ def param_groups(model: GraphPromptRecommender, config: TrainConfig) -> list[dic
     """Optimizer groups: the id embeddings and item bias at ``lr x item_lr_mult``, the rest at ``lr``."""
     item_names = {"item_emb.weight", "bias"}
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = [{"params": [p for n, p in trainable if n in item_names], "lr": config.lr * config.item_lr_mult},
-              {"params": [p for n, p in trainable if n not in item_names], "lr": config.lr}]
+    groups = [
+        {"params": [p for n, p in trainable if n in item_names], "lr": config.lr * config.item_lr_mult},
+        {"params": [p for n, p in trainable if n not in item_names], "lr": config.lr},
+    ]
     return [g for g in groups if g["params"]]
 
 
 def _schedule(optimizer: torch.optim.Optimizer, total: int, warmup_frac: float) -> torch.optim.lr_scheduler.LambdaLR:
     warmup = max(1, math.ceil(total * warmup_frac))
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / warmup)  # linear warmup, then constant
+        optimizer,
+        lambda step: min(1.0, (step + 1) / warmup),  # linear warmup, then constant
     )
 
 
@@ -259,8 +307,11 @@ def _subset(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]
     return [samples[i] for i in keep]
 
 
-def selection_score(metrics: dict[str, dict[str, float]], select_on: SelectOn,
-                    select_metrics: Sequence[str] = ("recall@10", "recall@50")) -> float:
+def selection_score(
+    metrics: dict[str, dict[str, float]],
+    select_on: SelectOn,
+    select_metrics: Sequence[str] = ("recall@10", "recall@50"),
+) -> float:
     """The validation number that early stopping maximises: the mean of ``select_metrics`` under
     ``select_on``'s protocol, or under both protocols (``both``)."""
     protocols = ("standard", "no_repeats") if select_on == "both" else (select_on,)
@@ -271,16 +322,23 @@ SCALES = tuple(round(0.05 * k, 2) for k in range(1, 41))  # 0.05 .. 2.0
 
 
 @torch.no_grad()
-def calibrate_scale(model: GraphPromptRecommender, samples: Sequence[Sample], *, index: dict[str, int],
-                    summaries: dict[str, torch.Tensor], batch_size: int = 128,
-                    own_dialogues: dict[str, frozenset[int]] | None = None) -> float:
+def calibrate_scale(
+    model: GraphPromptRecommender,
+    samples: Sequence[Sample],
+    *,
+    index: dict[str, int],
+    summaries: dict[str, torch.Tensor],
+    batch_size: int = 128,
+    own_dialogues: dict[str, frozenset[int]] | None = None,
+) -> float:
     """Set the model's ``logit_scale`` to the value in ``SCALES`` with the lowest cross-entropy on ``samples``
     (a temperature: no ranking changes). No-op for models without one or without samples."""
     if not hasattr(model, "logit_scale") or not samples:
         return 1.0
     model.logit_scale.fill_(1.0)
-    scores = score_samples(model, samples, index=index, summaries=summaries, batch_size=batch_size,
-                           own_dialogues=own_dialogues)
+    scores = score_samples(
+        model, samples, index=index, summaries=summaries, batch_size=batch_size, own_dialogues=own_dialogues
+    )
     targets = torch.tensor([index[s.target] for s in samples], dtype=torch.long)
     losses = [float(nn.functional.cross_entropy(scores * scale, targets)) for scale in SCALES]
     best = SCALES[min(range(len(SCALES)), key=losses.__getitem__)]
@@ -294,8 +352,13 @@ def _train_epoch(model: GraphPromptRecommender, train: list[Sample], epoch: int,
     bs, totals, n = ctx["config"].batch_size, {"loss": 0.0, "rec": 0.0, "explore": 0.0, "align": 0.0}, 0
     bar = tqdm(range(0, len(order), bs), desc=f"epoch {epoch}", disable=not ctx["config"].progress, leave=False)
     for start in bar:
-        batch = make_batch([train[i] for i in order[start:start + bs]], model=model, index=ctx["index"],
-                           summaries=ctx["summaries"], own_dialogues=ctx["own"]).to(ctx["device"])
+        batch = make_batch(
+            [train[i] for i in order[start : start + bs]],
+            model=model,
+            index=ctx["index"],
+            summaries=ctx["summaries"],
+            own_dialogues=ctx["own"],
+        ).to(ctx["device"])
         with _autocast(ctx["device"]):
             loss, parts = model.loss(batch)
         ctx["optimizer"].zero_grad(set_to_none=True)
@@ -310,8 +373,9 @@ def _train_epoch(model: GraphPromptRecommender, train: list[Sample], epoch: int,
     return {k: v / max(1, n) for k, v in totals.items()}
 
 
-def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | None = None,
-        lm: FrozenLM | None = None) -> TrainResult:
+def fit(
+    data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | None = None, lm: FrozenLM | None = None
+) -> TrainResult:
     """Train on ``data.samples["train"]``, early-stop on validation recall, evaluate valid and test.
 
     The best of the initialised model (``best_epoch`` 0) and every epoch on ``selection_score`` (the mean of
@@ -333,13 +397,25 @@ def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | No
     optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
     own = dialogue_items(data.samples["train"], index) if config.leave_dialogue_out else None
     steps = config.epochs * max(1, math.ceil(len(train) / config.batch_size))
-    ctx = {"config": config, "device": device, "index": index, "summaries": summaries, "optimizer": optimizer,
-           "scheduler": _schedule(optimizer, steps, config.warmup_frac),
-           "generator": torch.Generator().manual_seed(config.seed),
-           "own": own}
+    ctx = {
+        "config": config,
+        "device": device,
+        "index": index,
+        "summaries": summaries,
+        "optimizer": optimizer,
+        "scheduler": _schedule(optimizer, steps, config.warmup_frac),
+        "generator": torch.Generator().manual_seed(config.seed),
+        "own": own,
+    }
     history: list[dict[str, float]] = []
-    calibrate_scale(model, _subset(train, 512, config.seed), index=index, summaries=summaries,
-                    batch_size=config.eval_batch_size, own_dialogues=own)
+    calibrate_scale(
+        model,
+        _subset(train, 512, config.seed),
+        index=index,
+        summaries=summaries,
+        batch_size=config.eval_batch_size,
+        own_dialogues=own,
+    )
     # the initialised model (text-initialised ids, graph diffusion, count bias) is candidate "epoch 0"
     initial = evaluate_model(model, valid_samples, index=index, summaries=summaries, batch_size=config.eval_batch_size)
     best, best_epoch, waited = selection_score(initial, config.select_on, config.select_metrics), 0, 0
@@ -349,13 +425,17 @@ def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | No
         t0 = time.perf_counter()
         losses = _train_epoch(model, train, epoch, ctx)
         t1 = time.perf_counter()
-        valid = evaluate_model(model, valid_samples, index=index, summaries=summaries,
-                               batch_size=config.eval_batch_size)
+        valid = evaluate_model(
+            model, valid_samples, index=index, summaries=summaries, batch_size=config.eval_batch_size
+        )
         t2 = time.perf_counter()
         train_s, eval_s = train_s + t1 - t0, eval_s + t2 - t1
-        row = {"epoch": float(epoch), **losses, **{f"valid_{p}_{k}": v for p, m in valid.items()
-                                                     for k, v in m.items() if k != "n"},
-               "valid_selection": selection_score(valid, config.select_on, config.select_metrics)}
+        row = {
+            "epoch": float(epoch),
+            **losses,
+            **{f"valid_{p}_{k}": v for p, m in valid.items() for k, v in m.items() if k != "n"},
+            "valid_selection": selection_score(valid, config.select_on, config.select_metrics),
+        }
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
@@ -370,8 +450,16 @@ def fit(data: TrainingData, config: TrainConfig, *, on_epoch: EpochCallback | No
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
     t3 = time.perf_counter()
-    metrics = {name: evaluate_model(model, data.samples[name], index=index, summaries=summaries,
-                                    batch_size=config.eval_batch_size) for name in ("valid", "test")}
-    timings = {"train_s_per_epoch": train_s / max(1, len(history)), "eval_s_per_epoch": eval_s / max(1, len(history)),
-               "final_eval_s": time.perf_counter() - t3, "epochs_run": float(len(history))}
+    metrics = {
+        name: evaluate_model(
+            model, data.samples[name], index=index, summaries=summaries, batch_size=config.eval_batch_size
+        )
+        for name in ("valid", "test")
+    }
+    timings = {
+        "train_s_per_epoch": train_s / max(1, len(history)),
+        "eval_s_per_epoch": eval_s / max(1, len(history)),
+        "final_eval_s": time.perf_counter() - t3,
+        "epochs_run": float(len(history)),
+    }
     return TrainResult(model.cpu(), config, history, metrics, best_epoch, timings)

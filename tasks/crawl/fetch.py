@@ -169,7 +169,9 @@ class Fetcher:
             follow_redirects=False,
             trust_env=False,  # no proxies or CA bundles from the environment
             timeout=httpx.Timeout(
-                connect=cfg.connect_timeout_s, read=cfg.read_timeout_s, write=cfg.read_timeout_s,
+                connect=cfg.connect_timeout_s,
+                read=cfg.read_timeout_s,
+                write=cfg.read_timeout_s,
                 pool=cfg.connect_timeout_s,
             ),
             limits=httpx.Limits(max_connections=cfg.max_concurrency, max_keepalive_connections=cfg.max_concurrency),
@@ -211,9 +213,7 @@ class Fetcher:
                     raise _Failed(exc.reason, status=response.status_code, url=target.url) from exc
             return _Reply(target.url, response.status_code, response.headers, body)
 
-    async def _with_retries(
-        self, target: Target, headers: dict[str, str], max_bytes: int, counter: _Counter
-    ) -> _Reply:
+    async def _with_retries(self, target: Target, headers: dict[str, str], max_bytes: int, counter: _Counter) -> _Reply:
         """A reply that is not worth retrying, or ``_Failed`` once the retries are spent."""
         tries = self.config.retries + 1
         last, status = "", None
@@ -252,8 +252,9 @@ class Fetcher:
             raise _Failed(f"{checked.reason} after redirect to {next_url}", status=reply.status, url=reply.url)
         return checked
 
-    async def _fetch_http(self, url: str, target: Target, headers: dict[str, str], max_bytes: int,
-                          counter: _Counter) -> FetchResult:
+    async def _fetch_http(
+        self, url: str, target: Target, headers: dict[str, str], max_bytes: int, counter: _Counter
+    ) -> FetchResult:
         """Request, following redirects hop by hop; every hop's address is checked before it is contacted."""
         while True:
             counter.seen.add(target.url)
@@ -327,8 +328,9 @@ async def _run_windowed(
     """Fetch every request with at most ``window`` tasks alive; hand each result to ``sink`` as it lands."""
 
     async def one(index: int, request: FetchRequest) -> tuple[int, FetchResult]:
-        result = await fetcher.fetch(request.url, etag=request.etag, last_modified=request.last_modified,
-                                     max_bytes=request.max_bytes)
+        result = await fetcher.fetch(
+            request.url, etag=request.etag, last_modified=request.last_modified, max_bytes=request.max_bytes
+        )
         return index, result
 
     queue = iter(enumerate(requests))

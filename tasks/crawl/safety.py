@@ -33,9 +33,7 @@ from tasks.crawl.config import CrawlConfig
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Instance metadata services (AWS/GCP/Azure/OpenStack, AWS IPv6, Alibaba): credentials live there.
-METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
-)
+METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
 _HTTP_SCHEMES = ("http", "https")
 
 

@@ -223,8 +223,9 @@ def write_posters(items: pl.DataFrame, *, out_dir: Path) -> dict[str, Path]:
         path = out_dir / poster_filename(item_id)
         key = _render_key(item_id, title, year, genres or [])
         known = index.get(item_id)
-        if not (known and known[0] == key and path.is_file()
-                and hashlib.sha256(path.read_bytes()).hexdigest() == known[1]):  # a damaged file is redrawn
+        if not (
+            known and known[0] == key and path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == known[1]
+        ):  # a damaged file is redrawn
             png = render_poster(title=title, year=year, genres=genres or [], key=item_id)
             _write_if_changed(path, png)
             index[item_id] = [key, hashlib.sha256(png).hexdigest()]

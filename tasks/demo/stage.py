@@ -24,7 +24,11 @@ def find_redial() -> Path | None:
 
 
 def build_demo_inputs(
-    *, workdir: Path, items: int | None = None, synthetic_dialogues: int = 500, use_redial: bool = True,
+    *,
+    workdir: Path,
+    items: int | None = None,
+    synthetic_dialogues: int = 500,
+    use_redial: bool = True,
     poster_base_url: str | None = None,
 ) -> dict[str, str]:
     """Write the demo catalog (and synthetic dialogues when no ReDial file is found) under ``workdir``.
@@ -36,8 +40,9 @@ def build_demo_inputs(
     catalog = build_demo_catalog(out_dir=workdir, limit=items, poster_base_url=poster_base_url)
     redial = find_redial() if use_redial else None
     if redial is None:
-        dialogues = synthesize_dialogues(out_path=workdir / "synthetic_dialogues.jsonl",
-                                         n_dialogues=synthetic_dialogues)
+        dialogues = synthesize_dialogues(
+            out_path=workdir / "synthetic_dialogues.jsonl", n_dialogues=synthetic_dialogues
+        )
     return {
         "catalog": str(catalog.path),
         "dialogues": str(redial or dialogues),
@@ -49,12 +54,20 @@ def build_demo_inputs(
 
 @task(name="build-demo-inputs")
 def build_demo_inputs_task(
-    workdir: str, items: int | None = None, synthetic_dialogues: int = 500, use_redial: bool = True,
+    workdir: str,
+    items: int | None = None,
+    synthetic_dialogues: int = 500,
+    use_redial: bool = True,
     poster_base_url: str | None = None,
 ) -> dict[str, str]:
     """Prefect task: build the demo inputs; logs which dialogues are used."""
-    inputs = build_demo_inputs(workdir=Path(workdir), items=items, synthetic_dialogues=synthetic_dialogues,
-                               use_redial=use_redial, poster_base_url=poster_base_url)
+    inputs = build_demo_inputs(
+        workdir=Path(workdir),
+        items=items,
+        synthetic_dialogues=synthetic_dialogues,
+        use_redial=use_redial,
+        poster_base_url=poster_base_url,
+    )
     log = get_run_logger()
     log.info("demo catalog: %s items (%s enriched) -> %s", inputs["n_items"], inputs["n_enriched"], inputs["catalog"])
     if inputs["dialogue_source"] == "synthetic":

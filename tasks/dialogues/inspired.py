@@ -74,8 +74,14 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, str] | Rejected]]:
             if len(fields) < len(columns):  # trailing empty columns may be cut; required ones may not
                 fields += [""] * (len(columns) - len(fields))
             if len(fields) != len(columns) or not fields[columns.index("dialog_id")].strip():
-                yield line_no, Rejected(key, f"row has {len(fields)} fields, header has {len(columns)}",
-                                        excerpt(raw.decode("utf-8", "replace")))
+                yield (
+                    line_no,
+                    Rejected(
+                        key,
+                        f"row has {len(fields)} fields, header has {len(columns)}",
+                        excerpt(raw.decode("utf-8", "replace")),
+                    ),
+                )
                 continue
             yield line_no, dict(zip(columns, fields, strict=True))
 

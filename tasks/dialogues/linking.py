@@ -38,9 +38,9 @@ class ItemLinker:
     @classmethod
     def from_items(cls, items: pl.DataFrame) -> ItemLinker:
         """Build from an ``items`` frame with ``item_id, source, title, year``."""
-        ranked = items.with_columns(
-            pl.col("source").str.starts_with(MENTION_SOURCE_PREFIX).alias("_mention")
-        ).sort(["_mention", "item_id"], descending=[True, True])  # last write wins: catalog, lowest id
+        ranked = items.with_columns(pl.col("source").str.starts_with(MENTION_SOURCE_PREFIX).alias("_mention")).sort(
+            ["_mention", "item_id"], descending=[True, True]
+        )  # last write wins: catalog, lowest id
         index: dict[tuple[str, int | None], str] = {}
         for item_id, title, year in ranked.select("item_id", "title", "year").iter_rows():
             if title:

@@ -36,9 +36,7 @@ def _labels(record: dict[str, Any]) -> dict[str, Labels]:
                 continue
             old = merged.get(str(movie_id), Labels())
             new = {k: _flag(qa.get(k)) for k in ("liked", "seen", "suggested")}
-            merged[str(movie_id)] = Labels(
-                **{k: v if v is not None else getattr(old, k) for k, v in new.items()}
-            )
+            merged[str(movie_id)] = Labels(**{k: v if v is not None else getattr(old, k) for k, v in new.items()})
     return merged
 
 

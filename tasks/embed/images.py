@@ -70,6 +70,12 @@ def _worker_context() -> multiprocessing.context.BaseContext:
 
 def poster_loader(dataset: PosterDataset, *, batch_size: int, num_workers: int, pin_memory: bool) -> DataLoader:
     """Batches of decoded posters in dataset order; decode workers prefetch while the model computes."""
-    return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate,
-                      pin_memory=pin_memory, prefetch_factor=4 if num_workers else None,
-                      multiprocessing_context=_worker_context() if num_workers else None)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=_collate,
+        pin_memory=pin_memory,
+        prefetch_factor=4 if num_workers else None,
+        multiprocessing_context=_worker_context() if num_workers else None,
+    )

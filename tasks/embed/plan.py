@@ -38,14 +38,18 @@ def candidates(items: pl.DataFrame, modality: Modality, lake: Lake | None = None
     ``payload`` is the poster sha256 (images) or the text; ``source_hash`` what the vector is computed from.
     """
     if modality == "summary":
-        summaries = latest_item_summaries(lake) if lake is not None else pl.DataFrame(
-            schema={"item_id": pl.String, "text": pl.String})
+        summaries = (
+            latest_item_summaries(lake)
+            if lake is not None
+            else pl.DataFrame(schema={"item_id": pl.String, "text": pl.String})
+        )
         hashes = pl.Series("source_hash", [_sha256(t) for t in summaries["text"]], dtype=pl.String)
         return summaries.select("item_id", hashes, pl.col("text").alias("payload"))
     if modality == "image":
         posters = items.filter(pl.col("poster_sha256").is_not_null())
-        return posters.select("item_id", pl.col("poster_sha256").alias("source_hash"),
-                              pl.col("poster_sha256").alias("payload"))
+        return posters.select(
+            "item_id", pl.col("poster_sha256").alias("source_hash"), pl.col("poster_sha256").alias("payload")
+        )
     texts = item_texts(items)
     hashes = pl.Series("source_hash", [_sha256(t) for t in texts["text"]], dtype=pl.String)
     return texts.select("item_id", hashes, pl.col("text").alias("payload"))
@@ -55,9 +59,12 @@ def existing(modality: Modality, model_id: str, lake: Lake) -> pl.DataFrame:
     """``item_id, source_hash`` of the vectors already stored for this modality and model."""
     if features.table_version("item_embeddings", lake) is None:
         return pl.DataFrame(schema={"item_id": pl.String, "source_hash": pl.String})
-    return (features.read("item_embeddings", columns=["item_id", "modality", "model_id", "source_hash"], lake=lake)
-            .filter((pl.col("modality") == modality) & (pl.col("model_id") == model_id))
-            .select("item_id", "source_hash").collect())
+    return (
+        features.read("item_embeddings", columns=["item_id", "modality", "model_id", "source_hash"], lake=lake)
+        .filter((pl.col("modality") == modality) & (pl.col("model_id") == model_id))
+        .select("item_id", "source_hash")
+        .collect()
+    )
 
 
 def todo(items: pl.DataFrame, modality: Modality, model_id: str, lake: Lake) -> tuple[pl.DataFrame, int]:

@@ -191,8 +191,9 @@ class _Embedder:
 
     def text(self) -> TextEncoder:
         if self._text is None:
-            self._text = TextEncoder.load(self.config.text_model, device=self.config.device,
-                                          max_length=self.config.text_max_length)
+            self._text = TextEncoder.load(
+                self.config.text_model, device=self.config.device, max_length=self.config.text_max_length
+            )
         return self._text
 
     def images(self, work: pl.DataFrame, stats: ModalitySummary, on_shard: Callable[[int], None]) -> None:
@@ -201,8 +202,9 @@ class _Embedder:
         clip, cfg = self.clip(), self.config
         workers = cfg.num_workers if work.height > 2 * cfg.batch_size else 0  # tiny jobs: no worker start-up
         dataset = PosterDataset(work["payload"].to_list(), blob_store(self.lake), clip.preprocess)
-        loader = poster_loader(dataset, batch_size=cfg.batch_size, num_workers=workers,
-                               pin_memory=clip.device.type == "cuda")
+        loader = poster_loader(
+            dataset, batch_size=cfg.batch_size, num_workers=workers, pin_memory=clip.device.type == "cuda"
+        )
         batcher = _Batcher(cfg.batch_size)
         kept: list[int] = []
         vectors: list[np.ndarray] = []
@@ -213,12 +215,17 @@ class _Embedder:
             began = time.perf_counter()
             failures += batch.failures
             if batch.pixels is not None:
-                vectors.append(batcher.run(lambda xs: clip.encode_images(torch.stack(xs)), list(batch.pixels),
-                                           clip.device))
+                vectors.append(
+                    batcher.run(lambda xs: clip.encode_images(torch.stack(xs)), list(batch.pixels), clip.device)
+                )
                 kept += batch.indices
             timings[1] += time.perf_counter() - began
-            log.debug("image batch: %d decoded, %d failed, compute %.3f s", len(batch.indices), len(batch.failures),
-                      time.perf_counter() - began)
+            log.debug(
+                "image batch: %d decoded, %d failed, compute %.3f s",
+                len(batch.indices),
+                len(batch.failures),
+                time.perf_counter() - began,
+            )
             end = max(kept[-1:] + [i for i, _ in failures[-1:]]) + 1
             if end - start >= cfg.shard_size or end == work.height:
                 self._commit_images(work, start, end, kept, vectors, failures, stats, timings)
@@ -226,19 +233,35 @@ class _Embedder:
                 kept, vectors, failures, start, timings = [], [], [], end, [0.0, 0.0]
             waited = time.perf_counter()
 
-    def _commit_images(self, work: pl.DataFrame, start: int, end: int, kept: list[int], vectors: list[np.ndarray],
-                       failures: list[tuple[int, str]], stats: ModalitySummary, timings: list[float]) -> None:
+    def _commit_images(
+        self,
+        work: pl.DataFrame,
+        start: int,
+        end: int,
+        kept: list[int],
+        vectors: list[np.ndarray],
+        failures: list[tuple[int, str]],
+        stats: ModalitySummary,
+        timings: list[float],
+    ) -> None:
         began = time.perf_counter()
         rows = work[kept] if kept else work.clear()
-        self._write(rows, np.concatenate(vectors) if vectors else np.zeros((0, 1), np.float32), "image",
-                    stats.model_id)
+        self._write(rows, np.concatenate(vectors) if vectors else np.zeros((0, 1), np.float32), "image", stats.model_id)
         self._quarantine(work, failures, stats.model_id)
         stats.embedded += rows.height
         stats.failed += len(failures)
         stats.shards += 1
-        log.info("image shard %d (items %d-%d): %d embedded, %d failed; read %.2f s, compute %.2f s, write %.2f s",
-                 stats.shards, start, end - 1, rows.height, len(failures), timings[0], timings[1],
-                 time.perf_counter() - began)
+        log.info(
+            "image shard %d (items %d-%d): %d embedded, %d failed; read %.2f s, compute %.2f s, write %.2f s",
+            stats.shards,
+            start,
+            end - 1,
+            rows.height,
+            len(failures),
+            timings[0],
+            timings[1],
+            time.perf_counter() - began,
+        )
 
     def _encode_texts(self, shard: pl.DataFrame, modality: Modality, stats: ModalitySummary) -> np.ndarray:
         texts = shard["payload"].to_list()
@@ -257,18 +280,30 @@ class _Embedder:
         self._write(shard, vectors, modality, stats.model_id)
         stats.embedded += shard.height
         stats.shards += 1
-        log.info("%s shard %d: %d embedded; compute %.2f s, write %.2f s", modality, stats.shards, shard.height,
-                 compute_s, time.perf_counter() - started)
+        log.info(
+            "%s shard %d: %d embedded; compute %.2f s, write %.2f s",
+            modality,
+            stats.shards,
+            shard.height,
+            compute_s,
+            time.perf_counter() - started,
+        )
 
     def _write(self, rows: pl.DataFrame, vectors: np.ndarray, modality: str, model_id: str) -> None:
         if rows.height == 0:
             return
-        frame = pl.DataFrame({
-            "item_id": rows["item_id"], "modality": modality, "model_id": model_id,
-            "source_hash": rows["source_hash"], "dim": np.int32(vectors.shape[1]),
-            "vector": pl.Series("vector", list(vectors), dtype=pl.List(pl.Float32)),
-            "computed_at": datetime.now(UTC),
-        }, schema_overrides={"dim": pl.Int32})
+        frame = pl.DataFrame(
+            {
+                "item_id": rows["item_id"],
+                "modality": modality,
+                "model_id": model_id,
+                "source_hash": rows["source_hash"],
+                "dim": np.int32(vectors.shape[1]),
+                "vector": pl.Series("vector", list(vectors), dtype=pl.List(pl.Float32)),
+                "computed_at": datetime.now(UTC),
+            },
+            schema_overrides={"dim": pl.Int32},
+        )
         result = features.upsert("item_embeddings", frame, commit=self.commit, lake=self.lake)
         if result.version is not None:
             self.summary.versions["item_embeddings"] = result.version
@@ -283,17 +318,33 @@ class _Embedder:
         stats.truncated += result.truncated
         stats.shards += 1
         stats.worker_seconds = round(stats.worker_seconds + result.compute_s, 3)
-        log.info("%s shard %d from %s: %d embedded, %d failed; worker %.2f s, write %.2f s", result.modality,
-                 result.index, result.worker, result.rows.height, len(result.failures), result.compute_s,
-                 time.perf_counter() - began)
+        log.info(
+            "%s shard %d from %s: %d embedded, %d failed; worker %.2f s, write %.2f s",
+            result.modality,
+            result.index,
+            result.worker,
+            result.rows.height,
+            len(result.failures),
+            result.compute_s,
+            time.perf_counter() - began,
+        )
 
     def _quarantine(self, shard: pl.DataFrame, failures: list[tuple[int, str]], model_id: str) -> None:
         if not failures:
             return
         now = datetime.now(UTC)
-        rows = [{"source": "embed:image", "record_key": shard["item_id"][i], "stage": STAGE,
-                 "reason": reason[:500], "excerpt": f"poster {shard['payload'][i]} ({model_id})",
-                 "flow_run_id": self.commit.flow_run_id, "quarantined_at": now} for i, reason in failures]
+        rows = [
+            {
+                "source": "embed:image",
+                "record_key": shard["item_id"][i],
+                "stage": STAGE,
+                "reason": reason[:500],
+                "excerpt": f"poster {shard['payload'][i]} ({model_id})",
+                "flow_run_id": self.commit.flow_run_id,
+                "quarantined_at": now,
+            }
+            for i, reason in failures
+        ]
         result = features.upsert("quarantine", pl.DataFrame(rows), commit=self.commit, lake=self.lake)
         if result.version is not None:
             self.summary.versions["quarantine"] = result.version
@@ -322,27 +373,36 @@ _WORKER_LOCK = threading.Lock()
 
 def _worker_encoder(kind: str, config: EmbedConfig) -> tuple[ClipEncoder | TextEncoder, int]:
     """(encoder, 1 if it was loaded now else 0): loaded once per worker process and spec, then reused."""
-    key = (kind, config.clip_model if kind == "clip" else config.text_model, str(config.device),
-           str(config.text_max_length if kind == "text" else ""))
+    key = (
+        kind,
+        config.clip_model if kind == "clip" else config.text_model,
+        str(config.device),
+        str(config.text_max_length if kind == "text" else ""),
+    )
     with _WORKER_LOCK:  # a worker with several threads still loads each model once
         if key in _WORKER_ENCODERS:
             return _WORKER_ENCODERS[key], 0
         encoder: ClipEncoder | TextEncoder = (
-            ClipEncoder.load(config.clip_model, device=config.device) if kind == "clip"
-            else TextEncoder.load(config.text_model, device=config.device, max_length=config.text_max_length))
+            ClipEncoder.load(config.clip_model, device=config.device)
+            if kind == "clip"
+            else TextEncoder.load(config.text_model, device=config.device, max_length=config.text_max_length)
+        )
         _WORKER_ENCODERS[key] = encoder
         return encoder, 1
 
 
-def _encode_posters(clip: ClipEncoder, rows: pl.DataFrame, config: EmbedConfig,
-                    lake: Lake) -> tuple[list[int], np.ndarray, list[tuple[int, str]]]:
+def _encode_posters(
+    clip: ClipEncoder, rows: pl.DataFrame, config: EmbedConfig, lake: Lake
+) -> tuple[list[int], np.ndarray, list[tuple[int, str]]]:
     # Dask workers are daemonic processes, which may not start DataLoader decode workers: decode in-line
     # there (the cluster's workers are the parallelism); elsewhere keep the configured decode workers.
-    workers = 0 if multiprocessing.current_process().daemon or rows.height <= 2 * config.batch_size \
-        else config.num_workers
+    workers = (
+        0 if multiprocessing.current_process().daemon or rows.height <= 2 * config.batch_size else config.num_workers
+    )
     dataset = PosterDataset(rows["payload"].to_list(), blob_store(lake), clip.preprocess)
-    loader = poster_loader(dataset, batch_size=config.batch_size, num_workers=workers,
-                           pin_memory=clip.device.type == "cuda")
+    loader = poster_loader(
+        dataset, batch_size=config.batch_size, num_workers=workers, pin_memory=clip.device.type == "cuda"
+    )
     batcher = _Batcher(config.batch_size)
     kept: list[int] = []
     vectors: list[np.ndarray] = []
@@ -350,8 +410,7 @@ def _encode_posters(clip: ClipEncoder, rows: pl.DataFrame, config: EmbedConfig,
     for batch in loader:
         failures += batch.failures
         if batch.pixels is not None:
-            vectors.append(batcher.run(lambda xs: clip.encode_images(torch.stack(xs)), list(batch.pixels),
-                                       clip.device))
+            vectors.append(batcher.run(lambda xs: clip.encode_images(torch.stack(xs)), list(batch.pixels), clip.device))
             kept += batch.indices
     return kept, np.concatenate(vectors) if vectors else np.zeros((0, 1), np.float32), failures
 
@@ -380,8 +439,17 @@ def encode_shard(job: ShardJob, *, config: EmbedConfig, lake: Lake) -> ShardResu
             assert isinstance(clip, ClipEncoder)
             vectors, truncated = _encode_with_clip(clip, texts, config)
         rows, failures = job.rows, []
-    return ShardResult(job.modality, job.index, rows, vectors, failures, truncated,
-                       round(time.perf_counter() - began, 3), loads, f"{socket.gethostname()}:{os.getpid()}")
+    return ShardResult(
+        job.modality,
+        job.index,
+        rows,
+        vectors,
+        failures,
+        truncated,
+        round(time.perf_counter() - began, 3),
+        loads,
+        f"{socket.gethostname()}:{os.getpid()}",
+    )
 
 
 def _items(lake: Lake) -> pl.DataFrame:
@@ -416,20 +484,27 @@ def embed(
     """
     resolved, cfg, started = features.resolve_lake(lake), config or EmbedConfig(), time.perf_counter()
     summary = EmbedSummary()
-    commit = CommitInfo(stage=STAGE, flow_run_id=run_id, config_hash=features.config_hash(cfg.hashable()),
-                        input_versions=features.table_versions(["items", "poster_blobs"], resolved))
+    commit = CommitInfo(
+        stage=STAGE,
+        flow_run_id=run_id,
+        config_hash=features.config_hash(cfg.hashable()),
+        input_versions=features.table_versions(["items", "poster_blobs"], resolved),
+    )
     embedder, items = _Embedder(resolved, cfg, commit, summary), _items(resolved)
     plans = {}
     for modality in cfg.modalities:
         model_id = embedder.model_id(modality)
         work, up_to_date = todo(items, modality, model_id, resolved)
         random = modality in ("image", "clip_text") and cfg.clip_model.startswith("random:")
-        summary.modalities[modality] = ModalitySummary(modality, model_id, work.height + up_to_date, up_to_date,
-                                                       random_weights=random)
+        summary.modalities[modality] = ModalitySummary(
+            modality, model_id, work.height + up_to_date, up_to_date, random_weights=random
+        )
         plans[modality] = work
         if random and work.height:
-            summary.warnings.append(f"{modality}: RANDOM WEIGHTS ({cfg.clip_model}) — these vectors carry no "
-                                    "meaning; pass --model with real open_clip weights for real features")
+            summary.warnings.append(
+                f"{modality}: RANDOM WEIGHTS ({cfg.clip_model}) — these vectors carry no "
+                "meaning; pass --model with real open_clip weights for real features"
+            )
     total, done = sum(p.height for p in plans.values()), 0
     for warning in summary.warnings:
         log.warning(warning)
@@ -457,12 +532,20 @@ def embed(
     return summary
 
 
-def _run_sharded(runner: ShardRunner, plans: dict[Modality, pl.DataFrame], embedder: _Embedder,
-                 summary: EmbedSummary, on_shard: Callable[[int], None]) -> None:
+def _run_sharded(
+    runner: ShardRunner,
+    plans: dict[Modality, pl.DataFrame],
+    embedder: _Embedder,
+    summary: EmbedSummary,
+    on_shard: Callable[[int], None],
+) -> None:
     """Hand every shard of every modality to ``runner``; commit each result as it comes back."""
     cfg, began = embedder.config, time.perf_counter()
-    jobs = {(m, i): ShardJob(m, i, shard) for m, work in plans.items()
-            for i, shard in enumerate(_shards(work, cfg.shard_size))}
+    jobs = {
+        (m, i): ShardJob(m, i, shard)
+        for m, work in plans.items()
+        for i, shard in enumerate(_shards(work, cfg.shard_size))
+    }
     workers: set[str] = set()
     for result in runner(iter(jobs.values())):
         job, stats = jobs[(result.modality, result.index)], summary.modalities[result.modality]

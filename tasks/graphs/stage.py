@@ -90,8 +90,13 @@ class GraphsSummary:
 def _ranked(edges: pl.DataFrame, graph: str) -> pl.DataFrame:
     """Add ``graph`` and ``rank`` (1 = heaviest out-edge of its source; ties by dst)."""
     ordered = edges.sort(["src", "weight", "dst"], descending=[False, True, False])
-    return ordered.select(pl.lit(graph).alias("graph"), "src", "dst", pl.col("weight").cast(pl.Float32),
-                          pl.int_range(1, pl.len() + 1).over("src").cast(pl.Int32).alias("rank"))
+    return ordered.select(
+        pl.lit(graph).alias("graph"),
+        "src",
+        "dst",
+        pl.col("weight").cast(pl.Float32),
+        pl.int_range(1, pl.len() + 1).over("src").cast(pl.Int32).alias("rank"),
+    )
 
 
 def _embeddings(modality: str, model_id: str | None, lake: Lake) -> tuple[str | None, list[str], np.ndarray]:
@@ -125,8 +130,13 @@ def knn_edges(ids: list[str], vectors: np.ndarray, config: GraphsConfig) -> tupl
         log.info("approximate kNN: recall@%d against exact = %.4f", config.k, notes["recall_at_k_vs_exact"])
     names = np.asarray(ids, dtype=object)
     k = indices.shape[1]
-    edges = pl.DataFrame({"src": np.repeat(names, k).tolist(), "dst": names[indices.reshape(-1)].tolist(),
-                          "weight": scores.reshape(-1).astype(np.float32)})
+    edges = pl.DataFrame(
+        {
+            "src": np.repeat(names, k).tolist(),
+            "dst": names[indices.reshape(-1)].tolist(),
+            "weight": scores.reshape(-1).astype(np.float32),
+        }
+    )
     if config.symmetrize:
         reverse = edges.select(pl.col("dst").alias("src"), pl.col("src").alias("dst"), "weight")
         edges = pl.concat([edges, reverse]).group_by("src", "dst").agg(pl.col("weight").max())
@@ -142,8 +152,11 @@ class _Builder:
         """(input table, parameters that define the graph)."""
         cfg = self.config
         if graph in KNN_GRAPHS:
-            params: dict[str, object] = {"k": cfg.k, "symmetrize": cfg.symmetrize,
-                                         "exact": cfg.backend != "faiss-approx"}
+            params: dict[str, object] = {
+                "k": cfg.k,
+                "symmetrize": cfg.symmetrize,
+                "exact": cfg.backend != "faiss-approx",
+            }
             return "item_embeddings", params
         if graph == "co_mention":
             return "turns", {"co_mention": asdict(cfg.co_mention)}
@@ -173,33 +186,66 @@ class _Builder:
         else:
             turns = features.read("turns", version=version, lake=self.lake)
             nodes = mentions(turns).select("item").unique().select(pl.len()).collect().item()
-            edges = (co_mention_edges(turns, self.config.co_mention) if graph == "co_mention" else
-                     transition_edges(turns, horizon=self.config.transition_horizon,
-                                      min_count=self.config.transition_min_count))
+            edges = (
+                co_mention_edges(turns, self.config.co_mention)
+                if graph == "co_mention"
+                else transition_edges(
+                    turns, horizon=self.config.transition_horizon, min_count=self.config.transition_min_count
+                )
+            )
             stats = graph_stats(edges, nodes)
         self._write(graph, _ranked(edges, graph), table, version, params, fingerprint, stats, started)
 
-    def _write(self, graph: str, edges: pl.DataFrame, table: str, version: int, params: dict[str, object],
-               fingerprint: str, stats: dict[str, object], started: float) -> None:
-        commit = CommitInfo(stage=STAGE, flow_run_id=self.run_id, config_hash=fingerprint,
-                            input_versions={table: version},
-                            extra={"graph": graph, "params": json.dumps(params, sort_keys=True, default=str)})
-        result = features.replace_partition("item_graph_edges", edges, partition={"graph": graph}, commit=commit,
-                                            lake=self.lake)
+    def _write(
+        self,
+        graph: str,
+        edges: pl.DataFrame,
+        table: str,
+        version: int,
+        params: dict[str, object],
+        fingerprint: str,
+        stats: dict[str, object],
+        started: float,
+    ) -> None:
+        commit = CommitInfo(
+            stage=STAGE,
+            flow_run_id=self.run_id,
+            config_hash=fingerprint,
+            input_versions={table: version},
+            extra={"graph": graph, "params": json.dumps(params, sort_keys=True, default=str)},
+        )
+        result = features.replace_partition(
+            "item_graph_edges", edges, partition={"graph": graph}, commit=commit, lake=self.lake
+        )
         seconds = round(time.perf_counter() - started, 3)
         out = {table: version}
         if result.version is not None:
             out["item_graph_edges"] = result.version
             self.summary.versions["item_graph_edges"] = result.version
-        record_run(StageRun(stage=f"{STAGE}:{graph}", fingerprint=fingerprint, status="ok", flow_run_id=self.run_id,
-                            config_hash=fingerprint, input_versions={table: version}, output_versions=out,
-                            counts=stats, started_at=now_utc(), duration_s=seconds), lake=self.lake)
+        record_run(
+            StageRun(
+                stage=f"{STAGE}:{graph}",
+                fingerprint=fingerprint,
+                status="ok",
+                flow_run_id=self.run_id,
+                config_hash=fingerprint,
+                input_versions={table: version},
+                output_versions=out,
+                counts=stats,
+                started_at=now_utc(),
+                duration_s=seconds,
+            ),
+            lake=self.lake,
+        )
         self.summary.built[graph] = {**stats, "seconds": seconds, "params": params}
         log.info("graph %s: %s", graph, stats)
 
 
 def build_graphs(
-    *, lake: Lake | str | None = None, config: GraphsConfig | None = None, run_id: str | None = None,
+    *,
+    lake: Lake | str | None = None,
+    config: GraphsConfig | None = None,
+    run_id: str | None = None,
     force: bool = False,
 ) -> GraphsSummary:
     """Build (or skip, when unchanged) every configured graph.

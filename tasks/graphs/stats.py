@@ -15,9 +15,12 @@ def graph_stats(edges: pl.DataFrame, nodes: int, *, similarity: bool = False) ->
     isolated = max(nodes - degrees.len(), 0)
     all_degrees = pl.concat([degrees.cast(pl.Int64), pl.Series([0] * isolated, dtype=pl.Int64)])
     stats: dict[str, float | int] = {
-        "nodes": nodes, "edges": edges.height, "isolated": isolated,
+        "nodes": nodes,
+        "edges": edges.height,
+        "isolated": isolated,
         "degree_mean": round(float(all_degrees.mean() or 0.0), 3),
-        "degree_p50": int(all_degrees.quantile(0.5) or 0), "degree_p90": int(all_degrees.quantile(0.9) or 0),
+        "degree_p50": int(all_degrees.quantile(0.5) or 0),
+        "degree_p90": int(all_degrees.quantile(0.9) or 0),
         "degree_max": int(all_degrees.max() or 0),
     }
     if similarity:

@@ -8,16 +8,26 @@ from prefect.runtime import flow_run
 from tasks.graphs.stage import GraphsConfig, GraphsSummary, build_graphs
 from tasks.retry import retry_transient
 
-_COLUMNS = ("nodes", "edges", "isolated", "degree_mean", "degree_p50", "degree_p90", "degree_max",
-            "mean_neighbour_similarity", "seconds")
+_COLUMNS = (
+    "nodes",
+    "edges",
+    "isolated",
+    "degree_mean",
+    "degree_p50",
+    "degree_p90",
+    "degree_max",
+    "mean_neighbour_similarity",
+    "seconds",
+)
 
 
 def _rows(summary: GraphsSummary) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = [
         {"graph": g, "status": "built", **{c: stats.get(c, "") for c in _COLUMNS}} for g, stats in summary.built.items()
     ]
-    rows += [{"graph": g, "status": f"skipped: {why}", **dict.fromkeys(_COLUMNS, "")}
-             for g, why in summary.skipped.items()]
+    rows += [
+        {"graph": g, "status": f"skipped: {why}", **dict.fromkeys(_COLUMNS, "")} for g, why in summary.skipped.items()
+    ]
     return rows
 
 

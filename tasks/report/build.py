@@ -20,8 +20,17 @@ DEGREES_PNG = "graph_degrees.png"
 RECALL_PNG = "recall_at_k.png"
 PROTOCOLS = ("standard", "no_repeats")
 log = logging.getLogger(__name__)
-STAGE_HEADERS = ("stage", "status", "started (UTC)", "input versions", "output versions", "rows in", "rows out",
-                 "quarantined", "seconds")
+STAGE_HEADERS = (
+    "stage",
+    "status",
+    "started (UTC)",
+    "input versions",
+    "output versions",
+    "rows in",
+    "rows out",
+    "quarantined",
+    "seconds",
+)
 
 
 def _stages(lake: Lake, run_ids: Sequence[str] | None, flow_run_id: str | None) -> list[Block]:
@@ -34,8 +43,12 @@ def _stages(lake: Lake, run_ids: Sequence[str] | None, flow_run_id: str | None) 
     elif run_ids is not None:
         blocks.append(Para(f"Stage runs {', '.join(f'`{r}`' for r in run_ids)}."))
     else:
-        blocks.append(Para("The latest run of each stage. \"rows in\" / \"rows out\" are what the stage counted "
-                           "(rows read / written; nodes / edges for graphs)."))
+        blocks.append(
+            Para(
+                'The latest run of each stage. "rows in" / "rows out" are what the stage counted '
+                "(rows read / written; nodes / edges for graphs)."
+            )
+        )
     if runs.is_empty():
         return [*blocks, Missing("No stage run matches this selection.")]
     return [*blocks, Table(STAGE_HEADERS, tuple(gather.stage_table(runs)))]
@@ -50,8 +63,11 @@ def _quarantine(lake: Lake) -> list[Block]:
         return [*blocks, Missing("The quarantine table is empty.")]
     total = int(counts["rows"].sum())
     rows = tuple((s, r, f"{n:,}") for s, r, n in counts.iter_rows())
-    return [*blocks, Para(f"{total:,} rejected inputs in the lake, by stage and reason."),
-            Table(("stage", "reason", "rows"), rows)]
+    return [
+        *blocks,
+        Para(f"{total:,} rejected inputs in the lake, by stage and reason."),
+        Table(("stage", "reason", "rows"), rows),
+    ]
 
 
 def _embeddings(lake: Lake, out: Path) -> list[Block]:
@@ -67,14 +83,21 @@ def _embeddings(lake: Lake, out: Path) -> list[Block]:
         blocks.append(Missing("No item lists a genre (items.attributes has no genres): every point is grey."))
     plots.plot_embedding_maps(maps, genres, out / MAP_PNG)
     absent = [m for m in gather.MODALITIES if m not in {e.modality for e in maps}]
-    text = ("Each item's vector projected on the first two principal components of its modality (PCA), coloured "
-            f"by its first genre (the {gather.TOP_GENRES} most common first genres; the rest are \"other\").")
+    text = (
+        "Each item's vector projected on the first two principal components of its modality (PCA), coloured "
+        f'by its first genre (the {gather.TOP_GENRES} most common first genres; the rest are "other").'
+    )
     if absent:
         text += f" No vectors for: {', '.join(absent)}."
-    rows = tuple((m.modality, m.model_id, f"{m.total:,}", f"{m.explained[0]:.1%}", f"{m.explained[1]:.1%}")
-                 for m in maps)
-    return [*blocks, Para(text), Image(MAP_PNG, "item embeddings, 2-D PCA map coloured by genre"),
-            Table(("modality", "model", "items", "PC1 variance", "PC2 variance"), rows)]
+    rows = tuple(
+        (m.modality, m.model_id, f"{m.total:,}", f"{m.explained[0]:.1%}", f"{m.explained[1]:.1%}") for m in maps
+    )
+    return [
+        *blocks,
+        Para(text),
+        Image(MAP_PNG, "item embeddings, 2-D PCA map coloured by genre"),
+        Table(("modality", "model", "items", "PC1 variance", "PC2 variance"), rows),
+    ]
 
 
 def _graphs(lake: Lake, out: Path) -> list[Block]:
@@ -83,13 +106,27 @@ def _graphs(lake: Lake, out: Path) -> list[Block]:
     if not graphs:
         return [*blocks, Missing("No item graphs: the graphs stage has not written item_graph_edges yet.")]
     plots.plot_degree_histograms(graphs, out / DEGREES_PNG)
-    rows = tuple((g.graph, f"{g.nodes:,}", f"{g.edges:,}", f"{g.out_degree.mean():.1f}",
-                  f"{int(g.out_degree.max(initial=0))}", f"{int(g.in_degree.max(initial=0))}") for g in graphs)
-    text = ("Out- and in-degree of every item with an edge, per graph. A kNN graph's out-degree is k by "
-            "construction; its in-degree shows hubs (items that are many items' neighbour).")
-    return [*blocks, Para(text), Image(DEGREES_PNG, "degree histograms of each item graph"),
-            Table(("graph", "items with edges", "edges", "mean out-degree", "max out-degree", "max in-degree"),
-                  rows)]
+    rows = tuple(
+        (
+            g.graph,
+            f"{g.nodes:,}",
+            f"{g.edges:,}",
+            f"{g.out_degree.mean():.1f}",
+            f"{int(g.out_degree.max(initial=0))}",
+            f"{int(g.in_degree.max(initial=0))}",
+        )
+        for g in graphs
+    )
+    text = (
+        "Out- and in-degree of every item with an edge, per graph. A kNN graph's out-degree is k by "
+        "construction; its in-degree shows hubs (items that are many items' neighbour)."
+    )
+    return [
+        *blocks,
+        Para(text),
+        Image(DEGREES_PNG, "degree histograms of each item graph"),
+        Table(("graph", "items with edges", "edges", "mean out-degree", "max out-degree", "max in-degree"), rows),
+    ]
 
 
 def _recall_rows(contenders: dict[str, dict]) -> tuple[tuple[str, ...], ...]:
@@ -98,8 +135,9 @@ def _recall_rows(contenders: dict[str, dict]) -> tuple[tuple[str, ...], ...]:
         for protocol in PROTOCOLS:
             m = metrics.get(protocol)
             if m:
-                rows.append((name, protocol, *(f"{m[f'recall@{k}']:.4f}" if f"recall@{k}" in m else "-"
-                                               for k in plots.KS)))
+                rows.append(
+                    (name, protocol, *(f"{m[f'recall@{k}']:.4f}" if f"recall@{k}" in m else "-" for k in plots.KS))
+                )
     return tuple(rows)
 
 
@@ -125,16 +163,22 @@ def _model(lake: Lake, out: Path, artifacts_root: str | os.PathLike[str] | None)
         if production is not None and production.metrics.get("test"):
             contenders[f"v{production.version} (production)"] = production.metrics["test"]
             colours[f"v{production.version} (production)"] = plots.PRODUCTION_COLOUR
-            blocks.append(Para(f"Production is v{production.version}; its test numbers come from its own run "
-                               "(its split and item set may differ)."))
+            blocks.append(
+                Para(
+                    f"Production is v{production.version}; its test numbers come from its own run "
+                    "(its split and item set may differ)."
+                )
+            )
         elif production is None and latest.alias != "production":
             blocks.append(Missing("No production model to compare with."))
         contenders.update(latest.baselines)
         if not latest.baselines:
             blocks.append(Missing("No baselines: the model's manifest.json was not found or lists none."))
         plots.plot_recall(contenders, PROTOCOLS, out / RECALL_PNG, colours=colours)
-        blocks += [Image(RECALL_PNG, "Recall@k of the latest model against its baselines"),
-                   Table(("contender", "protocol", *(f"Recall@{k}" for k in plots.KS)), _recall_rows(contenders))]
+        blocks += [
+            Image(RECALL_PNG, "Recall@k of the latest model against its baselines"),
+            Table(("contender", "protocol", *(f"Recall@{k}" for k in plots.KS)), _recall_rows(contenders)),
+        ]
     blocks.append(Heading("Artifacts", 3))
     if latest.folder is None:
         blocks.append(Missing(f"The artifact folder is not here: {latest.artifact_uri or 'none recorded'}."))

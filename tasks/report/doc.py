@@ -76,8 +76,10 @@ def to_markdown(blocks: list[Block]) -> str:
         elif isinstance(block, Missing):
             out.append(f"_{block.text}_")
         elif isinstance(block, Table):
-            lines = ["| " + " | ".join(_md_cell(h) for h in block.headers) + " |",
-                     "|" + "|".join("---" for _ in block.headers) + "|"]
+            lines = [
+                "| " + " | ".join(_md_cell(h) for h in block.headers) + " |",
+                "|" + "|".join("---" for _ in block.headers) + "|",
+            ]
             lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
             out.append("\n".join(lines))
         elif isinstance(block, Image):
@@ -130,8 +132,11 @@ def to_html(blocks: list[Block], folder: Path, *, title: str) -> str:
             data = base64.b64encode((folder / block.name).read_bytes()).decode("ascii")
             body.append(f'<p><img alt="{html.escape(block.alt)}" src="data:image/png;base64,{data}"></p>')
         elif isinstance(block, Links):
-            items = "".join(f'<li><a href="{html.escape(path)}">{_inline(label)}</a></li>'
-                            for label, path in block.items)
+            items = "".join(
+                f'<li><a href="{html.escape(path)}">{_inline(label)}</a></li>' for label, path in block.items
+            )
             body.append(f"<ul>{items}</ul>")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )

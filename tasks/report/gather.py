@@ -56,8 +56,7 @@ def stage_runs(
     if flow_run_id is not None:
         runs = runs.filter(pl.col("flow_run_id") == flow_run_id)
     if run_ids is None and flow_run_id is None:
-        runs = (runs.sort("started_at", "run_id", nulls_last=False)
-                .group_by("stage", maintain_order=True).last())
+        runs = runs.sort("started_at", "run_id", nulls_last=False).group_by("stage", maintain_order=True).last()
     return runs.sort("started_at", "stage", nulls_last=True)
 
 
@@ -87,9 +86,19 @@ def stage_table(runs: pl.DataFrame) -> list[tuple[str, ...]]:
         started = run["started_at"].strftime("%Y-%m-%d %H:%M:%S") if run["started_at"] else "-"
         duration = "-" if run["duration_s"] is None else f"{run['duration_s']:.1f}"
         status = run["status"] + (" (reused)" if counts.get("reused_run") else "")
-        rows.append((str(run["stage"]), str(status), started, _versions(run["input_versions"]),
-                     _versions(run["output_versions"]), _count(_first_int(counts, IN_KEYS)),
-                     _count(_first_int(counts, OUT_KEYS)), _count(_first_int(counts, ("quarantined",))), duration))
+        rows.append(
+            (
+                str(run["stage"]),
+                str(status),
+                started,
+                _versions(run["input_versions"]),
+                _versions(run["output_versions"]),
+                _count(_first_int(counts, IN_KEYS)),
+                _count(_first_int(counts, OUT_KEYS)),
+                _count(_first_int(counts, ("quarantined",))),
+                duration,
+            )
+        )
     return rows
 
 
@@ -100,9 +109,13 @@ def quarantine_counts(lake: Lake) -> pl.DataFrame | None:
     """Rows in ``quarantine`` by stage and reason (``stage, reason, rows``), most first; None without the table."""
     if not _exists("quarantine", lake):
         return None
-    return (features.read("quarantine", columns=["stage", "reason"], lake=lake)
-            .group_by("stage", "reason").agg(pl.len().alias("rows"))
-            .sort(["rows", "stage", "reason"], descending=[True, False, False]).collect())
+    return (
+        features.read("quarantine", columns=["stage", "reason"], lake=lake)
+        .group_by("stage", "reason")
+        .agg(pl.len().alias("rows"))
+        .sort(["rows", "stage", "reason"], descending=[True, False, False])
+        .collect()
+    )
 
 
 # --- item embeddings ---------------------------------------------------------------------------------------
@@ -130,8 +143,7 @@ def item_genres(lake: Lake) -> dict[str, str] | None:
     if not _exists("items", lake):
         return None
     items = features.read("items", columns=["item_id", "attributes"], lake=lake).collect()
-    first = {item: (genres[0] if (genres := _genre_list(attrs)) else NO_GENRE)
-             for item, attrs in items.iter_rows()}
+    first = {item: (genres[0] if (genres := _genre_list(attrs)) else NO_GENRE) for item, attrs in items.iter_rows()}
     ranked = Counter(g for g in first.values() if g != NO_GENRE).most_common()
     top = {g for g, _ in sorted(ranked, key=lambda gc: (-gc[1], gc[0]))[:TOP_GENRES]}
     return {item: g if g in top or g == NO_GENRE else OTHER for item, g in first.items()}
@@ -181,10 +193,14 @@ def pca_2d(vectors: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
 
 
 def _latest_model(lake: Lake, modality: str) -> str | None:
-    models = (features.read("item_embeddings", columns=["modality", "model_id", "computed_at"], lake=lake)
-              .filter(pl.col("modality") == modality)
-              .group_by("model_id").agg(pl.col("computed_at").max()).sort(["computed_at", "model_id"])
-              .collect())
+    models = (
+        features.read("item_embeddings", columns=["modality", "model_id", "computed_at"], lake=lake)
+        .filter(pl.col("modality") == modality)
+        .group_by("model_id")
+        .agg(pl.col("computed_at").max())
+        .sort(["computed_at", "model_id"])
+        .collect()
+    )
     return None if models.is_empty() else str(models["model_id"][-1])
 
 
@@ -193,18 +209,25 @@ def embedding_maps(lake: Lake, *, max_points: int = MAX_MAP_POINTS) -> list[Embe
     None without an ``item_embeddings`` table. Larger tables are subsampled (seeded) to ``max_points``."""
     if not _exists("item_embeddings", lake):
         return None
-    present = (features.read("item_embeddings", columns=["modality"], lake=lake).select("modality").unique()
-               .collect()["modality"].to_list())
+    present = (
+        features.read("item_embeddings", columns=["modality"], lake=lake)
+        .select("modality")
+        .unique()
+        .collect()["modality"]
+        .to_list()
+    )
     ordered = [m for m in MODALITIES if m in present] + sorted(m for m in present if m not in MODALITIES)
     maps = []
     for modality in ordered:
         model_id = _latest_model(lake, modality)
         if model_id is None:
             continue
-        rows = (features.read("item_embeddings", columns=["item_id", "modality", "model_id", "dim", "vector"],
-                              lake=lake)
-                .filter((pl.col("modality") == modality) & (pl.col("model_id") == model_id))
-                .select("item_id", "dim", "vector").collect())
+        rows = (
+            features.read("item_embeddings", columns=["item_id", "modality", "model_id", "dim", "vector"], lake=lake)
+            .filter((pl.col("modality") == modality) & (pl.col("model_id") == model_id))
+            .select("item_id", "dim", "vector")
+            .collect()
+        )
         dim = int(rows["dim"].mode().sort()[0])  # one width per model; guard against stray rows
         rows = rows.filter(pl.col("dim") == dim).sort("item_id")
         total = rows.height
@@ -254,9 +277,11 @@ def graph_degrees(lake: Lake) -> list[GraphDegrees] | None:
     for graph in sorted(edges["graph"].unique().to_list()):
         part = edges.filter(pl.col("graph") == graph)
         nodes = pl.concat([part["src"], part["dst"]]).unique().sort().to_frame("item")
-        degree = (nodes.join(part.group_by("src").len("out"), left_on="item", right_on="src", how="left")
-                  .join(part.group_by("dst").len("in"), left_on="item", right_on="dst", how="left")
-                  .fill_null(0))
+        degree = (
+            nodes.join(part.group_by("src").len("out"), left_on="item", right_on="src", how="left")
+            .join(part.group_by("dst").len("in"), left_on="item", right_on="dst", how="left")
+            .fill_null(0)
+        )
         out.append(GraphDegrees(graph, part.height, degree["out"].to_numpy(), degree["in"].to_numpy()))
     return out
 
@@ -302,8 +327,15 @@ def _info(row: dict, artifacts_root: Path) -> ModelInfo:
             baselines = manifest.get("metrics", {}).get("baselines", {}) or {}
         except (OSError, ValueError, AttributeError):
             baselines = {}  # unreadable manifest: reported as "no baselines"
-    return ModelInfo(row["model_name"], int(row["version"]), row["alias"], json.loads(row["metrics"] or "{}"),
-                     baselines, folder, row.get("artifact_uri"))
+    return ModelInfo(
+        row["model_name"],
+        int(row["version"]),
+        row["alias"],
+        json.loads(row["metrics"] or "{}"),
+        baselines,
+        folder,
+        row.get("artifact_uri"),
+    )
 
 
 def models(lake: Lake, artifacts_root: str | os.PathLike[str] | None) -> tuple[ModelInfo, ModelInfo | None] | None:

@@ -68,23 +68,41 @@ def plot_embedding_maps(maps: list[EmbeddingMap], genres: Mapping[str, str], pat
         for genre, colour in reversed(colours.items()):  # most common drawn last, on top
             mask = label_array == genre
             if mask.any():
-                ax.scatter(emb.xy[mask, 0], emb.xy[mask, 1], s=10, c=colour, alpha=0.85, linewidths=0,
-                           label=genre, rasterized=True)
+                ax.scatter(
+                    emb.xy[mask, 0],
+                    emb.xy[mask, 1],
+                    s=10,
+                    c=colour,
+                    alpha=0.85,
+                    linewidths=0,
+                    label=genre,
+                    rasterized=True,
+                )
         shown = f"{len(emb.item_ids):,} of {emb.total:,}" if len(emb.item_ids) < emb.total else f"{emb.total:,}"
         ax.set_title(f"{emb.modality}: {shown} items\n{_short(emb.model_id)}", fontsize=11)
         ax.set_xlabel(f"PC1 ({emb.explained[0]:.0%} of variance)")
         ax.set_ylabel(f"PC2 ({emb.explained[1]:.0%} of variance)")
         ax.tick_params(labelsize=8)
         ax.grid(True, alpha=0.25)
-    for ax in axes[len(maps):]:
+    for ax in axes[len(maps) :]:
         ax.set_visible(False)
-    items = {item: label for emb, labels in zip(maps, labels_per_map, strict=True)
-             for item, label in zip(emb.item_ids, labels, strict=True)}
+    items = {
+        item: label
+        for emb, labels in zip(maps, labels_per_map, strict=True)
+        for item, label in zip(emb.item_ids, labels, strict=True)
+    }
     counts = {genre: sum(1 for label in items.values() if label == genre) for genre in colours}
     handles = [_dot(colour) for colour in colours.values()]
-    fig.legend(handles, [f"{genre} ({counts[genre]:,})" for genre in colours], loc="outside lower center",
-               ncols=min(len(colours), 6), fontsize=10, title="first genre (items)", title_fontsize=10,
-               frameon=False)
+    fig.legend(
+        handles,
+        [f"{genre} ({counts[genre]:,})" for genre in colours],
+        loc="outside lower center",
+        ncols=min(len(colours), 6),
+        fontsize=10,
+        title="first genre (items)",
+        title_fontsize=10,
+        frameon=False,
+    )
     fig.suptitle("Item embeddings, first two principal components, coloured by genre", fontsize=13)
     return _save(fig, path)
 
@@ -113,8 +131,12 @@ def plot_degree_histograms(graphs: list[GraphDegrees], path: Path) -> tuple[int,
         top = int(max(graph.out_degree.max(initial=0), graph.in_degree.max(initial=0)))
         bins = _bins(top)
         # side by side, not overlaid: a kNN graph's out-degrees are all k, its in-degrees spread (hubs)
-        ax.hist([graph.out_degree, graph.in_degree], bins=bins, color=["#1f77b4", "#ff7f0e"],
-                label=["out-degree", "in-degree"])
+        ax.hist(
+            [graph.out_degree, graph.in_degree],
+            bins=bins,
+            color=["#1f77b4", "#ff7f0e"],
+            label=["out-degree", "in-degree"],
+        )
         ax.set_yscale("log")
         ax.set_ylim(bottom=0.7)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -124,7 +146,7 @@ def plot_degree_histograms(graphs: list[GraphDegrees], path: Path) -> tuple[int,
         ax.set_ylabel("items (log scale)")
         ax.tick_params(labelsize=8)
         ax.grid(True, axis="y", alpha=0.25)
-    for ax in axes[len(graphs):]:
+    for ax in axes[len(graphs) :]:
         ax.set_visible(False)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=10, frameon=False)
@@ -136,8 +158,14 @@ def _value(v: float) -> str:
     return f"{v:.2f}" if v >= 0.1 else f"{v:.3f}"
 
 
-def plot_recall(contenders: Mapping[str, Mapping[str, Mapping[str, float]]], protocols: tuple[str, ...],
-                path: Path, *, split: str = "test", colours: Mapping[str, str] | None = None) -> tuple[int, int]:
+def plot_recall(
+    contenders: Mapping[str, Mapping[str, Mapping[str, float]]],
+    protocols: tuple[str, ...],
+    path: Path,
+    *,
+    split: str = "test",
+    colours: Mapping[str, str] | None = None,
+) -> tuple[int, int]:
     """Grouped bars of Recall@1/10/50, one panel per protocol, one bar per contender in the given order
     (``{name: {protocol: {"recall@k": value}}}``, missing values skipped), coloured by ``colours`` where given
     and from a baseline palette otherwise; returns the PNG's size in pixels."""
@@ -147,8 +175,9 @@ def plot_recall(contenders: Mapping[str, Mapping[str, Mapping[str, float]]], pro
     width = 0.8 / max(len(names), 1)
     others = iter([n for n in names if n not in (colours or {})])
     palette = dict(colours or {}) | {n: _BASELINE_PALETTE[i % len(_BASELINE_PALETTE)] for i, n in enumerate(others)}
-    top = max([v for c in contenders.values() for p in c.values() for k, v in p.items() if k.startswith("recall@")]
-              or [0.0])
+    top = max(
+        [v for c in contenders.values() for p in c.values() for k, v in p.items() if k.startswith("recall@")] or [0.0]
+    )
     for ax, protocol in zip(axes, protocols, strict=True):
         for i, name in enumerate(names):
             values = [contenders[name].get(protocol, {}).get(f"recall@{k}") for k in KS]
@@ -156,8 +185,9 @@ def plot_recall(contenders: Mapping[str, Mapping[str, Mapping[str, float]]], pro
             present = [(x, v) for x, v in zip(xs, values, strict=True) if v is not None]
             if not present:
                 continue
-            bars = ax.bar([x for x, _ in present], [v for _, v in present], width=width * 0.95,
-                          color=palette[name], label=name)
+            bars = ax.bar(
+                [x for x, _ in present], [v for _, v in present], width=width * 0.95, color=palette[name], label=name
+            )
             ax.bar_label(bars, labels=[_value(v) for _, v in present], fontsize=7, padding=1)
         ax.set_xticks(range(len(KS)), [f"Recall@{k}" for k in KS])
         ax.set_title(f"{split} split, {protocol.replace('_', ' ')} protocol", fontsize=11)

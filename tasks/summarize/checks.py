@@ -83,6 +83,7 @@ def generate_checked(
     on_generated: Callable[[int], None] | None = None,
 ) -> list[Checked]:
     """Generate (greedy), re-generate the unusable answers once (sampled), and report what still fails."""
+
     def usable(g: Generation) -> Generation:
         return trim_to_sentences(g) if checks.trim_unfinished else g
 
@@ -92,8 +93,9 @@ def generate_checked(
     if on_generated:
         on_generated(len(prompts))
     if retry:
-        again = backend.generate([prompts[i] for i in retry], max_new_tokens=max_new_tokens,
-                                 temperature=retry_temperature, seed=seed)
+        again = backend.generate(
+            [prompts[i] for i in retry], max_new_tokens=max_new_tokens, temperature=retry_temperature, seed=seed
+        )
         for i, g in zip(retry, map(usable, again), strict=True):
             results[i] = Checked(g.text, check_output(g, checks), results[i].new_tokens + g.new_tokens)
         if on_generated:

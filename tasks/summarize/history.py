@@ -28,8 +28,16 @@ class HistoryItem:
 
     def describe(self) -> str:
         """One prompt line: ``- Title (liked, seen): summary``."""
-        labels = [lab for lab, v in (("liked", self.liked), ("disliked", self.liked is False),
-                                     ("seen", self.seen), ("not seen", self.seen is False)) if v is True]
+        labels = [
+            lab
+            for lab, v in (
+                ("liked", self.liked),
+                ("disliked", self.liked is False),
+                ("seen", self.seen),
+                ("not seen", self.seen is False),
+            )
+            if v is True
+        ]
         line = f"- {self.title}" + (f" ({', '.join(labels)})" if labels else "")
         return line + (f": {self.summary}" if self.summary else "")
 
@@ -58,17 +66,23 @@ def _readable(turn: Turn, titles: Mapping[str, str], max_chars: int) -> str:
     return text[:max_chars]
 
 
-def _first_mentions(before: Sequence[Turn], titles: Mapping[str, str],
-                    summaries: Mapping[str, str]) -> list[HistoryItem]:
+def _first_mentions(
+    before: Sequence[Turn], titles: Mapping[str, str], summaries: Mapping[str, str]
+) -> list[HistoryItem]:
     seen_ids: dict[str, HistoryItem] = {}
     for turn in before:
         ids = list(turn["mentioned_item_ids"] or ())
         liked, seen = list(turn["liked"] or [None] * len(ids)), list(turn["seen"] or [None] * len(ids))
         for k, item_id in enumerate(ids):
             if item_id not in seen_ids:
-                seen_ids[item_id] = HistoryItem(item_id, titles.get(item_id, item_id), liked[k] if k < len(liked)
-                                                else None, seen[k] if k < len(seen) else None,
-                                                summaries.get(item_id), int(turn["turn_idx"]))
+                seen_ids[item_id] = HistoryItem(
+                    item_id,
+                    titles.get(item_id, item_id),
+                    liked[k] if k < len(liked) else None,
+                    seen[k] if k < len(seen) else None,
+                    summaries.get(item_id),
+                    int(turn["turn_idx"]),
+                )
     return list(seen_ids.values())
 
 
@@ -103,8 +117,11 @@ def history_chunks(
     chunks, start = [], -1
     for n, group in enumerate(groups):
         end = upto_turn - 1 if n == len(groups) - 1 else max(i.turn_idx for i in group)
-        words = [_readable(t, titles, max_words_chars) for t in before
-                 if t["role"] == "seeker" and start < int(t["turn_idx"]) <= end]
+        words = [
+            _readable(t, titles, max_words_chars)
+            for t in before
+            if t["role"] == "seeker" and start < int(t["turn_idx"]) <= end
+        ]
         chunks.append(Chunk(tuple(group), tuple(words[-max_utterances:])))
         start = end
     return [] if not items and not any(c.words for c in chunks) else chunks

@@ -44,8 +44,12 @@ def _details(row: dict[str, object]) -> str:
 
 
 def _inputs(row: dict[str, object], *, with_image: bool) -> dict[str, object]:
-    return {"title": row["title"] or row["item_id"], "year": row["year"], "details": _details(row),
-            "poster_sha256": row["poster_sha256"] if with_image else None}
+    return {
+        "title": row["title"] or row["item_id"],
+        "year": row["year"],
+        "details": _details(row),
+        "poster_sha256": row["poster_sha256"] if with_image else None,
+    }
 
 
 def _fields(inputs: dict[str, object]) -> dict[str, str]:
@@ -66,27 +70,43 @@ class ItemJob:
     entries: list[tuple[str, str, dict[str, object]]]
 
 
-def generate_item_batch(job: ItemJob, *, backend: Backend, config: SummarizeConfig, lake: Lake,
-                        model_loads: int = 0) -> BatchResult:
+def generate_item_batch(
+    job: ItemJob, *, backend: Backend, config: SummarizeConfig, lake: Lake, model_loads: int = 0
+) -> BatchResult:
     """Render, generate and check one batch of item prompts; writes nothing (the caller commits the result).
 
     ``lake`` (root URI and storage options) is where the posters are read when the backend takes images.
     """
     template, counts = load_template(config.item_template), SummarizeSummary("items", backend.model_id)
     blobs = blob_store(lake) if backend.accepts_images else None
-    prompts = [render(template, _fields(inputs), images=(blobs.get(str(inputs["poster_sha256"])),)
-                      if blobs and inputs["poster_sha256"] else ()) for _, _, inputs in job.entries]
+    prompts = [
+        render(
+            template,
+            _fields(inputs),
+            images=(blobs.get(str(inputs["poster_sha256"])),) if blobs and inputs["poster_sha256"] else (),
+        )
+        for _, _, inputs in job.entries
+    ]
     rows, failures = [], []
-    for (item_id, digest, _), result in zip(job.entries, _generate(backend, prompts, config.item_checks, config,
-                                                                   counts), strict=True):
+    for (item_id, digest, _), result in zip(
+        job.entries, _generate(backend, prompts, config.item_checks, config, counts), strict=True
+    ):
         if result.reason:
-            failures.append({"source": SOURCE, "record_key": _key(item_id, backend.model_id, digest),
-                             "reason": result.reason, "excerpt": result.text[:200]})
+            failures.append(
+                {
+                    "source": SOURCE,
+                    "record_key": _key(item_id, backend.model_id, digest),
+                    "reason": result.reason,
+                    "excerpt": result.text[:200],
+                }
+            )
         else:
-            rows.append({"item_id": item_id, "model_id": backend.model_id, "prompt_hash": digest,
-                         "summary": result.text})
-    return BatchResult(job.index, rows, failures, len(job.entries), counts.generated, counts.new_tokens,
-                       model_loads, worker_name())
+            rows.append(
+                {"item_id": item_id, "model_id": backend.model_id, "prompt_hash": digest, "summary": result.text}
+            )
+    return BatchResult(
+        job.index, rows, failures, len(job.entries), counts.generated, counts.new_tokens, model_loads, worker_name()
+    )
 
 
 def summarize_items(
@@ -127,12 +147,19 @@ def summarize_items(
     items = items.head(limit) if limit is not None else items
     with_image = backend.accepts_images
     has_posters = items["poster_sha256"].is_not_null().any()
-    summary.images = "used" if with_image and has_posters else (
-        "skipped: the backend takes no images" if has_posters else "none stored")
+    summary.images = (
+        "used"
+        if with_image and has_posters
+        else ("skipped: the backend takes no images" if has_posters else "none stored")
+    )
     template = load_template(cfg.item_template)
     todo = _plan(items, template, backend.model_id, resolved, summary, with_image=with_image)
-    writer = _Writer(resolved, _commit(resolved, run_id, cfg, backend.model_id, ["items", "item_summaries"]),
-                     summary, cfg.sample_size)
+    writer = _Writer(
+        resolved,
+        _commit(resolved, run_id, cfg, backend.model_id, ["items", "item_summaries"]),
+        summary,
+        cfg.sample_size,
+    )
     jobs = (ItemJob(i, list(batch)) for i, batch in enumerate(_batches(todo, cfg.batch)))
     run = runner or _local_runner(backend, cfg, resolved)
     done, workers = 0, set[str]()
@@ -158,11 +185,13 @@ def _local_runner(backend: BackendIdentity, config: SummarizeConfig, lake: Lake)
     return run
 
 
-def _plan(items: pl.DataFrame, template: Template, model_id: str, lake: Lake, summary: SummarizeSummary,
-          *, with_image: bool) -> list[tuple[str, str, dict[str, object]]]:
+def _plan(
+    items: pl.DataFrame, template: Template, model_id: str, lake: Lake, summary: SummarizeSummary, *, with_image: bool
+) -> list[tuple[str, str, dict[str, object]]]:
     """(item_id, prompt_hash, inputs) of the items this model has not answered yet."""
-    done = _done_keys("item_summaries", SOURCE, model_id, lake,
-                      lambda r: _key(r["item_id"], r["model_id"], r["prompt_hash"]))
+    done = _done_keys(
+        "item_summaries", SOURCE, model_id, lake, lambda r: _key(r["item_id"], r["model_id"], r["prompt_hash"])
+    )
     todo = []
     for row in items.iter_rows(named=True):
         inputs = _inputs(row, with_image=with_image)

@@ -96,8 +96,9 @@ def _titles(lake: Lake) -> dict[str, str]:
     return dict(zip(items["item_id"], items["title"], strict=True))
 
 
-def select_dialogues(turns: pl.DataFrame, *, limit: int | None,
-                     dialogue_ids: Sequence[str] | None = None) -> tuple[list[str], int]:
+def select_dialogues(
+    turns: pl.DataFrame, *, limit: int | None, dialogue_ids: Sequence[str] | None = None
+) -> tuple[list[str], int]:
     """(chosen dialogue ids, how many have a recommendation point): the first ``limit`` by id."""
     points = turns.filter((pl.col("role") == "recommender") & (pl.col("mentioned_item_ids").list.len() > 0))
     ids = sorted(set(points["dialogue_id"]))
@@ -116,14 +117,16 @@ class PreferenceJob:
     dialogues: int
 
 
-def advance_preference_batch(job: PreferenceJob, *, backend: Backend, config: SummarizeConfig,
-                             model_loads: int = 0) -> BatchResult:
+def advance_preference_batch(
+    job: PreferenceJob, *, backend: Backend, config: SummarizeConfig, model_loads: int = 0
+) -> BatchResult:
     """Run one batch's chains to their ends (all in lockstep) and return the rows; writes nothing."""
     template, counts = load_template(config.preference_template), SummarizeSummary("preferences", backend.model_id)
     _advance(job.chains, template, backend, config, counts)
     rows, failures = _rows(job.chains, backend.model_id)
-    return BatchResult(job.index, rows, failures, job.dialogues, counts.generated, counts.new_tokens, model_loads,
-                       worker_name())
+    return BatchResult(
+        job.index, rows, failures, job.dialogues, counts.generated, counts.new_tokens, model_loads, worker_name()
+    )
 
 
 def summarize_preferences(
@@ -162,12 +165,20 @@ def summarize_preferences(
     summary.dialogues = len(chosen)
     by_dialogue = turns.filter(pl.col("dialogue_id").is_in(chosen)).partition_by("dialogue_id", as_dict=True)
     titles, item_summaries = _titles(resolved), _item_summaries(backend.model_id, resolved)
-    done = _done_keys("preference_summaries", SOURCE, backend.model_id, resolved,
-                      lambda r: _key(r["dialogue_id"], r["upto_turn"], r["model_id"], r["prompt_hash"]))
+    done = _done_keys(
+        "preference_summaries",
+        SOURCE,
+        backend.model_id,
+        resolved,
+        lambda r: _key(r["dialogue_id"], r["upto_turn"], r["model_id"], r["prompt_hash"]),
+    )
     template = load_template(cfg.preference_template)
-    writer = _Writer(resolved, _commit(resolved, run_id, cfg, backend.model_id,
-                                       ["turns", "items", "item_summaries", "preference_summaries"]),
-                     summary, cfg.sample_size)
+    writer = _Writer(
+        resolved,
+        _commit(resolved, run_id, cfg, backend.model_id, ["turns", "items", "item_summaries", "preference_summaries"]),
+        summary,
+        cfg.sample_size,
+    )
     skipped = [0]  # dialogues of batches with nothing left to generate (never sent to a worker)
 
     def jobs() -> Iterator[PreferenceJob]:
@@ -175,8 +186,9 @@ def summarize_preferences(
             chains = []
             for dialogue_id in batch:
                 rows = by_dialogue[(dialogue_id,)].to_dicts()
-                chains += _plan(dialogue_id, rows, template, cfg, titles, item_summaries, backend.model_id, done,
-                                summary)
+                chains += _plan(
+                    dialogue_id, rows, template, cfg, titles, item_summaries, backend.model_id, done, summary
+                )
             if chains:
                 yield PreferenceJob(n, chains, len(batch))
             else:
@@ -204,9 +216,17 @@ def _local_runner(backend: BackendIdentity, config: SummarizeConfig) -> BatchRun
     return run
 
 
-def _plan(dialogue_id: str, turns: list[dict[str, Any]], template: Template, cfg: SummarizeConfig,
-          titles: Mapping[str, str], item_summaries: Mapping[str, str], model_id: str, done: set[str],
-          summary: SummarizeSummary) -> list[_Chain]:
+def _plan(
+    dialogue_id: str,
+    turns: list[dict[str, Any]],
+    template: Template,
+    cfg: SummarizeConfig,
+    titles: Mapping[str, str],
+    item_summaries: Mapping[str, str],
+    model_id: str,
+    done: set[str],
+    summary: SummarizeSummary,
+) -> list[_Chain]:
     chains = []
     for upto in recommendation_points(sorted(turns, key=lambda t: t["turn_idx"])):
         chunks = history_chunks(turns, upto, chunk_size=cfg.chunk_size, titles=titles, summaries=item_summaries)
@@ -222,8 +242,9 @@ def _plan(dialogue_id: str, turns: list[dict[str, Any]], template: Template, cfg
     return chains
 
 
-def _advance(chains: list[_Chain], template: Template, backend: Backend, cfg: SummarizeConfig,
-             summary: SummarizeSummary) -> None:
+def _advance(
+    chains: list[_Chain], template: Template, backend: Backend, cfg: SummarizeConfig, summary: SummarizeSummary
+) -> None:
     """Run every chain to its end (or its first unusable step), one step level per backend call."""
     answers: dict[tuple[str, str], Checked] = {}  # (dialogue, step hash) -> answer: shared steps generated once
     held: set[str] = set()  # backend cache keys stored by this batch and not released yet
@@ -243,8 +264,7 @@ def _advance(chains: list[_Chain], template: Template, backend: Backend, cfg: Su
                 users[id(chain)] = prompt.user
                 if (chain.dialogue_id, digest) not in answers:
                     pending.setdefault((chain.dialogue_id, digest), prompt)
-            results = _generate(backend, list(pending.values()), cfg.preference_checks, cfg, summary) if pending \
-                else []
+            results = _generate(backend, list(pending.values()), cfg.preference_checks, cfg, summary) if pending else []
             answers.update(zip(pending, results, strict=True))
             held.update(p.cache_as for p in pending.values() if p.cache_as)
             for chain in active:
@@ -265,8 +285,13 @@ def _advance(chains: list[_Chain], template: Template, backend: Backend, cfg: Su
 def _step_prompt(chain: _Chain, template: Template, fields: dict[str, str]) -> ChatPrompt:
     if not template.conversational:
         return render(template, fields)
-    return render(template, fields, history=chain.history, cache_from=chain.cache_key(chain.step - 1),
-                  cache_as=chain.cache_key(chain.step))
+    return render(
+        template,
+        fields,
+        history=chain.history,
+        cache_from=chain.cache_key(chain.step - 1),
+        cache_as=chain.cache_key(chain.step),
+    )
 
 
 def _release(backend: Backend, keys: Iterable[str | None]) -> None:
@@ -280,11 +305,24 @@ def _rows(chains: list[_Chain], model_id: str) -> tuple[list[dict[str, object]],
     failures: list[dict[str, object]] = []
     for c in chains:
         if c.failure:
-            failures.append({"source": SOURCE, "record_key": _key(c.dialogue_id, c.upto_turn, model_id, c.digest),
-                             "reason": c.failure, "excerpt": c.last_text[:200]})
+            failures.append(
+                {
+                    "source": SOURCE,
+                    "record_key": _key(c.dialogue_id, c.upto_turn, model_id, c.digest),
+                    "reason": c.failure,
+                    "excerpt": c.last_text[:200],
+                }
+            )
         else:
-            rows.append({"dialogue_id": c.dialogue_id, "upto_turn": c.upto_turn, "model_id": model_id,
-                         "prompt_hash": c.digest, "summary": c.previous})
+            rows.append(
+                {
+                    "dialogue_id": c.dialogue_id,
+                    "upto_turn": c.upto_turn,
+                    "model_id": model_id,
+                    "prompt_hash": c.digest,
+                    "summary": c.previous,
+                }
+            )
     return rows, failures
 
 
@@ -298,5 +336,12 @@ def dialogue_sample(*, lake: Lake | str | None = None, limit: int | None = None)
     return {"dialogue_ids": chosen, "item_ids": sorted(set(mentioned)), "dialogues_total": total}
 
 
-__all__ = ["SOURCE", "PreferenceJob", "advance_preference_batch", "dialogue_sample", "select_dialogues",
-           "step_fields", "summarize_preferences"]
+__all__ = [
+    "SOURCE",
+    "PreferenceJob",
+    "advance_preference_batch",
+    "dialogue_sample",
+    "select_dialogues",
+    "step_fields",
+    "summarize_preferences",
+]

@@ -166,10 +166,11 @@ class _Writer:
             self._record(features.upsert(table, frame, commit=self.commit, lake=self.lake))
             self.summary.written += len(rows)
             room = self.sample_size - len(self.summary.sample)
-            self.summary.sample.extend({k: v for k, v in r.items() if k != "model_id"} for r in rows[:max(room, 0)])
+            self.summary.sample.extend({k: v for k, v in r.items() if k != "model_id"} for r in rows[: max(room, 0)])
         if failures:
-            frame = pl.DataFrame([{**f, "stage": STAGE, "flow_run_id": self.commit.flow_run_id,
-                                   "quarantined_at": now} for f in failures])
+            frame = pl.DataFrame(
+                [{**f, "stage": STAGE, "flow_run_id": self.commit.flow_run_id, "quarantined_at": now} for f in failures]
+            )
             self._record(features.upsert("quarantine", frame, commit=self.commit, lake=self.lake))
             for f in failures:
                 category = str(f["reason"]).split(":")[0]
@@ -187,16 +188,26 @@ def _batches(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 def _commit(lake: Lake, run_id: str | None, config: SummarizeConfig, model_id: str, inputs: list[str]) -> CommitInfo:
-    return CommitInfo(stage=STAGE, flow_run_id=run_id, config_hash=features.config_hash(
-        {**asdict(config), "model_id": model_id}), input_versions=features.table_versions(inputs, lake))
+    return CommitInfo(
+        stage=STAGE,
+        flow_run_id=run_id,
+        config_hash=features.config_hash({**asdict(config), "model_id": model_id}),
+        input_versions=features.table_versions(inputs, lake),
+    )
 
 
-def _generate(backend: Backend, prompts: list[ChatPrompt], checks: OutputChecks, config: SummarizeConfig,
-              summary: SummarizeSummary) -> list[Checked]:
+def _generate(
+    backend: Backend,
+    prompts: list[ChatPrompt],
+    checks: OutputChecks,
+    config: SummarizeConfig,
+    summary: SummarizeSummary,
+) -> list[Checked]:
     def count(n: int) -> None:
         summary.generated += n
 
-    results = generate_checked(backend, prompts, checks=checks, max_new_tokens=config.max_new_tokens,
-                               on_generated=count)
+    results = generate_checked(
+        backend, prompts, checks=checks, max_new_tokens=config.max_new_tokens, on_generated=count
+    )
     summary.new_tokens += sum(r.new_tokens for r in results)
     return results

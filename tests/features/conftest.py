@@ -38,13 +38,15 @@ def commit() -> CommitInfo:
 
 
 def _items(ids: Sequence[str], *, title: str = "title", at: datetime = NOW) -> pl.DataFrame:
-    return pl.DataFrame({
-        "item_id": list(ids),
-        "source": ["demo"] * len(ids),
-        "title": [f"{title} {i}" for i in ids],
-        "content_hash": [f"{title}-{i}" for i in ids],
-        "ingested_at": [at] * len(ids),
-    })
+    return pl.DataFrame(
+        {
+            "item_id": list(ids),
+            "source": ["demo"] * len(ids),
+            "title": [f"{title} {i}" for i in ids],
+            "content_hash": [f"{title}-{i}" for i in ids],
+            "ingested_at": [at] * len(ids),
+        }
+    )
 
 
 def _embeddings(

@@ -9,8 +9,15 @@ from tests.features.conftest import ItemsFactory
 
 
 def _record(lake: str, fingerprint: str = "fp-1") -> None:
-    record_run(StageRun(stage="ingest", fingerprint=fingerprint, status="ok",
-                        output_versions=features.table_versions(["items"], lake)), lake=lake)
+    record_run(
+        StageRun(
+            stage="ingest",
+            fingerprint=fingerprint,
+            status="ok",
+            output_versions=features.table_versions(["items"], lake),
+        ),
+        lake=lake,
+    )
 
 
 def test_reusable_until_a_watched_table_changes(lake: str, make_items: ItemsFactory) -> None:

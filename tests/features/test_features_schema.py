@@ -43,12 +43,14 @@ def test_compatible(src: pa.DataType, dst: pa.DataType, ok: bool) -> None:
 
 
 def test_conform_fills_missing_nullable_columns_and_orders_like_schema() -> None:
-    data = pa.table({
-        "content_hash": ["c"],
-        "item_id": ["a"],
-        "source": ["demo"],
-        "ingested_at": pa.array([0], pa.timestamp("us", tz="UTC")),
-    })
+    data = pa.table(
+        {
+            "content_hash": ["c"],
+            "item_id": ["a"],
+            "source": ["demo"],
+            "ingested_at": pa.array([0], pa.timestamp("us", tz="UTC")),
+        }
+    )
     rows, schema = conform(data, ITEMS, table="items")
     assert schema == ITEMS
     assert rows.schema == ITEMS
@@ -241,13 +243,15 @@ def test_vector_flavours_are_stored_as_list_float32(lake: str, make_embeddings, 
 
 
 def test_arrow_table_input(lake: str, commit) -> None:
-    data = pa.table({
-        "item_id": pa.array(["a"], pa.large_string()),
-        "source": ["demo"],
-        "content_hash": ["c"],
-        "year": pa.array([2001], pa.int16()),
-        "ingested_at": pa.array([0], pa.timestamp("ms", tz="UTC")),
-    })
+    data = pa.table(
+        {
+            "item_id": pa.array(["a"], pa.large_string()),
+            "source": ["demo"],
+            "content_hash": ["c"],
+            "year": pa.array([2001], pa.int16()),
+            "ingested_at": pa.array([0], pa.timestamp("ms", tz="UTC")),
+        }
+    )
     result = features.upsert("items", data, commit=commit, lake=lake)
     assert result.inserted == 1
     assert features.read("items", lake=lake).collect()["year"].to_list() == [2001]

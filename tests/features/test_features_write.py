@@ -34,11 +34,13 @@ def test_upsert_creates_table(lake: str, make_items, commit) -> None:
 
 def test_upsert_updates_changed_rows_only(lake: str, make_items, commit) -> None:
     features.upsert("items", make_items(["a", "b", "c"]), commit=commit, lake=lake)
-    changed = pl.concat([
-        make_items(["a", "b"]),  # unchanged
-        make_items(["c"], title="new"),  # changed
-        make_items(["d"]),  # new
-    ])
+    changed = pl.concat(
+        [
+            make_items(["a", "b"]),  # unchanged
+            make_items(["c"], title="new"),  # changed
+            make_items(["d"]),  # new
+        ]
+    )
     result = features.upsert("items", changed, commit=commit, lake=lake)
     assert result == WriteResult("items", version=1, committed=True, inserted=1, updated=1, unchanged=2)
     out = _rows("items", lake).sort("item_id")
@@ -54,10 +56,15 @@ def test_upsert_writes_exactly_the_changed_rows_at_scale(lake: str, commit, now:
     # regression: the changed-row mask was computed on a join without a kept row order, so a multi-threaded
     # join wrote the wrong rows (counts right, contents wrong) once tables had a few thousand rows
     n = 3000
-    base = pl.DataFrame({
-        "item_id": [f"i{k:05d}" for k in range(n)], "source": ["demo"] * n, "title": ["old"] * n,
-        "content_hash": ["c"] * n, "ingested_at": [now] * n,
-    })
+    base = pl.DataFrame(
+        {
+            "item_id": [f"i{k:05d}" for k in range(n)],
+            "source": ["demo"] * n,
+            "title": ["old"] * n,
+            "content_hash": ["c"] * n,
+            "ingested_at": [now] * n,
+        }
+    )
     features.upsert("items", base, commit=commit, lake=lake)
     new_rows = base.head(n // 10).with_columns(pl.col("item_id").str.replace("i", "n"), title=pl.lit("added"))
     edited = base.with_columns(
@@ -106,8 +113,13 @@ def test_upsert_content_change_rewrites_audit_column(lake: str, make_items, comm
 def test_upsert_second_audit_column_ignored(lake: str, commit, now: datetime) -> None:
     # dialogues treat source_file as audit too: moving the same dialogue to another file is not a change
     row = {
-        "dialogue_id": ["d1"], "source": ["redial"], "source_file": ["a.jsonl"], "n_turns": [3],
-        "n_quarantined_turns": [0], "content_hash": ["h"], "ingested_at": [now],
+        "dialogue_id": ["d1"],
+        "source": ["redial"],
+        "source_file": ["a.jsonl"],
+        "n_turns": [3],
+        "n_quarantined_turns": [0],
+        "content_hash": ["h"],
+        "ingested_at": [now],
     }
     features.upsert("dialogues", pl.DataFrame(row), commit=commit, lake=lake)
     moved = pl.DataFrame({**row, "source_file": ["b.jsonl"]})
@@ -133,8 +145,9 @@ def test_upsert_null_to_value_is_a_change(lake: str, make_items, commit) -> None
 
 def test_upsert_keeps_columns_the_input_lacks_and_inserts_nulls(lake: str, make_items, commit) -> None:
     features.upsert("items", make_items(["a"]), commit=commit, lake=lake)
-    features.update_columns("items", pl.DataFrame({"item_id": ["a"], "poster_sha256": ["s" * 64]}),
-                            commit=commit, lake=lake)
+    features.update_columns(
+        "items", pl.DataFrame({"item_id": ["a"], "poster_sha256": ["s" * 64]}), commit=commit, lake=lake
+    )
     result = features.upsert("items", make_items(["a", "b"], title="new"), commit=commit, lake=lake)
     assert (result.inserted, result.updated) == (1, 1)
     rows = _rows("items", lake).sort("item_id")
@@ -162,10 +175,17 @@ def test_update_columns_sets_only_given_columns_of_existing_rows(lake: str, make
 def test_upsert_composite_keys(lake: str, commit, now: datetime) -> None:
     def turns(texts: list[str]) -> pl.DataFrame:
         n = len(texts)
-        return pl.DataFrame({
-            "dialogue_id": ["d1"] * n, "turn_idx": list(range(n)), "role": ["seeker"] * n, "text": texts,
-            "mentioned_item_ids": [["i1"]] * n, "liked": [[True]] * n, "ingested_at": [now] * n,
-        })
+        return pl.DataFrame(
+            {
+                "dialogue_id": ["d1"] * n,
+                "turn_idx": list(range(n)),
+                "role": ["seeker"] * n,
+                "text": texts,
+                "mentioned_item_ids": [["i1"]] * n,
+                "liked": [[True]] * n,
+                "ingested_at": [now] * n,
+            }
+        )
 
     features.upsert("turns", turns(["hi", "hello"]), commit=commit, lake=lake)
     result = features.upsert("turns", turns(["hi", "hello!", "bye"]), commit=commit, lake=lake)
@@ -178,8 +198,13 @@ def test_upsert_composite_keys(lake: str, commit, now: datetime) -> None:
 
 def test_upsert_list_column_change_detected(lake: str, commit, now: datetime) -> None:
     base = {
-        "dialogue_id": ["d1"], "turn_idx": [0], "role": ["seeker"], "text": ["x"],
-        "mentioned_item_ids": [["i1", "i2"]], "liked": [[True, None]], "ingested_at": [now],
+        "dialogue_id": ["d1"],
+        "turn_idx": [0],
+        "role": ["seeker"],
+        "text": ["x"],
+        "mentioned_item_ids": [["i1", "i2"]],
+        "liked": [[True, None]],
+        "ingested_at": [now],
     }
     features.upsert("turns", pl.DataFrame(base), commit=commit, lake=lake)
     assert not features.upsert("turns", pl.DataFrame(base), commit=commit, lake=lake).committed
@@ -202,9 +227,14 @@ def test_upsert_duplicate_keys_rejected(lake: str, make_items, commit) -> None:
 
 
 def test_upsert_duplicate_composite_key_on_new_table(lake: str, commit) -> None:
-    data = pl.DataFrame({
-        "graph": ["knn", "knn", "knn"], "src": ["a", "a", "b"], "dst": ["b", "b", "a"], "weight": [1.0, 2.0, 3.0],
-    })
+    data = pl.DataFrame(
+        {
+            "graph": ["knn", "knn", "knn"],
+            "src": ["a", "a", "b"],
+            "dst": ["b", "b", "a"],
+            "weight": [1.0, 2.0, 3.0],
+        }
+    )
     with pytest.raises(DuplicateKeyError, match="'item_graph_edges'"):
         features.upsert("item_graph_edges", data, commit=commit, lake=lake)
     assert features.table_version("item_graph_edges", lake) is None
@@ -242,10 +272,12 @@ def test_partitioned_upsert_across_two_partitions(lake: str, make_embeddings, co
     assert (table_dir / "modality=image").is_dir()
     assert (table_dir / "modality=text").is_dir()
 
-    second = pl.concat([
-        make_embeddings(["a", "b"], "image"),  # unchanged
-        make_embeddings(["a", "b", "c"], "text", offset=20),  # a, b changed; c new
-    ])
+    second = pl.concat(
+        [
+            make_embeddings(["a", "b"], "image"),  # unchanged
+            make_embeddings(["a", "b", "c"], "text", offset=20),  # a, b changed; c new
+        ]
+    )
     result = features.upsert("item_embeddings", second, commit=commit, lake=lake)
     assert (result.inserted, result.updated, result.unchanged) == (1, 2, 2)
     assert result.version == 1
@@ -419,20 +451,31 @@ def test_delete_in_partition(lake: str, make_embeddings, commit) -> None:
 
 def test_replace_partition_swaps_one_partition_in_one_commit(lake: str, commit: CommitInfo) -> None:
     def edges(graph: str, pairs: list[tuple[str, str]]) -> pl.DataFrame:
-        return pl.DataFrame({"graph": graph, "src": [a for a, _ in pairs], "dst": [b for _, b in pairs],
-                             "weight": [1.0] * len(pairs), "rank": list(range(1, len(pairs) + 1))},
-                            schema_overrides={"weight": pl.Float32, "rank": pl.Int32})
+        return pl.DataFrame(
+            {
+                "graph": graph,
+                "src": [a for a, _ in pairs],
+                "dst": [b for _, b in pairs],
+                "weight": [1.0] * len(pairs),
+                "rank": list(range(1, len(pairs) + 1)),
+            },
+            schema_overrides={"weight": pl.Float32, "rank": pl.Int32},
+        )
 
-    features.replace_partition("item_graph_edges", edges("a", [("x", "y"), ("y", "x")]), partition={"graph": "a"},
-                               commit=commit, lake=lake)
-    features.replace_partition("item_graph_edges", edges("b", [("x", "z")]), partition={"graph": "b"},
-                               commit=commit, lake=lake)
-    result = features.replace_partition("item_graph_edges", edges("a", [("z", "x")]), partition={"graph": "a"},
-                                        commit=commit, lake=lake)
+    features.replace_partition(
+        "item_graph_edges", edges("a", [("x", "y"), ("y", "x")]), partition={"graph": "a"}, commit=commit, lake=lake
+    )
+    features.replace_partition(
+        "item_graph_edges", edges("b", [("x", "z")]), partition={"graph": "b"}, commit=commit, lake=lake
+    )
+    result = features.replace_partition(
+        "item_graph_edges", edges("a", [("z", "x")]), partition={"graph": "a"}, commit=commit, lake=lake
+    )
     assert result.committed and result.version == 2
     rows = features.read("item_graph_edges", lake=lake).sort("graph").collect()
     assert rows.select("graph", "src", "dst").rows() == [("a", "z", "x"), ("b", "x", "z")]
     assert features.read("item_graph_edges", version=1, lake=lake).collect().height == 3  # time travel intact
     with pytest.raises(ValueError, match="outside the partition"):
-        features.replace_partition("item_graph_edges", edges("b", [("x", "y")]), partition={"graph": "a"},
-                                   commit=commit, lake=lake)
+        features.replace_partition(
+            "item_graph_edges", edges("b", [("x", "y")]), partition={"graph": "a"}, commit=commit, lake=lake
+        )

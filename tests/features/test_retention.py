@@ -16,8 +16,16 @@ from training.registry import protected_versions, register
 
 
 def _items(text: str) -> pl.DataFrame:
-    return pl.DataFrame({"item_id": ["a", "b"], "source": "t", "title": ["A", "B"], "text": [text, text],
-                         "content_hash": [text, text], "ingested_at": datetime.now(UTC)})
+    return pl.DataFrame(
+        {
+            "item_id": ["a", "b"],
+            "source": "t",
+            "title": ["A", "B"],
+            "text": [text, text],
+            "content_hash": [text, text],
+            "ingested_at": datetime.now(UTC),
+        }
+    )
 
 
 def _three_versions(lake: Path) -> dict[int, pl.DataFrame]:
@@ -64,6 +72,7 @@ def test_protected_versions_come_from_the_registry_and_manifests(tmp_path: Path)
     (folder / "manifest.json").write_text(json.dumps({"inputs": {"lake": str(lake), "tables": {"items": 0}}}))
     other = artifacts / "m" / "3"
     other.mkdir(parents=True)
-    (other / "manifest.json").write_text(json.dumps({"inputs": {"lake": str(tmp_path / "elsewhere"),
-                                                                "tables": {"items": 2}}}))
+    (other / "manifest.json").write_text(
+        json.dumps({"inputs": {"lake": str(tmp_path / "elsewhere"), "tables": {"items": 2}}})
+    )
     assert protected_versions(lake=lake, artifacts_root=str(artifacts)) == {"items": {0, 1}, "turns": {4}}

@@ -19,10 +19,16 @@ runner = CliRunner()
 def dialogue_file(tmp_path: Path) -> Path:
     path = tmp_path / "d.jsonl"
     record = {
-        "conversationId": 7, "initiatorWorkerId": 1, "respondentWorkerId": 2,
-        "movieMentions": {"5": "Heat (1995)"}, "initiatorQuestions": {}, "respondentQuestions": {},
-        "messages": [{"text": "seen @5?", "senderWorkerId": 2, "messageId": 1},
-                     {"text": "yes", "senderWorkerId": 1, "messageId": 2}],
+        "conversationId": 7,
+        "initiatorWorkerId": 1,
+        "respondentWorkerId": 2,
+        "movieMentions": {"5": "Heat (1995)"},
+        "initiatorQuestions": {},
+        "respondentQuestions": {},
+        "messages": [
+            {"text": "seen @5?", "senderWorkerId": 2, "messageId": 1},
+            {"text": "yes", "senderWorkerId": 1, "messageId": 2},
+        ],
     }
     path.write_text(json.dumps(record) + "\n{broken\n")
     return path
@@ -35,8 +41,9 @@ def test_missing_file_exits_2_with_message(tmp_path: Path) -> None:
 
 
 def test_unknown_format_exits_2(dialogue_file: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["ingest", "--dialogues", str(dialogue_file), "--format", "xml", "--lake",
-                                 str(tmp_path)])
+    result = runner.invoke(
+        app, ["ingest", "--dialogues", str(dialogue_file), "--format", "xml", "--lake", str(tmp_path)]
+    )
     assert result.exit_code == 2
     assert "unknown dialogue format" in result.output
 
@@ -70,11 +77,14 @@ def test_ingest_prints_counts_and_features_commands_read_back(dialogue_file: Pat
     assert unknown.exit_code == 2 and "unknown table" in unknown.output
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--modality", "audio"], "unknown modality"),
-    (["--model", "ViT-B-32"], "KIND:TARGET"),
-    (["--modality", "text", "--model", "random:x"], "needs a seed"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--modality", "audio"], "unknown modality"),
+        (["--model", "ViT-B-32"], "KIND:TARGET"),
+        (["--modality", "text", "--model", "random:x"], "needs a seed"),
+    ],
+)
 def test_embed_refuses_bad_options_with_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
     result = runner.invoke(app, ["embed", *args, "--lake", str(tmp_path)])
     assert result.exit_code == 2

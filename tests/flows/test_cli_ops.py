@@ -20,8 +20,16 @@ runner = CliRunner()
 
 
 def _items(text: str) -> pl.DataFrame:
-    return pl.DataFrame({"item_id": ["a", "b", "c"], "source": "t", "title": ["A", "B", "C"], "text": text,
-                         "content_hash": text, "ingested_at": datetime.now(UTC)})
+    return pl.DataFrame(
+        {
+            "item_id": ["a", "b", "c"],
+            "source": "t",
+            "title": ["A", "B", "C"],
+            "text": text,
+            "content_hash": text,
+            "ingested_at": datetime.now(UTC),
+        }
+    )
 
 
 def test_features_pull_writes_the_pinned_version_with_a_sidecar(tmp_path: Path) -> None:
@@ -80,20 +88,43 @@ def test_ci_retrain_passes_first_then_fails_a_candidate_that_is_not_better(tmp_p
     first.write_text("\n".join(lines[:10]) + "\n")
     second.write_text("\n".join(lines[10:]) + "\n")
     settings = tmp_path / "settings.json"
-    settings.write_text(json.dumps({
-        "embed": {"clip_model": "random:mmcrs-tiny@0", "modalities": ["clip_text", "text"]},
-        "train": {"config": {"lm_kind": "random", "lm_hidden": 32, "id_dim": 16, "epochs": 1, "batch_size": 16,
-                             "max_context_tokens": 16, "progress": False}}}))
-    args = ["--settings", str(settings), "--artifacts", str(artifacts), "--lake", str(lake),
-            "--stages", "embed,graphs,train"]
+    settings.write_text(
+        json.dumps(
+            {
+                "embed": {"clip_model": "random:mmcrs-tiny@0", "modalities": ["clip_text", "text"]},
+                "train": {
+                    "config": {
+                        "lm_kind": "random",
+                        "lm_hidden": 32,
+                        "id_dim": 16,
+                        "epochs": 1,
+                        "batch_size": 16,
+                        "max_context_tokens": 16,
+                        "progress": False,
+                    }
+                },
+            }
+        )
+    )
+    args = [
+        "--settings",
+        str(settings),
+        "--artifacts",
+        str(artifacts),
+        "--lake",
+        str(lake),
+        "--stages",
+        "embed,graphs,train",
+    ]
 
     passed = runner.invoke(app, ["ci", "retrain", "--dialogues", str(first), "--promote", *args])
     assert passed.exit_code == 0, passed.output
     assert "PASS: no production model yet" in passed.output and "(promoted to production)" in passed.output
 
     verdict = tmp_path / "verdict.json"
-    worse = runner.invoke(app, ["ci", "retrain", "--dialogues", str(second), "--min-delta", "1.0",
-                                "--json", str(verdict), *args])
+    worse = runner.invoke(
+        app, ["ci", "retrain", "--dialogues", str(second), "--min-delta", "1.0", "--json", str(verdict), *args]
+    )
     assert worse.exit_code == 1, worse.output
     assert "WORSE" in worse.output and "valid/standard/recall@10" in worse.output
     judged = json.loads(verdict.read_text())

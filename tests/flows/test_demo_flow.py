@@ -32,15 +32,24 @@ def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
 
     lake, workdir, port = str(tmp_path / "lake"), str(tmp_path / "demo"), _free_port()
     tiny_lm = str(build_tiny_lm(tmp_path / "tiny-lm"))  # random weights: wiring only, answers get quarantined
-    kwargs = {"lake": lake, "workdir": workdir, "items": 60, "synthetic_dialogues": 12, "use_redial": False,
-              "poster_port": port, "summarize_dialogues": 2, "summarize_model_dir": tiny_lm,
-              "artifacts_root": str(tmp_path / "artifacts"),
-              "train_config": {"lm_kind": "random", "max_context_tokens": 32}}
+    kwargs = {
+        "lake": lake,
+        "workdir": workdir,
+        "items": 60,
+        "synthetic_dialogues": 12,
+        "use_redial": False,
+        "poster_port": port,
+        "summarize_dialogues": 2,
+        "summarize_model_dir": tiny_lm,
+        "artifacts_root": str(tmp_path / "artifacts"),
+        "train_config": {"lm_kind": "random", "max_context_tokens": 32},
+    }
     run = demo_flow(**kwargs)
     result = run["results"]  # each stage flow's own summary
     assert run["inputs"]["dialogue_source"] == "synthetic"
     assert {name: s["status"] for name, s in run["stages"].items()} == dict.fromkeys(
-        ["ingest", "crawl", "summarize", "embed", "graphs", "train"], "ok")
+        ["ingest", "crawl", "summarize", "embed", "graphs", "train"], "ok"
+    )
     assert result["train"]["version"] == 1 and result["train"]["promoted"]  # the train step ran and registered
     skipped = result["train"]["skipped"]  # the graphs and embeddings built above are used, not skipped
     assert "item_graph_edges" not in skipped and "item_embeddings" not in skipped

@@ -44,8 +44,9 @@ def test_ingest_flow_writes_tables_and_artifact(inputs: dict[str, Path]) -> None
 
     from flows.ingest import ingest_flow
 
-    state = ingest_flow(dialogues=str(inputs["dialogues"]), catalog=str(inputs["catalog"]),
-                        lake=str(inputs["lake"]), return_state=True)
+    state = ingest_flow(
+        dialogues=str(inputs["dialogues"]), catalog=str(inputs["catalog"]), lake=str(inputs["lake"]), return_state=True
+    )
     assert state.is_completed()
     results = state.result()
     assert results["catalog"]["written"] == 2

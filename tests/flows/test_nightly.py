@@ -20,18 +20,34 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 def _write_items(lake: str, text: str) -> dict[str, object]:
-    frame = pl.DataFrame({"item_id": ["a", "b"], "source": "t", "title": ["A", "B"], "text": text,
-                          "content_hash": text, "ingested_at": datetime.now(UTC)})
+    frame = pl.DataFrame(
+        {
+            "item_id": ["a", "b"],
+            "source": "t",
+            "title": ["A", "B"],
+            "text": text,
+            "content_hash": text,
+            "ingested_at": datetime.now(UTC),
+        }
+    )
     features.upsert("items", frame, commit=CommitInfo(stage="ingest_catalog"), lake=lake)
     return {"written": 2}
 
 
 def _write_vectors(lake: str) -> dict[str, object]:
     items = features.read("items", lake=lake).collect()
-    frame = pl.DataFrame({"item_id": items["item_id"], "modality": "text", "model_id": "m",
-                          "source_hash": items["content_hash"], "dim": 2, "vector": [[1.0, 0.0]] * items.height,
-                          "computed_at": datetime.now(UTC)},
-                         schema_overrides={"dim": pl.Int32, "vector": pl.List(pl.Float32)})
+    frame = pl.DataFrame(
+        {
+            "item_id": items["item_id"],
+            "modality": "text",
+            "model_id": "m",
+            "source_hash": items["content_hash"],
+            "dim": 2,
+            "vector": [[1.0, 0.0]] * items.height,
+            "computed_at": datetime.now(UTC),
+        },
+        schema_overrides={"dim": pl.Int32, "vector": pl.List(pl.Float32)},
+    )
     features.upsert("item_embeddings", frame, commit=CommitInfo(stage="embed"), lake=lake)
     return {"embedded": items.height}
 
@@ -71,8 +87,13 @@ def _rows(lake: Path) -> pl.DataFrame:
 def test_transient_errors_are_retried_and_bad_data_is_not(tmp_path: Path, fake_stages: dict) -> None:
     lake, catalog = tmp_path / "lake", tmp_path / "catalog.csv"
     catalog.write_text("first")
-    kwargs = {"lake": str(lake), "catalog": str(catalog), "stages": ["ingest", "embed", "graphs"],
-              "retries": 2, "retry_delay_s": 0.05}
+    kwargs = {
+        "lake": str(lake),
+        "catalog": str(catalog),
+        "stages": ["ingest", "embed", "graphs"],
+        "retries": 2,
+        "retry_delay_s": 0.05,
+    }
     fake_stages["_failures"]["graphs"] = [TimeoutError("read timed out"), OSError("connection reset")]
     result = nightly.nightly_flow(**kwargs)
     assert result["stages"]["graphs"]["status"] == "ok" and result["stages"]["graphs"]["attempts"] == 3
@@ -100,7 +121,10 @@ def test_a_failure_stops_later_stages_and_the_rerun_skips_what_finished(tmp_path
 
     again = nightly.nightly_flow(**kwargs)  # the order of `stages` does not matter: the DAG's does
     assert [(k, v["status"]) for k, v in again["stages"].items()] == [
-        ("ingest", "skipped"), ("embed", "ok"), ("graphs", "ok")]
+        ("ingest", "skipped"),
+        ("embed", "ok"),
+        ("graphs", "ok"),
+    ]
     assert fake_stages["ingest"] == 1  # the finished stage was not redone
 
 

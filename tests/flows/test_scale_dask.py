@@ -29,8 +29,9 @@ KEY = ["item_id", "modality", "model_id"]
 def dask_address() -> Iterator[str]:
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0") as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+    ) as cluster:
         yield cluster.scheduler_address
 
 
@@ -39,8 +40,14 @@ def _rows(lake: Path) -> pl.DataFrame:
 
 
 def _embed(lake: Path, **options: object) -> dict[str, object]:
-    return embed_flow(lake=str(lake), modalities=["image", "clip_text", "text"], clip_model=CLIP, batch_size=2,
-                      shard_size=3, **options)  # type: ignore[arg-type]
+    return embed_flow(
+        lake=str(lake),
+        modalities=["image", "clip_text", "text"],
+        clip_model=CLIP,
+        batch_size=2,
+        shard_size=3,
+        **options,
+    )  # type: ignore[arg-type]
 
 
 def test_embed_on_dask_matches_the_default_runner_and_reruns_nothing(tmp_path: Path, dask_address: str) -> None:
@@ -75,15 +82,21 @@ def test_embed_on_dask_matches_the_default_runner_and_reruns_nothing(tmp_path: P
 def _summaries(lake: str) -> pl.DataFrame:
     """Everything a summarize run wrote, as comparable rows (times and run ids left out)."""
     parts = []
-    for table, key in (("item_summaries", "item_id"), ("preference_summaries", "dialogue_id"),
-                       ("quarantine", "record_key")):
+    for table, key in (
+        ("item_summaries", "item_id"),
+        ("preference_summaries", "dialogue_id"),
+        ("quarantine", "record_key"),
+    ):
         if features.table_version(table, lake) is None:
             continue
         rows = features.read(table, lake=lake).collect()
         text = "summary" if "summary" in rows.columns else "excerpt"
         extra = pl.col("upto_turn").cast(pl.String) if "upto_turn" in rows.columns else pl.lit("")
-        parts.append(rows.select(pl.lit(table).alias("table"), pl.col(key).alias("key"), extra.alias("turn"),
-                                 pl.col(text).alias("text")))
+        parts.append(
+            rows.select(
+                pl.lit(table).alias("table"), pl.col(key).alias("key"), extra.alias("turn"), pl.col(text).alias("text")
+            )
+        )
     return pl.concat(parts).sort(["table", "key", "turn"])
 
 
@@ -92,10 +105,16 @@ def _dialogues(lake: str) -> None:
 
     for d in range(5):
         a, b, c = (f"m{d}{k}" for k in range(3))
-        write_dialogue(lake, f"d{d}", [("seeker", "i love funny old movies", [a]),
-                                       ("recommender", "try this one", [b]),
-                                       ("seeker", "seen it, liked it", [c]),
-                                       ("recommender", "then watch", [a, c])])
+        write_dialogue(
+            lake,
+            f"d{d}",
+            [
+                ("seeker", "i love funny old movies", [a]),
+                ("recommender", "try this one", [b]),
+                ("seeker", "seen it, liked it", [c]),
+                ("recommender", "then watch", [a, c]),
+            ],
+        )
 
 
 def test_summarize_on_dask_matches_the_default_runner_and_reruns_nothing(tmp_path: Path, dask_address: str) -> None:
@@ -107,8 +126,7 @@ def test_summarize_on_dask_matches_the_default_runner_and_reruns_nothing(tmp_pat
         _dialogues(lake)
     options: dict[str, object] = {"model_dir": model, "max_new_tokens": 6, "batch_size": 2, "what": "both"}
     plain = summarize_flow(lake=default_lake, **options)  # type: ignore[arg-type]
-    scaled = summarize_flow(lake=dask_lake, task_runner="dask", dask_address=dask_address,
-                            **options)  # type: ignore[arg-type]
+    scaled = summarize_flow(lake=dask_lake, task_runner="dask", dask_address=dask_address, **options)  # type: ignore[arg-type]
 
     expected, got = _summaries(default_lake), _summaries(dask_lake)
     assert got.height == expected.height > 0
@@ -122,8 +140,7 @@ def test_summarize_on_dask_matches_the_default_runner_and_reruns_nothing(tmp_pat
     prefs = scaled["preferences"]
     assert isinstance(prefs, dict) and prefs["candidates"] == 10  # 5 dialogues x 2 recommendation points
 
-    again = summarize_flow(lake=dask_lake, task_runner="dask", dask_address=dask_address,
-                           **options)  # type: ignore[arg-type]
+    again = summarize_flow(lake=dask_lake, task_runner="dask", dask_address=dask_address, **options)  # type: ignore[arg-type]
     for what in ("items", "preferences"):
         counts = again[what]
         assert isinstance(counts, dict) and counts["generated"] == 0 and counts["cached"] == counts["candidates"]

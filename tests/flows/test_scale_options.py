@@ -14,11 +14,14 @@ from tasks.scale import submit_jobs
 runner = CliRunner()
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--task-runner", "ray"], "unknown task runner 'ray'"),
-    (["--dask-address", "tcp://127.0.0.1:8786"], "dask_address needs task_runner='dask'"),
-    (["--task-runner", "dask", "--dask-workers", "0"], "dask_workers must be at least 1"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task-runner", "ray"], "unknown task runner 'ray'"),
+        (["--dask-address", "tcp://127.0.0.1:8786"], "dask_address needs task_runner='dask'"),
+        (["--task-runner", "dask", "--dask-workers", "0"], "dask_workers must be at least 1"),
+    ],
+)
 @pytest.mark.parametrize("command", ["embed", "summarize"])
 def test_bad_runner_options_exit_2(command: str, args: list[str], message: str, tmp_path: object) -> None:
     result = runner.invoke(app, [command, *args, "--lake", str(tmp_path)])
@@ -39,7 +42,11 @@ def test_dask_runner_is_an_address_or_a_loopback_local_cluster() -> None:
     local = dask_task_runner(None, 2)
     kwargs = local.cluster_kwargs
     assert (kwargs["n_workers"], kwargs["threads_per_worker"], kwargs["processes"], kwargs["host"]) == (
-        2, 1, True, "127.0.0.1")
+        2,
+        1,
+        True,
+        "127.0.0.1",
+    )
     assert kwargs["env"]["PREFECT_API_URL"].startswith("http://127.0.0.1")  # workers report to this API
     assert int(kwargs["env"]["OMP_NUM_THREADS"]) >= 1
 

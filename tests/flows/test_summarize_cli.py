@@ -25,11 +25,16 @@ def test_bad_choice_exits_2(tmp_path: Path) -> None:
 def test_summarize_command_runs_the_flow_and_rerun_generates_nothing(tmp_path: Path) -> None:
     lake, dialogues = str(tmp_path / "lake"), tmp_path / "d.jsonl"
     record = {
-        "conversationId": 7, "initiatorWorkerId": 1, "respondentWorkerId": 2,
-        "movieMentions": {"5": "Heat (1995)", "6": "Alien (1979)"}, "initiatorQuestions": {},
+        "conversationId": 7,
+        "initiatorWorkerId": 1,
+        "respondentWorkerId": 2,
+        "movieMentions": {"5": "Heat (1995)", "6": "Alien (1979)"},
+        "initiatorQuestions": {},
         "respondentQuestions": {"5": {"liked": 1, "seen": 1, "suggested": 0}},
-        "messages": [{"text": "i like @5", "senderWorkerId": 1, "messageId": 1},
-                     {"text": "then @6", "senderWorkerId": 2, "messageId": 2}],
+        "messages": [
+            {"text": "i like @5", "senderWorkerId": 1, "messageId": 1},
+            {"text": "then @6", "senderWorkerId": 2, "messageId": 2},
+        ],
     }
     dialogues.write_text(json.dumps(record) + "\n")
     assert runner.invoke(app, ["ingest", "--dialogues", str(dialogues), "--lake", lake]).exit_code == 0

@@ -15,8 +15,16 @@ from flows.cli import app
 from ..training.conftest import write_fixture_lake
 
 runner = CliRunner()
-TINY = {"lm_kind": "random", "lm_hidden": 32, "id_dim": 16, "epochs": 2, "batch_size": 16, "lr": 0.01,
-        "max_context_tokens": 32, "progress": False}
+TINY = {
+    "lm_kind": "random",
+    "lm_hidden": 32,
+    "id_dim": 16,
+    "epochs": 2,
+    "batch_size": 16,
+    "lr": 0.01,
+    "max_context_tokens": 32,
+    "progress": False,
+}
 
 
 def test_recommend_without_a_model_exits_2(tmp_path: Path) -> None:
@@ -49,11 +57,24 @@ def test_train_list_show_recommend_promote(tmp_path: Path) -> None:
 
     dialogue = tmp_path / "dialogue.json"
     dialogue.write_text(json.dumps([{"role": "seeker", "text": "I loved @m2"}]))
-    rec = runner.invoke(app, ["recommend", "--model", "mmcrs-graph-prompt@production", "--dialogue", str(dialogue),
-                              "--top", "3", "--lake", lake])
+    rec = runner.invoke(
+        app,
+        [
+            "recommend",
+            "--model",
+            "mmcrs-graph-prompt@production",
+            "--dialogue",
+            str(dialogue),
+            "--top",
+            "3",
+            "--lake",
+            lake,
+        ],
+    )
     assert rec.exit_code == 0 and "Movie" in rec.output
-    expected = training.load("mmcrs-graph-prompt", 1, lake=lake).recommend([{"role": "seeker",
-                                                                            "text": "I loved @m2"}], k=3)
+    expected = training.load("mmcrs-graph-prompt", 1, lake=lake).recommend(
+        [{"role": "seeker", "text": "I loved @m2"}], k=3
+    )
     assert all(item in rec.output for item, _ in expected)
 
     second = runner.invoke(app, ["train", *args, "--force", "--seed", "1", "--no-promote"])

@@ -27,16 +27,26 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TRANSFORME
 
 
 def _items(n: int, prefix: str = "i", text_len: int = 40) -> pl.DataFrame:
-    return pl.DataFrame({
-        "item_id": [f"{prefix}{i}" for i in range(n)], "source": "test", "title": [f"Movie {i}" for i in range(n)],
-        "text": [f"Movie {i}: " + "a story " * (text_len // 8) for i in range(n)],
-        "content_hash": [f"{prefix}{i}" for i in range(n)], "ingested_at": datetime.now(UTC),
-    })
+    return pl.DataFrame(
+        {
+            "item_id": [f"{prefix}{i}" for i in range(n)],
+            "source": "test",
+            "title": [f"Movie {i}" for i in range(n)],
+            "text": [f"Movie {i}: " + "a story " * (text_len // 8) for i in range(n)],
+            "content_hash": [f"{prefix}{i}" for i in range(n)],
+            "ingested_at": datetime.now(UTC),
+        }
+    )
 
 
 def _spawn(code: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=ENV, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=ENV,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -140,7 +150,7 @@ def test_lake_lock_refuses_or_waits_and_is_released_by_kill_9(tmp_path: Path) ->
         import time
         from features.lock import lake_lock
         with lake_lock({str(lake)!r}):
-            open({str(tmp_path / 'held')!r}, 'w').close()
+            open({str(tmp_path / "held")!r}, 'w').close()
             time.sleep(600)
     """)
     while not (tmp_path / "held").exists():
@@ -164,8 +174,8 @@ def _nightly_script(lake: Path, inputs: dict[str, str], out: Path, settings: dic
         from features.lock import LakeBusyError
         from flows.nightly import nightly_flow
         try:
-            result = nightly_flow(lake={str(lake)!r}, dialogues={inputs['dialogues']!r},
-                                  catalog={inputs['catalog']!r}, catalog_source="movielens",
+            result = nightly_flow(lake={str(lake)!r}, dialogues={inputs["dialogues"]!r},
+                                  catalog={inputs["catalog"]!r}, catalog_source="movielens",
                                   stages=["ingest", "embed", "graphs"], settings={settings!r}, lock_wait_s=0)
             outcome = {{"status": "ok", "stages": {{k: v["status"] for k, v in result["stages"].items()}}}}
         except LakeBusyError as exc:
@@ -185,14 +195,24 @@ def test_two_nightly_runs_at_once_one_is_refused_and_nothing_is_corrupted(tmp_pa
     for k in range(2):
         env = {**ENV, "PREFECT_HOME": home["PREFECT_HOME"].format(k), "PREFECT_API_URL": ""}
         env.pop("PREFECT_API_URL")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(_nightly_script(lake, inputs, tmp_path / f"out{k}.json",
-                                                                     settings))],
-            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    textwrap.dedent(_nightly_script(lake, inputs, tmp_path / f"out{k}.json", settings)),
+                ],
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+        )
     for proc in procs:
         assert proc.wait(timeout=900) == 0, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
-    outcomes = sorted((json.loads((tmp_path / f"out{k}.json").read_text()) for k in range(2)),
-                      key=lambda o: o["status"])
+    outcomes = sorted(
+        (json.loads((tmp_path / f"out{k}.json").read_text()) for k in range(2)), key=lambda o: o["status"]
+    )
     statuses = [o["status"] for o in outcomes]
     # either one run held the lake while the other arrived (refused), or they did not overlap at all and the
     # second found nothing to do; never two writers at once
@@ -218,8 +238,13 @@ def test_a_failed_run_rerun_does_not_redo_finished_stages(tmp_path: Path) -> Non
     inputs = build_demo_inputs(workdir=tmp_path / "demo", items=30, synthetic_dialogues=8, use_redial=False)
     good = {"embed": {"clip_model": "random:mmcrs-tiny@0", "modalities": ["clip_text", "text"]}}
     bad = good | {"graphs": {"backend": "no-such-backend"}}  # a bad config: permanent, never retried
-    kwargs = {"lake": str(lake), "dialogues": inputs["dialogues"], "catalog": inputs["catalog"],
-              "catalog_source": "movielens", "stages": ["ingest", "embed", "graphs"]}
+    kwargs = {
+        "lake": str(lake),
+        "dialogues": inputs["dialogues"],
+        "catalog": inputs["catalog"],
+        "catalog_source": "movielens",
+        "stages": ["ingest", "embed", "graphs"],
+    }
     with pytest.raises(Exception, match="no-such-backend"):
         nightly_flow(**kwargs, settings=bad, retries=3)
     runs = features.read("pipeline_runs", lake=lake).collect()
@@ -229,6 +254,9 @@ def test_a_failed_run_rerun_does_not_redo_finished_stages(tmp_path: Path) -> Non
 
     again = nightly_flow(**kwargs, settings=good)
     assert {k: v["status"] for k, v in again["stages"].items()} == {
-        "ingest": "skipped", "embed": "skipped", "graphs": "ok"}
+        "ingest": "skipped",
+        "embed": "skipped",
+        "graphs": "ok",
+    }
     assert features.table_version("item_embeddings", lake) == embedded  # nothing re-embedded
     assert features.read("item_graph_edges", lake=lake).collect().height > 0

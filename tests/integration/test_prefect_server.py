@@ -38,13 +38,27 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     """A real Prefect server (SQLite) in a private home; yields the environment that points at it."""
     home = tmp_path_factory.mktemp("prefect-home")
     port = _free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_UI_ENABLED": "false",
-           "PREFECT_LOGGING_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "MMCRS_HOME": str(REPO), "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "MMCRS_HOME": str(REPO),
+        "PYTHONPATH": str(REPO),
+    }
     log = (home / "server.log").open("w")
-    proc = subprocess.Popen([*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    proc = subprocess.Popen(
+        [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -108,14 +122,24 @@ def test_nightly_deployment_runs_through_a_worker(server: dict[str, str], tmp_pa
 
     lake, artifacts = tmp_path / "lake", tmp_path / "artifacts"
     with serve_directory(tmp_path / "demo" / "posters", port=_free_port()) as base_url:
-        inputs = build_demo_inputs(workdir=tmp_path / "demo", items=30, synthetic_dialogues=8, use_redial=False,
-                                   poster_base_url=base_url)
-        settings = {"crawl": {"allow_hosts": ["127.0.0.1"]}, "embed": {"clip_model": "random:mmcrs-tiny@0"},
-                    "train": {"config": {"lm_kind": "random", "epochs": 1, "max_context_tokens": 16,
-                                         "batch_size": 16}}}
-        params = {"lake": str(lake), "dialogues": inputs["dialogues"], "catalog": inputs["catalog"],
-                  "catalog_source": "movielens", "stages": ["ingest", "crawl", "embed", "graphs", "train"],
-                  "settings": settings, "artifacts_root": str(artifacts), "report_dir": str(tmp_path / "report")}
+        inputs = build_demo_inputs(
+            workdir=tmp_path / "demo", items=30, synthetic_dialogues=8, use_redial=False, poster_base_url=base_url
+        )
+        settings = {
+            "crawl": {"allow_hosts": ["127.0.0.1"]},
+            "embed": {"clip_model": "random:mmcrs-tiny@0"},
+            "train": {"config": {"lm_kind": "random", "epochs": 1, "max_context_tokens": 16, "batch_size": 16}},
+        }
+        params = {
+            "lake": str(lake),
+            "dialogues": inputs["dialogues"],
+            "catalog": inputs["catalog"],
+            "catalog_source": "movielens",
+            "stages": ["ingest", "crawl", "embed", "graphs", "train"],
+            "settings": settings,
+            "artifacts_root": str(artifacts),
+            "report_dir": str(tmp_path / "report"),
+        }
         _cli(env, "deployment", "run", "nightly/nightly", "--params", json.dumps(params))
         _cli(env, "worker", "start", "--pool", "mmcrs-process", "--run-once", timeout=900)
 
@@ -128,8 +152,9 @@ def test_nightly_deployment_runs_through_a_worker(server: dict[str, str], tmp_pa
     assert set(stages["stage"]) == {"ingest", "crawl", "embed", "graphs", "train"}
     assert set(stages["status"]) == {"ok"}
     # the run's markdown artifact, read back through the API
-    artifacts_found = _api(env, "POST", "/artifacts/filter",
-                           {"artifacts": {"key": {"any_": ["nightly-run"]}}, "sort": "CREATED_DESC"})
+    artifacts_found = _api(
+        env, "POST", "/artifacts/filter", {"artifacts": {"key": {"any_": ["nightly-run"]}}, "sort": "CREATED_DESC"}
+    )
     assert isinstance(artifacts_found, list) and artifacts_found
     body = artifacts_found[0]["data"]
     assert "| train | ok |" in body and "| embed | ok |" in body and "No model is registered yet" not in body
@@ -138,8 +163,7 @@ def test_nightly_deployment_runs_through_a_worker(server: dict[str, str], tmp_pa
     assert str(report / "report.md") in body
     text = (report / "report.md").read_text()
     assert all(stage in text for stage in ("ingest", "crawl", "embed", "graphs", "train"))
-    assert {p.name for p in report.glob("*.png")} >= {"item_embeddings_map.png", "graph_degrees.png",
-                                                      "recall_at_k.png"}
+    assert {p.name for p in report.glob("*.png")} >= {"item_embeddings_map.png", "graph_degrees.png", "recall_at_k.png"}
     # the ingest emitted mmcrs.dialogues.ingested; the server's trigger scheduled retrain-on-dialogues
     deadline = time.monotonic() + 90
     while not (triggered := _runs_of(env, retrain["id"])) and time.monotonic() < deadline:

@@ -58,21 +58,38 @@ def server(tmp_path: Path) -> Iterator[_Server]:
 
 def _items(lake: Path, rows: dict[str, dict[str, str | None]]) -> None:
     now = datetime.now(UTC)
-    frame = pl.DataFrame([
-        {"item_id": k, "source": "t", "content_hash": k, "ingested_at": now, "poster_url": v.get("poster"),
-         "plot_url": v.get("plot"), "text": v.get("text")}
-        for k, v in rows.items()
-    ], schema_overrides={"ingested_at": pl.Datetime("us", "UTC")})
+    frame = pl.DataFrame(
+        [
+            {
+                "item_id": k,
+                "source": "t",
+                "content_hash": k,
+                "ingested_at": now,
+                "poster_url": v.get("poster"),
+                "plot_url": v.get("plot"),
+                "text": v.get("text"),
+            }
+            for k, v in rows.items()
+        ],
+        schema_overrides={"ingested_at": pl.Datetime("us", "UTC")},
+    )
     features.upsert("items", frame, commit=CommitInfo(stage="test"), lake=lake)
 
 
 def test_crawl_stores_quarantines_and_reruns_without_requests(server: _Server, tmp_path: Path) -> None:
     lake, base = tmp_path / "lake", server.base
-    _items(lake, {
-        "i1": {"poster": f"{base}/a.png"}, "i2": {"poster": f"{base}/b.jpg"}, "i3": {"poster": f"{base}/shared.png"},
-        "i4": {"poster": f"{base}/a.png"}, "i5": {"poster": f"{base}/missing.png"},
-        "i6": {"poster": f"{base}/page.html"}, "i7": {"plot": f"{base}/plot.txt"},
-    })
+    _items(
+        lake,
+        {
+            "i1": {"poster": f"{base}/a.png"},
+            "i2": {"poster": f"{base}/b.jpg"},
+            "i3": {"poster": f"{base}/shared.png"},
+            "i4": {"poster": f"{base}/a.png"},
+            "i5": {"poster": f"{base}/missing.png"},
+            "i6": {"poster": f"{base}/page.html"},
+            "i7": {"plot": f"{base}/plot.txt"},
+        },
+    )
     config = CrawlConfig(allow_hosts=("127.0.0.1",), retries=0)
     summary = crawl(lake=lake, config=config)
     assert (summary.urls, summary.requested, summary.stored, summary.failed) == (6, 6, 4, 2)
@@ -145,8 +162,10 @@ def test_a_crawl_killed_half_way_keeps_its_chunks_and_the_rerun_fetches_only_the
     import tasks.crawl_posters as stage
 
     lake, base = tmp_path / "lake", server.base
-    _items(lake, {"i1": {"poster": f"{base}/a.png"}, "i2": {"poster": f"{base}/b.jpg"},
-                  "i3": {"poster": f"{base}/shared.png"}})
+    _items(
+        lake,
+        {"i1": {"poster": f"{base}/a.png"}, "i2": {"poster": f"{base}/b.jpg"}, "i3": {"poster": f"{base}/shared.png"}},
+    )
     config = CrawlConfig(allow_hosts=("127.0.0.1",))
     real_write, calls = stage._Writer.write, []
 

@@ -16,11 +16,17 @@ from tasks.dag import quarantined_since, stage_spec
 def test_quarantine_is_counted_by_stage_label_reason_and_time(tmp_path: Path) -> None:
     lake = features.resolve_lake(tmp_path / "lake")
     now = datetime.now(UTC)
-    rows = pl.DataFrame({
-        "source": ["a", "b", "c", "d"], "record_key": ["1", "2", "3", "4"],
-        "stage": ["crawl", "embed:image", "crawl", "crawler-of-other-things"],
-        "reason": ["HTTP 404", "truncated image", "HTTP 404", "HTTP 404"], "excerpt": [None] * 4,
-        "flow_run_id": [None] * 4, "quarantined_at": [now, now, now - timedelta(hours=1), now]})
+    rows = pl.DataFrame(
+        {
+            "source": ["a", "b", "c", "d"],
+            "record_key": ["1", "2", "3", "4"],
+            "stage": ["crawl", "embed:image", "crawl", "crawler-of-other-things"],
+            "reason": ["HTTP 404", "truncated image", "HTTP 404", "HTTP 404"],
+            "excerpt": [None] * 4,
+            "flow_run_id": [None] * 4,
+            "quarantined_at": [now, now, now - timedelta(hours=1), now],
+        }
+    )
     features.upsert("quarantine", rows, commit=CommitInfo(stage="test"), lake=lake)
     since = now - timedelta(seconds=1)
     assert quarantined_since(stage_spec("crawl"), since, lake=lake) == {"HTTP 404": 1}  # not the older row

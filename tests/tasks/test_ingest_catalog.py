@@ -74,9 +74,11 @@ def test_parquet_and_unusable_inputs(tmp_path: Path) -> None:
 
 def test_jsonl_non_text_plot_is_quarantined_and_columns_can_be_mapped(tmp_path: Path) -> None:
     path, lake = tmp_path / "items.jsonl", tmp_path / "lake"
-    rows = [{"movie_id": "j1", "name": "Heat", "plot": "A heist.", "poster": "http://x/1.jpg"},
-            {"movie_id": "j2", "name": "Alien", "plot": {"en": "In space."}},
-            {"movie_id": "j3", "name": "Up", "plot": "A house flies.", "studio": "Pixar"}]
+    rows = [
+        {"movie_id": "j1", "name": "Heat", "plot": "A heist.", "poster": "http://x/1.jpg"},
+        {"movie_id": "j2", "name": "Alien", "plot": {"en": "In space."}},
+        {"movie_id": "j3", "name": "Up", "plot": "A house flies.", "studio": "Pixar"},
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{broken\n")
     mapping = {"movie_id": "item_id", "name": "title", "plot": "text", "poster": "poster_url"}
     summary = ingest_catalog(path, lake=lake, columns=mapping)

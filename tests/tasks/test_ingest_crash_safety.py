@@ -15,12 +15,22 @@ import tasks.ingest_dialogues as ingest_module
 def _write(path: Path, n: int) -> None:
     lines = []
     for conv in range(n):
-        lines.append(json.dumps({
-            "conversationId": conv, "initiatorWorkerId": 1, "respondentWorkerId": 2,
-            "movieMentions": {"9": "Heat (1995)"}, "initiatorQuestions": {}, "respondentQuestions": {},
-            "messages": [{"text": f"hello {conv}", "senderWorkerId": 1, "messageId": 1},
-                         {"text": "try @9", "senderWorkerId": 2, "messageId": 2}],
-        }))
+        lines.append(
+            json.dumps(
+                {
+                    "conversationId": conv,
+                    "initiatorWorkerId": 1,
+                    "respondentWorkerId": 2,
+                    "movieMentions": {"9": "Heat (1995)"},
+                    "initiatorQuestions": {},
+                    "respondentQuestions": {},
+                    "messages": [
+                        {"text": f"hello {conv}", "senderWorkerId": 1, "messageId": 1},
+                        {"text": "try @9", "senderWorkerId": 2, "messageId": 2},
+                    ],
+                }
+            )
+        )
     path.write_text("\n".join(lines) + "\n")
 
 

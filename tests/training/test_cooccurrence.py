@@ -28,11 +28,16 @@ def _model(**overrides: object) -> GraphPromptRecommender:
 def _batch(ctx: list[list[int]], labels: list[list[int]] | None = None, targets: list[int] | None = None) -> Batch:
     items = torch.tensor(ctx)
     b = items.shape[0]
-    return Batch(torch.zeros(b, 2, dtype=torch.long), torch.ones(b, 2, dtype=torch.long), items,
-                 torch.ones_like(items, dtype=torch.bool),
-                 torch.tensor(labels) if labels is not None else torch.zeros_like(items),
-                 torch.zeros(b, 32), torch.zeros(b, dtype=torch.bool),
-                 torch.tensor(targets) if targets is not None else torch.full((b,), -1))
+    return Batch(
+        torch.zeros(b, 2, dtype=torch.long),
+        torch.ones(b, 2, dtype=torch.long),
+        items,
+        torch.ones_like(items, dtype=torch.bool),
+        torch.tensor(labels) if labels is not None else torch.zeros_like(items),
+        torch.zeros(b, 32),
+        torch.zeros(b, dtype=torch.bool),
+        torch.tensor(targets) if targets is not None else torch.full((b,), -1),
+    )
 
 
 def test_cooccurrence_is_log1p_of_the_comention_knn_score() -> None:
@@ -54,8 +59,10 @@ def test_initial_model_ranks_a_comentioned_item_above_an_unrelated_one() -> None
 def test_own_dialogue_counts_are_left_out_for_training_samples() -> None:
     model = _model()
     # dialogue "d" mentioned items 0, 1 and 2: it gave co_mention one count for 0-1 and one for 0-2
-    samples = [Sample("d", 1, "1", "", ("0",), (None,), None, False),
-               Sample("d", 2, "2", "", ("0", "1"), (None, None), None, False)]
+    samples = [
+        Sample("d", 1, "1", "", ("0",), (None,), None, False),
+        Sample("d", 2, "2", "", ("0", "1"), (None, None), None, False),
+    ]
     index = {str(i): i for i in range(5)}
     own = dialogue_items(samples, index)
     assert own == {"d": frozenset({0, 1, 2})}
@@ -94,12 +101,19 @@ def test_older_configs_load_without_the_new_signals() -> None:
     assert model.cooccurrence_graphs == () and not hasattr(model, "logit_scale")
 
 
-@pytest.mark.parametrize(("select_on", "select_metrics", "expected"), [
-    ("standard", ("recall@10",), 0.2), ("no_repeats", ("recall@10",), 0.1), ("both", ("recall@10",), 0.15),
-    ("both", ("recall@10", "recall@50"), 0.5), ("no_repeats", ("recall@50",), 0.8),
-])
-def test_selection_metric_is_what_the_config_names(select_on: str, select_metrics: tuple[str, ...],
-                                                   expected: float) -> None:
+@pytest.mark.parametrize(
+    ("select_on", "select_metrics", "expected"),
+    [
+        ("standard", ("recall@10",), 0.2),
+        ("no_repeats", ("recall@10",), 0.1),
+        ("both", ("recall@10",), 0.15),
+        ("both", ("recall@10", "recall@50"), 0.5),
+        ("no_repeats", ("recall@50",), 0.8),
+    ],
+)
+def test_selection_metric_is_what_the_config_names(
+    select_on: str, select_metrics: tuple[str, ...], expected: float
+) -> None:
     metrics = {"standard": {"recall@10": 0.2, "recall@50": 0.9}, "no_repeats": {"recall@10": 0.1, "recall@50": 0.8}}
     assert selection_score(metrics, select_on, select_metrics) == pytest.approx(expected)  # type: ignore[arg-type]
     assert TrainConfig().select_on == "both" and TrainConfig().select_metrics == ("recall@10", "recall@50")

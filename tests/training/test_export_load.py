@@ -16,8 +16,9 @@ from training.train import TrainConfig
 
 from .conftest import write_fixture_lake
 
-CONFIG = TrainConfig(lm_kind="random", lm_hidden=32, id_dim=16, epochs=2, batch_size=16, lr=1e-2,
-                     max_context_tokens=32, progress=False)
+CONFIG = TrainConfig(
+    lm_kind="random", lm_hidden=32, id_dim=16, epochs=2, batch_size=16, lr=1e-2, max_context_tokens=32, progress=False
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +35,21 @@ def test_manifest_lists_every_file_with_matching_sha256(run: tuple[str, RunRepor
     manifest = json.loads((folder / "manifest.json").read_text())
     on_disk = {p.name for p in folder.iterdir()} - {"manifest.json"}
     assert set(manifest["files"]) == on_disk
-    assert {"model.safetensors", "config.json", "MODEL_CARD.md", "training_curve.png",
-            "recall_vs_baselines.png"} <= on_disk
+    assert {
+        "model.safetensors",
+        "config.json",
+        "MODEL_CARD.md",
+        "training_curve.png",
+        "recall_vs_baselines.png",
+    } <= on_disk
     assert all(sha256_file(folder / name) == digest for name, digest in manifest["files"].items())
-    assert manifest["inputs"]["tables"] == {"turns": 0, "items": 0, "item_graph_edges": 0, "item_embeddings": 0,
-                                            "preference_summaries": 0}
+    assert manifest["inputs"]["tables"] == {
+        "turns": 0,
+        "items": 0,
+        "item_graph_edges": 0,
+        "item_embeddings": 0,
+        "preference_summaries": 0,
+    }
     assert manifest["split"]["seed"] == CONFIG.seed and manifest["config_hash"] and manifest["git_sha"]
     assert manifest["packages"]["torch"] and set(manifest["eval_protocol"]) >= {"standard", "no_repeats"}
     assert set(manifest["metrics"]["model"]["test"]) == {"standard", "no_repeats"}

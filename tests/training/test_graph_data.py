@@ -16,9 +16,16 @@ from training.graph_data import available_graphs, load_graph
 @pytest.fixture
 def graph_lake(tmp_path: Path) -> str:
     root = str(tmp_path / "lake")
-    edges = pl.DataFrame({"graph": ["co_mention", "co_mention", "transition"], "src": ["b", "a", "a"],
-                          "dst": ["c", "b", "c"], "weight": [2.0, 1.0, 0.5], "rank": [1, 1, 1]},
-                         schema_overrides={"weight": pl.Float32, "rank": pl.Int32})
+    edges = pl.DataFrame(
+        {
+            "graph": ["co_mention", "co_mention", "transition"],
+            "src": ["b", "a", "a"],
+            "dst": ["c", "b", "c"],
+            "weight": [2.0, 1.0, 0.5],
+            "rank": [1, 1, 1],
+        },
+        schema_overrides={"weight": pl.Float32, "rank": pl.Int32},
+    )
     features.upsert("item_graph_edges", edges, commit=CommitInfo(stage="graphs"), lake=root)
     return root
 

@@ -53,16 +53,22 @@ def test_prompt_depth_model_scores_all_items_and_trains_only_its_own_parts(data:
     lm = _two_layer_lm()
     model = build_model(data, TrainConfig(lm_kind="random", id_dim=8, prompt_depth=1), lm)
     assert model.split == 1
-    batch = make_batch(data.samples["train"][:4], model=model, index=data.index,
-                       summaries=summary_vectors(lm, data))
+    batch = make_batch(data.samples["train"][:4], model=model, index=data.index, summaries=summary_vectors(lm, data))
     assert batch.word_states is not None and batch.word_states.shape[:2] == batch.input_ids.shape
     scores, _ = model(batch)
     assert scores.shape == (4, len(data.item_ids))
     loss, _ = model.loss(batch)
     loss.backward()
     assert all(p.grad is None for p in model.lm.parameters())
-    for name in ("item_emb.weight", "bias", "path_scale", "path_gate.weight", "prompt_mlp.weight", "query.weight",
-                 "diffusion_weight"):
+    for name in (
+        "item_emb.weight",
+        "bias",
+        "path_scale",
+        "path_gate.weight",
+        "prompt_mlp.weight",
+        "query.weight",
+        "diffusion_weight",
+    ):
         grad = dict(model.named_parameters())[name].grad
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name
 

@@ -28,8 +28,9 @@ def test_normalized_adjacency_is_symmetric_without_self_loops() -> None:
 def test_absent_graphs_and_modalities_are_skipped_with_reasons(tmp_path: Path) -> None:
     lake = str(tmp_path / "lake")
     write_fixture_lake(lake)
-    data = load_training_data(DataOptions(graphs=("co_mention", "image_knn"), modalities=("text", "image"),
-                                          use_summaries=False), lake=lake)
+    data = load_training_data(
+        DataOptions(graphs=("co_mention", "image_knn"), modalities=("text", "image"), use_summaries=False), lake=lake
+    )
     assert list(data.graphs) == ["co_mention"] and list(data.features) == ["text"]
     assert "no edges" in data.skipped["graph:image_knn"] and "no vectors" in data.skipped["feat:image"]
     assert data.skipped["summaries"] == "disabled by config"

@@ -11,8 +11,9 @@ from training.registry import PromotionRule, models, next_version, promote, regi
 
 def _register(lake: str, version: int, recall: float) -> None:
     metrics = {"valid": {"standard": {"recall@10": recall}}, "test": {"no_repeats": {"recall@10": recall}}}
-    register("m", version, metrics=metrics, config={}, input_versions={"turns": 0}, artifact_uri=f"/a/{version}",
-             lake=lake)
+    register(
+        "m", version, metrics=metrics, config={}, input_versions={"turns": 0}, artifact_uri=f"/a/{version}", lake=lake
+    )
 
 
 @pytest.fixture

@@ -8,14 +8,16 @@ from training.samples import build_samples, context_from_messages, split_dialogu
 
 
 def _turns() -> pl.DataFrame:
-    return pl.DataFrame({
-        "dialogue_id": ["a"] * 4,
-        "turn_idx": [0, 1, 2, 3],
-        "role": ["seeker", "recommender", "seeker", "recommender"],
-        "text": ["I liked @x", "try @y", "no, seen it", "then @z or @x"],
-        "mentioned_item_ids": [["x"], ["y"], [], ["z", "x"]],
-        "liked": [[True], [None], [], [None, None]],
-    })
+    return pl.DataFrame(
+        {
+            "dialogue_id": ["a"] * 4,
+            "turn_idx": [0, 1, 2, 3],
+            "role": ["seeker", "recommender", "seeker", "recommender"],
+            "text": ["I liked @x", "try @y", "no, seen it", "then @z or @x"],
+            "mentioned_item_ids": [["x"], ["y"], [], ["z", "x"]],
+            "liked": [[True], [None], [], [None, None]],
+        }
+    )
 
 
 def test_one_sample_per_item_in_recommender_turns_with_prior_context() -> None:

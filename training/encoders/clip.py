@@ -77,8 +77,11 @@ class ClipEncoder:
     @property
     def dim(self) -> int:
         """Output dimension."""
-        return int(self.model.text_projection.shape[1]) if hasattr(self.model, "text_projection") else int(
-            self.model.visual.output_dim)
+        return (
+            int(self.model.text_projection.shape[1])
+            if hasattr(self.model, "text_projection")
+            else int(self.model.visual.output_dim)
+        )
 
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -34,8 +34,9 @@ class TextEncoder:
     max_length: int = 256
 
     @classmethod
-    def load(cls, spec: ModelSpec | str = DEFAULT_TEXT_MODEL, *, device: str | None = None,
-             max_length: int = 256) -> TextEncoder:
+    def load(
+        cls, spec: ModelSpec | str = DEFAULT_TEXT_MODEL, *, device: str | None = None, max_length: int = 256
+    ) -> TextEncoder:
         """Load from a ``local:`` or ``package:`` spec (hub ids only when online)."""
         parsed = ModelSpec.parse(spec) if isinstance(spec, str) else spec
         if parsed.is_random:
@@ -60,8 +61,9 @@ class TextEncoder:
 
     @torch.inference_mode()
     def _batch(self, texts: list[str]) -> torch.Tensor:
-        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                                 return_tensors="pt").to(self.device)
+        encoded = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        ).to(self.device)
         with autocast(self.device):
             hidden = self.model(**encoded).last_hidden_state  # (B, T, H)
         mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)

@@ -41,14 +41,20 @@ def create_backend(spec: BackendSpec) -> Backend:
     if spec.kind == "openai":
         from tasks.summarize.backends.openai import OpenAIBackend, OpenAIConfig
 
-        return OpenAIBackend(OpenAIConfig(base_url=spec.base_url, model=spec.model, api_key_env=spec.api_key_env,
-                                          api_key_block=spec.api_key_block, accepts_images=spec.accepts_images,
-                                          max_concurrency=spec.max_concurrency))
+        return OpenAIBackend(
+            OpenAIConfig(
+                base_url=spec.base_url,
+                model=spec.model,
+                api_key_env=spec.api_key_env,
+                api_key_block=spec.api_key_block,
+                accepts_images=spec.accepts_images,
+                max_concurrency=spec.max_concurrency,
+            )
+        )
     if spec.kind != "local":
         raise ValueError(f"unknown backend {spec.kind!r}: local | openai")
     from tasks.summarize.backends.local import LocalBackend
 
     if spec.model_dir:
         return LocalBackend(spec.model_dir, batch_size=spec.batch_size)
-    return LocalBackend.smollm2(cache_dir=Path(spec.cache_dir) if spec.cache_dir else None,
-                                batch_size=spec.batch_size)
+    return LocalBackend.smollm2(cache_dir=Path(spec.cache_dir) if spec.cache_dir else None, batch_size=spec.batch_size)

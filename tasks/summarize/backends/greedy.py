@@ -76,8 +76,9 @@ class GreedyDecoder:
         compact: drop finished rows from the decode batch.
     """
 
-    def __init__(self, model: torch.nn.Module, *, pad_id: int, stops: frozenset[int], prefill_rows: int,
-                 compact: bool = True) -> None:
+    def __init__(
+        self, model: torch.nn.Module, *, pad_id: int, stops: frozenset[int], prefill_rows: int, compact: bool = True
+    ) -> None:
         self.model, self.pad_id, self.prefill_rows, self.compact = model, pad_id, prefill_rows, compact
         self.device = next(model.parameters()).device
         self._stops = torch.tensor(sorted(stops), device=self.device)
@@ -111,8 +112,10 @@ class GreedyDecoder:
         index = mask.nonzero().squeeze(-1)
         if index.numel() != len(ids):
             raise RuntimeError(f"cache holds {index.numel()} positions for {len(ids)} tokens")
-        layers = tuple((layer.keys[row][:, index].clone(), layer.values[row][:, index].clone())  # type: ignore[attr-defined]
-                       for layer in cache.layers)  # type: ignore[attr-defined]
+        layers = tuple(
+            (layer.keys[row][:, index].clone(), layer.values[row][:, index].clone())  # type: ignore[attr-defined]
+            for layer in cache.layers
+        )  # type: ignore[attr-defined]
         return KVState(tuple(ids), layers)
 
     @torch.inference_mode()
@@ -138,13 +141,20 @@ class GreedyDecoder:
             block[r, width_new - len(x) :] = torch.tensor(x, dtype=torch.long)
         cache = self._cache(self.padded([(r.past, r.state) for r in rows], width_past) if width_past else None)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = self.model(input_ids=block, attention_mask=mask, position_ids=positions[:, width_past:],
-                            past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+        logits = self.model(
+            input_ids=block,
+            attention_mask=mask,
+            position_ids=positions[:, width_past:],
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[:, -1]
         return logits, [self.extract(cache, mask[r], r, row.ids) for r, row in enumerate(rows)]
 
     @torch.inference_mode()
-    def decode(self, logits: torch.Tensor, states: Sequence[KVState], keep: Sequence[bool], *,
-               max_new_tokens: int) -> list[Decoded]:
+    def decode(
+        self, logits: torch.Tensor, states: Sequence[KVState], keep: Sequence[bool], *, max_new_tokens: int
+    ) -> list[Decoded]:
         """Greedy answers of every row from its prompt state and last-token logits; ``keep[r]``: return row r's
         final state (its prompt and every answer token fed back, i.e. all but the last)."""
         n = len(states)
@@ -169,8 +179,9 @@ class GreedyDecoder:
             finished = int((~active).sum())
             if self.compact and finished and finished >= len(live) // 8:
                 for pos in (~active).nonzero().squeeze(-1).tolist():
-                    finals[live[pos]] = self._final(cache, mask, pos, states[live[pos]], generated[live[pos]],
-                                                    keep[live[pos]])
+                    finals[live[pos]] = self._final(
+                        cache, mask, pos, states[live[pos]], generated[live[pos]], keep[live[pos]]
+                    )
                 keep_pos = active.nonzero().squeeze(-1)
                 start = int(mask[keep_pos].any(0).nonzero()[0])  # leading columns that are padding for every row
                 self._select(cache, keep_pos, start)
@@ -179,14 +190,24 @@ class GreedyDecoder:
             feed = torch.where(active, token, torch.full_like(token, self.pad_id))
             mask = torch.cat([mask, active.long()[:, None]], dim=1)
             last = last + 1
-            token = self.model(input_ids=feed[:, None], attention_mask=mask, position_ids=last[:, None],
-                               past_key_values=cache, use_cache=True).logits[:, -1].argmax(-1)
+            token = (
+                self.model(
+                    input_ids=feed[:, None],
+                    attention_mask=mask,
+                    position_ids=last[:, None],
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+                .logits[:, -1]
+                .argmax(-1)
+            )
         for pos, row in enumerate(live):
             finals[row] = self._final(cache, mask, pos, states[row], generated[row], keep[row])
         return [Decoded(g, s) for g, s in zip(generated, finals, strict=True)]
 
-    def _final(self, cache: object, mask: torch.Tensor, pos: int, state: KVState, tokens: list[int],
-               keep: bool) -> KVState | None:
+    def _final(
+        self, cache: object, mask: torch.Tensor, pos: int, state: KVState, tokens: list[int], keep: bool
+    ) -> KVState | None:
         return self.extract(cache, mask[pos], pos, [*state.ids, *tokens[:-1]]) if keep else None
 
     @staticmethod

@@ -130,10 +130,20 @@ class LocalBackend:
 
     accepts_images = False
 
-    def __init__(self, model_dir: Path | str, *, batch_size: int = 16, device: str | None = None,
-                 name: str | None = None, reuse_cache: bool = True, max_cached_states: int = 4096,
-                 share_prefix: bool = True, max_prefix_states: int = 4, prefill_rows: int | None = None,
-                 compact: bool = True) -> None:
+    def __init__(
+        self,
+        model_dir: Path | str,
+        *,
+        batch_size: int = 16,
+        device: str | None = None,
+        name: str | None = None,
+        reuse_cache: bool = True,
+        max_cached_states: int = 4096,
+        share_prefix: bool = True,
+        max_prefix_states: int = 4,
+        prefill_rows: int | None = None,
+        compact: bool = True,
+    ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.model_dir = Path(model_dir)
@@ -156,9 +166,13 @@ class LocalBackend:
         eos = self.model.generation_config.eos_token_id
         self._stops = frozenset(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
         rows = prefill_rows or (batch_size if self.device.type == "cuda" else CPU_PREFILL_ROWS)
-        self._decoder = GreedyDecoder(self.model, pad_id=int(self.tokenizer.pad_token_id),
-                                      stops=frozenset(t for t in self._stops if t is not None),
-                                      prefill_rows=rows, compact=compact)
+        self._decoder = GreedyDecoder(
+            self.model,
+            pad_id=int(self.tokenizer.pad_token_id),
+            stops=frozenset(t for t in self._stops if t is not None),
+            prefill_rows=rows,
+            compact=compact,
+        )
         self.model_id = f"local:{name or self.model_dir.name}@{folder_fingerprint(self.model_dir)[:12]}"
 
     @classmethod
@@ -178,10 +192,14 @@ class LocalBackend:
     @torch.inference_mode()
     def _generate_batch(self, texts: list[str], *, max_new_tokens: int, temperature: float) -> list[Generation]:
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": 0.95} if temperature > 0 else {
-            "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-        out = self.model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                                  **sampling)
+        sampling = (
+            {"do_sample": True, "temperature": temperature, "top_p": 0.95}
+            if temperature > 0
+            else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        )
+        out = self.model.generate(
+            **enc, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
+        )
         new = out[:, enc["input_ids"].shape[1] :]  # (B, T_new)
         return [self._decode(row) for row in new]
 
@@ -207,8 +225,9 @@ class LocalBackend:
         if temperature > 0:
             order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
             for batch in _batches(order, self.batch_size):
-                outputs = self._generate_batch([texts[i] for i in batch], max_new_tokens=max_new_tokens,
-                                               temperature=temperature)
+                outputs = self._generate_batch(
+                    [texts[i] for i in batch], max_new_tokens=max_new_tokens, temperature=temperature
+                )
                 for i, generation in zip(batch, outputs, strict=True):
                     results[i] = generation
             return [r for r in results if r is not None]
@@ -216,8 +235,9 @@ class LocalBackend:
         rows = self._share_prefixes([self._row(p, x) for p, x in zip(prompts, ids, strict=True)])
         order = sorted(range(len(rows)), key=lambda i: (len(rows[i].ids) - rows[i].past, len(rows[i].ids)))
         for batch in _batches(order, self.batch_size):
-            outputs = self._greedy([rows[i] for i in batch], [prompts[i].cache_as for i in batch],
-                                   max_new_tokens=max_new_tokens)
+            outputs = self._greedy(
+                [rows[i] for i in batch], [prompts[i].cache_as for i in batch], max_new_tokens=max_new_tokens
+            )
             for i, generation in zip(batch, outputs, strict=True):
                 results[i] = generation
         return [r for r in results if r is not None]

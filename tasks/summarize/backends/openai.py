@@ -99,10 +99,14 @@ class OpenAIBackend:
     def _body(self, prompt: ChatPrompt, *, max_new_tokens: int, temperature: float, seed: int | None) -> dict:
         messages: list[dict[str, Any]] = list(prompt.messages())  # the whole conversation: servers cache prefixes
         if prompt.images and self.accepts_images:
-            messages[-1] = {"role": "user", "content": [{"type": "text", "text": prompt.user},
-                                                        *(_image_part(i) for i in prompt.images)]}
+            messages[-1] = {
+                "role": "user",
+                "content": [{"type": "text", "text": prompt.user}, *(_image_part(i) for i in prompt.images)],
+            }
         body: dict[str, Any] = {
-            "model": self.config.model, "max_tokens": max_new_tokens, "temperature": temperature,
+            "model": self.config.model,
+            "max_tokens": max_new_tokens,
+            "temperature": temperature,
             "messages": messages,
         }
         if seed is not None:
@@ -133,8 +137,12 @@ class OpenAIBackend:
     async def _generate_all(self, bodies: list[dict]) -> list[Generation]:
         headers = {"Authorization": f"Bearer {self.__key}"} if self.__key else {}
         slots = asyncio.Semaphore(self.config.max_concurrency)
-        async with httpx.AsyncClient(base_url=self.config.base_url.rstrip("/"), headers=headers,
-                                     timeout=self.config.timeout_s, transport=self._transport) as client:
+        async with httpx.AsyncClient(
+            base_url=self.config.base_url.rstrip("/"),
+            headers=headers,
+            timeout=self.config.timeout_s,
+            transport=self._transport,
+        ) as client:
             return list(await asyncio.gather(*(self._post(client, b, slots) for b in bodies)))
 
     def generate(

@@ -53,10 +53,22 @@ def prompt_hash(template: Template, inputs: Any) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def render(template: Template, fields: dict[str, str], *, images: tuple[bytes, ...] = (),
-           history: tuple[tuple[str, str], ...] = (), cache_from: str | None = None,
-           cache_as: str | None = None) -> ChatPrompt:
+def render(
+    template: Template,
+    fields: dict[str, str],
+    *,
+    images: tuple[bytes, ...] = (),
+    history: tuple[tuple[str, str], ...] = (),
+    cache_from: str | None = None,
+    cache_as: str | None = None,
+) -> ChatPrompt:
     """The chat prompt with ``fields`` filled in (values are inserted verbatim; fields the template does not
     name are ignored), after the earlier ``history`` exchanges, with the backend's cache hints."""
-    return ChatPrompt(system=template.system, user=template.user.format(**fields), images=images, history=history,
-                      cache_from=cache_from, cache_as=cache_as)
+    return ChatPrompt(
+        system=template.system,
+        user=template.user.format(**fields),
+        images=images,
+        history=history,
+        cache_from=cache_from,
+        cache_as=cache_as,
+    )

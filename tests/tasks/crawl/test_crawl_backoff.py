@@ -21,17 +21,20 @@ def test_full_jitter_backoff_is_bounded() -> None:
         assert max(delays) > 0.5 * ceiling  # jitter spreads over the whole range, not a fixed step
 
 
-@pytest.mark.parametrize(("value", "seconds"), [
-    ("1", 1.0),
-    (" 120 ", 120.0),
-    ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
-    ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),  # in the past: retry now
-    (None, None),
-    ("", None),
-    ("soon", None),
-    ("-5", None),
-    ("1.5", None),
-])
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("1", 1.0),
+        (" 120 ", 120.0),
+        ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
+        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),  # in the past: retry now
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("-5", None),
+        ("1.5", None),
+    ],
+)
 def test_parse_retry_after(value: str | None, seconds: float | None) -> None:
     now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
     assert parse_retry_after(value, now=now) == seconds

@@ -19,11 +19,14 @@ FetchOne = Callable[..., FetchResult]
 Tune = Callable[..., CrawlConfig]
 
 
-@pytest.mark.parametrize(("target", "mime", "fmt"), [
-    ("/poster.jpg", "image/jpeg", "JPEG"),
-    ("/poster.png", "image/png", "PNG"),
-    ("/poster.webp", "image/webp", "WEBP"),
-])
+@pytest.mark.parametrize(
+    ("target", "mime", "fmt"),
+    [
+        ("/poster.jpg", "image/jpeg", "JPEG"),
+        ("/poster.png", "image/png", "PNG"),
+        ("/poster.webp", "image/webp", "WEBP"),
+    ],
+)
 def test_posters_are_fetched_and_valid(
     server: Any, fetch_one: FetchOne, config: CrawlConfig, target: str, mime: str, fmt: str
 ) -> None:
@@ -103,8 +106,9 @@ def test_redirect_to_a_refused_host_is_blocked(server: Any, fetch_one: FetchOne)
     result = fetch_one(server.url(f"/redirect?to={target}"))
     assert not result.ok and result.attempts == 1
     # "localhost" is 127.0.0.1 here; where it also resolves to ::1, either address may be named
-    assert re.fullmatch(rf"blocked address: (127\.0\.0\.1|::1) is loopback after redirect to {re.escape(target)}",
-                        result.reason or "")
+    assert re.fullmatch(
+        rf"blocked address: (127\.0\.0\.1|::1) is loopback after redirect to {re.escape(target)}", result.reason or ""
+    )
     assert server.hits("/poster.jpg?via=redirect") == 0
 
 
@@ -135,21 +139,22 @@ def test_default_policy_refuses_the_local_server(server: Any, fetch_one: FetchOn
     assert result.attempts == 0 and server.hits("/poster.jpg?policy=default") == 0
 
 
-@pytest.mark.parametrize(("url", "reason"), [
-    ("", "empty URL"),
-    ("ftp://example.com/a.jpg", "scheme not allowed: ftp"),
-    ("data:image/png;base64,AAAA", "scheme not allowed: data"),
-    ("http:///poster.jpg", "missing host"),
-    ("posters/a.jpg", "local files not allowed: no file_root configured"),
-])
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("", "empty URL"),
+        ("ftp://example.com/a.jpg", "scheme not allowed: ftp"),
+        ("data:image/png;base64,AAAA", "scheme not allowed: data"),
+        ("http:///poster.jpg", "missing host"),
+        ("posters/a.jpg", "local files not allowed: no file_root configured"),
+    ],
+)
 def test_bad_urls_become_results(fetch_one: FetchOne, url: str, reason: str) -> None:
     result = fetch_one(url)
     assert not result.ok and result.reason == reason and result.attempts == 0
 
 
-def test_unexpected_errors_become_results(
-    server: Any, fetch_one: FetchOne, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unexpected_errors_become_results(server: Any, fetch_one: FetchOne, monkeypatch: pytest.MonkeyPatch) -> None:
     async def broken(*args: Any, **kwargs: Any) -> bytes:
         raise RuntimeError("boom")
 
@@ -172,8 +177,9 @@ def test_fetch_many_keeps_order_and_reports_each_result(server: Any, config: Cra
     ]
     seen: list[FetchResult] = []
     results = fetch_many(requests, config=config, on_result=seen.append, keep_bodies=False)
-    assert [r.url for r in results] == [server.url(p) for p in ("/poster.png", "/missing?case=many", "/etag.jpg",
-                                                                 "/big?n=5000")]
+    assert [r.url for r in results] == [
+        server.url(p) for p in ("/poster.png", "/missing?case=many", "/etag.jpg", "/big?n=5000")
+    ]
     assert [r.ok for r in results] == [True, False, True, False]
     assert results[2].not_modified and results[3].reason == "too large: > 100 bytes"
     assert all(r.body is None for r in results)  # keep_bodies=False

@@ -84,10 +84,13 @@ def test_load_truncated_images_switched_on_is_a_loud_error(
         validate_image(posters["JPEG"], config=CrawlConfig())
 
 
-@pytest.mark.parametrize(("target", "reason"), [
-    ("/html-as-jpeg", "not an image: cannot identify image file"),
-    ("/bomb.png", "decompression bomb: 20000 x 20000 pixels > 50000000"),
-])
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("/html-as-jpeg", "not an image: cannot identify image file"),
+        ("/bomb.png", "decompression bomb: 20000 x 20000 pixels > 50000000"),
+    ],
+)
 def test_served_bad_images_are_fetched_then_refused(
     server: Any, fetch_one: FetchOne, config: CrawlConfig, target: str, reason: str
 ) -> None:

@@ -34,27 +34,30 @@ def _fake_resolver(monkeypatch: pytest.MonkeyPatch, answer: Any) -> None:
 
 
 # --- addresses -----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("host", "kind"), [
-    ("127.0.0.1", "loopback"),
-    ("127.8.9.10", "loopback"),
-    ("::1", "loopback"),
-    ("::ffff:127.0.0.1", "loopback"),
-    ("10.1.2.3", "private"),
-    ("172.16.0.1", "private"),
-    ("192.168.1.1", "private"),
-    ("fc00::1", "private"),
-    ("169.254.169.254", "a cloud metadata address"),
-    ("fd00:ec2::254", "a cloud metadata address"),
-    ("100.100.100.200", "a cloud metadata address"),
-    ("169.254.1.1", "link-local"),
-    ("fe80::1", "link-local"),
-    ("224.0.0.1", "multicast"),
-    ("ff02::1", "multicast"),
-    ("0.0.0.0", "unspecified"),
-    ("::", "unspecified"),
-    ("240.0.0.1", "reserved"),
-    ("100.64.0.1", "not globally routable"),
-])
+@pytest.mark.parametrize(
+    ("host", "kind"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.8.9.10", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("172.16.0.1", "private"),
+        ("192.168.1.1", "private"),
+        ("fc00::1", "private"),
+        ("169.254.169.254", "a cloud metadata address"),
+        ("fd00:ec2::254", "a cloud metadata address"),
+        ("100.100.100.200", "a cloud metadata address"),
+        ("169.254.1.1", "link-local"),
+        ("fe80::1", "link-local"),
+        ("224.0.0.1", "multicast"),
+        ("ff02::1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("::", "unspecified"),
+        ("240.0.0.1", "reserved"),
+        ("100.64.0.1", "not globally routable"),
+    ],
+)
 def test_default_policy_refuses_non_public_ip_literals(host: str, kind: str) -> None:
     refusal = _host_check(host)
     assert refusal == Refusal(f"blocked address: {ipaddress.ip_address(host)} is {kind}")
@@ -69,7 +72,9 @@ def test_public_ip_literals_pass_without_dns(host: str) -> None:
 def test_localhost_is_refused_by_name() -> None:
     refusal = _host_check("localhost")
     assert refusal is not None and refusal.reason in {
-        "blocked address: 127.0.0.1 is loopback", "blocked address: ::1 is loopback"}
+        "blocked address: 127.0.0.1 is loopback",
+        "blocked address: ::1 is loopback",
+    }
 
 
 def test_url_forms_of_loopback_are_refused() -> None:
@@ -104,7 +109,8 @@ def test_public_answers_pass(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_dns_failure_is_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_resolver(monkeypatch, socket.gaierror(-2, "Name or service not known"))
     assert _host_check("nowhere.example") == Refusal(
-        "DNS lookup failed: nowhere.example: [Errno -2] Name or service not known")
+        "DNS lookup failed: nowhere.example: [Errno -2] Name or service not known"
+    )
 
 
 def test_dns_timeout_is_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,13 +126,16 @@ def test_dns_failures_are_results_of_the_fetcher(monkeypatch: pytest.MonkeyPatch
 
 
 # --- schemes -------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("url", "reason"), [
-    ("ftp://example.com/a.jpg", "scheme not allowed: ftp"),
-    ("gopher://example.com/", "scheme not allowed: gopher"),
-    ("javascript:alert(1)", "scheme not allowed: javascript"),
-    ("http://", "missing host"),
-    ("   ", "empty URL"),
-])
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("ftp://example.com/a.jpg", "scheme not allowed: ftp"),
+        ("gopher://example.com/", "scheme not allowed: gopher"),
+        ("javascript:alert(1)", "scheme not allowed: javascript"),
+        ("http://", "missing host"),
+        ("   ", "empty URL"),
+    ],
+)
 def test_scheme_and_host_refusals(url: str, reason: str) -> None:
     assert check_url(url, CrawlConfig()) == Refusal(reason)
 
@@ -155,8 +164,12 @@ def test_local_file_under_the_root_is_allowed(tree: tuple[Path, Path]) -> None:
     root, _ = tree
     config = CrawlConfig(file_root=str(root))
     expected = (root / "posters" / "a.png").resolve()
-    for url in (str(root / "posters" / "a.png"), (root / "posters" / "a.png").as_uri(), "posters/a.png",
-                f"file://localhost{root / 'posters' / 'a.png'}"):
+    for url in (
+        str(root / "posters" / "a.png"),
+        (root / "posters" / "a.png").as_uri(),
+        "posters/a.png",
+        f"file://localhost{root / 'posters' / 'a.png'}",
+    ):
         target = check_url(url, config)
         assert isinstance(target, Target) and target.path == expected and target.is_file, url
 
@@ -166,7 +179,8 @@ def test_dot_dot_escape_is_refused(tree: tuple[Path, Path]) -> None:
     url = str(root / "posters" / ".." / ".." / "outside" / "secret.png")
     assert check_url(url, CrawlConfig(file_root=str(root))) == Refusal(f"path outside file_root: {url}")
     assert check_url("../outside/secret.png", CrawlConfig(file_root=str(root))) == Refusal(
-        "path outside file_root: ../outside/secret.png")
+        "path outside file_root: ../outside/secret.png"
+    )
 
 
 def test_symlink_escape_is_refused(tree: tuple[Path, Path]) -> None:
@@ -175,7 +189,8 @@ def test_symlink_escape_is_refused(tree: tuple[Path, Path]) -> None:
     (root / "escape").symlink_to(outside, target_is_directory=True)
     config = CrawlConfig(file_root=str(root))
     assert check_url(str(root / "posters" / "link.png"), config) == Refusal(
-        f"path outside file_root: {root / 'posters' / 'link.png'}")
+        f"path outside file_root: {root / 'posters' / 'link.png'}"
+    )
     assert check_url("escape/secret.png", config) == Refusal("path outside file_root: escape/secret.png")
 
 
@@ -189,17 +204,18 @@ def test_symlink_inside_the_root_is_followed(tree: tuple[Path, Path]) -> None:
 def test_local_files_are_refused_without_a_root(tree: tuple[Path, Path]) -> None:
     root, _ = tree
     assert check_url(str(root / "posters" / "a.png"), CrawlConfig()) == Refusal(
-        "local files not allowed: no file_root configured")
+        "local files not allowed: no file_root configured"
+    )
 
 
 def test_local_file_refusals(tree: tuple[Path, Path]) -> None:
     root, _ = tree
     config = CrawlConfig(file_root=str(root))
     assert check_url("posters/none.png", config) == Refusal("file not found: posters/none.png")
-    assert check_url("file://evil.example/etc/passwd", config) == Refusal(
-        "file URI with a remote host: evil.example")
+    assert check_url("file://evil.example/etc/passwd", config) == Refusal("file URI with a remote host: evil.example")
     assert check_url((root / "posters" / "a.png").as_uri(), config, redirect=True) == Refusal(
-        "scheme not allowed: file")
+        "scheme not allowed: file"
+    )
 
 
 def test_fetcher_reads_confined_files(tree: tuple[Path, Path], fetch_one: FetchOne) -> None:

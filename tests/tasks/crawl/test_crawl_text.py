@@ -48,13 +48,16 @@ def test_json_field() -> None:
     assert _extract(b'{"Plot": "x"}', "application/ld+json", field="Plot") == TextResult("x")
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    (b'{"title": "Heat"}', "JSON field 'plot' missing"),
-    (b'{"plot": 42}', "JSON field 'plot' is not a string: int"),
-    (b'{"plot": null}', "JSON field 'plot' is not a string: NoneType"),
-    (b'["plot"]', "JSON is not an object: list"),
-    (b'{"plot": "   "}', "empty text"),
-])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"title": "Heat"}', "JSON field 'plot' missing"),
+        (b'{"plot": 42}', "JSON field 'plot' is not a string: int"),
+        (b'{"plot": null}', "JSON field 'plot' is not a string: NoneType"),
+        (b'["plot"]', "JSON is not an object: list"),
+        (b'{"plot": "   "}', "empty text"),
+    ],
+)
 def test_json_refusals(body: bytes, reason: str) -> None:
     assert _extract(body, "application/json") == TextResult(None, reason)
 
@@ -66,11 +69,14 @@ def test_invalid_json() -> None:
     assert deep.text is None and deep.reason is not None and deep.reason.startswith("invalid JSON: ")
 
 
-@pytest.mark.parametrize(("content_type", "reason"), [
-    ("image/jpeg", "unsupported content type: image/jpeg"),
-    ("application/octet-stream", "unsupported content type: application/octet-stream"),
-    (None, "unsupported content type: (none)"),
-])
+@pytest.mark.parametrize(
+    ("content_type", "reason"),
+    [
+        ("image/jpeg", "unsupported content type: image/jpeg"),
+        ("application/octet-stream", "unsupported content type: application/octet-stream"),
+        (None, "unsupported content type: (none)"),
+    ],
+)
 def test_unsupported_content_types(content_type: str | None, reason: str) -> None:
     assert _extract(b"whatever", content_type) == TextResult(None, reason)
 
@@ -78,20 +84,25 @@ def test_unsupported_content_types(content_type: str | None, reason: str) -> Non
 def test_empty_pages() -> None:
     assert _extract(b"   \n", "text/plain") == TextResult(None, "empty text")
     assert _extract(b"<html><head><title>only a title</title></head></html>", "text/html") == TextResult(
-        None, "empty text")
+        None, "empty text"
+    )
 
 
-@pytest.mark.parametrize(("target", "text"), [
-    ("/plot.txt", "Neil McCauley plans one last heist."),
-    ("/plot-latin1.txt", "Amélie changes lives."),
-    ("/plot.html", "Heat A crew of professional thieves&a detective."),
-    ("/plot.json", "A detective hunts a thief."),
-])
+@pytest.mark.parametrize(
+    ("target", "text"),
+    [
+        ("/plot.txt", "Neil McCauley plans one last heist."),
+        ("/plot-latin1.txt", "Amélie changes lives."),
+        ("/plot.html", "Heat A crew of professional thieves&a detective."),
+        ("/plot.json", "A detective hunts a thief."),
+    ],
+)
 def test_served_plot_pages(server: Any, fetch_one: FetchOne, config: CrawlConfig, target: str, text: str) -> None:
     result = fetch_one(server.url(target), max_bytes=config.max_text_bytes)
     assert result.ok and result.body is not None
     assert extract_text(result.body, content_type=result.content_type, json_field=config.plot_json_field) == (
-        TextResult(text))
+        TextResult(text)
+    )
 
 
 def test_served_json_without_the_field(server: Any, fetch_one: FetchOne, config: CrawlConfig) -> None:

@@ -18,8 +18,9 @@ from tasks.embed import stage
 from tasks.embed.config import EmbedConfig
 from tasks.embed.stage import embed
 
-TINY = EmbedConfig(modalities=("image", "clip_text"), clip_model="random:mmcrs-tiny@0", batch_size=1,
-                   shard_size=3, num_workers=0)
+TINY = EmbedConfig(
+    modalities=("image", "clip_text"), clip_model="random:mmcrs-tiny@0", batch_size=1, shard_size=3, num_workers=0
+)
 
 
 def _png(i: int) -> bytes:
@@ -33,11 +34,17 @@ def _lake(tmp_path: Path, n: int = 7, *, corrupt: set[int] = frozenset()) -> Pat
     lake = tmp_path / "lake"
     store = blob_store(features.resolve_lake(lake))
     shas = [store.put(b"\x89PNG\r\n\x1a\n garbage" + bytes([i]) if i in corrupt else _png(i)) for i in range(n)]
-    items = pl.DataFrame({
-        "item_id": [f"i{i}" for i in range(n)], "source": "test", "title": [f"Movie {i}" for i in range(n)],
-        "text": [f"Movie {i}: a story about number {i}." for i in range(n)], "poster_sha256": shas,
-        "content_hash": [str(i) for i in range(n)], "ingested_at": datetime.now(UTC),
-    })
+    items = pl.DataFrame(
+        {
+            "item_id": [f"i{i}" for i in range(n)],
+            "source": "test",
+            "title": [f"Movie {i}" for i in range(n)],
+            "text": [f"Movie {i}: a story about number {i}." for i in range(n)],
+            "poster_sha256": shas,
+            "content_hash": [str(i) for i in range(n)],
+            "ingested_at": datetime.now(UTC),
+        }
+    )
     features.upsert("items", items, commit=CommitInfo(stage="test"), lake=lake)
     return lake
 
@@ -59,8 +66,10 @@ def test_embeds_every_modality_with_unit_vectors_then_nothing(tmp_path: Path) ->
 
     version = features.table_version("item_embeddings", lake)
     again = embed(lake=lake, config=TINY)
-    assert {m: (s.embedded, s.up_to_date) for m, s in again.modalities.items()} == {"image": (0, 7),
-                                                                                    "clip_text": (0, 7)}
+    assert {m: (s.embedded, s.up_to_date) for m, s in again.modalities.items()} == {
+        "image": (0, 7),
+        "clip_text": (0, 7),
+    }
     assert features.table_version("item_embeddings", lake) == version
 
 
@@ -88,8 +97,12 @@ def test_a_new_model_re_embeds_everything_for_itself_only(tmp_path: Path) -> Non
 def test_a_changed_text_re_embeds_that_item_only(tmp_path: Path) -> None:
     lake = _lake(tmp_path, 4)
     embed(lake=lake, config=TINY)
-    features.update_columns("items", pl.DataFrame({"item_id": ["i2"], "text": ["A brand new plot."]}),
-                            commit=CommitInfo(stage="test"), lake=lake)
+    features.update_columns(
+        "items",
+        pl.DataFrame({"item_id": ["i2"], "text": ["A brand new plot."]}),
+        commit=CommitInfo(stage="test"),
+        lake=lake,
+    )
     summary = embed(lake=lake, config=TINY)
     assert (summary.modalities["clip_text"].embedded, summary.modalities["image"].embedded) == (1, 0)
 
@@ -140,12 +153,19 @@ def test_item_summaries_are_embedded_with_the_text_encoder(tmp_path: Path) -> No
     lake = _lake(tmp_path, 3)
     config = EmbedConfig(modalities=("summary",), num_workers=0)
     assert embed(lake=lake, config=config).modalities["summary"].candidates == 0  # no item_summaries yet
-    summaries = pl.DataFrame({
-        "item_id": ["i0", "i1", "i1"], "model_id": "llm-1", "prompt_hash": ["p0", "p1", "p2"],
-        "summary": ["A heist film.", "An old take.", "A space opera."],
-        "generated_at": [datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC),
-                         datetime(2026, 11, 2, tzinfo=UTC)],
-    })
+    summaries = pl.DataFrame(
+        {
+            "item_id": ["i0", "i1", "i1"],
+            "model_id": "llm-1",
+            "prompt_hash": ["p0", "p1", "p2"],
+            "summary": ["A heist film.", "An old take.", "A space opera."],
+            "generated_at": [
+                datetime(2026, 11, 1, tzinfo=UTC),
+                datetime(2026, 11, 1, tzinfo=UTC),
+                datetime(2026, 11, 2, tzinfo=UTC),
+            ],
+        }
+    )
     features.upsert("item_summaries", summaries, commit=CommitInfo(stage="summarize"), lake=lake)
     summary = embed(lake=lake, config=config).modalities["summary"]
     assert (summary.embedded, summary.random_weights) == (2, False)

@@ -11,11 +11,13 @@ import pytest
 from training.turn_graphs import CoMentionConfig, co_mention_edges, transition_edges
 
 # d1: turn 0 mentions a, b; turn 1 none; turn 2 c; turn 3 a, d.   d2: turn 0 a; turn 1 c; turn 2 b, c.
-TURNS = pl.DataFrame({
-    "dialogue_id": ["d1"] * 4 + ["d2"] * 3,
-    "turn_idx": [0, 1, 2, 3, 0, 1, 2],
-    "mentioned_item_ids": [["a", "b"], [], ["c"], ["a", "d"], ["a"], ["c"], ["b", "c"]],
-})
+TURNS = pl.DataFrame(
+    {
+        "dialogue_id": ["d1"] * 4 + ["d2"] * 3,
+        "turn_idx": [0, 1, 2, 3, 0, 1, 2],
+        "mentioned_item_ids": [["a", "b"], [], ["c"], ["a", "d"], ["a"], ["c"], ["b", "c"]],
+    }
+)
 
 
 def _as_dict(edges: pl.DataFrame) -> dict[tuple[str, str], float]:
@@ -32,10 +34,12 @@ def test_co_mention_counts_dialogues_both_directions() -> None:
 def test_co_mention_window_min_count_and_pmi() -> None:
     windowed = _as_dict(co_mention_edges(TURNS, CoMentionConfig(window=1)))
     # at most one turn apart: d1 ab (0-0), ca cd ad (2-3, 3-3); d2 ac (0-1), cb bc (1-2, 2-2); not d1 bc (0-2)
-    assert set(windowed) == {(x, y) for a, b in [("a", "b"), ("a", "d"), ("a", "c"), ("b", "c"), ("c", "d")]
-                             for x, y in [(a, b), (b, a)]}
+    assert set(windowed) == {
+        (x, y) for a, b in [("a", "b"), ("a", "d"), ("a", "c"), ("b", "c"), ("c", "d")] for x, y in [(a, b), (b, a)]
+    }
     assert set(_as_dict(co_mention_edges(TURNS, CoMentionConfig(min_count=2)))) == {
-        (x, y) for a, b in [("a", "b"), ("a", "c"), ("b", "c")] for x, y in [(a, b), (b, a)]}
+        (x, y) for a, b in [("a", "b"), ("a", "c"), ("b", "c")] for x, y in [(a, b), (b, a)]
+    }
     pmi = _as_dict(co_mention_edges(TURNS, CoMentionConfig(weighting="pmi")))
     # a, b, c are in both dialogues: observed 2 * 2 dialogues / (2 * 2) = 1 -> log 1 = 0; a-d: 1*2/(2*1) -> 0
     assert pmi[("a", "b")] == pytest.approx(0.0) and pmi[("a", "d")] == pytest.approx(0.0)

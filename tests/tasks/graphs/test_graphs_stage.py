@@ -14,9 +14,12 @@ from tests.tasks.graphs.test_graphs_counts import TURNS
 
 
 def _turns(lake: Path, frame: pl.DataFrame = TURNS) -> None:
-    rows = frame.with_columns(role=pl.lit("seeker"), text=pl.lit("..."),
-                              ingested_at=pl.lit(datetime(2026, 11, 1, tzinfo=UTC)),
-                              turn_idx=pl.col("turn_idx").cast(pl.Int32))
+    rows = frame.with_columns(
+        role=pl.lit("seeker"),
+        text=pl.lit("..."),
+        ingested_at=pl.lit(datetime(2026, 11, 1, tzinfo=UTC)),
+        turn_idx=pl.col("turn_idx").cast(pl.Int32),
+    )
     features.upsert("turns", rows, commit=CommitInfo(stage="ingest-dialogues"), lake=lake)
 
 
@@ -32,11 +35,18 @@ def test_builds_skips_and_rebuilds(tmp_path: Path) -> None:
     history = features.history("item_graph_edges", lake=lake)
     assert history["stage"].to_list()[0] == "graphs"
 
-    vectors = pl.DataFrame({
-        "item_id": ["a", "b", "c", "d"], "modality": "text", "model_id": "enc-1", "source_hash": "h", "dim": 2,
-        "vector": [[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]],
-        "computed_at": datetime(2026, 11, 1, tzinfo=UTC),
-    }, schema_overrides={"dim": pl.Int32, "vector": pl.List(pl.Float32)})
+    vectors = pl.DataFrame(
+        {
+            "item_id": ["a", "b", "c", "d"],
+            "modality": "text",
+            "model_id": "enc-1",
+            "source_hash": "h",
+            "dim": 2,
+            "vector": [[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]],
+            "computed_at": datetime(2026, 11, 1, tzinfo=UTC),
+        },
+        schema_overrides={"dim": pl.Int32, "vector": pl.List(pl.Float32)},
+    )
     features.upsert("item_embeddings", vectors, commit=CommitInfo(stage="embed"), lake=lake)
     second = build_graphs(lake=lake, config=GraphsConfig(k=2))
     assert set(second.built) == {"text_knn"} and "unchanged" in second.skipped["co_mention"]

@@ -40,7 +40,7 @@ def _table(markdown: str, *headers: str) -> list[list[str]]:
     lines = markdown.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| " + " | ".join(headers) + " |"))
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         rows.append([cell.strip() for cell in line.strip("|").split("|")])
@@ -153,12 +153,28 @@ def test_pca_is_sign_fixed_and_order_free() -> None:
 
 def test_genre_labels_keep_top_genres_and_group_the_rest(tmp_path: Path) -> None:
     genres = [f"g{i:02d}" for i in range(12)]
-    rows = [{"item_id": f"i{i}-{j}", "source": "s", "content_hash": "h", "ingested_at": T0,
-             "attributes": json.dumps({"genres": [g, "Drama"]})} for i, g in enumerate(genres) for j in range(12 - i)]
-    rows += [{"item_id": "pipe", "source": "s", "content_hash": "h", "ingested_at": T0,
-              "attributes": json.dumps({"genre": "g00|g01"})},
-             {"item_id": "none", "source": "s", "content_hash": "h", "ingested_at": T0, "attributes": None},
-             {"item_id": "bad", "source": "s", "content_hash": "h", "ingested_at": T0, "attributes": "{oops"}]
+    rows = [
+        {
+            "item_id": f"i{i}-{j}",
+            "source": "s",
+            "content_hash": "h",
+            "ingested_at": T0,
+            "attributes": json.dumps({"genres": [g, "Drama"]}),
+        }
+        for i, g in enumerate(genres)
+        for j in range(12 - i)
+    ]
+    rows += [
+        {
+            "item_id": "pipe",
+            "source": "s",
+            "content_hash": "h",
+            "ingested_at": T0,
+            "attributes": json.dumps({"genre": "g00|g01"}),
+        },
+        {"item_id": "none", "source": "s", "content_hash": "h", "ingested_at": T0, "attributes": None},
+        {"item_id": "bad", "source": "s", "content_hash": "h", "ingested_at": T0, "attributes": "{oops"},
+    ]
     features.upsert("items", pl.DataFrame(rows), commit=CommitInfo(stage="test"), lake=tmp_path)
     labels = gather.item_genres(tmp_path)
     assert labels is not None
@@ -171,11 +187,13 @@ def test_genre_labels_keep_top_genres_and_group_the_rest(tmp_path: Path) -> None
 def test_empty_lake_says_what_is_missing(tmp_path: Path) -> None:
     out = tmp_path / "report"
     markdown = build_report(tmp_path / "lake", out, artifacts_root=tmp_path / "artifacts").read_text()
-    for line in ("No stage runs: the lake has no pipeline_runs table yet.",
-                 "No quarantine table: no stage has rejected an input yet.",
-                 "No item embeddings: the embed stage has not written item_embeddings yet.",
-                 "No item graphs: the graphs stage has not written item_graph_edges yet.",
-                 "No model yet: the model registry is empty (the train stage has not run)."):
+    for line in (
+        "No stage runs: the lake has no pipeline_runs table yet.",
+        "No quarantine table: no stage has rejected an input yet.",
+        "No item embeddings: the embed stage has not written item_embeddings yet.",
+        "No item graphs: the graphs stage has not written item_graph_edges yet.",
+        "No model yet: the model registry is empty (the train stage has not run).",
+    ):
         assert f"_{line}_" in markdown
     assert not list(out.glob("*.png"))
     assert (out / "report.html").read_text().count('class="missing"') == 5
@@ -200,8 +218,15 @@ def test_missing_artifact_folder_and_baselines(full_lake: tuple[Path, Path, dict
     from training import registry
 
     metrics = {p: {"recall@1": 0.1, "recall@10": 0.3, "recall@50": 0.6} for p in ("standard", "no_repeats")}
-    registry.register("m", 1, metrics={"valid": metrics, "test": metrics}, config={}, input_versions={},
-                      artifact_uri=str(tmp_path / "gone"), lake=lake)
+    registry.register(
+        "m",
+        1,
+        metrics={"valid": metrics, "test": metrics},
+        config={},
+        input_versions={},
+        artifact_uri=str(tmp_path / "gone"),
+        lake=lake,
+    )
     markdown = build_report(lake, tmp_path / "out", artifacts_root=tmp_path / "artifacts").read_text()
     assert f"_The artifact folder is not here: {tmp_path / 'gone'}._" in markdown
     assert "_No baselines: the model's manifest.json was not found or lists none._" in markdown
@@ -216,8 +241,15 @@ def test_unreadable_manifest_means_no_baselines(tmp_path: Path) -> None:
     folder.mkdir(parents=True)
     (folder / "manifest.json").write_text("{truncated")
     metrics = {p: {"recall@1": 0.1, "recall@10": 0.3, "recall@50": 0.6} for p in ("standard", "no_repeats")}
-    registry.register("m", 1, metrics={"valid": metrics, "test": metrics}, config={}, input_versions={},
-                      artifact_uri=str(folder), lake=tmp_path / "lake")
+    registry.register(
+        "m",
+        1,
+        metrics={"valid": metrics, "test": metrics},
+        config={},
+        input_versions={},
+        artifact_uri=str(folder),
+        lake=tmp_path / "lake",
+    )
     registry.promote("m", 1, lake=tmp_path / "lake", force=True)
     markdown = build_report(tmp_path / "lake", tmp_path / "out").read_text()
     assert "Latest registered model: `m` v1 (production)." in markdown

@@ -30,8 +30,9 @@ def test_task_publishes_markdown_artifact(full_lake: tuple[Path, Path, dict[str,
     async def published() -> list[str]:
         async with get_client() as client:
             found = await client.read_artifacts()
-            return [str(a.data) for a in found
-                    if a.key == ARTIFACT_KEY and a.flow_run_id == state.state_details.flow_run_id]
+            return [
+                str(a.data) for a in found if a.key == ARTIFACT_KEY and a.flow_run_id == state.state_details.flow_run_id
+            ]
 
     [markdown] = asyncio.run(published())
     assert "## Pipeline stages" in markdown and "| graphs:text_knn | ok |" in markdown

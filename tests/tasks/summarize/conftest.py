@@ -38,8 +38,9 @@ class Recording:
         self.inner, self.model_id, self.accepts_images = inner, inner.model_id, inner.accepts_images
         self.calls: list[tuple[ChatPrompt, Generation]] = []
 
-    def generate(self, prompts: list[ChatPrompt], *, max_new_tokens: int, temperature: float = 0.0,
-                 seed: int | None = None) -> list[Generation]:
+    def generate(
+        self, prompts: list[ChatPrompt], *, max_new_tokens: int, temperature: float = 0.0, seed: int | None = None
+    ) -> list[Generation]:
         out = self.inner.generate(prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
         self.calls.extend(zip(prompts, out, strict=True))
         return out
@@ -59,18 +60,37 @@ def lake(tmp_path: Path) -> str:
 TurnSpec = tuple[str, str, Sequence[str]]  # (role, text, mentioned item ids)
 
 
-def write_dialogue(lake: str, dialogue_id: str, turns: Sequence[TurnSpec],
-                   liked: dict[str, bool] | None = None) -> None:
+def write_dialogue(
+    lake: str, dialogue_id: str, turns: Sequence[TurnSpec], liked: dict[str, bool] | None = None
+) -> None:
     """Write one dialogue's turns (and the items they mention, titled ``Title <id>``) into the lake."""
     commit = CommitInfo(stage="test", flow_run_id=None, config_hash=None, input_versions={})
     liked = liked or {}
-    rows = [{"dialogue_id": dialogue_id, "turn_idx": i, "role": role, "text": text,
-             "mentioned_item_ids": list(ids), "liked": [liked.get(x) for x in ids] if ids else None,
-             "seen": None, "suggested": None, "source_message_id": None, "ingested_at": NOW}
-            for i, (role, text, ids) in enumerate(turns)]
-    frame = pl.DataFrame(rows, schema_overrides={"turn_idx": pl.Int32, "liked": pl.List(pl.Boolean),
-                                                 "seen": pl.List(pl.Boolean), "suggested": pl.List(pl.Boolean),
-                                                 "mentioned_item_ids": pl.List(pl.String)})
+    rows = [
+        {
+            "dialogue_id": dialogue_id,
+            "turn_idx": i,
+            "role": role,
+            "text": text,
+            "mentioned_item_ids": list(ids),
+            "liked": [liked.get(x) for x in ids] if ids else None,
+            "seen": None,
+            "suggested": None,
+            "source_message_id": None,
+            "ingested_at": NOW,
+        }
+        for i, (role, text, ids) in enumerate(turns)
+    ]
+    frame = pl.DataFrame(
+        rows,
+        schema_overrides={
+            "turn_idx": pl.Int32,
+            "liked": pl.List(pl.Boolean),
+            "seen": pl.List(pl.Boolean),
+            "suggested": pl.List(pl.Boolean),
+            "mentioned_item_ids": pl.List(pl.String),
+        },
+    )
     features.upsert("turns", frame, commit=commit, lake=lake)
     ids = sorted({x for _, _, m in turns for x in m})
     if ids:
@@ -79,13 +99,20 @@ def write_dialogue(lake: str, dialogue_id: str, turns: Sequence[TurnSpec],
 
 def write_items(lake: str, ids: Sequence[str], *, poster: bool = False) -> None:
     commit = CommitInfo(stage="test", flow_run_id=None, config_hash=None, input_versions={})
-    frame = pl.DataFrame({
-        "item_id": list(ids), "source": ["test"] * len(ids), "title": [f"Title {i}" for i in ids],
-        "year": [1999] * len(ids), "text": [f"a funny old movie number {i}" for i in ids],
-        "attributes": [json.dumps({"genres": ["comedy"]})] * len(ids),
-        "poster_sha256": [("0" * 64) if poster else None] * len(ids),
-        "content_hash": [f"h{i}" for i in ids], "ingested_at": [NOW] * len(ids),
-    }, schema_overrides={"year": pl.Int32})
+    frame = pl.DataFrame(
+        {
+            "item_id": list(ids),
+            "source": ["test"] * len(ids),
+            "title": [f"Title {i}" for i in ids],
+            "year": [1999] * len(ids),
+            "text": [f"a funny old movie number {i}" for i in ids],
+            "attributes": [json.dumps({"genres": ["comedy"]})] * len(ids),
+            "poster_sha256": [("0" * 64) if poster else None] * len(ids),
+            "content_hash": [f"h{i}" for i in ids],
+            "ingested_at": [NOW] * len(ids),
+        },
+        schema_overrides={"year": pl.Int32},
+    )
     features.upsert("items", frame, commit=commit, lake=lake)
 
 

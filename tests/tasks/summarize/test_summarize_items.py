@@ -12,8 +12,9 @@ from tasks.summarize.stage import SummarizeConfig
 
 from .conftest import Recording, write_items
 
-LENIENT = SummarizeConfig(max_new_tokens=5, item_checks=OutputChecks(min_chars=1, allow_unfinished=True,
-                                                                      max_repeat_share=1.0))
+LENIENT = SummarizeConfig(
+    max_new_tokens=5, item_checks=OutputChecks(min_chars=1, allow_unfinished=True, max_repeat_share=1.0)
+)
 
 
 def test_items_summarised_once_and_image_part_skipped(lake: str, tiny_lm_dir: Path) -> None:

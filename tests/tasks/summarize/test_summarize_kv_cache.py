@@ -32,28 +32,46 @@ def _reference(backend: LocalBackend, prompt: ChatPrompt, max_new_tokens: int) -
     """The full prompt through transformers' own ``generate``, one at a time, no stored state."""
     enc = backend.tokenizer(backend.render(prompt), return_tensors="pt", add_special_tokens=False)
     with torch.inference_mode():
-        out = backend.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, temperature=None,
-                                     top_p=None, top_k=None, pad_token_id=backend.tokenizer.pad_token_id)
+        out = backend.model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=backend.tokenizer.pad_token_id,
+        )
     return backend._decode(out[0, enc["input_ids"].shape[1] :]).text
 
 
 @pytest.mark.parametrize(("batch_size", "prefill_rows"), [(1, None), (4, None), (4, 4)])
-def test_reused_cache_gives_exactly_the_text_of_the_full_prompt(peaky_lm_dir: Path, batch_size: int,
-                                                                prefill_rows: int | None) -> None:
+def test_reused_cache_gives_exactly_the_text_of_the_full_prompt(
+    peaky_lm_dir: Path, batch_size: int, prefill_rows: int | None
+) -> None:
     backend = LocalBackend(peaky_lm_dir, batch_size=batch_size, prefill_rows=prefill_rows)
     assert isinstance(backend, CachingBackend)
     conversations, max_new = _conversations(5, 3), 12
     history: list[tuple[tuple[str, str], ...]] = [() for _ in conversations]
     for step in range(3):
-        prompts = [ChatPrompt(SYSTEM, turns[step], history=history[i], cache_as=f"c{i}/{step}",
-                              cache_from=f"c{i}/{step - 1}" if step else None)
-                   for i, turns in enumerate(conversations)]
+        prompts = [
+            ChatPrompt(
+                SYSTEM,
+                turns[step],
+                history=history[i],
+                cache_as=f"c{i}/{step}",
+                cache_from=f"c{i}/{step - 1}" if step else None,
+            )
+            for i, turns in enumerate(conversations)
+        ]
         ids = [_ids(backend, p) for p in prompts]
         full = sum(len(x) for x in ids)
         before = backend.prefilled_tokens, backend.reused_tokens, backend.prefix_tokens
         answers = backend.generate(prompts, max_new_tokens=max_new)
-        prefilled, reused, prefix = (backend.prefilled_tokens - before[0], backend.reused_tokens - before[1],
-                                     backend.prefix_tokens - before[2])
+        prefilled, reused, prefix = (
+            backend.prefilled_tokens - before[0],
+            backend.reused_tokens - before[1],
+            backend.prefix_tokens - before[2],
+        )
         if step:  # later steps compute only the previous answer's tail and the new message
             assert prefix == 0 and prefilled + reused == full
             assert reused > prefilled
@@ -94,8 +112,9 @@ def test_dropping_finished_rows_changes_no_answer(peaky_lm_dir: Path) -> None:
     stops = frozenset({int(backend.tokenizer.eos_token_id)})
     results = {}
     for compact in (True, False):
-        decoder = GreedyDecoder(backend.model, pad_id=int(backend.tokenizer.pad_token_id), stops=stops,
-                                prefill_rows=3, compact=compact)
+        decoder = GreedyDecoder(
+            backend.model, pad_id=int(backend.tokenizer.pad_token_id), stops=stops, prefill_rows=3, compact=compact
+        )
         logits, states = decoder.prefill(rows)
         results[compact] = decoder.decode(logits, states, [True] * len(rows), max_new_tokens=30)
     lengths = {len(d.tokens) for d in results[True]}

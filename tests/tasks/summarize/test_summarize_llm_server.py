@@ -32,8 +32,23 @@ def _free_port() -> int:
 def llama_server() -> Iterator[str]:
     pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
     port = _free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()), "--model_alias",
-               "smollm2", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--verbose", "false"]
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(smollm2_gguf()),
+        "--model_alias",
+        "smollm2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--verbose",
+        "false",
+    ]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -56,8 +71,13 @@ def llama_server() -> Iterator[str]:
 
 def test_chat_completions_from_llama_cpp(llama_server: str) -> None:
     backend = OpenAIBackend(OpenAIConfig(base_url=llama_server, model="smollm2", max_concurrency=2))
-    out = backend.generate([ChatPrompt("You are a helpful assistant.", "Describe the movie Toy Story in one sentence."),
-                            ChatPrompt("You are a helpful assistant.", "Name a funny movie.")], max_new_tokens=40)
+    out = backend.generate(
+        [
+            ChatPrompt("You are a helpful assistant.", "Describe the movie Toy Story in one sentence."),
+            ChatPrompt("You are a helpful assistant.", "Name a funny movie."),
+        ],
+        max_new_tokens=40,
+    )
     assert len(out) == 2 and all(g.text and g.new_tokens > 0 for g in out)
     short = backend.generate([ChatPrompt("You are a helpful assistant.", "Tell me a long story.")], max_new_tokens=5)
     assert short[0].finished is False  # finish_reason "length"
@@ -66,10 +86,14 @@ def test_chat_completions_from_llama_cpp(llama_server: str) -> None:
 def test_preference_summaries_through_the_server(
     llama_server: str, lake: str, dialogue_writer: Callable[..., None]
 ) -> None:
-    dialogue_writer("d1", [
-        ("seeker", "Hi! I love funny movies like @a and @b.", ["a", "b"]),
-        ("recommender", "Have you seen @c? It is a great comedy.", ["c"]),
-    ], {"a": True, "b": True})
+    dialogue_writer(
+        "d1",
+        [
+            ("seeker", "Hi! I love funny movies like @a and @b.", ["a", "b"]),
+            ("recommender", "Have you seen @c? It is a great comedy.", ["c"]),
+        ],
+        {"a": True, "b": True},
+    )
     backend = OpenAIBackend(OpenAIConfig(base_url=llama_server, model="smollm2"))
     summary = summarize_preferences(backend=backend, lake=lake, config=SummarizeConfig(max_new_tokens=64))
     assert summary.candidates == 1 and summary.written + summary.quarantined == 1

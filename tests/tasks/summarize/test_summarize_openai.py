@@ -77,8 +77,13 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "hold":
             time.sleep(0.1)
         finish = "length" if kind == "long" else "stop"
-        self._answer(200, {"choices": [{"message": {"role": "assistant", "content": f" echo {text} "},
-                                        "finish_reason": finish}], "usage": {"completion_tokens": 3}})
+        self._answer(
+            200,
+            {
+                "choices": [{"message": {"role": "assistant", "content": f" echo {text} "}, "finish_reason": finish}],
+                "usage": {"completion_tokens": 3},
+            },
+        )
 
 
 @pytest.fixture
@@ -92,8 +97,14 @@ def server() -> Iterator[_Server]:
 
 
 def _backend(srv: _Server, **options: object) -> OpenAIBackend:
-    config = OpenAIConfig(base_url=f"http://127.0.0.1:{srv.server_address[1]}/v1", model="m",
-                          backoff_base_s=0.01, backoff_max_s=0.05, timeout_s=5.0, **options)  # type: ignore[arg-type]
+    config = OpenAIConfig(
+        base_url=f"http://127.0.0.1:{srv.server_address[1]}/v1",
+        model="m",
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+        timeout_s=5.0,
+        **options,
+    )  # type: ignore[arg-type]
     return OpenAIBackend(config)
 
 
@@ -136,9 +147,7 @@ def test_concurrency_is_bounded(server: _Server) -> None:
     assert 1 < server.max_in_flight <= 3
 
 
-def test_api_key_from_the_environment_is_sent_but_never_shown(
-    server: _Server, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_api_key_from_the_environment_is_sent_but_never_shown(server: _Server, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MMCRS_TEST_KEY", "sk-very-secret")
     backend = _backend(server, api_key_env="MMCRS_TEST_KEY")
     _ask(backend, "ok:key")
@@ -157,13 +166,22 @@ def test_images_go_as_content_parts_only_to_a_multimodal_endpoint(server: _Serve
 
 
 def test_a_conversation_is_sent_whole_and_cache_hints_stay_local(server: _Server) -> None:
-    prompt = ChatPrompt("sys", "ok:third", history=(("first", "answer one"), ("second", "answer two")),
-                        cache_from="d1|a", cache_as="d1|b")
+    prompt = ChatPrompt(
+        "sys",
+        "ok:third",
+        history=(("first", "answer one"), ("second", "answer two")),
+        cache_from="d1|a",
+        cache_as="d1|b",
+    )
     [answer] = _backend(server).generate([prompt], max_new_tokens=8)
     assert answer.finished
     [body] = server.bodies
     assert body["messages"] == [
-        {"role": "system", "content": "sys"}, {"role": "user", "content": "first"},
-        {"role": "assistant", "content": "answer one"}, {"role": "user", "content": "second"},
-        {"role": "assistant", "content": "answer two"}, {"role": "user", "content": "ok:third"}]
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "answer one"},
+        {"role": "user", "content": "second"},
+        {"role": "assistant", "content": "answer two"},
+        {"role": "user", "content": "ok:third"},
+    ]
     assert "d1|a" not in json.dumps(body) and "d1|b" not in json.dumps(body)

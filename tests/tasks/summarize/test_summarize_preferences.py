@@ -52,8 +52,9 @@ def test_v1_one_row_per_recommendation_point_with_carry_over(
     later_steps = [(p, g) for p, g in backend.calls if "Summary so far: (none yet)" not in p.user]
     assert len(first_steps) == 2 and len(later_steps) == 1
     step2_prompt = later_steps[0][0].user
-    carried = next(g.text for p, g in backend.calls if "Title i1" in p.user and "Title i3" in p.user
-                   and "(none yet)" in p.user)
+    carried = next(
+        g.text for p, g in backend.calls if "Title i1" in p.user and "Title i3" in p.user and "(none yet)" in p.user
+    )
     assert f"Summary so far: {carried}\n" in step2_prompt  # step 2 carries step 1's answer
     assert rows.filter(pl.col("upto_turn") == 3)["summary"].item() == later_steps[0][1].text
     assert "- Title i1 (liked)" in first_steps[0] + first_steps[1]
@@ -80,8 +81,9 @@ def test_new_item_summary_changes_the_prompt_hash(
     summarize_preferences(backend=backend, lake=lake, config=CONFIG)
     from tasks.summarize.items import summarize_items
 
-    summarize_items(backend=backend, lake=lake, config=SummarizeConfig(max_new_tokens=4, item_checks=LENIENT),
-                    item_ids=["i1"])
+    summarize_items(
+        backend=backend, lake=lake, config=SummarizeConfig(max_new_tokens=4, item_checks=LENIENT), item_ids=["i1"]
+    )
     again = summarize_preferences(backend=backend, lake=lake, config=CONFIG)
     assert again.written == 2 and again.cached == 0  # both points had i1 in their history
     assert features.read("preference_summaries", lake=lake).collect().height == 4
@@ -171,8 +173,10 @@ def test_v2_a_chain_only_continues_its_own_dialogue(
     keys = {d: {k for k in stored if k and k.startswith(f"{d}|")} for d in ("d1", "d2")}
     assert len(keys["d1"]) == len(keys["d2"]) == 3 and keys["d1"].isdisjoint(keys["d2"])
     rows = features.read("preference_summaries", lake=lake).collect().sort("dialogue_id", "upto_turn")
-    assert rows.filter(pl.col("dialogue_id") == "d1")["summary"].to_list() == \
-        rows.filter(pl.col("dialogue_id") == "d2")["summary"].to_list()
+    assert (
+        rows.filter(pl.col("dialogue_id") == "d1")["summary"].to_list()
+        == rows.filter(pl.col("dialogue_id") == "d2")["summary"].to_list()
+    )
 
 
 class _Held(Recording):
@@ -182,8 +186,9 @@ class _Held(Recording):
         super().__init__(inner)
         self.held: list[int] = []
 
-    def generate(self, prompts: list[ChatPrompt], *, max_new_tokens: int, temperature: float = 0.0,
-                 seed: int | None = None) -> list[Generation]:
+    def generate(
+        self, prompts: list[ChatPrompt], *, max_new_tokens: int, temperature: float = 0.0, seed: int | None = None
+    ) -> list[Generation]:
         self.held.append(self.cached_states())
         return super().generate(prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
 

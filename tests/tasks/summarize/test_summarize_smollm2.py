@@ -31,12 +31,16 @@ def _english_sentence(text: str) -> bool:
 def test_smollm2_writes_english_preference_summaries(
     smollm2: LocalBackend, lake: str, dialogue_writer: Callable[..., None]
 ) -> None:
-    dialogue_writer("d1", [
-        ("seeker", "Hi! I love funny movies like @a and @b, anything with Jim Carrey.", ["a", "b"]),
-        ("recommender", "Have you seen @c? It is a great comedy.", ["c"]),
-        ("seeker", "Yes, loved it. Also scary ones like @d are fun.", ["d"]),
-        ("recommender", "Then try @e, a horror comedy.", ["e"]),
-    ], {"a": True, "b": True, "c": True, "d": True})
+    dialogue_writer(
+        "d1",
+        [
+            ("seeker", "Hi! I love funny movies like @a and @b, anything with Jim Carrey.", ["a", "b"]),
+            ("recommender", "Have you seen @c? It is a great comedy.", ["c"]),
+            ("seeker", "Yes, loved it. Also scary ones like @d are fun.", ["d"]),
+            ("recommender", "Then try @e, a horror comedy.", ["e"]),
+        ],
+        {"a": True, "b": True, "c": True, "d": True},
+    )
     summary = summarize_preferences(backend=smollm2, lake=lake, config=SummarizeConfig(max_new_tokens=64))
     assert summary.candidates == 2 and summary.generated >= 2
     rows = features.read("preference_summaries", lake=lake).collect()

