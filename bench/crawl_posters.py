@@ -5,7 +5,7 @@
 A loopback HTTP server in a separate process serves ``--posters`` distinct small PNG posters and adds
 ``--latency-ms`` of latency to every request. Contenders:
 - ``sequential``: one ``httpx.Client``, one GET after another (no validation, nothing stored);
-- ``crawl``: the crawl stage (``tasks.crawl_posters.crawl``) into an empty lake: bounded concurrent
+- ``crawl``: the crawl stage (``tasks.crawl.stage.crawl``) into an empty lake: bounded concurrent
   fetches, full Pillow decode of every poster, content-addressed blob store, Delta commits;
 - ``fetch_only``: the crawler's fetcher alone (``fetch_many``, same limits): no decode, no store, no commit;
   it shows how much of the crawl's time is HTTP client overhead;
@@ -35,7 +35,7 @@ import features
 from features import CommitInfo
 from tasks.crawl.config import CrawlConfig
 from tasks.crawl.fetch import fetch_many
-from tasks.crawl_posters import crawl
+from tasks.crawl.stage import crawl
 
 
 def _poster(i: int) -> bytes:

@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw
 
 import features
 from features import CommitInfo
-from tasks.crawl_posters import blob_store
+from tasks.crawl.stage import blob_store
 from tasks.embed.config import EmbedConfig
 from tasks.embed.stage import embed
 from training.encoders.clip import ClipEncoder

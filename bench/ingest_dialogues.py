@@ -4,7 +4,7 @@
 
 Measures, alternating the contenders in each repeat (the machine is shared and noisy, so ratios from
 one run are what counts):
-- ``mmcrs``: ``tasks.ingest_dialogues.ingest_dialogues`` into an empty lake (parse, validate, link, and
+- ``mmcrs``: ``tasks.ingest.dialogues.ingest_dialogues`` into an empty lake (parse, validate, link, and
   three Delta commits: items, turns, dialogues);
 - ``baseline``: json lines -> pandas (one row per message) -> one Parquet file, no validation;
 - ``no-op``: re-ingesting the same file into the now-full lake (must write nothing): once as a nightly
@@ -32,7 +32,7 @@ import polars as pl
 import features
 from tasks.demo.stage import find_redial
 from tasks.demo.synthetic import synthesize_dialogues
-from tasks.ingest_dialogues import ingest_dialogues
+from tasks.ingest.dialogues import ingest_dialogues
 
 
 def baseline(path: Path, out: Path) -> int:

@@ -56,7 +56,7 @@ print(json.dumps({"seconds": round(seconds, 2), "peak_rss_mib": peak // 1024, "e
 
 _GRAPHS = """
 import json, resource, sys, tempfile, time
-from tasks.ingest_dialogues import ingest_dialogues
+from tasks.ingest.dialogues import ingest_dialogues
 import features
 from training.turn_graphs import co_mention_edges, transition_edges
 lake = tempfile.mkdtemp()

@@ -49,7 +49,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from tasks.ingest_dialogues import ingest_dialogues
+from tasks.ingest.dialogues import ingest_dialogues
 from tasks.summarize.backends import ChatPrompt
 from tasks.summarize.backends.local import CPU_PREFILL_ROWS, LocalBackend, smollm2_gguf
 from tasks.summarize.history import Chunk, history_chunks, recommendation_points

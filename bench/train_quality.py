@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 import features
 from features import CommitInfo
-from tasks.ingest_dialogues import ingest_dialogues
+from tasks.ingest.dialogues import ingest_dialogues
 from training.baselines import evaluate_baselines
 from training.data import DataOptions, load_training_data
 from training.lm import LMSpec, load_lm

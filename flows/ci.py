@@ -15,8 +15,8 @@ from prefect import flow
 
 import features
 from flows.nightly import nightly_flow
-from tasks.dag import STAGE_NAMES
-from tasks.run_report import METRICS, metric_value
+from tasks.report.stage import METRICS, metric_value
+from tasks.stages import STAGE_NAMES
 from training.pipeline import DEFAULT_MODEL_NAME
 from training.registry import PromotionRule, models, promote, resolve
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.crawl_posters import crawl_task
+from tasks.crawl.stage import crawl_task
 
 
 @flow(name="crawl", log_prints=True)

@@ -7,9 +7,9 @@ from pathlib import Path
 from prefect import flow
 
 from flows.nightly import nightly_flow
-from tasks.dag import STAGE_NAMES
 from tasks.demo.server import DEFAULT_PORT, serve_directory
 from tasks.demo.stage import build_demo_inputs_task
+from tasks.stages import STAGE_NAMES
 
 DEMO_CLIP_MODEL = "random:mmcrs-tiny@0"
 # Small enough for about a minute or two on a laptop CPU: the real MiniLM cut to 2 layers, short contexts,

@@ -7,8 +7,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
 import features
-from tasks.ingest_catalog import ingest_catalog_task
-from tasks.ingest_dialogues import ingest_dialogues_task
+from tasks.ingest.catalog import ingest_catalog_task
+from tasks.ingest.dialogues import ingest_dialogues_task
 
 
 def summary_markdown(results: dict[str, dict[str, object]]) -> str:

@@ -24,7 +24,9 @@ from prefect.runtime import flow_run
 import features
 from features.lock import lake_lock
 from features.runs import now_utc
-from tasks.dag import (
+from tasks.report.stage import run_markdown
+from tasks.retry import is_transient
+from tasks.stages import (
     STAGE_NAMES,
     StageRecord,
     measure,
@@ -34,8 +36,6 @@ from tasks.dag import (
     stage_fingerprint,
     stage_spec,
 )
-from tasks.retry import is_transient
-from tasks.run_report import run_markdown
 
 TRANSIENT_CRAWL_REASONS = ("timeout", "HTTP 5", "HTTP 429", "connection", "connect")
 
@@ -112,7 +112,7 @@ def run_stage(
     """Run one stage (or skip it when nothing it depends on changed) and record it in ``pipeline_runs``.
 
     Args:
-        name: a stage of ``tasks.dag.STAGES``.
+        name: a stage of ``tasks.stages.STAGES``.
         params: keyword arguments of the stage's flow (besides ``lake``).
         lake: the lake.
         files: input files whose content is part of the stage's fingerprint (ingest).

@@ -8,13 +8,13 @@ from prefect import flow
 
 from flows.runners import TaskRunnerKind, check_task_runner, dask_task_runner
 from tasks.summarize.backends.factory import BackendSpec
-from tasks.summarize.prefect_tasks import (
+from tasks.summarize.stage import SummarizeConfig
+from tasks.summarize.task import (
     dialogue_sample_task,
     summarize_items_task,
     summarize_preferences_task,
     summarize_sharded,
 )
-from tasks.summarize.stage import SummarizeConfig
 
 
 @flow(name="summarize-sharded", log_prints=True)

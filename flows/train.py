@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.train import train_task
+from tasks.train.task import train_task
 from training.pipeline import DEFAULT_MODEL_NAME
 
 

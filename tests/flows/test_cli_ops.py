@@ -78,7 +78,7 @@ def test_run_on_a_busy_lake_exits_3(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("prefect_harness")
 def test_ci_retrain_passes_first_then_fails_a_candidate_that_is_not_better(tmp_path: Path) -> None:
     from tasks.demo.stage import build_demo_inputs
-    from tasks.ingest_catalog import ingest_catalog
+    from tasks.ingest.catalog import ingest_catalog
 
     lake, artifacts = tmp_path / "lake", tmp_path / "artifacts"
     inputs = build_demo_inputs(workdir=tmp_path / "demo", items=40, synthetic_dialogues=16, use_redial=False)

@@ -14,7 +14,7 @@ import pytest
 import features
 import flows.nightly as nightly
 from features import CommitInfo
-from tasks.dag import STAGE_NAMES, downstream_labels, stage_spec
+from tasks.stages import STAGE_NAMES, downstream_labels, stage_spec
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -17,7 +17,7 @@ from tasks.demo.catalog import (
     load_movielens_items,
     package_data_dir,
 )
-from tasks.titles import title_key
+from tasks.ingest.titles import title_key
 
 
 @pytest.fixture(scope="module")

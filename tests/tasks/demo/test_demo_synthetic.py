@@ -11,7 +11,7 @@ import pytest
 
 from tasks.demo.catalog import load_movielens_items, movielens_file
 from tasks.demo.synthetic import synthesize_dialogues
-from tasks.titles import split_title_year, title_key
+from tasks.ingest.titles import split_title_year, title_key
 
 _MENTION = re.compile(r"@(\d+)")
 _QUESTION_KEYS = {"suggested", "seen", "liked"}

@@ -13,7 +13,7 @@ from PIL import Image
 
 import features
 from features import CommitInfo
-from tasks.crawl_posters import blob_store
+from tasks.crawl.stage import blob_store
 from tasks.embed import stage
 from tasks.embed.config import EmbedConfig
 from tasks.embed.stage import embed

@@ -25,10 +25,10 @@ from prefect.runtime import flow_run, task_run
 import features
 from features import CommitInfo, Lake
 from features.runs import StageRun, file_sha256, now_utc, record_run, reusable_run
-from tasks.dialogues.inspired import InspiredFormatError, read_inspired
-from tasks.dialogues.linking import ItemLinker
-from tasks.dialogues.model import MARK_CLOSE, MARK_OPEN, Labels, RawDialogue, Rejected
-from tasks.dialogues.redial import read_redial
+from tasks.ingest.inspired import InspiredFormatError, read_inspired
+from tasks.ingest.linking import ItemLinker
+from tasks.ingest.records import MARK_CLOSE, MARK_OPEN, Labels, RawDialogue, Rejected
+from tasks.ingest.redial import read_redial
 from tasks.retry import retry_transient
 
 DialogueFormat = Literal["redial", "inspired"]

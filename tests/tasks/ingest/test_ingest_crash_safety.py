@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 import features
-import tasks.ingest_dialogues as ingest_module
+import tasks.ingest.dialogues as ingest_module
 
 
 def _write(path: Path, n: int) -> None:

@@ -1,6 +1,6 @@
-"""``mmcrs run``, ``mmcrs ci retrain``, ``mmcrs vacuum`` and ``mmcrs features pull``: the operators' commands.
+"""``mmcrs run``, ``mmcrs ci retrain``, ``mmcrs vacuum``, ``mmcrs report``: the operators' commands.
 
-Exit codes (``flows.cli_common``): 0 ok; 1 a stage failed / the candidate is worse than production; 2 an
+Exit codes (``flows.cli.app``): 0 ok; 1 a stage failed / the candidate is worse than production; 2 an
 error or unusable input; 3 the lake is busy with another pipeline run.
 """
 
@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import json
 import tomllib
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from flows.cli_common import EXIT_BUSY, EXIT_ERROR, EXIT_WORSE, LakeOpt, console, fail
+from flows.cli.app import EXIT_BUSY, EXIT_WORSE, LakeOpt, app, ci_app, console, fail
 
-ci_app = typer.Typer(no_args_is_help=True, help="Jobs for continuous integration.")
 TARGETS = ("nightly", "ingest", "crawl", "summarize", "embed", "graphs", "train")
 
 SettingsOpt = Annotated[
@@ -61,6 +59,7 @@ def print_stages(result: dict[str, object]) -> None:
         console.print(f"run report: {result['report']}")
 
 
+@app.command()
 def run(
     target: Annotated[str, typer.Argument(help=f"What to run: {' | '.join(TARGETS)}.")] = "nightly",
     dialogues: Annotated[Path | None, typer.Option(help="Dialogue file to ingest first.")] = None,
@@ -164,6 +163,7 @@ def ci_retrain(
         raise typer.Exit(code=EXIT_WORSE)
 
 
+@app.command()
 def vacuum(
     retain_hours: Annotated[float, typer.Option(help="Keep files removed less than this many hours ago.")] = 168.0,
     dry_run: Annotated[bool, typer.Option(help="List what would be deleted; delete nothing.")] = False,
@@ -189,33 +189,15 @@ def vacuum(
     console.print(table)
 
 
-def features_pull(
-    table: Annotated[str, typer.Argument(help="Table to pull.")],
-    version: Annotated[int | None, typer.Option(help="Delta version.")] = None,
-    as_of: Annotated[datetime | None, typer.Option("--as-of", help="The version current at this time (UTC).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Parquet file (default ./TABLE-vVERSION.parquet).")] = None,
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option(help="Report folder: report.md, report.html and PNGs.")] = Path("report"),
+    artifacts: Annotated[Path | None, typer.Option(help="Artifacts root (default ./artifacts).")] = None,
+    flow_run_id: Annotated[str | None, typer.Option(help="Only the stage runs of this flow run.")] = None,
     lake: LakeOpt = None,
 ) -> None:
-    """Pull one table at a version or point in time into a Parquet file (plus a .json sidecar naming it)."""
-    import features
+    """Write a run report: stage runs, quarantine, embedding maps, graph degrees, Recall@k vs baselines."""
+    from tasks.report import build_report
 
-    try:
-        pinned = features.resolve_version(table, version=version, as_of=as_of, lake=lake)
-        frame = features.read(table, version=pinned, lake=lake).collect()
-    except (features.LakeError, KeyError) as exc:
-        raise fail(str(exc)) from None
-    path = out or Path(f"{table}-v{pinned}.parquet")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(path)
-    sidecar = {
-        "table": table,
-        "version": pinned,
-        "rows": frame.height,
-        "lake": features.resolve_lake(lake).root,
-        "as_of": as_of.isoformat() if as_of else None,
-    }
-    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
-    console.print(f"pulled {table} v{pinned} ({frame.height} rows) to {path}")
-
-
-__all__ = ["EXIT_ERROR", "ci_app", "features_pull", "run", "vacuum"]
+    path = build_report(lake, out, artifacts_root=artifacts, flow_run_id=flow_run_id)
+    console.print(f"report written: {path} (and {path.with_suffix('.html')})")

@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from tasks.dialogues.model import RECOMMENDER, SEEKER, RawDialogue, RawTurn, Rejected, excerpt, mark
-from tasks.titles import split_title_year
+from tasks.ingest.records import RECOMMENDER, SEEKER, RawDialogue, RawTurn, Rejected, excerpt, mark
+from tasks.ingest.titles import split_title_year
 
 REQUIRED_COLUMNS = ("dialog_id", "speaker", "text", "movies")
 _ROLES = {"SEEKER": SEEKER, "RECOMMENDER": RECOMMENDER}

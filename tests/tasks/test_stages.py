@@ -10,7 +10,7 @@ import polars as pl
 import features
 from features import CommitInfo
 from flows.nightly import _retry_next_run
-from tasks.dag import quarantined_since, stage_spec
+from tasks.stages import quarantined_since, stage_spec
 
 
 def test_quarantine_is_counted_by_stage_label_reason_and_time(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from tasks.titles import split_title_year, title_key
+from tasks.ingest.titles import split_title_year, title_key
 
 MENTION_SOURCE_PREFIX = "mention:"
 

@@ -26,3 +26,14 @@ def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
     """Print ``message`` as an error and return the ``typer.Exit`` to raise."""
     err.print(f"[bold red]error:[/] {message}")
     return typer.Exit(code=code)
+
+
+DEFAULT_MODEL = "mmcrs-graph-prompt"
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmcrs: multimodal CRS feature pipeline.")
+features_app = typer.Typer(no_args_is_help=True, help="Inspect and pull versioned lake tables.")
+models_app = typer.Typer(no_args_is_help=True, help="Registered models: list, show, promote.")
+ci_app = typer.Typer(no_args_is_help=True, help="Jobs for continuous integration.")
+app.add_typer(features_app, name="features")
+app.add_typer(models_app, name="models")
+app.add_typer(ci_app, name="ci")

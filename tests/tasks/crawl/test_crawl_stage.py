@@ -18,7 +18,7 @@ from PIL import Image
 import features
 from features import CommitInfo
 from tasks.crawl.config import CrawlConfig
-from tasks.crawl_posters import blob_store, crawl
+from tasks.crawl.stage import blob_store, crawl
 
 
 class _Server:
@@ -159,7 +159,7 @@ def test_plot_pages_are_capped_at_max_text_bytes(server: _Server, tmp_path: Path
 def test_a_crawl_killed_half_way_keeps_its_chunks_and_the_rerun_fetches_only_the_rest(
     server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tasks.crawl_posters as stage
+    import tasks.crawl.stage as stage
 
     lake, base = tmp_path / "lake", server.base
     _items(

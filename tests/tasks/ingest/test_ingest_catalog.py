@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 import features
-from tasks.ingest_catalog import CatalogInputError, ingest_catalog
+from tasks.ingest.catalog import CatalogInputError, ingest_catalog
 
 CSV = """item_id,title,year,text,poster_url,genre
 m1,Heat,1995,A heist,http://x/1.jpg,crime

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tasks.dialogues.model import RECOMMENDER, SEEKER, Labels, RawDialogue, RawTurn, Rejected, excerpt, mark
+from tasks.ingest.records import RECOMMENDER, SEEKER, Labels, RawDialogue, RawTurn, Rejected, excerpt, mark
 
 _MENTION = re.compile(r"@(\d+)")
 _REQUIRED = ("conversationId", "messages", "initiatorWorkerId", "respondentWorkerId")

@@ -25,7 +25,7 @@ from prefect.runtime import flow_run
 
 import features
 from features import CommitInfo, Lake
-from tasks.crawl.blobs import BlobStore
+from features.blobs import BlobStore
 from tasks.crawl.config import CrawlConfig
 from tasks.crawl.fetch import FetchRequest, FetchResult, fetch_chunks
 from tasks.crawl.images import validate_image

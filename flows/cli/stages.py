@@ -1,27 +1,17 @@
-"""The ``mmcrs`` command line. Every command accepts ``--lake``; exit codes: 0 ok, 2 unusable input.
-
-Prefect is configured for offline ephemeral runs (``flows.env``) before anything imports it, so the
-flows run with no server to start and no network.
-"""
+"""``mmcrs`` stage commands: ingest, crawl, summarize, embed, graphs, train, and the demo."""
 
 from __future__ import annotations
 
-import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from flows import env
-from flows.cli_common import LakeOpt, console
-from flows.cli_common import fail as _fail
-from flows.cli_ops import ci_app, features_pull, print_stages, run, vacuum
+from flows.cli.app import DEFAULT_MODEL, LakeOpt, app, console
+from flows.cli.app import fail as _fail
+from flows.cli.ops import print_stages
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmcrs: multimodal CRS feature pipeline.")
-features_app = typer.Typer(no_args_is_help=True, help="Inspect and pull versioned lake tables.")
-app.add_typer(features_app, name="features")
 TaskRunnerOpt = Annotated[str, typer.Option(help="default (in this process) | dask (shards on Dask workers).")]
 DaskAddressOpt = Annotated[
     str | None, typer.Option(help="Dask scheduler (tcp://host:8786); default: a local cluster (--task-runner dask).")
@@ -53,7 +43,7 @@ def _print_counts(results: dict[str, dict[str, object]]) -> None:
 
 
 def _check_inputs(dialogues: Path | None, dialogue_format: str | None, catalog: Path | None) -> None:
-    from tasks.ingest_dialogues import DialogueInputError, detect_format
+    from tasks.ingest.dialogues import DialogueInputError, detect_format
 
     for path in (p for p in (dialogues, catalog) if p is not None):
         if not path.is_file():
@@ -84,8 +74,8 @@ def ingest(
     if len(mapping) != len(column or []):
         raise _fail("--column takes THEIRS=OURS")
     from flows.ingest import ingest_flow
-    from tasks.ingest_catalog import CatalogInputError
-    from tasks.ingest_dialogues import DialogueInputError
+    from tasks.ingest.catalog import CatalogInputError
+    from tasks.ingest.dialogues import DialogueInputError
 
     try:
         results = ingest_flow(
@@ -380,74 +370,6 @@ def demo(
     console.print(f'  python -c \'import features; print(features.read("turns", lake="{root}").collect())\'')
 
 
-@features_app.command("tables")
-def features_tables(lake: LakeOpt = None) -> None:
-    """List the lake's tables with version and row count."""
-    import features
-
-    frame = features.tables(lake)
-    table = Table(title=f"tables in {features.resolve_lake(lake).root}")
-    for column in ("table", "exists", "version", "rows", "keys", "description"):
-        table.add_column(column, overflow="fold")
-    for row in frame.iter_rows(named=True):
-        table.add_row(
-            *(
-                str("" if row[c] is None else row[c])
-                for c in ("table", "exists", "version", "rows", "keys", "description")
-            )
-        )
-    console.print(table)
-
-
-@features_app.command("history")
-def features_history(table: str, lake: LakeOpt = None) -> None:
-    """Versions of one table, newest first, with the stage and run that wrote each."""
-    import features
-
-    try:
-        frame = features.history(table, lake)
-    except features.LakeError as exc:
-        raise _fail(str(exc)) from None
-    out = Table(title=f"history of {table}")
-    columns = ("version", "timestamp", "operation", "stage", "flow_run_id", "input_versions")
-    for column in columns:
-        out.add_column(column, overflow="fold")
-    for row in frame.iter_rows(named=True):
-        out.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
-    console.print(out)
-
-
-@features_app.command("show")
-def features_show(
-    table: str,
-    version: Annotated[int | None, typer.Option(help="Delta version to read.")] = None,
-    as_of: Annotated[datetime | None, typer.Option("--as-of", help="Version current at this time (UTC).")] = None,
-    limit: Annotated[int, typer.Option(help="Rows to print.")] = 10,
-    out: Annotated[Path | None, typer.Option(help="Write the whole table (at that version) to a Parquet file.")] = None,
-    lake: LakeOpt = None,
-) -> None:
-    """Print (or pull to Parquet) a table at its latest version, a version, or a point in time."""
-    import polars as pl
-
-    import features
-
-    try:
-        frame = features.read(table, version=version, as_of=as_of, lake=lake)
-    except (features.LakeError, KeyError) as exc:
-        raise _fail(str(exc)) from None
-    if out is not None:
-        frame.sink_parquet(out)
-        console.print(f"wrote {out}")
-        return
-    with pl.Config(tbl_rows=limit, fmt_str_lengths=60, tbl_width_chars=160):
-        console.print(frame.head(limit).collect())
-
-
-models_app = typer.Typer(no_args_is_help=True, help="Registered models: list, show, promote.")
-app.add_typer(models_app, name="models")
-DEFAULT_MODEL = "mmcrs-graph-prompt"
-
-
 def _print_train(report: dict[str, object]) -> None:
     if "reused_run" in report:
         console.print(f"train: inputs and config unchanged since run {report['reused_run']}: nothing trained")
@@ -517,158 +439,3 @@ def train(
     _print_train(report)
     if fail_if_worse and not report["promoted"] and "reused_run" not in report:
         raise typer.Exit(code=1)
-
-
-@models_app.command("list")
-def models_list(lake: LakeOpt = None) -> None:
-    """Every registered model version with its alias and validation Recall@10."""
-    import json
-
-    from training.registry import models
-
-    table = Table(title="models")
-    for column in ("model", "version", "alias", "valid R@10", "test R@10 no-rep", "registered"):
-        table.add_column(column, overflow="fold")
-    for row in models(lake=lake).iter_rows(named=True):
-        m = json.loads(row["metrics"] or "{}")
-        table.add_row(
-            row["model_name"],
-            str(row["version"]),
-            row["alias"] or "",
-            f"{m['valid']['standard']['recall@10']:.4f}",
-            f"{m['test']['no_repeats']['recall@10']:.4f}",
-            str(row["registered_at"])[:16],
-        )
-    console.print(table)
-
-
-@models_app.command("show")
-def models_show(
-    ref: Annotated[str, typer.Argument(help="NAME[@VERSION_OR_ALIAS], default alias production.")],
-    lake: LakeOpt = None,
-) -> None:
-    """Print a model version's registry row and manifest summary."""
-    import json
-
-    from training.registry import resolve
-
-    name, _, which = ref.partition("@")
-    try:
-        row = resolve(name, which or "production", lake=lake)
-    except LookupError as exc:
-        raise _fail(str(exc)) from None
-    manifest_path = Path(row["artifact_uri"] or "") / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    console.print_json(
-        json.dumps(
-            {
-                "model_name": row["model_name"],
-                "version": row["version"],
-                "alias": row["alias"],
-                "artifact_uri": row["artifact_uri"],
-                "git_sha": row["git_sha"],
-                "input_versions": json.loads(row["input_versions"] or "{}"),
-                "metrics": json.loads(row["metrics"] or "{}"),
-                "split": manifest.get("split"),
-                "skipped": manifest.get("skipped"),
-                "files": manifest.get("files"),
-            },
-            default=str,
-        )
-    )
-
-
-@models_app.command("promote")
-def models_promote(
-    ref: Annotated[str, typer.Argument(help="NAME@VERSION to promote to production.")],
-    force: Annotated[bool, typer.Option(help="Promote even when it does not beat production.")] = False,
-    min_delta: Annotated[float, typer.Option(help="Required improvement of valid Recall@10.")] = 0.0,
-    lake: LakeOpt = None,
-) -> None:
-    """Promote a version to production if it beats the current one on valid Recall@10 (exit 1 if not)."""
-    from training.registry import PromotionRule, promote, resolve
-
-    name, _, which = ref.partition("@")
-    try:
-        version = int(resolve(name, which or "candidate", lake=lake)["version"])
-        outcome = promote(name, version, rule=PromotionRule(min_delta=min_delta), force=force, lake=lake)
-    except LookupError as exc:
-        raise _fail(str(exc)) from None
-    console.print(f"{name} v{version}: {'promoted' if outcome.promoted else 'not promoted'} ({outcome.reason})")
-    if not outcome.promoted:
-        raise typer.Exit(code=1)
-
-
-def _messages(dialogue: str) -> list[dict[str, str]]:
-    """A dialogue from a JSON file (list of {role, text}), a text file or a string; lines may start 'role:'."""
-    import json
-
-    path = Path(dialogue)
-    text = path.read_text() if len(dialogue) < 4096 and path.is_file() else dialogue
-    if text.lstrip().startswith("["):
-        return [{"role": str(m.get("role", "seeker")), "text": str(m["text"])} for m in json.loads(text)]
-    out = []
-    for line in filter(None, (raw.strip() for raw in text.splitlines())):
-        role, sep, rest = line.partition(":")
-        known = sep and role.strip() in ("seeker", "recommender")
-        out.append({"role": role.strip() if known else "seeker", "text": rest.strip() if known else line})
-    return out
-
-
-@app.command()
-def recommend(
-    model: Annotated[str, typer.Option(help="NAME[@VERSION_OR_ALIAS], default alias production.")] = DEFAULT_MODEL,
-    dialogue: Annotated[str, typer.Option(help="Dialogue: JSON/text file, or text; mention items as @<item_id>.")] = "",
-    top: Annotated[int, typer.Option(help="How many items.")] = 10,
-    lake: LakeOpt = None,
-) -> None:
-    """Recommend items for a dialogue with a registered model."""
-    from training.load import ArtifactError, load
-
-    messages = _messages(dialogue)
-    if not messages:
-        raise _fail("empty dialogue: pass --dialogue FILE_OR_TEXT")
-    name, _, which = model.partition("@")
-    try:
-        rec = load(name, which or "production", lake=lake)
-    except (LookupError, ArtifactError) as exc:
-        raise _fail(str(exc)) from None
-    table = Table(title=f"{rec.name} v{rec.version}")
-    for column in ("rank", "item_id", "title", "score"):
-        table.add_column(column)
-    for rank, (item, score) in enumerate(rec.recommend(messages, k=top), start=1):
-        table.add_row(str(rank), item, rec.titles.get(item, ""), f"{score:.4f}")
-    console.print(table)
-
-
-@app.command()
-def report(
-    out: Annotated[Path, typer.Option(help="Report folder: report.md, report.html and PNGs.")] = Path("report"),
-    artifacts: Annotated[Path | None, typer.Option(help="Artifacts root (default ./artifacts).")] = None,
-    flow_run_id: Annotated[str | None, typer.Option(help="Only the stage runs of this flow run.")] = None,
-    lake: LakeOpt = None,
-) -> None:
-    """Write a run report: stage runs, quarantine, embedding maps, graph degrees, Recall@k vs baselines."""
-    from tasks.report import build_report
-
-    path = build_report(lake, out, artifacts_root=artifacts, flow_run_id=flow_run_id)
-    console.print(f"report written: {path} (and {path.with_suffix('.html')})")
-
-
-app.command("run")(run)
-app.command("vacuum")(vacuum)
-app.add_typer(ci_app, name="ci")
-features_app.command("pull")(features_pull)
-
-
-def main() -> None:
-    """Console entry point."""
-    env.configure()
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.crawl import blobs
-from tasks.crawl.blobs import BlobStore
+from features import blobs
+from features.blobs import BlobStore
 
 DATA = b"poster bytes"
 SHA = hashlib.sha256(DATA).hexdigest()

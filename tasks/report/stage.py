@@ -10,7 +10,7 @@ import polars as pl
 
 import features
 from features import Lake
-from tasks.dag import StageRecord
+from tasks.stages import StageRecord
 
 METRICS = (
     ("valid", "standard", "recall@10"),

@@ -1,0 +1,107 @@
+"""``mmcrs features tables|history|show|pull``: the researchers' view of the lake."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from flows.cli.app import LakeOpt, console, features_app
+from flows.cli.app import fail as _fail
+
+
+@features_app.command("tables")
+def features_tables(lake: LakeOpt = None) -> None:
+    """List the lake's tables with version and row count."""
+    import features
+
+    frame = features.tables(lake)
+    table = Table(title=f"tables in {features.resolve_lake(lake).root}")
+    for column in ("table", "exists", "version", "rows", "keys", "description"):
+        table.add_column(column, overflow="fold")
+    for row in frame.iter_rows(named=True):
+        table.add_row(
+            *(
+                str("" if row[c] is None else row[c])
+                for c in ("table", "exists", "version", "rows", "keys", "description")
+            )
+        )
+    console.print(table)
+
+
+@features_app.command("history")
+def features_history(table: str, lake: LakeOpt = None) -> None:
+    """Versions of one table, newest first, with the stage and run that wrote each."""
+    import features
+
+    try:
+        frame = features.history(table, lake)
+    except features.LakeError as exc:
+        raise _fail(str(exc)) from None
+    out = Table(title=f"history of {table}")
+    columns = ("version", "timestamp", "operation", "stage", "flow_run_id", "input_versions")
+    for column in columns:
+        out.add_column(column, overflow="fold")
+    for row in frame.iter_rows(named=True):
+        out.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+    console.print(out)
+
+
+@features_app.command("show")
+def features_show(
+    table: str,
+    version: Annotated[int | None, typer.Option(help="Delta version to read.")] = None,
+    as_of: Annotated[datetime | None, typer.Option("--as-of", help="Version current at this time (UTC).")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to print.")] = 10,
+    out: Annotated[Path | None, typer.Option(help="Write the whole table (at that version) to a Parquet file.")] = None,
+    lake: LakeOpt = None,
+) -> None:
+    """Print (or pull to Parquet) a table at its latest version, a version, or a point in time."""
+    import polars as pl
+
+    import features
+
+    try:
+        frame = features.read(table, version=version, as_of=as_of, lake=lake)
+    except (features.LakeError, KeyError) as exc:
+        raise _fail(str(exc)) from None
+    if out is not None:
+        frame.sink_parquet(out)
+        console.print(f"wrote {out}")
+        return
+    with pl.Config(tbl_rows=limit, fmt_str_lengths=60, tbl_width_chars=160):
+        console.print(frame.head(limit).collect())
+
+
+@features_app.command("pull")
+def features_pull(
+    table: Annotated[str, typer.Argument(help="Table to pull.")],
+    version: Annotated[int | None, typer.Option(help="Delta version.")] = None,
+    as_of: Annotated[datetime | None, typer.Option("--as-of", help="The version current at this time (UTC).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Parquet file (default ./TABLE-vVERSION.parquet).")] = None,
+    lake: LakeOpt = None,
+) -> None:
+    """Pull one table at a version or point in time into a Parquet file (plus a .json sidecar naming it)."""
+    import features
+
+    try:
+        pinned = features.resolve_version(table, version=version, as_of=as_of, lake=lake)
+        frame = features.read(table, version=pinned, lake=lake).collect()
+    except (features.LakeError, KeyError) as exc:
+        raise _fail(str(exc)) from None
+    path = out or Path(f"{table}-v{pinned}.parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(path)
+    sidecar = {
+        "table": table,
+        "version": pinned,
+        "rows": frame.height,
+        "lake": features.resolve_lake(lake).root,
+        "as_of": as_of.isoformat() if as_of else None,
+    }
+    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
+    console.print(f"pulled {table} v{pinned} ({frame.height} rows) to {path}")

@@ -1,0 +1,134 @@
+"""``mmcrs models list|show|promote`` and ``mmcrs recommend``: the registered models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from flows.cli.app import DEFAULT_MODEL, LakeOpt, app, console, models_app
+from flows.cli.app import fail as _fail
+
+
+@models_app.command("list")
+def models_list(lake: LakeOpt = None) -> None:
+    """Every registered model version with its alias and validation Recall@10."""
+    import json
+
+    from training.registry import models
+
+    table = Table(title="models")
+    for column in ("model", "version", "alias", "valid R@10", "test R@10 no-rep", "registered"):
+        table.add_column(column, overflow="fold")
+    for row in models(lake=lake).iter_rows(named=True):
+        m = json.loads(row["metrics"] or "{}")
+        table.add_row(
+            row["model_name"],
+            str(row["version"]),
+            row["alias"] or "",
+            f"{m['valid']['standard']['recall@10']:.4f}",
+            f"{m['test']['no_repeats']['recall@10']:.4f}",
+            str(row["registered_at"])[:16],
+        )
+    console.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    ref: Annotated[str, typer.Argument(help="NAME[@VERSION_OR_ALIAS], default alias production.")],
+    lake: LakeOpt = None,
+) -> None:
+    """Print a model version's registry row and manifest summary."""
+    import json
+
+    from training.registry import resolve
+
+    name, _, which = ref.partition("@")
+    try:
+        row = resolve(name, which or "production", lake=lake)
+    except LookupError as exc:
+        raise _fail(str(exc)) from None
+    manifest_path = Path(row["artifact_uri"] or "") / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    console.print_json(
+        json.dumps(
+            {
+                "model_name": row["model_name"],
+                "version": row["version"],
+                "alias": row["alias"],
+                "artifact_uri": row["artifact_uri"],
+                "git_sha": row["git_sha"],
+                "input_versions": json.loads(row["input_versions"] or "{}"),
+                "metrics": json.loads(row["metrics"] or "{}"),
+                "split": manifest.get("split"),
+                "skipped": manifest.get("skipped"),
+                "files": manifest.get("files"),
+            },
+            default=str,
+        )
+    )
+
+
+@models_app.command("promote")
+def models_promote(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION to promote to production.")],
+    force: Annotated[bool, typer.Option(help="Promote even when it does not beat production.")] = False,
+    min_delta: Annotated[float, typer.Option(help="Required improvement of valid Recall@10.")] = 0.0,
+    lake: LakeOpt = None,
+) -> None:
+    """Promote a version to production if it beats the current one on valid Recall@10 (exit 1 if not)."""
+    from training.registry import PromotionRule, promote, resolve
+
+    name, _, which = ref.partition("@")
+    try:
+        version = int(resolve(name, which or "candidate", lake=lake)["version"])
+        outcome = promote(name, version, rule=PromotionRule(min_delta=min_delta), force=force, lake=lake)
+    except LookupError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"{name} v{version}: {'promoted' if outcome.promoted else 'not promoted'} ({outcome.reason})")
+    if not outcome.promoted:
+        raise typer.Exit(code=1)
+
+
+def _messages(dialogue: str) -> list[dict[str, str]]:
+    """A dialogue from a JSON file (list of {role, text}), a text file or a string; lines may start 'role:'."""
+    import json
+
+    path = Path(dialogue)
+    text = path.read_text() if len(dialogue) < 4096 and path.is_file() else dialogue
+    if text.lstrip().startswith("["):
+        return [{"role": str(m.get("role", "seeker")), "text": str(m["text"])} for m in json.loads(text)]
+    out = []
+    for line in filter(None, (raw.strip() for raw in text.splitlines())):
+        role, sep, rest = line.partition(":")
+        known = sep and role.strip() in ("seeker", "recommender")
+        out.append({"role": role.strip() if known else "seeker", "text": rest.strip() if known else line})
+    return out
+
+
+@app.command()
+def recommend(
+    model: Annotated[str, typer.Option(help="NAME[@VERSION_OR_ALIAS], default alias production.")] = DEFAULT_MODEL,
+    dialogue: Annotated[str, typer.Option(help="Dialogue: JSON/text file, or text; mention items as @<item_id>.")] = "",
+    top: Annotated[int, typer.Option(help="How many items.")] = 10,
+    lake: LakeOpt = None,
+) -> None:
+    """Recommend items for a dialogue with a registered model."""
+    from training.load import ArtifactError, load
+
+    messages = _messages(dialogue)
+    if not messages:
+        raise _fail("empty dialogue: pass --dialogue FILE_OR_TEXT")
+    name, _, which = model.partition("@")
+    try:
+        rec = load(name, which or "production", lake=lake)
+    except (LookupError, ArtifactError) as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title=f"{rec.name} v{rec.version}")
+    for column in ("rank", "item_id", "title", "score"):
+        table.add_column(column)
+    for rank, (item, score) in enumerate(rec.recommend(messages, k=top), start=1):
+        table.add_row(str(rank), item, rec.titles.get(item, ""), f"{score:.4f}")
+    console.print(table)

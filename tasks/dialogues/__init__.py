@@ -1,1 +1,0 @@
-"""Dialogue sources: readers that turn raw files into source-neutral dialogues, and item linking."""

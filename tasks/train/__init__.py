@@ -1,0 +1,1 @@
+"""The train stage: train, evaluate, export and register a graph-prompt recommender from the lake."""
