@@ -14,9 +14,10 @@ from typing import Any
 from prefect import flow
 
 import features
-from flows.nightly import nightly_flow
+from flows.nightly import PipelineResult, nightly_flow
 from tasks.report.stage import METRICS, metric_value
-from tasks.stages import STAGE_NAMES
+from tasks.stages import stage_names
+from tasks.train.task import TrainSummary
 from training.pipeline import DEFAULT_MODEL_NAME
 from training.registry import PromotionRule, models, promote, resolve
 
@@ -74,6 +75,14 @@ def judge(
     )
 
 
+@dataclass(frozen=True)
+class RetrainResult:
+    """The pipeline run and the candidate's verdict."""
+
+    run: PipelineResult
+    verdict: Verdict
+
+
 @flow(name="ci-retrain", log_prints=True)
 def ci_retrain_flow(
     dialogues: str,
@@ -85,16 +94,16 @@ def ci_retrain_flow(
     promote_if_better: bool = False,
     artifacts_root: str | None = None,
     stages: list[str] | None = None,
-) -> dict[str, object]:
+) -> RetrainResult:
     """Ingest ``dialogues``, run every stage after ingest (or ``stages``; train without auto-promotion), then
     judge the newest model against production.
 
     Returns:
-        ``{"run": the nightly result, "verdict": Verdict.to_dict()}``.
+        The run and the verdict.
     """
     given = {k: dict(v) for k, v in (settings or {}).items()}
     given["train"] = given.get("train", {}) | {"auto_promote": False, "model_name": model_name}
-    chosen = ["ingest", *[s for s in (stages or STAGE_NAMES) if s != "ingest"]]
+    chosen = ["ingest", *[s for s in (stages or stage_names()) if s != "ingest"]]
     if "train" not in chosen:
         raise ValueError("ci retrain needs the train stage")
     run = nightly_flow(
@@ -105,9 +114,9 @@ def ci_retrain_flow(
         artifacts_root=artifacts_root,
         stages=chosen,
     )
-    train = run["results"].get("train") or {}  # type: ignore[union-attr]
-    if "version" in train:
-        candidate = int(train["version"])
+    trained = run.results.get("train")
+    if isinstance(trained, TrainSummary):
+        candidate = trained.version
     else:  # nothing new since the last training: judge the newest version again
         versions = models(lake=lake, model_name=model_name)
         if versions.is_empty():
@@ -118,4 +127,4 @@ def ci_retrain_flow(
     if promote_if_better and verdict.passed and verdict.production != verdict.candidate:
         outcome = promote(model_name, verdict.candidate, rule=rule, lake=lake)
         verdict = Verdict(**{**verdict.__dict__, "promoted": outcome.promoted})
-    return {"run": run, "verdict": verdict.to_dict()}
+    return RetrainResult(run, verdict)

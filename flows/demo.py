@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow
 
-from flows.nightly import nightly_flow
+from flows.nightly import PipelineResult, nightly_flow
 from tasks.demo.server import DEFAULT_PORT, serve_directory
-from tasks.demo.stage import build_demo_inputs_task
-from tasks.stages import STAGE_NAMES
+from tasks.demo.task import build_demo_inputs_task
+from tasks.stages import stage_names
 
 DEMO_CLIP_MODEL = "random:mmcrs-tiny@0"
 # Small enough for about a minute or two on a laptop CPU: the real MiniLM cut to 2 layers, short contexts,
@@ -23,6 +24,14 @@ DEMO_TRAIN_CONFIG: dict[str, object] = {
     "max_eval_samples": 128,
     "patience": 1,
 }
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """The demo's inputs (catalog and dialogue files, counts) and the pipeline run on them."""
+
+    inputs: dict[str, str]
+    run: PipelineResult
 
 
 @flow(name="demo", log_prints=True)
@@ -41,7 +50,7 @@ def demo_flow(
     artifacts_root: str | None = None,
     lock_wait_s: float = 0.0,
     force: bool = False,
-) -> dict[str, object]:
+) -> DemoResult:
     """Demo catalog (MovieLens-100K + CC0 movie database, rendered posters served from 127.0.0.1),
     dialogues, then the nightly DAG (ingest -> crawl -> summarize -> embed -> graphs -> train) on them.
 
@@ -56,7 +65,7 @@ def demo_flow(
         "embed": {"clip_model": clip_model},
         "train": {"config": DEMO_TRAIN_CONFIG | (train_config or {})},
     }
-    stages = [s for s in STAGE_NAMES if (s != "summarize" or summarize_dialogues > 0) and (s != "train" or train)]
+    stages = [s for s in stage_names() if (s != "summarize" or summarize_dialogues > 0) and (s != "train" or train)]
     with serve_directory(Path(workdir) / "posters", port=poster_port) as base_url:
         inputs = build_demo_inputs_task(workdir, items, synthetic_dialogues, use_redial, base_url)
         run = nightly_flow(
@@ -70,4 +79,4 @@ def demo_flow(
             lock_wait_s=lock_wait_s,
             force=force,
         )
-    return {"inputs": inputs, **run}
+    return DemoResult(inputs, run)

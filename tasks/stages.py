@@ -1,6 +1,12 @@
-"""The stages of the nightly DAG as data: what each reads and writes, when it may skip, what it did.
+"""The stage registry: every stage of the pipeline declared once, and the bookkeeping of a stage run.
 
-A stage is skipped when a successful run of it had the same fingerprint (its parameters, its input files
+A ``StageSpec`` names what a stage is: its entry (a function of ``tasks/<stage>/task.py``, imported only
+when the stage runs), its settings type (validated before anything runs), its summary type, the tables it
+reads and writes, the labels its commits carry, whether it wants a GPU, and its retry policy. The nightly
+runner, ``mmcrs run`` and the per-stage CLI commands, the skip rule and the run report all read the
+registry; adding a stage is one ``StageSpec`` (plus its package), registered here or with ``register``.
+
+A stage is skipped when a successful run of it had the same fingerprint (its settings, its input files
 and the code version) and none of the tables it reads or writes changed since — except by commits of the
 stages after it, which cannot change its result (the crawl writing ``items.poster_sha256`` does not make
 the ingest stale). Every stage run, skipped or not, is one ``pipeline_runs`` row: versions in and out,
@@ -9,12 +15,15 @@ rows read and written, quarantined records by reason, duration and status.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -22,83 +31,225 @@ import features
 from features import Lake
 from features.read import history, row_count
 from features.runs import StageRun, file_sha256, record_runs, reusable_run
+from tasks.crawl.config import CrawlSettings
+from tasks.embed.config import EmbedSettings
+from tasks.graphs.config import GraphsSettings
+from tasks.ingest.config import IngestSettings
+from tasks.settings import StageSettings
+from tasks.summarize.config import SummarizeSettings
+from tasks.summary import StageSummary
+from tasks.train.config import TrainSettings
+
+TRANSIENT = (TimeoutError, ConnectionError, OSError)
+PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, ValueError, KeyError, TypeError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors worth retrying (timeouts, connection resets, I/O hiccups, CUDA OOM), never bad data."""
+    if isinstance(exc, PERMANENT):
+        return False
+    if isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower():
+        return True
+    return isinstance(exc, TRANSIENT)
+
+
+def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """A Prefect ``retry_condition_fn``: retry only when the task failed on a transient error."""
+    exc = state.result(raise_on_failure=False)
+    return isinstance(exc, BaseException) and is_transient(exc)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a stage is retried on transient errors: ``retries`` extra attempts, waiting ``delay_s``, then
+    twice that, and so on (Prefect's own task retries)."""
+
+    retries: int = 2
+    delay_s: float = 10.0
+
+    def delays(self) -> list[float]:
+        """The wait before each retry."""
+        return [self.delay_s * 2**i for i in range(self.retries)]
 
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One DAG stage.
+    """One stage of the DAG.
 
     Attributes:
-        name: stage name (``pipeline_runs.stage``).
+        name: stage name (``pipeline_runs.stage``, ``mmcrs run <name>``, the settings section).
+        entry: ``module:function`` of its Prefect face (or the function itself), called as
+            ``entry(settings, context)`` and returning its summary; imported only when the stage runs (a no-op
+            night imports no torch).
+        settings: its settings type (a ``StageSettings`` dataclass).
         reads: tables the stage reads.
         writes: tables the stage writes (``quarantine`` left out: every stage appends to it).
         labels: the ``stage`` values its commits and quarantine rows carry.
-        gpu: True when the stage benefits from a GPU (tagged for tag-based concurrency limits).
+        gpu: True when the stage benefits from a GPU (tagged ``gpu`` for tag-based concurrency limits).
+        retry: its retry policy on transient errors.
+        input_files: settings fields naming input files; their bytes are part of the fingerprint, and a
+            stage with input files but none given is skipped ("no input files given").
+        summary: ``module:Class`` of the summary its entry returns.
     """
 
     name: str
+    entry: str | Callable[..., StageSummary]
+    settings: type[StageSettings]
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     labels: tuple[str, ...]
+    summary: str = "tasks.summary:StageSummary"
     gpu: bool = False
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    input_files: tuple[str, ...] = ()
 
     @property
     def watched(self) -> list[str]:
         """Tables whose change makes the stage stale."""
         return sorted(set(self.reads) | set(self.writes))
 
+    def load_entry(self) -> Callable[..., StageSummary]:
+        """The entry function (imports its module now)."""
+        return self.entry if callable(self.entry) else _load(self.entry)
 
-STAGES: tuple[StageSpec, ...] = (
+    def summary_type(self) -> type[StageSummary]:
+        """The summary class (imports its module now)."""
+        return _load(self.summary)
+
+    def parse_settings(self, values: Mapping[str, object] | None) -> StageSettings:
+        """Validated settings; raises ``ValueError`` naming an unknown key or a wrong type."""
+        return self.settings.from_dict(values, stage=self.name)
+
+    def missing_inputs(self, settings: StageSettings) -> bool:
+        """True when the stage takes input files and none is given."""
+        return bool(self.input_files) and not any(getattr(settings, f) for f in self.input_files)
+
+
+def _load(ref: str) -> Any:
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+_STAGES: list[StageSpec] = [
     StageSpec(
-        "ingest", reads=(), writes=("items", "dialogues", "turns"), labels=("ingest_catalog", "ingest_dialogues")
+        "ingest",
+        entry="tasks.ingest.task:run",
+        settings=IngestSettings,
+        reads=(),
+        writes=("items", "dialogues", "turns"),
+        labels=("ingest_catalog", "ingest_dialogues"),
+        summary="tasks.ingest.task:IngestSummary",
+        input_files=("catalog", "dialogues"),
     ),
-    StageSpec("crawl", reads=("items",), writes=("items", "poster_blobs", "poster_fetches"), labels=("crawl",)),
+    StageSpec(
+        "crawl",
+        entry="tasks.crawl.task:run",
+        settings=CrawlSettings,
+        reads=("items",),
+        writes=("items", "poster_blobs", "poster_fetches"),
+        labels=("crawl",),
+        summary="tasks.crawl.stage:CrawlSummary",
+    ),
     # Summaries come before embedding: the ``summary`` modality embeds them.
     StageSpec(
         "summarize",
+        entry="tasks.summarize.task:run",
+        settings=SummarizeSettings,
         reads=("items", "dialogues", "turns"),
         writes=("item_summaries", "preference_summaries"),
         labels=("summarize",),
+        summary="tasks.summarize.task:SummarizeStageSummary",
         gpu=True,
     ),
     StageSpec(
         "embed",
+        entry="tasks.embed.task:run",
+        settings=EmbedSettings,
         reads=("items", "poster_blobs", "item_summaries"),
         writes=("item_embeddings",),
         labels=("embed",),
+        summary="tasks.embed.stage:EmbedSummary",
         gpu=True,
     ),
-    StageSpec("graphs", reads=("item_embeddings", "turns"), writes=("item_graph_edges",), labels=("graphs",)),
+    StageSpec(
+        "graphs",
+        entry="tasks.graphs.task:run",
+        settings=GraphsSettings,
+        reads=("item_embeddings", "turns"),
+        writes=("item_graph_edges",),
+        labels=("graphs",),
+        summary="tasks.graphs.stage:GraphsSummary",
+    ),
     StageSpec(
         "train",
+        entry="tasks.train.task:run",
+        settings=TrainSettings,
         reads=("turns", "items", "item_graph_edges", "item_embeddings", "preference_summaries"),
         writes=("model_registry",),
         labels=("train",),
+        summary="tasks.train.task:TrainSummary",
         gpu=True,
     ),
-)
-STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
+]
+
+
+def stages() -> tuple[StageSpec, ...]:
+    """Every registered stage, in DAG order."""
+    return tuple(_STAGES)
+
+
+def stage_names() -> tuple[str, ...]:
+    """The registered stages' names, in DAG order."""
+    return tuple(s.name for s in _STAGES)
 
 
 def stage_spec(name: str) -> StageSpec:
     """The spec of a stage; raises ``ValueError`` naming the known stages."""
-    for spec in STAGES:
+    for spec in _STAGES:
         if spec.name == name:
             return spec
-    raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGE_NAMES)}")
+    raise ValueError(f"unknown stage {name!r}; stages: {', '.join(stage_names())}")
+
+
+@contextlib.contextmanager
+def register(spec: StageSpec, *, after: str | None = None) -> Iterator[StageSpec]:
+    """Add a stage to the registry (after ``after``, default last) for the duration of a ``with`` block."""
+    if spec.name in stage_names():
+        raise ValueError(f"stage {spec.name!r} is registered already")
+    position = stage_names().index(after) + 1 if after else len(_STAGES)
+    _STAGES.insert(position, spec)
+    try:
+        yield spec
+    finally:
+        _STAGES.remove(spec)
+
+
+def parse_settings(given: Mapping[str, Mapping[str, object]] | None) -> dict[str, StageSettings]:
+    """Every stage's validated settings from ``{stage: {key: value}}``; raises ``ValueError`` on an unknown
+    stage, key or type, before anything runs."""
+    given = dict(given or {})
+    unknown = set(given) - set(stage_names())
+    if unknown:
+        raise ValueError(f"settings for unknown stages {sorted(unknown)}; stages: {', '.join(stage_names())}")
+    for name, values in given.items():
+        if not isinstance(values, Mapping):
+            raise ValueError(f"settings of stage {name} must be a table of parameters, got {values!r}")
+    return {spec.name: spec.parse_settings(given.get(spec.name)) for spec in _STAGES}
 
 
 def downstream_labels(name: str) -> set[str]:
     """Commit labels of every stage after ``name``: their commits never make ``name`` stale."""
-    names = list(STAGE_NAMES)
-    return {label for spec in STAGES[names.index(name) + 1 :] for label in spec.labels}
+    names = stage_names()
+    return {label for spec in _STAGES[names.index(name) + 1 :] for label in spec.labels}
 
 
-def stage_fingerprint(name: str, params: Mapping[str, object], files: Mapping[str, str | None] | None = None) -> str:
-    """Hash of a stage's parameters, the content of its input files and the code version."""
-    hashed = {k: (file_sha256(Path(v)) if v and Path(v).is_file() else v) for k, v in (files or {}).items()}
+def stage_fingerprint(spec: StageSpec, settings: StageSettings) -> str:
+    """Hash of a stage's given settings, the content of its input files and the code version."""
+    files = {f: getattr(settings, f) for f in spec.input_files}
+    hashed = {k: (file_sha256(Path(v)) if v and Path(v).is_file() else v) for k, v in files.items()}
+    params = {k: v for k, v in settings.given().items() if k not in files}
     return features.config_hash(
-        {"stage": name, "params": dict(params), "files": hashed, "code": features.code_version()}
+        {"stage": spec.name, "params": params, "files": hashed, "code": features.code_version()}
     )
 
 
@@ -166,7 +317,7 @@ class StageRecord:
     reason: str = ""
     attempts: int = 1
     retry_next_run: bool = False
-    summary: object = None
+    summary: StageSummary | None = None
 
     def counts(self) -> dict[str, object]:
         """The ``pipeline_runs.counts`` JSON."""
@@ -179,7 +330,7 @@ class StageRecord:
             "reason": self.reason,
             "attempts": self.attempts,
             "retry_next_run": self.retry_next_run,
-            "summary": _compact(self.summary),
+            "summary": _compact(None if self.summary is None else self.summary.to_dict()),
         }
 
 

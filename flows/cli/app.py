@@ -6,10 +6,17 @@ refused, a stage failed); 2 unusable input or an error; 3 the lake is busy with 
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from flows.nightly import PipelineResult
+    from tasks.summary import StageSummary
 
 EXIT_OK, EXIT_WORSE, EXIT_ERROR, EXIT_BUSY = 0, 1, 2, 3
 
@@ -28,7 +35,7 @@ def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
     return typer.Exit(code=code)
 
 
-DEFAULT_MODEL = "mmcrs-graph-prompt"
+ArtifactsOpt = Annotated[Path | None, typer.Option(help="Model artifacts root (default ./artifacts).")]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmcrs: multimodal CRS feature pipeline.")
 features_app = typer.Typer(no_args_is_help=True, help="Inspect and pull versioned lake tables.")
@@ -37,3 +44,99 @@ ci_app = typer.Typer(no_args_is_help=True, help="Jobs for continuous integration
 app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
 app.add_typer(ci_app, name="ci")
+
+
+def print_summary(summary: StageSummary) -> None:
+    """A stage's summary as the terminal shows it: its rows as a table, then its notes."""
+    rows = summary.rows()
+    if rows:
+        table = Table(title=summary.title)
+        for i, column in enumerate(rows[0]):
+            table.add_column(column, justify="left" if i == 0 or isinstance(rows[0][column], str) else "right")
+        for row in rows:
+            table.add_row(*(_cell(v) for v in row.values()))
+        console.print(table)
+    for line in summary.notes():
+        console.print(f"  {line}")
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1 else f"{value:.1f}"
+    return "" if value is None else str(value)
+
+
+def print_stages(result: PipelineResult) -> None:
+    """The run's stage table, quarantine reasons per stage, and the report's path."""
+    table = Table(title="pipeline run")
+    for column in ("stage", "status", "rows in", "rows out", "quarantined", "note"):
+        justify = "right" if column.startswith(("rows", "quar")) else "left"
+        table.add_column(column, justify=justify, overflow="fold")
+    stages = result.stages
+    for name, s in stages.items():
+        table.add_row(
+            name, str(s["status"]), str(s["rows_in"]), str(s["rows_out"]), str(s["quarantined"]), str(s["reason"])
+        )
+    console.print(table)
+    for name, s in stages.items():
+        for reason, count in sorted((s.get("quarantined_by_reason") or {}).items()):  # type: ignore[union-attr]
+            console.print(f"  quarantined ({name}): {reason}: {count}")
+    if result.report:
+        console.print(f"run report: {result.report}")
+
+
+def run_pipeline(
+    *,
+    lake: str | None,
+    stages: list[str] | None,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    force: bool = False,
+    artifacts: Path | None = None,
+    wait: float = 0.0,
+    report: bool = True,
+    **ingest: str | None,
+) -> PipelineResult:
+    """Run stages through the one runner (lake lock, skip rule, ``pipeline_runs``) with the CLI's error contract:
+    bad settings or input exit 2, a busy lake exits 3, a failed stage exits 1."""
+    from features import LakeError
+    from features.lock import LakeBusyError
+    from flows.nightly import nightly_flow, stage_settings
+
+    try:
+        stage_settings(settings, ingest)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    try:
+        return nightly_flow(
+            lake=lake,
+            stages=stages,
+            settings={k: dict(v) for k, v in (settings or {}).items()},
+            force=force,
+            artifacts_root=str(artifacts) if artifacts else None,
+            lock_wait_s=wait,
+            report=report,
+            **ingest,
+        )
+    except LakeBusyError as exc:
+        raise fail(str(exc), code=EXIT_BUSY) from None
+    except (ValueError, LakeError) as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:
+        raise fail(f"the run failed: {type(exc).__name__}: {exc}", code=EXIT_WORSE) from None
+
+
+def run_stage_command(
+    name: str, values: Mapping[str, Any], *, lake: str | None, force: bool = False, artifacts: Path | None = None
+) -> StageSummary | None:
+    """A per-stage command: run one stage like ``mmcrs run <name>``, print its summary (or why it was
+    skipped); returns the summary, None when skipped."""
+    given = {k: v for k, v in values.items() if v is not None}
+    result = run_pipeline(
+        lake=lake, stages=[name], settings={name: given}, force=force, artifacts=artifacts, report=False
+    )
+    record = next(r for r in result.records if r.name == name)
+    if record.summary is None:
+        console.print(f"{name}: {record.status} — {record.reason}")
+        return None
+    print_summary(record.summary)
+    return record.summary

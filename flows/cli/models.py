@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from flows.cli.app import DEFAULT_MODEL, LakeOpt, app, console, models_app
+from flows.cli.app import LakeOpt, app, console, models_app
 from flows.cli.app import fail as _fail
+from tasks.train.config import DEFAULT_MODEL_NAME as DEFAULT_MODEL
 
 
 @models_app.command("list")

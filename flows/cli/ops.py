@@ -14,9 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from flows.cli.app import EXIT_BUSY, EXIT_WORSE, LakeOpt, app, ci_app, console, fail
-
-TARGETS = ("nightly", "ingest", "crawl", "summarize", "embed", "graphs", "train")
+from flows.cli.app import EXIT_WORSE, LakeOpt, app, ci_app, console, fail, print_stages, run_pipeline
 
 SettingsOpt = Annotated[
     Path | None,
@@ -40,32 +38,13 @@ def load_settings(path: Path | None) -> dict[str, dict[str, Any]] | None:
     return data
 
 
-def print_stages(result: dict[str, object]) -> None:
-    """The run's stage table."""
-    stages = result.get("stages") or {}
-    assert isinstance(stages, dict)
-    table = Table(title="pipeline run")
-    for column in ("stage", "status", "rows in", "rows out", "quarantined", "note"):
-        table.add_column(column, justify="right" if column.startswith(("rows", "quar")) else "left", overflow="fold")
-    for name, s in stages.items():
-        table.add_row(
-            name, s["status"], str(s["rows_in"]), str(s["rows_out"]), str(s["quarantined"]), str(s.get("reason") or "")
-        )
-    console.print(table)
-    for name, s in stages.items():
-        for reason, count in sorted((s.get("quarantined_by_reason") or {}).items()):
-            console.print(f"  quarantined ({name}): {reason}: {count}")
-    if result.get("report"):
-        console.print(f"run report: {result['report']}")
-
-
 @app.command()
 def run(
-    target: Annotated[str, typer.Argument(help=f"What to run: {' | '.join(TARGETS)}.")] = "nightly",
+    target: Annotated[str, typer.Argument(help="What to run: nightly (every stage) or one stage's name.")] = "nightly",
     dialogues: Annotated[Path | None, typer.Option(help="Dialogue file to ingest first.")] = None,
     catalog: Annotated[Path | None, typer.Option(help="Item catalog to ingest first.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Dialogue format: redial | inspired.")] = None,
-    catalog_source: Annotated[str, typer.Option(help="Source name of the catalog.")] = "catalog",
+    catalog_source: Annotated[str | None, typer.Option(help="Source name of the catalog.")] = None,
     force: Annotated[bool, typer.Option(help="Run stages even when nothing they depend on changed.")] = False,
     settings: SettingsOpt = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait when another run holds the lake (else exit 3).")] = 0,
@@ -73,33 +52,26 @@ def run(
     lake: LakeOpt = None,
 ) -> None:
     """Run the nightly DAG, or one stage of it, on the lake (skipping what has not changed)."""
-    from features.lock import LakeBusyError
-    from flows.nightly import nightly_flow
+    from tasks.stages import stage_names
 
-    if target not in TARGETS:
-        raise fail(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    targets = ("nightly", *stage_names())
+    if target not in targets:
+        raise fail(f"unknown target {target!r}; choose one of {', '.join(targets)}")
     for path in (p for p in (dialogues, catalog) if p is not None):
         if not path.is_file():
             raise fail(f"file not found: {path}")
-    stages = None if target == "nightly" else [target]
-    stage_settings = load_settings(settings)
-    try:
-        result = nightly_flow(
-            lake=lake,
-            dialogues=str(dialogues) if dialogues else None,
-            catalog=str(catalog) if catalog else None,
-            dialogue_format=fmt,
-            catalog_source=catalog_source,
-            stages=stages,
-            force=force,
-            settings=stage_settings,
-            artifacts_root=str(artifacts) if artifacts else None,
-            lock_wait_s=wait,
-        )
-    except LakeBusyError as exc:
-        raise fail(str(exc), code=EXIT_BUSY) from None
-    except Exception as exc:
-        raise fail(f"the run failed: {type(exc).__name__}: {exc}", code=EXIT_WORSE) from None
+    result = run_pipeline(
+        lake=lake,
+        stages=None if target == "nightly" else [target],
+        settings=load_settings(settings),
+        force=force,
+        artifacts=artifacts,
+        wait=wait,
+        dialogues=str(dialogues) if dialogues else None,
+        catalog=str(catalog) if catalog else None,
+        dialogue_format=fmt,
+        catalog_source=catalog_source,
+    )
     print_stages(result)
 
 
@@ -138,8 +110,8 @@ def ci_retrain(
         )
     except Exception as exc:
         raise fail(f"retraining failed: {type(exc).__name__}: {exc}") from None
-    print_stages(result["run"])
-    verdict = result["verdict"]
+    print_stages(result.run)
+    verdict = result.verdict.to_dict()
     table = Table(
         title=f"candidate v{verdict['candidate']} against production "
         f"{'v' + str(verdict['production']) if verdict['production'] else '(none)'}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tasks.settings import StageSettings
+
 MiB = 1024 * 1024
 
 
@@ -65,3 +67,22 @@ class CrawlConfig:
             raise ValueError("retries and max_redirects must not be negative")
         if min(self.max_bytes, self.max_text_bytes, self.max_pixels) < 1:
             raise ValueError("max_bytes, max_text_bytes and max_pixels must be positive")
+
+
+@dataclass(frozen=True)
+class CrawlSettings(StageSettings):
+    """What a user sets for one crawl (the limits above keep their defaults).
+
+    Attributes:
+        refresh_posters: re-check stored posters with conditional requests (ETag / Last-Modified).
+        allow_hosts: hosts exempt from the private-address refusal (e.g. a poster server on 127.0.0.1).
+        file_root: the folder local poster / plot paths must lie in (None: local paths are refused).
+    """
+
+    refresh_posters: bool = False
+    allow_hosts: tuple[str, ...] = ()
+    file_root: str | None = None
+
+    def crawl_config(self) -> CrawlConfig:
+        """The crawler's option bag for these settings."""
+        return CrawlConfig(allow_hosts=self.allow_hosts, file_root=self.file_root)

@@ -20,8 +20,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import polars as pl
-from prefect import get_run_logger, task
-from prefect.runtime import flow_run
 
 import features
 from features import CommitInfo, Lake
@@ -30,15 +28,17 @@ from tasks.crawl.config import CrawlConfig
 from tasks.crawl.fetch import FetchRequest, FetchResult, fetch_chunks
 from tasks.crawl.images import validate_image
 from tasks.crawl.text import extract_text
-from tasks.progress import Progress, prefect_progress
-from tasks.retry import retry_transient
+from tasks.progress import Progress
+from tasks.summary import StageSummary, reason_notes
 
 STAGE = "crawl"
 
 
 @dataclass
-class CrawlSummary:
+class CrawlSummary(StageSummary):
     """Counts of one crawl run."""
+
+    title = "crawl"
 
     urls: int = 0  # distinct poster and plot URLs in the catalog
     already_stored: int = 0  # fetched successfully before: not requested
@@ -51,9 +51,21 @@ class CrawlSummary:
     versions: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
 
-    def to_dict(self) -> dict[str, object]:
-        """A JSON-serialisable copy."""
-        return asdict(self)
+    def rows(self) -> list[dict[str, object]]:
+        """One row: URLs, already stored, requested, stored, not modified, failed, seconds."""
+        keys = ("urls", "already_stored", "requested", "stored", "not_modified", "failed", "elapsed_s")
+        return [{k: getattr(self, k) for k in keys}]
+
+    def notes(self) -> list[str]:
+        """Failure reasons."""
+        return reason_notes("crawl", self.quarantine_reasons)
+
+    def retry_next_run(self) -> bool:
+        """Failures on timeouts, connection errors, HTTP 5xx or 429 are tried again on the next run."""
+        return any(str(r).startswith(TRANSIENT_REASONS) for r in self.quarantine_reasons)
+
+
+TRANSIENT_REASONS = ("timeout", "HTTP 5", "HTTP 429", "connection", "connect")
 
 
 @dataclass(frozen=True)
@@ -302,39 +314,3 @@ def crawl(
     _point_items_at_blobs(resolved, commit, writer)
     summary.elapsed_s = round(time.perf_counter() - started, 3)
     return summary
-
-
-@task(name="crawl-posters", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_transient)
-def crawl_task(
-    lake: str | None = None,
-    refresh: bool = False,
-    allow_hosts: list[str] | None = None,
-    file_root: str | None = None,
-) -> dict[str, object]:
-    """Prefect task: crawl posters and plots; logs counts and publishes the failure reasons as a table."""
-    from prefect.artifacts import create_table_artifact
-
-    config = CrawlConfig(allow_hosts=tuple(allow_hosts or ()), file_root=file_root)
-    run_id = flow_run.get_id()
-    summary = crawl(
-        lake=lake,
-        config=config,
-        refresh=refresh,
-        run_id=str(run_id) if run_id else None,
-        progress=prefect_progress("crawl-progress", "posters and plots fetched"),
-    )
-    get_run_logger().info(
-        "crawl: %d URLs, %d already stored, %d requested, %d stored, %d not modified, %d failed (%.1f s)",
-        summary.urls,
-        summary.already_stored,
-        summary.requested,
-        summary.stored,
-        summary.not_modified,
-        summary.failed,
-        summary.elapsed_s,
-    )
-    reasons = [{"reason": r, "count": c} for r, c in sorted(summary.quarantine_reasons.items())]
-    create_table_artifact(
-        reasons or [{"reason": "(none)", "count": 0}], key="crawl-failures", description="crawl failures by reason"
-    )
-    return summary.to_dict()

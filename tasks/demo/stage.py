@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from prefect import get_run_logger, task
-
 from tasks.demo.catalog import build_demo_catalog
 from tasks.demo.synthetic import synthesize_dialogues
 
@@ -50,27 +48,3 @@ def build_demo_inputs(
         "n_items": str(catalog.n_items),
         "n_enriched": str(catalog.n_enriched),
     }
-
-
-@task(name="build-demo-inputs")
-def build_demo_inputs_task(
-    workdir: str,
-    items: int | None = None,
-    synthetic_dialogues: int = 500,
-    use_redial: bool = True,
-    poster_base_url: str | None = None,
-) -> dict[str, str]:
-    """Prefect task: build the demo inputs; logs which dialogues are used."""
-    inputs = build_demo_inputs(
-        workdir=Path(workdir),
-        items=items,
-        synthetic_dialogues=synthetic_dialogues,
-        use_redial=use_redial,
-        poster_base_url=poster_base_url,
-    )
-    log = get_run_logger()
-    log.info("demo catalog: %s items (%s enriched) -> %s", inputs["n_items"], inputs["n_enriched"], inputs["catalog"])
-    if inputs["dialogue_source"] == "synthetic":
-        log.warning("no ReDial file found (../shared/data/redial): using synthetic MovieLens dialogues")
-    log.info("demo dialogues (%s): %s", inputs["dialogue_source"], inputs["dialogues"])
-    return inputs

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
+from tasks.settings import StageSettings, check_task_runner
+
 Modality = Literal["image", "clip_text", "text", "summary"]
 MODALITIES: tuple[Modality, ...] = ("image", "clip_text", "text", "summary")
 
@@ -50,3 +52,35 @@ class EmbedConfig:
     def hashable(self) -> dict[str, object]:
         """The settings that change the vectors (batching, workers and device do not)."""
         return {"clip_model": self.clip_model, "text_model": self.text_model, "text_max_length": self.text_max_length}
+
+
+@dataclass(frozen=True)
+class EmbedSettings(StageSettings):
+    """What a user sets for one embed run; fields left None keep ``EmbedConfig``'s defaults.
+
+    Attributes:
+        modalities / clip_model / text_model / batch_size / device / shard_size: see ``EmbedConfig``.
+        task_runner: ``default`` (this process) or ``dask`` (shards on Dask workers).
+        dask_address: a Dask scheduler (``tcp://host:8786``); None: a local cluster of ``dask_workers``.
+    """
+
+    modalities: tuple[str, ...] | None = None
+    clip_model: str | None = None
+    text_model: str | None = None
+    batch_size: int | None = None
+    device: str | None = None
+    shard_size: int | None = None
+    task_runner: str = "default"
+    dask_address: str | None = None
+    dask_workers: int = 2
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.modalities or ()) - set(MODALITIES))
+        if unknown:
+            raise ValueError(f"unknown modality: {', '.join(unknown)} ({' | '.join(MODALITIES)})")
+        check_task_runner(self.task_runner, self.dask_address, self.dask_workers)
+
+    def embed_config(self) -> EmbedConfig:
+        """The stage's option bag: the given fields over ``EmbedConfig``'s defaults."""
+        fields = ("modalities", "clip_model", "text_model", "batch_size", "device", "shard_size")
+        return EmbedConfig(**{f: getattr(self, f) for f in fields if getattr(self, f) is not None})

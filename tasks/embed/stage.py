@@ -40,6 +40,7 @@ from tasks.embed.config import EmbedConfig, Modality
 from tasks.embed.images import PosterDataset, poster_loader
 from tasks.embed.plan import todo
 from tasks.progress import Progress
+from tasks.summary import StageSummary
 from training.encoders.clip import ClipEncoder
 from training.encoders.device import is_oom
 from training.encoders.text import TextEncoder
@@ -76,8 +77,10 @@ class ModalitySummary:
 
 
 @dataclass
-class EmbedSummary:
+class EmbedSummary(StageSummary):
     """What one embedding run did."""
+
+    title = "embed"
 
     modalities: dict[str, ModalitySummary] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
@@ -94,6 +97,20 @@ class EmbedSummary:
             out["modalities"][name]["items_per_s"] = summary.items_per_s
             out["modalities"][name]["items_per_worker_s"] = summary.items_per_worker_s
         return out
+
+    def rows(self) -> list[dict[str, object]]:
+        """One row per modality: model, candidates, up to date, embedded, failed, truncated, items/s."""
+        keys = ("modality", "model_id", "candidates", "up_to_date", "embedded", "failed", "truncated", "items_per_s")
+        return [{k: getattr(s, k) for k in keys} for s in self.modalities.values()]
+
+    def notes(self) -> list[str]:
+        """Warnings, and the workers of a scale-out run."""
+        lines = [f"warning: {w}" for w in self.warnings]
+        if self.workers:
+            lines.append(
+                f"ran on {len(self.workers)} workers ({', '.join(self.workers)}), {self.model_loads} model loads"
+            )
+        return lines
 
 
 @dataclass(frozen=True)

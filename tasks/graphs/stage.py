@@ -24,6 +24,7 @@ from features.runs import StageRun, now_utc, record_run, reusable_run
 from tasks.graphs.knn import knn_exact
 from tasks.graphs.knn_faiss import knn_faiss_flat, knn_faiss_hnsw, recall_at_k
 from tasks.graphs.stats import graph_stats
+from tasks.summary import StageSummary
 from training.turn_graphs import CoMentionConfig, co_mention_edges, mentions, transition_edges
 
 STAGE = "graphs"
@@ -74,17 +75,36 @@ class GraphsConfig:
 
 
 @dataclass
-class GraphsSummary:
+class GraphsSummary(StageSummary):
     """What a graph run did, per graph: built / skipped (with the reason) and the statistics."""
+
+    title = "graphs"
 
     built: dict[str, dict[str, object]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
 
-    def to_dict(self) -> dict[str, object]:
-        """A JSON-serialisable copy."""
-        return asdict(self)
+    def rows(self) -> list[dict[str, object]]:
+        """One row per graph built, with its statistics."""
+        return [{"graph": g, **{c: stats.get(c, "") for c in STAT_COLUMNS}} for g, stats in self.built.items()]
+
+    def notes(self) -> list[str]:
+        """The graphs skipped, with the reason."""
+        return [f"{graph}: skipped — {why}" for graph, why in self.skipped.items()]
+
+
+STAT_COLUMNS = (
+    "nodes",
+    "edges",
+    "isolated",
+    "degree_mean",
+    "degree_p50",
+    "degree_p90",
+    "degree_max",
+    "mean_neighbour_similarity",
+    "seconds",
+)
 
 
 def _ranked(edges: pl.DataFrame, graph: str) -> pl.DataFrame:

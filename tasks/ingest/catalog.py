@@ -18,13 +18,10 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
-from prefect import get_run_logger, task
-from prefect.runtime import flow_run
 
 import features
 from features import CommitInfo, Lake
 from tasks.items import item_content_hash
-from tasks.retry import retry_transient
 
 CatalogFormat = Literal["csv", "jsonl", "parquet"]
 STAGE = "ingest_catalog"
@@ -224,28 +221,3 @@ def ingest_catalog(
         if result.committed and result.version is not None:
             summary.versions["items"] = result.version
     return summary
-
-
-@task(name="ingest-catalog", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
-def ingest_catalog_task(
-    path: str,
-    fmt: str | None = None,
-    source: str = "catalog",
-    lake: str | None = None,
-    columns: dict[str, str] | None = None,
-) -> dict[str, object]:
-    """Prefect task: ingest one catalog file; returns the summary."""
-    run_id = flow_run.get_id()
-    summary = ingest_catalog(
-        path, fmt=fmt, source=source, columns=columns, lake=lake, run_id=str(run_id) if run_id else None
-    )
-    get_run_logger().info(
-        "catalog %s: read %d, written %d, updated %d, unchanged %d, quarantined %d",
-        summary.source_file,
-        summary.read,
-        summary.written,
-        summary.updated,
-        summary.unchanged,
-        summary.quarantined,
-    )
-    return summary.to_dict()

@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
-from prefect import get_run_logger, task
-from prefect.runtime import flow_run, task_run
 
 import features
 from features import CommitInfo, Lake
@@ -29,7 +27,6 @@ from tasks.ingest.inspired import InspiredFormatError, read_inspired
 from tasks.ingest.linking import ItemLinker
 from tasks.ingest.records import MARK_CLOSE, MARK_OPEN, Labels, RawDialogue, Rejected
 from tasks.ingest.redial import read_redial
-from tasks.retry import retry_transient
 
 DialogueFormat = Literal["redial", "inspired"]
 STAGE = "ingest_dialogues"
@@ -356,20 +353,3 @@ def ingest_dialogues(
         lake=resolved,
     )
     return run.summary
-
-
-@task(name="ingest-dialogues", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient)
-def ingest_dialogues_task(path: str, fmt: str | None = None, lake: str | None = None) -> dict[str, object]:
-    """Prefect task: ingest one dialogue file; returns the summary (counts and table versions)."""
-    run_id = flow_run.get_id() or task_run.get_id()
-    summary = ingest_dialogues(path, fmt=fmt, lake=lake, run_id=str(run_id) if run_id else None)
-    get_run_logger().info(
-        "dialogues %s: read %d, written %d, updated %d, unchanged %d, quarantined %d",
-        summary.source_file,
-        summary.read,
-        summary.written,
-        summary.updated,
-        summary.unchanged,
-        summary.quarantined,
-    )
-    return summary.to_dict()

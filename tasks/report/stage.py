@@ -88,10 +88,10 @@ def model_markdown(*, lake: Lake, model_name: str | None = None) -> str:
 
 def run_markdown(records: Sequence[StageRecord], *, lake: Lake, artifacts_root: str | None = None) -> str:
     """The whole run summary: stages, quarantine by reason, model against production."""
-    train = next((r for r in records if r.name == "train" and isinstance(r.summary, dict)), None)
+    reports = [getattr(r.summary, "report", None) for r in records if r.status == "ok"]
+    s = next((report for report in reports if isinstance(report, dict) and "version" in report), None)
     promotion = ""
-    if train is not None and isinstance(train.summary, dict) and "version" in train.summary:
-        s = train.summary
+    if s is not None:  # a model was trained and registered
         promotion = (
             f"\n\nTrained v{s['version']}: promoted {s.get('promoted')} ({s.get('promotion_reason')}); "
             f"artifacts `{s.get('artifact_dir')}`."

@@ -1,30 +1,44 @@
-"""Prefect face of the run report: builds it and publishes the markdown as the ``run-report`` artifact."""
+"""Prefect face of the run report: the run's markdown artifact, and the report with its plots when a stage
+did something."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact
 
-from tasks.report.build import build_report
+from tasks.report.stage import run_markdown
+from tasks.settings import StageContext
+from tasks.stages import StageRecord
 
-ARTIFACT_KEY = "run-report"
+ARTIFACT_KEY = "nightly-run"
 
 
-@task(name="run-report")
-def report_task(
-    lake: str | None = None,
-    out_dir: str = "report",
-    artifacts_root: str | None = None,
-    flow_run_id: str | None = None,
-) -> str:
-    """Prefect task: write the run report into ``out_dir`` (see ``build_report``) and publish its markdown
-    as a Prefect markdown artifact (key ``run-report``; images stay in the folder). Returns ``report.md``'s path."""
-    from prefect.artifacts import create_markdown_artifact
+def publish_report(context: StageContext, records: Sequence[StageRecord], out_dir: Path) -> str | None:
+    """Publish the run's markdown artifact (stages, quarantine, model against production) and, when a stage
+    did something, write the run report with its plots into ``out_dir``; returns the report's path.
 
-    path = build_report(lake, out_dir, artifacts_root=artifacts_root, flow_run_id=flow_run_id)
-    folder = Path(out_dir).resolve()
-    markdown = path.read_text() + f"\n\nFigures and the self-contained HTML report: `{folder}`\n"
-    create_markdown_artifact(markdown, key=ARTIFACT_KEY, description="run report (stages, quarantine, plots)")
-    get_run_logger().info("run report written to %s", folder)
-    return str(path)
+    The report never fails a run whose stages succeeded: an error is logged and said in the artifact.
+    """
+    markdown = run_markdown(records, lake=context.lake, artifacts_root=context.artifacts_root)
+    path: Path | None = None
+    if any(r.status != "skipped" for r in records):
+        from tasks.report.build import build_report  # matplotlib: only when there is something to plot
+
+        try:
+            path = build_report(
+                context.lake, out_dir, artifacts_root=context.artifacts_root, flow_run_id=context.run_id
+            )
+            markdown += (
+                f"\n## Run report\n\n`{path}` and `{path.with_suffix('.html')}` (embedding maps, graph "
+                "degree histograms, Recall@k against baselines).\n"
+            )
+        except Exception as exc:
+            get_run_logger().warning("run report failed: %s: %s", type(exc).__name__, exc)
+            markdown += f"\n## Run report\n\nNot written: {type(exc).__name__}: {exc}\n"
+    else:
+        markdown += "\n## Run report\n\nNothing ran, so no new report: the last one is still current.\n"
+    create_markdown_artifact(markdown, key=ARTIFACT_KEY, description="nightly run: stages, quarantine, model")
+    return None if path is None else str(path)

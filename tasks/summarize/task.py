@@ -1,30 +1,62 @@
-"""Prefect tasks of the summarize stage: thin wrappers that add progress, logs and artifacts to the cores."""
+"""Prefect face of the summarize stage: progress, logs and sample artifacts around the cores, in this process
+or with every batch as a task run on a scale-out task runner (``task_runner="dask"``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass, field
 
-from prefect import get_run_logger, task
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
 
-import features
 from features import Lake
-from tasks.progress import prefect_progress
-from tasks.retry import retry_transient
-from tasks.scale import submit_jobs
+from tasks.settings import StageContext
 from tasks.summarize.backends import Backend
 from tasks.summarize.backends.factory import BackendSpec, create_backend
+from tasks.summarize.config import SummarizeSettings
 from tasks.summarize.items import ItemJob, generate_item_batch, summarize_items
-from tasks.summarize.preferences import PreferenceJob, advance_preference_batch, summarize_preferences
-from tasks.summarize.stage import BackendInfo, BatchResult, SummarizeConfig, SummarizeSummary
+from tasks.summarize.preferences import (
+    PreferenceJob,
+    advance_preference_batch,
+    dialogue_sample,
+    summarize_preferences,
+)
+from tasks.summarize.stage import BackendIdentity, BackendInfo, BatchResult, SummarizeConfig, SummarizeSummary
+from tasks.summary import StageSummary, reason_notes
+from tasks.task import dask_task_runner, prefect_progress, submit_jobs
+
+_COUNTS = ("model_id", "candidates", "cached", "generated", "written", "quarantined", "elapsed_s")
+
+
+@dataclass
+class SummarizeStageSummary(StageSummary):
+    """What one summarize run did: the item and / or preference summarizers' counts."""
+
+    title = "summarize"
+    parts: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def rows(self) -> list[dict[str, object]]:
+        """One row per summarizer (items, preferences)."""
+        return [{"what": what, **{c: s.get(c) for c in _COUNTS}} for what, s in self.parts.items()]
+
+    def notes(self) -> list[str]:
+        """Quarantine reasons, unused images, and whether the dialogues were a sample."""
+        lines: list[str] = []
+        for what, s in self.parts.items():
+            lines += reason_notes(f"summarize {what}", s.get("quarantine_reasons"))  # type: ignore[arg-type]
+            if what == "items" and s.get("images") != "used":
+                lines.append(f"item images: {s.get('images')}")
+            if what == "preferences" and s.get("dialogues") != s.get("dialogues_total"):
+                lines.append(
+                    f"a sample: {s.get('dialogues')} of {s.get('dialogues_total')} dialogues "
+                    "(--limit N sets how many; summarising all of them takes long on a CPU)"
+                )
+        return lines
 
 
 def _publish(summary: SummarizeSummary, key: str) -> None:
     """Log the counts and publish a sample of the summaries as a markdown artifact."""
-    from prefect.artifacts import create_markdown_artifact
-
     get_run_logger().info(
         "summarize %s with %s: %d wanted, %d cached, %d generated, %d written, %d quarantined %s, images: %s (%.1f s)",
         summary.what,
@@ -60,63 +92,6 @@ def _publish(summary: SummarizeSummary, key: str) -> None:
     create_markdown_artifact("\n".join(lines), key=f"{key}-sample", description=f"sample of {summary.what} summaries")
 
 
-def _run_id() -> str | None:
-    run_id = flow_run.get_id()
-    return str(run_id) if run_id else None
-
-
-@task(name="summarize-items", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_transient)
-def summarize_items_task(
-    spec: BackendSpec,
-    config: SummarizeConfig,
-    lake: str | None = None,
-    item_ids: Sequence[str] | None = None,
-    limit: int | None = None,
-) -> dict[str, object]:
-    """Prefect task: item summaries (text, plus posters when the backend takes images)."""
-    summary = summarize_items(
-        backend=create_backend(spec),
-        lake=lake,
-        config=config,
-        item_ids=item_ids,
-        limit=limit,
-        run_id=_run_id(),
-        progress=prefect_progress("summarize-items-progress", "items summarised"),
-    )
-    _publish(summary, "summarize-items")
-    return summary.to_dict()
-
-
-@task(name="summarize-preferences", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_transient)
-def summarize_preferences_task(
-    spec: BackendSpec,
-    config: SummarizeConfig,
-    lake: str | None = None,
-    dialogue_ids: Sequence[str] | None = None,
-    limit: int | None = None,
-) -> dict[str, object]:
-    """Prefect task: recurrent preference summaries, one per (dialogue, recommendation turn)."""
-    summary = summarize_preferences(
-        backend=create_backend(spec),
-        lake=lake,
-        config=config,
-        dialogue_ids=dialogue_ids,
-        limit=limit,
-        run_id=_run_id(),
-        progress=prefect_progress("summarize-preferences-progress", "dialogues summarised"),
-    )
-    _publish(summary, "summarize-preferences")
-    return summary.to_dict()
-
-
-@task(name="summarize-sample")
-def dialogue_sample_task(lake: str | None = None, limit: int | None = None) -> dict[str, object]:
-    """Prefect task: the dialogues (and the items they mention) a limited run summarises."""
-    from tasks.summarize.preferences import dialogue_sample
-
-    return dialogue_sample(lake=lake, limit=limit)
-
-
 # --- scale-out: batches as task runs on the flow's task runner (e.g. Dask); this process commits ---------
 
 
@@ -127,70 +102,110 @@ def _worker_backend(spec: BackendSpec) -> tuple[Backend, int]:
     return backend, create_backend.cache_info().misses - before
 
 
-@task(
-    name="summarize-backend-info",
-    retries=2,
-    retry_delay_seconds=10,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
-)
+# Worker tasks have no retries of their own: a failed batch fails the stage, whose retry (the registry's
+# policy) plans only what is still missing.
+@task(name="summarize-backend-info", cache_policy=NO_CACHE)
 def backend_info_task(spec: BackendSpec) -> BackendInfo:
     """Prefect task (on a worker): the backend's ``model_id``, so that the planning process loads no weights."""
     backend, _ = _worker_backend(spec)
     return BackendInfo(backend.model_id, backend.accepts_images)
 
 
-@task(
-    name="summarize-item-batch",
-    retries=2,
-    retry_delay_seconds=10,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
-)
+@task(name="summarize-item-batch", cache_policy=NO_CACHE)
 def item_batch_task(job: ItemJob, spec: BackendSpec, config: SummarizeConfig, lake: Lake) -> BatchResult:
     """Prefect task (on a worker): generate one batch of item summaries; writes nothing."""
     backend, loads = _worker_backend(spec)
     return generate_item_batch(job, backend=backend, config=config, lake=lake, model_loads=loads)
 
 
-@task(
-    name="summarize-preference-batch",
-    retries=2,
-    retry_delay_seconds=10,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
-)
+@task(name="summarize-preference-batch", cache_policy=NO_CACHE)
 def preference_batch_task(job: PreferenceJob, spec: BackendSpec, config: SummarizeConfig) -> BatchResult:
     """Prefect task (on a worker): run one batch of dialogues' recurrent chains; writes nothing."""
     backend, loads = _worker_backend(spec)
     return advance_preference_batch(job, backend=backend, config=config, model_loads=loads)
 
 
-def summarize_sharded(
-    spec: BackendSpec,
-    config: SummarizeConfig,
-    lake: str | Lake | None = None,
-    *,
-    what: str = "both",
-    limit: int | None = None,
-    max_in_flight: int = 4,
-    runner_name: str = "task runner",
-) -> dict[str, object]:
-    """The summarize flow's work with every batch as a task run on the flow's task runner (call in a flow).
+@dataclass(frozen=True)
+class _Runners:
+    """How the batches run: in this process (no runners), or as task runs (``submit_jobs``)."""
 
-    Same semantics as the in-process tasks (``what``: items | preferences | both, ``limit``); the backend loads
-    on the workers only (``create_backend`` caches it per process), and this process commits every batch.
-    Items go first and are complete before the preference chains are planned (they read the item summaries).
+    items: object = None
+    preferences: object = None
+    name: str = "in-process"
+
+
+def _summarize(
+    settings: SummarizeSettings, context: StageContext, backend: BackendIdentity, runners: _Runners
+) -> SummarizeStageSummary:
+    """Items, then preferences: with ``both``, the items of the chosen dialogues first, so that their
+    histories can use them; ``limit`` counts items (``what="items"``) or dialogues."""
+    config, result = _config(settings), SummarizeStageSummary()
+    common = {"backend": backend, "lake": context.lake, "config": config, "run_id": context.run_id}
+
+    def items(item_ids: Sequence[str] | None, limit: int | None) -> None:
+        summary = summarize_items(
+            **common,  # type: ignore[arg-type]
+            item_ids=item_ids,
+            limit=limit,
+            runner=runners.items,  # type: ignore[arg-type]
+            runner_name=runners.name,
+            progress=prefect_progress("summarize-items-progress", "items summarised"),
+        )
+        _publish(summary, "summarize-items")
+        result.parts["items"] = summary.to_dict()
+
+    if settings.what == "items":
+        items(None, settings.limit)
+        return result
+    if settings.what == "both":
+        items(dialogue_sample(lake=context.lake, limit=settings.limit)["item_ids"], None)
+    summary = summarize_preferences(
+        **common,  # type: ignore[arg-type]
+        limit=settings.limit,  # the same sample
+        runner=runners.preferences,  # type: ignore[arg-type]
+        runner_name=runners.name,
+        progress=prefect_progress("summarize-preferences-progress", "dialogues summarised"),
+    )
+    _publish(summary, "summarize-preferences")
+    result.parts["preferences"] = summary.to_dict()
+    return result
+
+
+def _config(settings: SummarizeSettings) -> SummarizeConfig:
+    return SummarizeConfig(
+        chunk_size=settings.chunk_size, max_new_tokens=settings.max_new_tokens, batch=settings.batch_size
+    )
+
+
+def _backend_spec(settings: SummarizeSettings) -> BackendSpec:
+    return BackendSpec(
+        kind=settings.backend,
+        model_dir=settings.model_dir,
+        batch_size=settings.batch_size,
+        base_url=settings.base_url,
+        model=settings.model,
+        api_key_env=settings.api_key_env,
+        api_key_block=settings.api_key_block,
+        accepts_images=settings.accepts_images,
+    )
+
+
+@flow(name="summarize-sharded", log_prints=True)
+def summarize_sharded_flow(
+    settings: SummarizeSettings, context: StageContext, max_in_flight: int = 4
+) -> SummarizeStageSummary:
+    """Subflow on the scale-out task runner: every batch is a task run on a worker; this process commits.
+
+    The backend loads on the workers only (``create_backend`` caches it per process).
     """
-    resolved = features.resolve_lake(lake)
+    spec, config = _backend_spec(settings), _config(settings)
     info = backend_info_task.submit(spec).result()
-    run_id, result = _run_id(), {}
 
     def items_runner(jobs: Iterable[ItemJob]) -> Iterator[BatchResult]:
         return submit_jobs(
             item_batch_task,
             jobs,
-            lambda job: {"job": job, "spec": spec, "config": config, "lake": resolved},
+            lambda job: {"job": job, "spec": spec, "config": config, "lake": context.lake},
             max_in_flight=max_in_flight,
         )
 
@@ -202,38 +217,13 @@ def summarize_sharded(
             max_in_flight=max_in_flight,
         )
 
-    def items(item_ids: Sequence[str] | None, item_limit: int | None) -> dict[str, object]:
-        summary = summarize_items(
-            backend=info,
-            lake=resolved,
-            config=config,
-            item_ids=item_ids,
-            limit=item_limit,
-            run_id=run_id,
-            runner=items_runner,
-            runner_name=runner_name,
-            progress=prefect_progress("summarize-items-progress", "items summarised"),
-        )
-        _publish(summary, "summarize-items")
-        return summary.to_dict()
+    return _summarize(settings, context, info, _Runners(items_runner, preferences_runner, "dask"))
 
-    if what == "items":
-        return {"items": items(None, limit)}
-    if what == "both":
-        from tasks.summarize.preferences import dialogue_sample
 
-        sample: dict[str, Any] = dialogue_sample(lake=resolved, limit=limit)
-        result["items"] = items(sample["item_ids"], None)
-    summary = summarize_preferences(
-        backend=info,
-        lake=resolved,
-        config=config,
-        limit=limit,
-        run_id=run_id,
-        runner=preferences_runner,
-        runner_name=runner_name,
-        progress=prefect_progress("summarize-preferences-progress", "dialogues summarised"),
-    )
-    _publish(summary, "summarize-preferences")
-    result["preferences"] = summary.to_dict()
-    return result
+def run(settings: SummarizeSettings, context: StageContext) -> SummarizeStageSummary:
+    """LLM item summaries and recurrent user-preference summaries (MLLM-MSR)."""
+    if settings.task_runner == "dask":
+        runner = dask_task_runner(settings.dask_address, settings.dask_workers)
+        sharded = summarize_sharded_flow.with_options(task_runner=runner)
+        return sharded(settings, context, max_in_flight=2 * settings.dask_workers)
+    return _summarize(settings, context, create_backend(_backend_spec(settings)), _Runners())

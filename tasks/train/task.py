@@ -1,148 +1,87 @@
-"""Train stage: the plain ``training.pipeline.train_and_register`` plus a reuse check, and its Prefect task.
-
-A run whose config, code and input table versions are unchanged since the last successful train run does
-nothing and returns that run's report (``reused_run`` names it), so a nightly run with no new data is cheap.
-"""
+"""Prefect face of the train stage: a per-epoch table artifact while training, the test metrics after."""
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from prefect import get_run_logger, task
-from prefect.runtime import flow_run
+from prefect import get_run_logger
+from prefect.artifacts import create_table_artifact
 
-import features
-from features import Lake
-from features.runs import StageRun, now_utc, record_run, reusable_run
-from training.data import INPUT_TABLES
-from training.pipeline import DEFAULT_MODEL_NAME, train_and_register
-from training.registry import PromotionRule
-from training.train import TrainConfig
+from tasks.settings import StageContext
+from tasks.summary import StageSummary
+from tasks.task import publish
+from tasks.train.config import TrainSettings
+from tasks.train.stage import train_stage
 
-STAGE = "train_model"  # its own reuse record; the DAG records the "train" stage
-WATCHED = list(INPUT_TABLES)
+_METRICS = {"R@1": "recall@1", "R@10": "recall@10", "R@50": "recall@50", "MRR@10": "mrr@10", "NDCG@10": "ndcg@10"}
 
 
-def _fingerprint(config: TrainConfig, model_name: str, artifacts_root: str | None) -> str:
-    return features.config_hash(
-        {
-            "config": config.model_dump(mode="json"),
-            "model_name": model_name,
-            "artifacts_root": artifacts_root,
-            "code": features.code_version(),
-        }
-    )
+@dataclass
+class TrainSummary(StageSummary):
+    """The train run's report (``training.pipeline`` ``RunReport.to_dict()``)."""
 
+    title = "train"
+    report: dict[str, object] = field(default_factory=dict)
 
-def train_stage(
-    config: TrainConfig,
-    *,
-    lake: Lake | str | None = None,
-    model_name: str = DEFAULT_MODEL_NAME,
-    artifacts_root: str | None = None,
-    rule: PromotionRule | None = None,
-    auto_promote: bool = True,
-    force: bool = False,
-    run_id: str | None = None,
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
-) -> dict[str, object]:
-    """Train, evaluate, export, register (and maybe promote) one model version; returns the run report."""
-    resolved, started = features.resolve_lake(lake), now_utc()
-    if features.table_version("turns", resolved) is None:
-        raise ValueError(f"no turns table in {resolved.root}: ingest dialogues first")
-    fingerprint = _fingerprint(config, model_name, artifacts_root)
-    if not force and (row := reusable_run(STAGE, fingerprint, watched=WATCHED, lake=resolved)):
-        return json.loads(str(row["counts"])) | {"reused_run": row["run_id"]}
-    report = train_and_register(
-        config,
-        lake=resolved,
-        model_name=model_name,
-        artifacts_root=artifacts_root,
-        rule=rule,
-        auto_promote=auto_promote,
-        on_epoch=on_epoch,
-        run_id=run_id,
-    ).to_dict()
-    record_run(
-        StageRun(
-            stage=STAGE,
-            fingerprint=fingerprint,
-            status="ok",
-            flow_run_id=run_id,
-            config_hash=features.config_hash(config),
-            input_versions=report["input_versions"],
-            output_versions=features.table_versions(WATCHED, resolved),
-            counts=report,
-            started_at=started,
-            duration_s=(now_utc() - started).total_seconds(),
-        ),
-        lake=resolved,
-    )
-    return report
+    def rows(self) -> list[dict[str, object]]:
+        """Test metrics of the model and of every baseline, per protocol."""
+        metrics, baselines = self.report["metrics"], self.report["baselines"]
+        contenders = {"model": metrics["test"], **baselines}  # type: ignore[index, dict-item]
+        return [
+            {"contender": name, "protocol": protocol, **{label: m[key] for label, key in _METRICS.items()}}
+            for name, per_protocol in contenders.items()
+            for protocol, m in per_protocol.items()
+        ]
+
+    def notes(self) -> list[str]:
+        """Where the model went, whether it was promoted, and the inputs it did without."""
+        r = self.report
+        lines = [
+            f"model {r['model_name']} v{r['version']} at {r['artifact_dir']}; "
+            f"promoted: {r['promoted']} ({r['promotion_reason']})"
+        ]
+        skipped = r.get("skipped") or {}
+        return lines + [f"skipped {name}: {reason}" for name, reason in sorted(skipped.items())]  # type: ignore[union-attr]
+
+    @property
+    def version(self) -> int:
+        """The registered version."""
+        return int(self.report["version"])  # type: ignore[call-overload]
+
+    @property
+    def promoted(self) -> bool:
+        """Whether the new version became production."""
+        return bool(self.report["promoted"])
 
 
 def _epoch_artifact() -> Callable[[dict[str, float]], None]:
-    from prefect.artifacts import create_table_artifact
-
     rows: list[dict[str, float]] = []
 
-    def publish(row: dict[str, float]) -> None:
+    def publish_epoch(row: dict[str, float]) -> None:
         rows.append({k: round(v, 4) for k, v in row.items()})
         get_run_logger().info(
             "epoch %d: loss %.4f, valid recall@10 %.4f", row["epoch"], row["loss"], row["valid_standard_recall@10"]
         )
         create_table_artifact(list(rows), key="train-epochs", description="per-epoch loss and validation metrics")
 
-    return publish
+    return publish_epoch
 
 
-def _metrics_markdown(report: dict) -> str:
-    lines = ["| contender | protocol | R@1 | R@10 | R@50 | MRR@10 | NDCG@10 |", "|---|---|---|---|---|---|---|"]
-    for name, metrics in {"model": report["metrics"]["test"], **report["baselines"]}.items():
-        for protocol, m in metrics.items():
-            lines.append(
-                f"| {name} | {protocol} | {m['recall@1']:.4f} | {m['recall@10']:.4f} | {m['recall@50']:.4f}"
-                f" | {m['mrr@10']:.4f} | {m['ndcg@10']:.4f} |"
-            )
-    skipped = "".join(f"\n- {k}: {v}" for k, v in sorted(report["skipped"].items()))
-    return (
-        f"# {report['model_name']} v{report['version']}\n\nartifacts: `{report['artifact_dir']}`; promoted: "
-        f"{report['promoted']} ({report['promotion_reason']})\n\n" + "\n".join(lines) + f"\n\nskipped:{skipped}"
+def run(settings: TrainSettings, context: StageContext) -> TrainSummary:
+    """Train + evaluate + export + register a graph-prompt recommender."""
+    from training.train import TrainConfig  # torch: only when the stage runs
+
+    summary = TrainSummary(
+        train_stage(
+            TrainConfig(**settings.config),
+            lake=context.lake,
+            model_name=settings.model_name,
+            artifacts_root=settings.artifacts_root or context.artifacts_root,
+            auto_promote=settings.auto_promote,
+            run_id=context.run_id,
+            on_epoch=_epoch_artifact(),
+        )
     )
-
-
-@task(name="train-model")
-def train_task(
-    config: dict | None = None,
-    lake: str | None = None,
-    model_name: str = DEFAULT_MODEL_NAME,
-    artifacts_root: str | None = None,
-    auto_promote: bool = True,
-    force: bool = False,
-) -> dict[str, object]:
-    """Prefect task: train + evaluate + export + register; per-epoch table and final metrics as artifacts."""
-    from prefect.artifacts import create_markdown_artifact
-
-    run_id = flow_run.get_id()
-    report = train_stage(
-        TrainConfig(**(config or {})),
-        lake=lake,
-        model_name=model_name,
-        artifacts_root=artifacts_root or os.environ.get("MMCRS_ARTIFACTS"),
-        auto_promote=auto_promote,
-        force=force,
-        run_id=str(run_id) if run_id else None,
-        on_epoch=_epoch_artifact(),
-    )
-    logger = get_run_logger()
-    skipped = report["skipped"]
-    assert isinstance(skipped, dict)
-    for name, reason in sorted(skipped.items()):
-        logger.info("skipped %s: %s", name, reason)
-    if "reused_run" in report:
-        logger.info("inputs and config unchanged since run %s: nothing to train", report["reused_run"])
-    else:
-        create_markdown_artifact(_metrics_markdown(report), key="train-metrics", description="test metrics")
-    return report
+    publish(summary, key="train-metrics", description="test metrics")
+    return summary

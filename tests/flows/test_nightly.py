@@ -11,10 +11,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+import dataclasses
+
 import features
 import flows.nightly as nightly
+import tasks.stages
 from features import CommitInfo
-from tasks.stages import STAGE_NAMES, downstream_labels, stage_spec
+from tasks.settings import StageContext
+from tasks.stages import downstream_labels, stage_names, stage_spec
+from tasks.summary import StageSummary
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -56,26 +61,31 @@ def _write_vectors(lake: str) -> dict[str, object]:
 def fake_stages(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """ingest writes items (text from its 'catalog' parameter), embed writes vectors; embed and graphs fail
     with the exceptions queued in ``calls["_failures"]``."""
-    calls = dict.fromkeys(STAGE_NAMES, 0)
+    calls = dict.fromkeys(stage_names(), 0)
     failures: dict[str, list[BaseException]] = {"embed": [], "graphs": []}
 
-    def ingest(lake: str, catalog: str | None = None, **_: object) -> dict[str, object]:
+    def ingest(settings: object, context: StageContext) -> StageSummary:
         calls["ingest"] += 1
-        return _write_items(lake, Path(catalog).read_text() if catalog else "none")
+        catalog = getattr(settings, "catalog", None)
+        _write_items(context.lake.root, Path(catalog).read_text() if catalog else "none")
+        return StageSummary()
 
-    def embed(lake: str, **_: object) -> dict[str, object]:
+    def embed(settings: object, context: StageContext) -> StageSummary:
         calls["embed"] += 1
         if failures["embed"]:
             raise failures["embed"].pop(0)
-        return _write_vectors(lake)
+        _write_vectors(context.lake.root)
+        return StageSummary()
 
-    def graphs(lake: str, **_: object) -> dict[str, object]:
+    def graphs(settings: object, context: StageContext) -> StageSummary:
         calls["graphs"] += 1
         if failures["graphs"]:
             raise failures["graphs"].pop(0)
-        return {"built": {}}
+        return StageSummary()
 
-    monkeypatch.setattr(nightly, "RUNNERS", {**nightly.RUNNERS, "ingest": ingest, "embed": embed, "graphs": graphs})
+    fakes = {"ingest": ingest, "embed": embed, "graphs": graphs}
+    specs = [dataclasses.replace(s, entry=fakes[s.name]) if s.name in fakes else s for s in tasks.stages.stages()]
+    monkeypatch.setattr(tasks.stages, "_STAGES", specs)
     calls["_failures"] = failures  # type: ignore[assignment]
     return calls
 
@@ -96,7 +106,7 @@ def test_transient_errors_are_retried_and_bad_data_is_not(tmp_path: Path, fake_s
     }
     fake_stages["_failures"]["graphs"] = [TimeoutError("read timed out"), OSError("connection reset")]
     result = nightly.nightly_flow(**kwargs)
-    assert result["stages"]["graphs"]["status"] == "ok" and result["stages"]["graphs"]["attempts"] == 3
+    assert result.stages["graphs"]["status"] == "ok" and result.stages["graphs"]["attempts"] == 3
     assert fake_stages["graphs"] == 3
 
     catalog.write_text("second")  # new input: ingest and embed run again
@@ -120,7 +130,7 @@ def test_a_failure_stops_later_stages_and_the_rerun_skips_what_finished(tmp_path
     assert dict(zip(rows["stage"], rows["status"], strict=True)) == {"ingest": "ok", "embed": "failed"}
 
     again = nightly.nightly_flow(**kwargs)  # the order of `stages` does not matter: the DAG's does
-    assert [(k, v["status"]) for k, v in again["stages"].items()] == [
+    assert [(k, v["status"]) for k, v in again.stages.items()] == [
         ("ingest", "skipped"),
         ("embed", "ok"),
         ("graphs", "ok"),
@@ -133,7 +143,7 @@ def test_noop_run_writes_nothing_and_changed_input_reruns_downstream(tmp_path: P
     catalog.write_text("first")
     kwargs = {"lake": str(lake), "catalog": str(catalog), "stages": ["ingest", "embed"]}
     first = nightly.nightly_flow(**kwargs)
-    assert {k: v["status"] for k, v in first["stages"].items()} == {"ingest": "ok", "embed": "ok"}
+    assert {k: v["status"] for k, v in first.stages.items()} == {"ingest": "ok", "embed": "ok"}
     embed_row = _rows(lake).filter(pl.col("stage") == "embed").row(0, named=True)
     counts = json.loads(embed_row["counts"])
     assert counts["rows_in"] == 2 and counts["rows_out"] == 2  # read 2 items, wrote 2 vectors
@@ -141,12 +151,12 @@ def test_noop_run_writes_nothing_and_changed_input_reruns_downstream(tmp_path: P
 
     before = features.tables(lake).select("table", "version")
     noop = nightly.nightly_flow(**kwargs)
-    assert {k: v["status"] for k, v in noop["stages"].items()} == {"ingest": "skipped", "embed": "skipped"}
+    assert {k: v["status"] for k, v in noop.stages.items()} == {"ingest": "skipped", "embed": "skipped"}
     assert features.tables(lake).select("table", "version").equals(before)  # not even pipeline_runs
 
     _write_items(str(lake), "edited by hand")  # an upstream change the DAG did not make
     changed = nightly.nightly_flow(**kwargs)
-    assert {k: v["status"] for k, v in changed["stages"].items()} == {"ingest": "ok", "embed": "ok"}
+    assert {k: v["status"] for k, v in changed.stages.items()} == {"ingest": "ok", "embed": "ok"}
     assert fake_stages["embed"] == 2
 
 

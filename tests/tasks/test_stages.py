@@ -9,8 +9,9 @@ import polars as pl
 
 import features
 from features import CommitInfo
-from flows.nightly import _retry_next_run
+from tasks.crawl.stage import CrawlSummary
 from tasks.stages import quarantined_since, stage_spec
+from tasks.summary import StageSummary
 
 
 def test_quarantine_is_counted_by_stage_label_reason_and_time(tmp_path: Path) -> None:
@@ -35,7 +36,7 @@ def test_quarantine_is_counted_by_stage_label_reason_and_time(tmp_path: Path) ->
 
 
 def test_only_transient_crawl_failures_bring_the_crawl_back_next_night() -> None:
-    assert _retry_next_run("crawl", {"quarantine_reasons": {"timeout after 4 attempts": 2}})
-    assert _retry_next_run("crawl", {"quarantine_reasons": {"HTTP 503": 1, "HTTP 404": 3}})
-    assert not _retry_next_run("crawl", {"quarantine_reasons": {"HTTP 404": 3, "not an image": 1}})
-    assert not _retry_next_run("embed", {"quarantine_reasons": {"timeout after 4 attempts": 2}})
+    assert CrawlSummary(quarantine_reasons={"timeout after 4 attempts": 2}).retry_next_run()
+    assert CrawlSummary(quarantine_reasons={"HTTP 503": 1, "HTTP 404": 3}).retry_next_run()
+    assert not CrawlSummary(quarantine_reasons={"HTTP 404": 3, "not an image": 1}).retry_next_run()
+    assert not StageSummary().retry_next_run()  # only a summary that says so brings its stage back

