@@ -53,7 +53,12 @@ def run(n: int, workers: int, shard_size: int, model: str, batch: int) -> dict[s
     from distributed import LocalCluster
 
     from bench.embed import _lake
-    from flows.embed import embed_flow
+    from flows.nightly import run_one
+
+    def embed_flow(lake: str, **settings: Any) -> dict[str, object]:
+        summary = run_one("embed", settings, lake=lake, force=True).summary
+        assert summary is not None
+        return summary.to_dict()
 
     root = Path(tempfile.mkdtemp(prefix="mmcrs-dask-bench-"))
     before = _uptime()

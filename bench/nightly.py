@@ -68,7 +68,7 @@ def _in_process(lake: Path, workdir: Path, items: int | None, summarize: int) ->
         started = time.perf_counter()
         result = demo_flow(lake=str(lake), workdir=str(workdir), items=items, summarize_dialogues=summarize)
         times.append(time.perf_counter() - started)
-        assert all(s["status"] == "skipped" for s in result["stages"].values()), result["stages"]
+        assert all(s["status"] == "skipped" for s in result.run.stages.values()), result.run.stages
     return times[0], times[1]
 
 

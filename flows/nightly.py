@@ -165,3 +165,28 @@ def _report_dir(lake: features.Lake, run_id: str, report_dir: str | None) -> Pat
     if report_dir:
         return Path(report_dir)
     return (Path(lake.root) / "_reports" if lake.is_local else Path.cwd() / "reports") / run_id
+
+
+def run_one(
+    name: str,
+    settings: Mapping[str, Any] | None = None,
+    *,
+    lake: str | None = None,
+    force: bool = False,
+    artifacts_root: str | None = None,
+) -> StageRecord:
+    """Run one stage through the nightly runner (lake lock, skip rule, ``pipeline_runs``), without a report.
+
+    Example:
+        >>> record = run_one("graphs", {"k": 20}, lake="./lake")  # doctest: +SKIP
+        >>> record.status, record.summary.rows()  # doctest: +SKIP
+    """
+    result = nightly_flow(
+        lake=lake,
+        stages=[name],
+        settings={name: dict(settings or {})},
+        force=force,
+        artifacts_root=artifacts_root,
+        report=False,
+    )
+    return next(r for r in result.records if r.name == name)

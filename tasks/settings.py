@@ -89,7 +89,11 @@ def _coerce(value: object, hint: Any) -> object:
 
 
 def _describe(hint: Any) -> str:
-    return str(hint).replace("typing.", "")
+    if get_origin(hint) is Literal:
+        return "one of " + " | ".join(map(str, get_args(hint)))
+    if get_origin(hint) in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in get_args(hint))
+    return getattr(hint, "__name__", str(hint).replace("typing.", ""))
 
 
 @dataclass(frozen=True)

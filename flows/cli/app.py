@@ -52,7 +52,8 @@ def print_summary(summary: StageSummary) -> None:
     if rows:
         table = Table(title=summary.title)
         for i, column in enumerate(rows[0]):
-            table.add_column(column, justify="left" if i == 0 or isinstance(rows[0][column], str) else "right")
+            justify = "left" if i == 0 or isinstance(rows[0][column], str) else "right"
+            table.add_column(column, justify=justify, overflow="fold", no_wrap=i == 0)
         for row in rows:
             table.add_row(*(_cell(v) for v in row.values()))
         console.print(table)

@@ -148,6 +148,8 @@ def summarize(
     dask_workers: DaskWorkersOpt = 2,
 ) -> None:
     """LLM item summaries and recurrent user-preference summaries (MLLM-MSR)."""
+    if what not in ("items", "preferences", "both") or backend not in ("local", "openai"):
+        raise _fail("--what takes items | preferences | both, --backend local | openai")
     values = {"what": what, "backend": backend, "limit": limit, "model_dir": str(model_dir) if model_dir else None}
     values |= {"base_url": base_url, "model": model, "api_key_env": api_key_env, "api_key_block": api_key_block}
     values |= {"accepts_images": images, "chunk_size": chunk_size, "max_new_tokens": max_new_tokens}

@@ -26,7 +26,7 @@ from tasks.summarize.stage import BackendIdentity, BackendInfo, BatchResult, Sum
 from tasks.summary import StageSummary, reason_notes
 from tasks.task import dask_task_runner, prefect_progress, submit_jobs
 
-_COUNTS = ("model_id", "candidates", "cached", "generated", "written", "quarantined", "elapsed_s")
+_COUNTS = ("candidates", "cached", "generated", "written", "quarantined", "elapsed_s")
 
 
 @dataclass
@@ -44,6 +44,7 @@ class SummarizeStageSummary(StageSummary):
         """Quarantine reasons, unused images, and whether the dialogues were a sample."""
         lines: list[str] = []
         for what, s in self.parts.items():
+            lines.append(f"{what} summarised with {s.get('model_id')} ({s.get('runner')})")
             lines += reason_notes(f"summarize {what}", s.get("quarantine_reasons"))  # type: ignore[arg-type]
             if what == "items" and s.get("images") != "used":
                 lines.append(f"item images: {s.get('images')}")

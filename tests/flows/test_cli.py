@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import features
-import flows.ingest  # noqa: F401  (import prefect now: its log handlers must bind the real stderr, not CliRunner's)
+import flows.nightly  # noqa: F401  (import prefect now: its log handlers must bind the real stderr, not CliRunner's)
 from flows.cli import app
 
 runner = CliRunner()
@@ -68,7 +68,7 @@ def test_ingest_prints_counts_and_features_commands_read_back(dialogue_file: Pat
     show = runner.invoke(app, ["features", "show", "turns", "--version", "0", "--lake", lake])
     assert show.exit_code == 0 and "@redial:5" in show.output
     out = tmp_path / "turns.parquet"
-    pulled = runner.invoke(app, ["features", "show", "turns", "--out", str(out), "--lake", lake])
+    pulled = runner.invoke(app, ["features", "pull", "turns", "--out", str(out), "--lake", lake])
     assert pulled.exit_code == 0 and out.is_file()
     assert features.read("turns", lake=lake).collect().height == 2
     bad = runner.invoke(app, ["features", "show", "turns", "--version", "9", "--lake", lake])

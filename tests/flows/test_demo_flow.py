@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 import features
+from flows.nightly import PipelineResult
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -24,6 +25,12 @@ def dag_run_id(lake: str) -> str:
     """The flow run id the DAG recorded with its stage rows."""
     rows = features.read("pipeline_runs", lake=lake).filter(pl.col("stage") == "ingest").collect()
     return str(rows["flow_run_id"][0])
+
+
+def _summaries(run: PipelineResult) -> dict[str, dict]:
+    """Each stage's summary as a plain dict of its own counts."""
+    plain = {name: summary.to_dict() for name, summary in run.results.items()}
+    return {name: next(iter(d.values())) if len(d) == 1 else d for name, d in plain.items()}
 
 
 def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
@@ -44,10 +51,11 @@ def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
         "artifacts_root": str(tmp_path / "artifacts"),
         "train_config": {"lm_kind": "random", "max_context_tokens": 32},
     }
-    run = demo_flow(**kwargs)
-    result = run["results"]  # each stage flow's own summary
-    assert run["inputs"]["dialogue_source"] == "synthetic"
-    assert {name: s["status"] for name, s in run["stages"].items()} == dict.fromkeys(
+    demo = demo_flow(**kwargs)
+    run = demo.run
+    result = _summaries(run)  # each stage's own summary
+    assert demo.inputs["dialogue_source"] == "synthetic"
+    assert {name: s["status"] for name, s in run.stages.items()} == dict.fromkeys(
         ["ingest", "crawl", "summarize", "embed", "graphs", "train"], "ok"
     )
     assert result["train"]["version"] == 1 and result["train"]["promoted"]  # the train step ran and registered
@@ -89,31 +97,30 @@ def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
     assert prefs["dialogues"] == 2 and prefs["dialogues_total"] == 12 and prefs["candidates"] > 0
     assert prefs["written"] + prefs["quarantined"] == prefs["candidates"]
 
-    report = Path(run["report"])  # the run report, under the lake by default, with its plots
+    report = Path(run.report)  # the run report, under the lake by default, with its plots
     assert report == Path(lake) / "_reports" / dag_run_id(lake) / "report.md" and report.with_suffix(".html").exists()
     assert (report.parent / "graph_degrees.png").exists() and "co_mention" in report.read_text()
 
     runs = features.read("pipeline_runs", lake=lake).collect()
-    dag_rows = runs.filter(pl.col("stage").is_in(list(run["stages"])))
-    assert sorted(dag_rows["stage"]) == sorted(run["stages"]) and set(dag_rows["status"]) == {"ok"}
+    dag_rows = runs.filter(pl.col("stage").is_in(list(run.stages)))
+    assert sorted(dag_rows["stage"]) == sorted(run.stages) and set(dag_rows["status"]) == {"ok"}
     crawl_row = dag_rows.filter(pl.col("stage") == "crawl").row(0, named=True)
     assert json.loads(crawl_row["counts"])["rows_out"] >= 60  # fetch rows, blob rows, item updates
     assert json.loads(crawl_row["output_versions"])["poster_blobs"] == features.table_version("poster_blobs", lake)
 
     before = features.tables(lake).select("table", "version")
-    again = demo_flow(**kwargs)  # nothing new: every stage skips without starting its subflow
-    assert {name: s["status"] for name, s in again["stages"].items()} == dict.fromkeys(run["stages"], "skipped")
-    assert again["results"] == {} and again["report"] is None  # nothing ran: no new report
-    assert all("unchanged since run" in s["reason"] for s in again["stages"].values())
+    again = demo_flow(**kwargs).run  # nothing new: every stage skips without starting its subflow
+    assert {name: s["status"] for name, s in again.stages.items()} == dict.fromkeys(run.stages, "skipped")
+    assert again.results == {} and again.report is None  # nothing ran: no new report
+    assert all("unchanged since run" in str(s["reason"]) for s in again.stages.values())
     assert features.tables(lake).select("table", "version").equals(before)  # not one new version, anywhere
 
-    # a forced run goes through every stage flow, and each finds nothing to do
-    forced = demo_flow(**kwargs, force=True)["results"]
+    # a forced run goes through every stage flow, and each finds nothing to do (train, forced, would retrain)
+    forced = _summaries(demo_flow(**kwargs, force=True, train=False).run)
     assert forced["ingest"]["dialogues"]["written"] == 0
     assert forced["crawl"]["requested"] == 0 and forced["crawl"]["already_stored"] == 60  # no request at all
     assert all(m["embedded"] == 0 for m in forced["embed"]["modalities"].values())
     assert forced["graphs"]["built"] == {} and len(forced["graphs"]["skipped"]) == 5  # nothing rebuilt
     assert forced["summarize"]["preferences"]["generated"] == 0 and forced["summarize"]["items"]["generated"] == 0
-    assert "reused_run" in forced["train"]  # nothing changed: nothing retrained
     after = features.tables(lake).select("table", "version").filter(pl.col("table") != "pipeline_runs")
     assert after.equals(before.filter(pl.col("table") != "pipeline_runs"))

@@ -40,15 +40,23 @@ def inputs(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_ingest_flow_writes_tables_and_artifact(inputs: dict[str, Path]) -> None:
+    from datetime import UTC, datetime
+
     from prefect import get_client
 
-    from flows.ingest import ingest_flow
+    from flows.nightly import nightly_flow
 
-    state = ingest_flow(
-        dialogues=str(inputs["dialogues"]), catalog=str(inputs["catalog"]), lake=str(inputs["lake"]), return_state=True
+    started = datetime.now(UTC)
+    state = nightly_flow(
+        stages=["ingest"],
+        dialogues=str(inputs["dialogues"]),
+        catalog=str(inputs["catalog"]),
+        lake=str(inputs["lake"]),
+        report=False,
+        return_state=True,
     )
     assert state.is_completed()
-    results = state.result()
+    results = state.result().results["ingest"].inputs
     assert results["catalog"]["written"] == 2
     d = results["dialogues"]
     assert (d["read"], d["written"], d["quarantined"]) == (3, 2, 3)  # bad JSON line, empty msg, undefined @999
@@ -62,7 +70,7 @@ def test_ingest_flow_writes_tables_and_artifact(inputs: dict[str, Path]) -> None
     async def artifacts() -> list[str]:
         async with get_client() as client:
             found = await client.read_artifacts()
-            return [a.description or "" for a in found if a.flow_run_id == state.state_details.flow_run_id]
+            return [a.description or "" for a in found if a.key == "ingest-summary" and a.created >= started]
 
     import asyncio
 
@@ -70,13 +78,20 @@ def test_ingest_flow_writes_tables_and_artifact(inputs: dict[str, Path]) -> None
 
 
 def test_ingest_flow_rerun_writes_no_version(inputs: dict[str, Path]) -> None:
-    from flows.ingest import ingest_flow
+    from flows.nightly import nightly_flow
 
-    ingest_flow(dialogues=str(inputs["dialogues"]), catalog=str(inputs["catalog"]), lake=str(inputs["lake"]))
+    files = {"dialogues": str(inputs["dialogues"]), "catalog": str(inputs["catalog"]), "lake": str(inputs["lake"])}
+    nightly_flow(stages=["ingest"], report=False, **files)
     before = features.tables(inputs["lake"]).select("table", "version")
-    again = ingest_flow(dialogues=str(inputs["dialogues"]), catalog=str(inputs["catalog"]), lake=str(inputs["lake"]))
+    skipped = nightly_flow(stages=["ingest"], report=False, **files)  # nothing changed: the stage skips
+    assert skipped.status("ingest") == "skipped"
+    assert features.tables(inputs["lake"]).select("table", "version").equals(before)
+    forced = nightly_flow(stages=["ingest"], report=False, force=True, **files)  # runs, and changes nothing
+    again = forced.results["ingest"].inputs
     assert again["dialogues"]["written"] == 0 and again["dialogues"]["unchanged"] == 2
     assert again["catalog"]["unchanged"] == 2
-    assert features.tables(inputs["lake"]).select("table", "version").equals(before)
+    data = ["items", "dialogues", "turns", "quarantine"]
+    versions_before = {t: v for t, v in before.iter_rows() if t in data}
+    assert features.table_versions(data, lake=inputs["lake"]) == versions_before  # a forced re-ingest writes nothing
     quarantine = features.read("quarantine", lake=inputs["lake"]).collect()
     assert quarantine.height == 3 and quarantine.filter(pl.col("reason").str.contains("invalid JSON")).height == 1

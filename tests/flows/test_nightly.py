@@ -4,14 +4,13 @@ transient errors are retried and bad data is not, a failure stops the stages aft
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
-
-import dataclasses
 
 import features
 import flows.nightly as nightly

@@ -14,8 +14,7 @@ import polars as pl
 import pytest
 
 import features
-from flows.embed import embed_flow
-from flows.summarize import summarize_flow
+from flows.nightly import run_one
 from tests.tasks.embed.test_embed_stage import _lake
 
 # A cold Dask worker imports torch, open_clip and transformers (~1 min on 2 shared cores): not in the fast suite.
@@ -39,15 +38,17 @@ def _rows(lake: Path) -> pl.DataFrame:
     return features.read("item_embeddings", lake=lake).collect().sort(KEY)
 
 
-def _embed(lake: Path, **options: object) -> dict[str, object]:
-    return embed_flow(
-        lake=str(lake),
-        modalities=["image", "clip_text", "text"],
-        clip_model=CLIP,
-        batch_size=2,
-        shard_size=3,
-        **options,
-    )  # type: ignore[arg-type]
+def _embed(lake: Path, **options: object) -> dict:
+    settings = {"modalities": ["image", "clip_text", "text"], "clip_model": CLIP, "batch_size": 2, "shard_size": 3}
+    summary = run_one("embed", settings | options, lake=str(lake), force=True).summary
+    assert summary is not None
+    return summary.to_dict()
+
+
+def _summarize(lake: str, **options: object) -> dict:
+    summary = run_one("summarize", options, lake=lake, force=True).summary
+    assert summary is not None
+    return summary.to_dict()["parts"]
 
 
 def test_embed_on_dask_matches_the_default_runner_and_reruns_nothing(tmp_path: Path, dask_address: str) -> None:
@@ -125,8 +126,8 @@ def test_summarize_on_dask_matches_the_default_runner_and_reruns_nothing(tmp_pat
     for lake in (default_lake, dask_lake):
         _dialogues(lake)
     options: dict[str, object] = {"model_dir": model, "max_new_tokens": 6, "batch_size": 2, "what": "both"}
-    plain = summarize_flow(lake=default_lake, **options)  # type: ignore[arg-type]
-    scaled = summarize_flow(lake=dask_lake, task_runner="dask", dask_address=dask_address, **options)  # type: ignore[arg-type]
+    plain = _summarize(default_lake, **options)  # type: ignore[arg-type]
+    scaled = _summarize(dask_lake, task_runner="dask", dask_address=dask_address, **options)  # type: ignore[arg-type]
 
     expected, got = _summaries(default_lake), _summaries(dask_lake)
     assert got.height == expected.height > 0
@@ -140,7 +141,7 @@ def test_summarize_on_dask_matches_the_default_runner_and_reruns_nothing(tmp_pat
     prefs = scaled["preferences"]
     assert isinstance(prefs, dict) and prefs["candidates"] == 10  # 5 dialogues x 2 recommendation points
 
-    again = summarize_flow(lake=dask_lake, task_runner="dask", dask_address=dask_address, **options)  # type: ignore[arg-type]
+    again = _summarize(dask_lake, task_runner="dask", dask_address=dask_address, **options)  # type: ignore[arg-type]
     for what in ("items", "preferences"):
         counts = again[what]
         assert isinstance(counts, dict) and counts["generated"] == 0 and counts["cached"] == counts["candidates"]

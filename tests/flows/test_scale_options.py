@@ -6,10 +6,10 @@ import pytest
 from prefect import flow, task
 from typer.testing import CliRunner
 
-import flows.embed  # noqa: F401  (import prefect now: its log handlers must bind the real stderr)
+import flows.nightly  # noqa: F401  (import prefect now: its log handlers must bind the real stderr)
 from flows.cli import app
-from flows.runners import check_task_runner, dask_task_runner
-from tasks.scale import submit_jobs
+from tasks.settings import check_task_runner
+from tasks.task import dask_task_runner, submit_jobs
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import features
-import flows.summarize  # noqa: F401  (import prefect now: its log handlers must bind the real stderr)
+import flows.nightly  # noqa: F401  (import prefect now: its log handlers must bind the real stderr)
 from flows.cli import app
 from tests.tasks.summarize.tiny_lm import build_tiny_lm
 
@@ -42,10 +42,17 @@ def test_summarize_command_runs_the_flow_and_rerun_generates_nothing(tmp_path: P
     args = ["summarize", "--model-dir", model, "--max-new-tokens", "4", "--limit", "1", "--lake", lake]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert "summarize preferences (local:tiny-lm@" in first.output and "1 wanted" in first.output
-    assert "summarize items" in first.output and "2 wanted" in first.output
+    rows = {
+        cells[0]: cells
+        for cells in ([c.strip() for c in line.strip("│").split("│")] for line in first.output.splitlines())
+        if cells[0] in ("items", "preferences")
+    }
+    # what | candidates | cached | generated | written | quarantined | seconds
+    assert rows["preferences"][1] == "1" and rows["items"][1] == "2" and rows["items"][5] == "2", first.output
+    assert "preferences summarised with local:tiny-lm@" in first.output
     # random weights never finish in 4 tokens: every answer is retried once, then quarantined with its reason
     quarantine = features.read("quarantine", lake=lake).collect()
     assert set(quarantine["source"]) == {"summarize:item", "summarize:preference"}
-    again = runner.invoke(app, args)
-    assert again.exit_code == 0 and " ".join(again.output.split()).count("0 generated") == 2
+    again = runner.invoke(app, args)  # nothing changed: the stage is skipped, nothing generated
+    assert again.exit_code == 0 and "unchanged since run" in " ".join(again.output.split())
+    assert features.read("quarantine", lake=lake).collect().height == quarantine.height

@@ -177,7 +177,7 @@ def _nightly_script(lake: Path, inputs: dict[str, str], out: Path, settings: dic
             result = nightly_flow(lake={str(lake)!r}, dialogues={inputs["dialogues"]!r},
                                   catalog={inputs["catalog"]!r}, catalog_source="movielens",
                                   stages=["ingest", "embed", "graphs"], settings={settings!r}, lock_wait_s=0)
-            outcome = {{"status": "ok", "stages": {{k: v["status"] for k, v in result["stages"].items()}}}}
+            outcome = {{"status": "ok", "stages": {{k: v["status"] for k, v in result.stages.items()}}}}
         except LakeBusyError as exc:
             outcome = {{"status": "busy", "error": str(exc)}}
         open({str(out)!r}, "w").write(json.dumps(outcome))
