@@ -38,7 +38,7 @@ def emit_dialogues_landed(summary: dict[str, object], lake: str | None) -> bool:
     if new == 0:
         return False
     resolved = features.resolve_lake(lake)
-    versions = features.table_versions(["dialogues", "turns", "items"], resolved)
+    versions = features.table_versions(["dialogues", "turns", "items"], lake=resolved)
     emit_event(
         event=DIALOGUES_EVENT,
         resource={"prefect.resource.id": f"mmcrs.lake.{resolved.root}", "prefect.resource.name": "mmcrs lake"},

@@ -129,7 +129,7 @@ def run_stage(
     spec = stage_spec(name)
     started, clock = now_utc(), time.monotonic()
     fingerprint = stage_fingerprint(name, params, files)
-    before = features.table_versions(spec.watched, lake)
+    before = features.table_versions(spec.watched, lake=lake)
     inputs = {t: v for t, v in before.items() if t in spec.reads}
     if not force and (row := reusable(name, fingerprint, lake=lake)) is not None:
         reason = f"inputs and config unchanged since run {row['run_id']}"
@@ -158,7 +158,7 @@ def run_stage(
                 )
                 time.sleep(delay)
                 continue
-            after = features.table_versions(spec.watched, lake)
+            after = features.table_versions(spec.watched, lake=lake)
             failed = StageRecord(
                 name,
                 "failed",
@@ -292,7 +292,7 @@ def nightly_flow(
     return {
         "stages": {r.name: {"status": r.status, **r.counts()} for r in records},
         "results": {r.name: r.summary for r in records if r.status == "ok"},
-        "versions": features.table_versions(sorted(features.TABLES), resolved),
+        "versions": features.table_versions(sorted(features.TABLES), lake=resolved),
         "report": report,
     }
 

@@ -412,7 +412,7 @@ def train(
 
     import features
 
-    if features.table_version("turns", lake) is None:
+    if features.table_version("turns", lake=lake) is None:
         raise _fail(f"no turns table in {features.resolve_lake(lake).root}: ingest dialogues first")
     from flows.train import train_flow
 

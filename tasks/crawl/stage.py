@@ -71,7 +71,7 @@ def blob_store(lake: Lake) -> BlobStore:
 
 
 def _read_or_empty(table: str, columns: list[str], lake: Lake) -> pl.DataFrame:
-    if features.table_version(table, lake) is None:
+    if features.table_version(table, lake=lake) is None:
         schema = pl.DataFrame(features.spec_for(table).schema.empty_table()).select(columns).schema
         return pl.DataFrame(schema=schema)
     return features.read(table, columns=columns, lake=lake).collect()
@@ -281,7 +281,7 @@ def crawl(
         stage=STAGE,
         flow_run_id=run_id,
         config_hash=features.config_hash(asdict(cfg)),
-        input_versions=features.table_versions(["items", "poster_fetches"], resolved),
+        input_versions=features.table_versions(["items", "poster_fetches"], lake=resolved),
     )
     writer = _Writer(resolved, cfg, commit, summary)
     items = _read_or_empty("items", ["item_id", "poster_url", "plot_url", "text"], resolved)

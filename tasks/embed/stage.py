@@ -454,7 +454,7 @@ def encode_shard(job: ShardJob, *, config: EmbedConfig, lake: Lake) -> ShardResu
 
 def _items(lake: Lake) -> pl.DataFrame:
     columns = ["item_id", "title", "text", "plot_text", "poster_sha256"]
-    if features.table_version("items", lake) is None:
+    if features.table_version("items", lake=lake) is None:
         return pl.DataFrame(schema={c: pl.String for c in columns})
     return features.read("items", columns=columns, lake=lake).collect()
 
@@ -488,7 +488,7 @@ def embed(
         stage=STAGE,
         flow_run_id=run_id,
         config_hash=features.config_hash(cfg.hashable()),
-        input_versions=features.table_versions(["items", "poster_blobs"], resolved),
+        input_versions=features.table_versions(["items", "poster_blobs"], lake=resolved),
     )
     embedder, items = _Embedder(resolved, cfg, commit, summary), _items(resolved)
     plans = {}

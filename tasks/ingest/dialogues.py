@@ -146,7 +146,7 @@ def _frame(table: str, rows: list[dict[str, object]]) -> pl.DataFrame:
 
 
 def _existing_hashes(ids: list[str], lake: Lake) -> dict[str, str]:
-    if not ids or features.table_version("dialogues", lake) is None:
+    if not ids or features.table_version("dialogues", lake=lake) is None:
         return {}
     found = (
         features.read("dialogues", columns=["dialogue_id", "content_hash"], lake=lake)
@@ -179,7 +179,7 @@ class _Run:
         self.path, self.lake, self.now = path, lake, datetime.now(UTC)
         self.summary = IngestSummary(source_file=str(path), format=fmt)
         self.seen: set[str] = set()
-        items_version = features.table_version("items", lake)
+        items_version = features.table_version("items", lake=lake)
         items = (
             features.read("items", columns=["item_id", "source", "title", "year"], lake=lake).collect()
             if items_version is not None
@@ -348,7 +348,7 @@ def ingest_dialogues(
             flow_run_id=run_id,
             config_hash=run.commit.config_hash,
             input_versions=run.commit.input_versions,
-            output_versions=features.table_versions(WATCHED, resolved),
+            output_versions=features.table_versions(WATCHED, lake=resolved),
             counts=counts,
             started_at=started,
             duration_s=(now_utc() - started).total_seconds(),

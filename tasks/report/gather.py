@@ -30,7 +30,7 @@ OUT_KEYS = ("rows_out", "written", "inserted", "output_rows", "edges", "embedded
 
 
 def _exists(table: str, lake: Lake) -> bool:
-    return features.table_version(table, lake) is not None
+    return features.table_version(table, lake=lake) is not None
 
 
 # --- pipeline_runs -----------------------------------------------------------------------------------------

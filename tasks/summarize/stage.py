@@ -138,7 +138,7 @@ def merge_result(summary: SummarizeSummary, result: BatchResult, workers: set[st
 
 
 def _read_or_empty(table: str, columns: list[str], lake: Lake) -> pl.DataFrame:
-    if features.table_version(table, lake) is None:
+    if features.table_version(table, lake=lake) is None:
         schema = pl.DataFrame(features.spec_for(table).schema.empty_table()).select(columns).schema
         return pl.DataFrame(schema=schema)
     return features.read(table, columns=columns, lake=lake).collect()
@@ -192,7 +192,7 @@ def _commit(lake: Lake, run_id: str | None, config: SummarizeConfig, model_id: s
         stage=STAGE,
         flow_run_id=run_id,
         config_hash=features.config_hash({**asdict(config), "model_id": model_id}),
-        input_versions=features.table_versions(inputs, lake),
+        input_versions=features.table_versions(inputs, lake=lake),
     )
 
 

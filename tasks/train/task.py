@@ -50,7 +50,7 @@ def train_stage(
 ) -> dict[str, object]:
     """Train, evaluate, export, register (and maybe promote) one model version; returns the run report."""
     resolved, started = features.resolve_lake(lake), now_utc()
-    if features.table_version("turns", resolved) is None:
+    if features.table_version("turns", lake=resolved) is None:
         raise ValueError(f"no turns table in {resolved.root}: ingest dialogues first")
     fingerprint = _fingerprint(config, model_name, artifacts_root)
     if not force and (row := reusable_run(STAGE, fingerprint, watched=WATCHED, lake=resolved)):
@@ -73,7 +73,7 @@ def train_stage(
             flow_run_id=run_id,
             config_hash=features.config_hash(config),
             input_versions=report["input_versions"],
-            output_versions=features.table_versions(WATCHED, resolved),
+            output_versions=features.table_versions(WATCHED, lake=resolved),
             counts=report,
             started_at=started,
             duration_s=(now_utc() - started).total_seconds(),

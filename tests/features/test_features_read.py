@@ -220,7 +220,7 @@ def test_history_skips_no_op_writes(lake: str, make_items, commit) -> None:
 
 
 def test_tables_lists_catalog_on_empty_lake(lake: str) -> None:
-    listing = features.tables(lake)
+    listing = features.tables(lake=lake)
     assert listing["table"].to_list() == list(features.TABLES)
     assert not listing["exists"].any()
     assert listing["version"].null_count() == listing.height
@@ -239,12 +239,12 @@ def test_tables_after_writes(lake: str, make_items, make_embeddings, commit) -> 
     features.delete("items", "item_id = 'a'", commit=commit, lake=lake)
     data = pl.concat([make_embeddings(["a", "b"], "image"), make_embeddings(["a"], "text")])
     features.upsert("item_embeddings", data, commit=commit, lake=lake)
-    listing = {row["table"]: row for row in features.tables(lake).iter_rows(named=True)}
+    listing = {row["table"]: row for row in features.tables(lake=lake).iter_rows(named=True)}
     assert (listing["items"]["exists"], listing["items"]["version"], listing["items"]["rows"]) == (True, 2, 3)
     assert (listing["item_embeddings"]["version"], listing["item_embeddings"]["rows"]) == (0, 3)
     assert not listing["turns"]["exists"]
     assert listing["turns"]["version"] is None
-    assert features.table_versions(["items", "turns", "item_embeddings"], lake) == {"items": 2, "item_embeddings": 0}
+    assert features.table_versions(["items", "turns", "item_embeddings"], lake=lake) == {"items": 2, "item_embeddings": 0}
 
 
 def test_tables_uses_env_lake(isolated: Path, make_items, commit, monkeypatch: pytest.MonkeyPatch) -> None:

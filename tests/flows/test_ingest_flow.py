@@ -73,10 +73,10 @@ def test_ingest_flow_rerun_writes_no_version(inputs: dict[str, Path]) -> None:
     from flows.ingest import ingest_flow
 
     ingest_flow(dialogues=str(inputs["dialogues"]), catalog=str(inputs["catalog"]), lake=str(inputs["lake"]))
-    before = features.tables(inputs["lake"]).select("table", "version")
+    before = features.tables(lake=inputs["lake"]).select("table", "version")
     again = ingest_flow(dialogues=str(inputs["dialogues"]), catalog=str(inputs["catalog"]), lake=str(inputs["lake"]))
     assert again["dialogues"]["written"] == 0 and again["dialogues"]["unchanged"] == 2
     assert again["catalog"]["unchanged"] == 2
-    assert features.tables(inputs["lake"]).select("table", "version").equals(before)
+    assert features.tables(lake=inputs["lake"]).select("table", "version").equals(before)
     quarantine = features.read("quarantine", lake=inputs["lake"]).collect()
     assert quarantine.height == 3 and quarantine.filter(pl.col("reason").str.contains("invalid JSON")).height == 1

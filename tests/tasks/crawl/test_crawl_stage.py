@@ -108,11 +108,11 @@ def test_crawl_stores_quarantines_and_reruns_without_requests(server: _Server, t
     assert set(quarantine) == {"i5", "i6"}
     assert "404" in quarantine["i5"]["reason"] and "image" in quarantine["i6"]["reason"]
 
-    versions = features.tables(lake).select("table", "version")
+    versions = features.tables(lake=lake).select("table", "version")
     server.requests.clear()
     again = crawl(lake=lake, config=config)
     assert again.requested == 2 and sorted(server.requests) == ["/missing.png", "/page.html"]  # failures retried
-    assert features.tables(lake).select("table", "version").equals(versions)  # same outcome: nothing written
+    assert features.tables(lake=lake).select("table", "version").equals(versions)  # same outcome: nothing written
 
     (tmp_path / "www" / "missing.png").write_bytes((tmp_path / "www" / "b.jpg").read_bytes())
     fixed = crawl(lake=lake, config=config)

@@ -64,13 +64,13 @@ def test_embeds_every_modality_with_unit_vectors_then_nothing(tmp_path: Path) ->
     norms = np.linalg.norm(np.stack(rows["vector"].to_list()), axis=1)
     assert np.allclose(norms, 1.0, atol=1e-5)
 
-    version = features.table_version("item_embeddings", lake)
+    version = features.table_version("item_embeddings", lake=lake)
     again = embed(lake=lake, config=TINY)
     assert {m: (s.embedded, s.up_to_date) for m, s in again.modalities.items()} == {
         "image": (0, 7),
         "clip_text": (0, 7),
     }
-    assert features.table_version("item_embeddings", lake) == version
+    assert features.table_version("item_embeddings", lake=lake) == version
 
 
 def test_same_seed_gives_the_same_vectors_in_another_lake(tmp_path: Path) -> None:
