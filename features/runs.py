@@ -21,7 +21,7 @@ import polars as pl
 from features.commits import CommitInfo
 from features.lake import Lake
 from features.read import history, read
-from features.store import table_version, table_versions
+from features.store import table_versions
 from features.write import append
 
 
@@ -123,10 +123,8 @@ def reusable_run(
     Returns:
         The ``pipeline_runs`` row, or None when the stage must run.
     """
-    if table_version("pipeline_runs", lake=lake) is None:
-        return None
     runs = (
-        read("pipeline_runs", lake=lake)
+        read("pipeline_runs", missing="empty", lake=lake)
         .filter((pl.col("stage") == stage) & (pl.col("fingerprint") == fingerprint) & (pl.col("status") == "ok"))
         .sort("started_at", descending=True)
         .head(1)

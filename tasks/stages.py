@@ -136,10 +136,8 @@ def _rows_written(table: str, before: int | None, after: int | None, lake: Lake)
 
 def quarantined_since(spec: StageSpec, since: datetime, *, lake: Lake) -> dict[str, int]:
     """Quarantine rows this stage wrote (or refreshed) since ``since``, counted by reason."""
-    if features.table_version("quarantine", lake=lake) is None:
-        return {}
     frame = (
-        features.read("quarantine", lake=lake)
+        features.read("quarantine", missing="empty", lake=lake)
         .filter(pl.col("quarantined_at") >= since)
         .select("stage", "reason")
         .collect()

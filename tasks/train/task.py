@@ -7,7 +7,6 @@ nothing and returns that run's report (``reused_run`` names it), so a nightly ru
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 
 from prefect import get_run_logger, task
@@ -122,7 +121,10 @@ def train_task(
     auto_promote: bool = True,
     force: bool = False,
 ) -> dict[str, object]:
-    """Prefect task: train + evaluate + export + register; per-epoch table and final metrics as artifacts."""
+    """Prefect task: train + evaluate + export + register; per-epoch table and final metrics as artifacts.
+
+    ``artifacts_root`` is taken as given (None: ``./artifacts``); flows pass ``features.Settings.artifacts_root``.
+    """
     from prefect.artifacts import create_markdown_artifact
 
     run_id = flow_run.get_id()
@@ -130,7 +132,7 @@ def train_task(
         TrainConfig(**(config or {})),
         lake=lake,
         model_name=model_name,
-        artifacts_root=artifacts_root or os.environ.get("MMCRS_ARTIFACTS"),
+        artifacts_root=artifacts_root,
         auto_promote=auto_promote,
         force=force,
         run_id=str(run_id) if run_id else None,

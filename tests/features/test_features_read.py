@@ -244,7 +244,10 @@ def test_tables_after_writes(lake: str, make_items, make_embeddings, commit) -> 
     assert (listing["item_embeddings"]["version"], listing["item_embeddings"]["rows"]) == (0, 3)
     assert not listing["turns"]["exists"]
     assert listing["turns"]["version"] is None
-    assert features.table_versions(["items", "turns", "item_embeddings"], lake=lake) == {"items": 2, "item_embeddings": 0}
+    assert features.table_versions(["items", "turns", "item_embeddings"], lake=lake) == {
+        "items": 2,
+        "item_embeddings": 0,
+    }
 
 
 def test_tables_uses_env_lake(isolated: Path, make_items, commit, monkeypatch: pytest.MonkeyPatch) -> None:

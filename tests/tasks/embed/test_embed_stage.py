@@ -13,7 +13,7 @@ from PIL import Image
 
 import features
 from features import CommitInfo
-from tasks.crawl.stage import blob_store
+from features.blobs import poster_store
 from tasks.embed import stage
 from tasks.embed.config import EmbedConfig
 from tasks.embed.stage import embed
@@ -32,7 +32,7 @@ def _png(i: int) -> bytes:
 def _lake(tmp_path: Path, n: int = 7, *, corrupt: set[int] = frozenset()) -> Path:  # type: ignore[assignment]
     """``n`` items with posters in the blob store (``corrupt`` ones hold bytes that are no image) and texts."""
     lake = tmp_path / "lake"
-    store = blob_store(features.resolve_lake(lake))
+    store = poster_store(features.resolve_lake(lake))
     shas = [store.put(b"\x89PNG\r\n\x1a\n garbage" + bytes([i]) if i in corrupt else _png(i)) for i in range(n)]
     items = pl.DataFrame(
         {
