@@ -38,7 +38,7 @@ EVAL_PROTOCOL = {
 
 
 def artifacts_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """The artifacts root: ``root``, else ``./artifacts`` (the edge resolves ``MMCRS_ARTIFACTS``: ``features.Settings``)."""
+    """The artifacts root: ``root``, else ``./artifacts`` (``features.Settings`` resolves ``MMCRS_ARTIFACTS``)."""
     return Path(root or DEFAULT_ARTIFACTS_ROOT)
 
 

@@ -159,6 +159,8 @@ class _Writer:
         blob_rows: list[dict[str, object]] = []
         texts: dict[str, str] = {}
         failures: dict[str, tuple[str, str]] = {}  # url -> (kind, reason)
+        sha: str | None
+        reason: str | None
         for job, result in zip(jobs, results, strict=True):
             if not result.ok:
                 sha, reason = None, result.reason or "failed"

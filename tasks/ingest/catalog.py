@@ -124,7 +124,7 @@ def _clean(row: dict[str, object], extra: list[str], source: str) -> dict[str, o
     if text is not None and not isinstance(text, str):
         return f"plot text is {type(text).__name__}, not text"
     poster = row.get("poster_url") or row.get("poster_path")
-    item = {
+    item: dict[str, object] = {
         "item_id": str(item_id).strip(),
         "source": source,
         "title": _str(row.get("title")),

@@ -156,7 +156,7 @@ def _existing_hashes(ids: list[str], lake: Lake) -> dict[str, str]:
     return dict(found.iter_rows())
 
 
-def _stale_turns_predicate(changed: dict[str, set[int]], lake: Lake) -> str | None:
+def _stale_turns_predicate(changed: dict[str, set[object]], lake: Lake) -> str | None:
     """SQL predicate for stored turns of changed dialogues that the new content no longer has."""
     if not changed:
         return None
