@@ -346,9 +346,7 @@ def models(lake: Lake, artifacts_root: str | os.PathLike[str] | None) -> tuple[M
     A version's artifact folder is its registry ``artifact_uri`` when that is a folder here, else
     ``<artifacts_root>/<model_name>/<version>`` (``artifacts_root`` defaults to ``./artifacts``; the edge resolves
     ``MMCRS_ARTIFACTS`` with ``features.Settings``)."""
-    if not _exists("model_registry", lake):
-        return None
-    rows = features.read("model_registry", lake=lake).collect()
+    rows = features.read("model_registry", missing="empty", lake=lake).collect()
     if rows.is_empty():
         return None
     root = Path(artifacts_root or DEFAULT_ARTIFACTS_ROOT)
