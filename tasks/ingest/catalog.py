@@ -174,7 +174,7 @@ def _record(summary: CatalogSummary, result: WriteResult | None) -> None:
         summary.versions[result.table] = result.version
 
 
-def _quarantine(
+def _quarantine_records(
     bad: list[tuple[int, str]], raw_rows: list[Row | str], file: Path, source: str, summary: CatalogSummary
 ) -> list[QuarantineRecord]:
     """The quarantine records of the rejected rows (an excerpt of each raw row); counts them by reason."""
@@ -221,7 +221,7 @@ def ingest_catalog(
         stage=STAGE, flow_run_id=run_id, config_hash=features.config_hash(config), extra={"source_file": file.name}
     )
     kept, bad = _validate(raw_rows, extra, source)
-    records = _quarantine(bad, raw_rows, file, source, summary)
+    records = _quarantine_records(bad, raw_rows, file, source, summary)
     _record(summary, features.quarantine(records, commit=commit, lake=lake, at=now))
     if kept:
         items = pl.DataFrame([{**r, "ingested_at": now} for r in kept], infer_schema_length=None)
