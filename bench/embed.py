@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw
 
 import features
 from features import CommitInfo
-from tasks.crawl.stage import blob_store
+from features.blobs import poster_store
 from tasks.embed.config import EmbedConfig
 from tasks.embed.stage import embed
 from training.encoders.clip import ClipEncoder
@@ -67,7 +67,7 @@ def _texts(n: int) -> list[str]:
 
 def _lake(root: Path, n: int) -> tuple[Path, list[str]]:
     lake = root / "lake"
-    store = blob_store(features.resolve_lake(lake))
+    store = poster_store(features.resolve_lake(lake))
     shas = [store.put(_poster(i)) for i in range(n)]
     items = pl.DataFrame(
         {
@@ -91,7 +91,7 @@ def _forward(clip: ClipEncoder, pixels: torch.Tensor, batch: int) -> float:
 
 
 def _naive(clip: ClipEncoder, lake: Path, shas: list[str]) -> float:
-    store = blob_store(features.resolve_lake(lake))
+    store = poster_store(features.resolve_lake(lake))
     start = time.perf_counter()
     for sha in shas:
         with Image.open(io.BytesIO(store.get(sha))) as image:
@@ -129,7 +129,7 @@ def run(n: int, model: str, batch: int, naive_n: int, workers: int) -> dict[str,
     try:
         lake, shas = _lake(root, n)
         clip = ClipEncoder.load(model, device="cpu")
-        store = blob_store(features.resolve_lake(lake))
+        store = poster_store(features.resolve_lake(lake))
         pixels = torch.stack([clip.preprocess(Image.open(io.BytesIO(store.get(s))).convert("RGB")) for s in shas])
         forward_s = [_forward(clip, pixels, batch)]
         config = EmbedConfig(

@@ -60,11 +60,11 @@ def run(path: Path, repeats: int) -> dict[str, object]:
         try:
             times["baseline"].append(_timed(lambda w=work: baseline(path, w)))
             times["mmcrs"].append(_timed(lambda w=work: ingest_dialogues(path, lake=w / "lake")))
-            before = features.tables(work / "lake").select("table", "version")
+            before = features.tables(lake=work / "lake").select("table", "version")
             times["noop"].append(_timed(lambda w=work: ingest_dialogues(path, lake=w / "lake")))
-            assert features.tables(work / "lake").select("table", "version").equals(before), "no-op wrote data"
+            assert features.tables(lake=work / "lake").select("table", "version").equals(before), "no-op wrote data"
             times["noop_forced"].append(_timed(lambda w=work: ingest_dialogues(path, lake=w / "lake", force=True)))
-            after = features.tables(work / "lake").filter(pl.col("table") != "pipeline_runs")
+            after = features.tables(lake=work / "lake").filter(pl.col("table") != "pipeline_runs")
             assert after.select("table", "version").equals(before.filter(pl.col("table") != "pipeline_runs"))
         finally:
             shutil.rmtree(work, ignore_errors=True)

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _versions(lake: Path) -> dict[str, int]:
     import features
 
-    return features.table_versions(sorted(features.TABLES), lake)
+    return features.table_versions(sorted(features.TABLES), lake=lake)
 
 
 def _demo(lake: Path, workdir: Path, items: int | None, summarize: int, home: Path) -> float:

@@ -99,7 +99,7 @@ def _lake_dialogues(n_dialogues: int, workdir: Path) -> tuple[list[list[dict]], 
     import features
 
     lake = str(workdir / "lake")
-    if features.table_version("turns", lake) is None:  # ingested once per run
+    if features.table_version("turns", lake=lake) is None:  # ingested once per run
         ingest_dialogues(REDIAL, lake=lake)
     turns = features.read("turns", lake=lake).collect()
     chosen, _ = select_dialogues(turns, limit=n_dialogues)

@@ -6,6 +6,7 @@ Example:
     >>> features.read("turns", version=3).collect()        # doctest: +SKIP
     >>> features.read("items", as_of=datetime(2026, 11, 1)).collect()  # doctest: +SKIP
     >>> features.history("turns")                          # doctest: +SKIP
+    >>> features.read("turns", missing="empty").collect()   # doctest: +SKIP
 """
 
 from features.catalog import TABLES, TableSpec, spec_for
@@ -18,7 +19,9 @@ from features.errors import (
     UnknownTableError,
 )
 from features.lake import Lake, resolve_lake
+from features.quarantine import QuarantineRecord, quarantine
 from features.read import history, read, resolve_version, tables
+from features.settings import Settings
 from features.store import table_version, table_versions
 from features.write import WriteResult, append, delete, replace_partition, update_columns, upsert
 
@@ -28,7 +31,9 @@ __all__ = [
     "DuplicateKeyError",
     "Lake",
     "LakeError",
+    "QuarantineRecord",
     "SchemaMismatchError",
+    "Settings",
     "TableNotFoundError",
     "TableSpec",
     "UnknownTableError",
@@ -38,6 +43,7 @@ __all__ = [
     "config_hash",
     "delete",
     "history",
+    "quarantine",
     "read",
     "replace_partition",
     "resolve_lake",

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from pyarrow import fs as pafs
 
+from features.lake import Lake
+
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # delta-rs style storage options (as the lake uses) -> pyarrow S3FileSystem arguments.
 _S3_OPTIONS = {
@@ -128,3 +130,8 @@ class BlobStore:
             raise FileNotFoundError(self._path(sha))
         with self._fs.open_input_stream(self._path(sha)) as stream:
             return bytes(stream.read())
+
+
+def poster_store(lake: Lake) -> BlobStore:
+    """The poster blob store of a lake: ``<lake root>/_blobs/posters``, with the lake's storage options."""
+    return BlobStore(lake.path("_blobs", "posters"), storage_options=lake.options())

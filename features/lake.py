@@ -55,9 +55,15 @@ class Lake:
         return dict(self.storage_options) or None
 
 
-def _config_lake_section() -> dict[str, Any]:
+def config_file() -> Path | None:
+    """The config file: ``MMCRS_CONFIG`` or ``./mmcrs.toml``, None when that file does not exist."""
     path = Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
-    if not path.is_file():
+    return path if path.is_file() else None
+
+
+def _config_lake_section() -> dict[str, Any]:
+    path = config_file()
+    if path is None:
         return {}
     with path.open("rb") as fh:
         section = tomllib.load(fh).get("lake", {})

@@ -11,19 +11,21 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
-from features.catalog import TABLES
+from features.catalog import TABLES, spec_for
 from features.commits import PREFIX
 from features.errors import LakeError
 from features.lake import Lake, resolve_lake
 from features.store import open_table, require_table
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+Missing = Literal["raise", "empty"]
 
 
 def _as_utc(ts: datetime) -> datetime:
@@ -53,12 +55,28 @@ def _pin(table: str, dt: DeltaTable, version: int | None, as_of: datetime | None
         dt.load_as_version(_version_at(table, dt, _as_utc(as_of)))
 
 
+def _empty_frame(table: str, *, columns: Sequence[str] | None = None) -> pl.LazyFrame:
+    """A lazy frame with no rows and the catalog schema of ``table`` (only ``columns`` when given).
+
+    Raises:
+        UnknownTableError: ``table`` is not in the catalog.
+        LakeError: a requested column is not in the table's declared schema.
+    """
+    schema = spec_for(table).schema
+    unknown = [c for c in columns or () if c not in schema.names]
+    if unknown:
+        raise LakeError(f"table {table!r} declares no column(s) {', '.join(unknown)}")
+    frame = pl.DataFrame(schema.empty_table()).lazy()
+    return frame.select(list(columns)) if columns else frame
+
+
 def read(
     table: str,
     *,
     version: int | None = None,
     as_of: datetime | None = None,
     columns: Sequence[str] | None = None,
+    missing: Missing = "raise",
     lake: Lake | str | None = None,
 ) -> pl.LazyFrame:
     """A lazy frame over one table, at its latest version or pinned in time.
@@ -68,6 +86,8 @@ def read(
         version: a Delta version number to read.
         as_of: read the version that was current at this time (naive datetimes are UTC).
         columns: columns to select (default: all).
+        missing: what a table not written to this lake yet reads as: ``"raise"`` (``TableNotFoundError``) or
+            ``"empty"`` (no rows, the catalog schema, only ``columns`` when given).
         lake: lake root (see ``features.lake.resolve_lake``).
 
     Returns:
@@ -75,12 +95,20 @@ def read(
 
     Raises:
         UnknownTableError: ``table`` is not in the catalog.
-        TableNotFoundError: the table has not been written to this lake.
+        TableNotFoundError: the table has not been written to this lake (and ``missing="raise"``).
         LakeError: both ``version`` and ``as_of`` given, or they point outside the table's history.
+
+    Example:
+        >>> features.read("turns", columns=["dialogue_id"], missing="empty").collect().shape  # doctest: +SKIP
+        (0, 1)
     """
     if version is not None and as_of is not None:
         raise LakeError("pass either version= or as_of=, not both")
-    dt = require_table(table, lake)
+    if missing not in ("raise", "empty"):
+        raise ValueError(f"missing must be 'raise' or 'empty', not {missing!r}")
+    dt = open_table(table, lake) if missing == "empty" else require_table(table, lake)
+    if dt is None:
+        return _empty_frame(table, columns=columns)
     _pin(table, dt, version, as_of)
     frame = pl.scan_delta(dt)
     return frame.select(list(columns)) if columns else frame
@@ -101,7 +129,7 @@ def _metrics(entry: dict[str, object]) -> str:
     return json.dumps(entry.get("operationMetrics", {}), sort_keys=True, default=str)
 
 
-def history(table: str, lake: Lake | str | None = None) -> pl.DataFrame:
+def history(table: str, *, lake: Lake | str | None = None) -> pl.DataFrame:
     """One row per table version, newest first: version, timestamp, operation, our commit metadata.
 
     Columns: ``version, timestamp, operation, stage, flow_run_id, config_hash, code_version,
@@ -145,7 +173,7 @@ def row_count(table: str, *, version: int | None = None, lake: Lake | str | None
     return counted
 
 
-def tables(lake: Lake | str | None = None) -> pl.DataFrame:
+def tables(*, lake: Lake | str | None = None) -> pl.DataFrame:
     """The catalog with each table's state in this lake: exists, version, rows, keys, description."""
     resolved = resolve_lake(lake)
     rows = []

@@ -21,7 +21,7 @@ import polars as pl
 from features.commits import CommitInfo
 from features.lake import Lake
 from features.read import history, read
-from features.store import table_version, table_versions
+from features.store import table_versions
 from features.write import append
 
 
@@ -97,7 +97,7 @@ def _only_ignored_commits(
     """True when every commit of ``table`` after version ``since`` up to ``until`` came from an ignored stage."""
     if until is None or not ignore_stages:
         return False
-    newer = history(table, lake).filter(pl.col("version") > (-1 if since is None else since))
+    newer = history(table, lake=lake).filter(pl.col("version") > (-1 if since is None else since))
     return newer.height > 0 and newer["stage"].is_in(list(ignore_stages)).all()
 
 
@@ -123,10 +123,8 @@ def reusable_run(
     Returns:
         The ``pipeline_runs`` row, or None when the stage must run.
     """
-    if table_version("pipeline_runs", lake) is None:
-        return None
     runs = (
-        read("pipeline_runs", lake=lake)
+        read("pipeline_runs", missing="empty", lake=lake)
         .filter((pl.col("stage") == stage) & (pl.col("fingerprint") == fingerprint) & (pl.col("status") == "ok"))
         .sort("started_at", descending=True)
         .head(1)
@@ -136,7 +134,7 @@ def reusable_run(
         return None
     row = runs.row(0, named=True)
     recorded = json.loads(row["output_versions"] or "{}")
-    current = table_versions(watched, lake)
+    current = table_versions(watched, lake=lake)
     same = all(
         recorded.get(t) == current.get(t)
         or _only_ignored_commits(t, recorded.get(t), current.get(t), ignore_stages, lake)

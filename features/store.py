@@ -30,15 +30,15 @@ def require_table(table: str | TableSpec, lake: Lake | str | None = None) -> Del
     return dt
 
 
-def table_version(table: str, lake: Lake | str | None = None) -> int | None:
+def table_version(table: str, *, lake: Lake | str | None = None) -> int | None:
     """The latest version of a table, or None when it does not exist yet."""
     dt = open_table(table, lake)
     return None if dt is None else dt.version()
 
 
-def table_versions(tables: list[str], lake: Lake | str | None = None) -> dict[str, int]:
+def table_versions(tables: list[str], *, lake: Lake | str | None = None) -> dict[str, int]:
     """Latest versions of several tables (absent tables left out): what a stage records as its inputs."""
-    found = {name: table_version(name, lake) for name in tables}
+    found = {name: table_version(name, lake=lake) for name in tables}
     return {name: v for name, v in found.items() if v is not None}
 
 

@@ -142,7 +142,8 @@ def nightly_flow(
     files |= {"catalog_format": catalog_format, "catalog_source": catalog_source}
     parsed = stage_settings(settings, files)
     run_id = str(flow_run.get_id() or "local")
-    context = StageContext(features.resolve_lake(lake), run_id, _artifacts_root(artifacts_root))
+    resolved = features.Settings.resolve(lake=lake, artifacts_root=artifacts_root)
+    context = StageContext(resolved.lake, run_id, str(resolved.artifacts_root))
     retry = None if retries is None else RetryPolicy(retries, 5.0 if retry_delay_s is None else retry_delay_s)
     records, error = run_stages(chosen, parsed, context, force=force, retry=retry, lock_wait_s=lock_wait_s)
     path = None
@@ -152,13 +153,7 @@ def nightly_flow(
         path = publish_report(context, records, _report_dir(context.lake, run_id, report_dir))
     if error is not None:
         raise error
-    return PipelineResult(records, features.table_versions(sorted(features.TABLES), context.lake), path)
-
-
-def _artifacts_root(given: str | None) -> str:
-    import os
-
-    return given or os.environ.get("MMCRS_ARTIFACTS") or "artifacts"
+    return PipelineResult(records, features.table_versions(sorted(features.TABLES), lake=context.lake), path)
 
 
 def _report_dir(lake: features.Lake, run_id: str, report_dir: str | None) -> Path:

@@ -83,11 +83,11 @@ def run_stage(
     lake, logger = context.lake, get_run_logger()
     started, clock = now_utc(), time.monotonic()
     fingerprint = stage_fingerprint(spec, settings)
-    before = features.table_versions(spec.watched, lake)
+    before = features.table_versions(spec.watched, lake=lake)
     inputs = {t: v for t, v in before.items() if t in spec.reads}
 
     def stage_record(status: str, **extra: object) -> StageRecord:
-        after = before if status == "skipped" else features.table_versions(spec.watched, lake)
+        after = before if status == "skipped" else features.table_versions(spec.watched, lake=lake)
         return StageRecord(
             spec.name,
             status,

@@ -266,7 +266,7 @@ def _rows_written(table: str, before: int | None, after: int | None, lake: Lake)
     """Rows a table's commits in (before, after] added or changed, from Delta's operation metrics."""
     if after is None or after == before:
         return 0
-    commits = history(table, lake).filter(pl.col("version") > (-1 if before is None else before))
+    commits = history(table, lake=lake).filter(pl.col("version") > (-1 if before is None else before))
     total = 0
     for metrics in commits["metrics"].to_list():
         m = json.loads(metrics or "{}")
@@ -287,10 +287,8 @@ def _rows_written(table: str, before: int | None, after: int | None, lake: Lake)
 
 def quarantined_since(spec: StageSpec, since: datetime, *, lake: Lake) -> dict[str, int]:
     """Quarantine rows this stage wrote (or refreshed) since ``since``, counted by reason."""
-    if features.table_version("quarantine", lake) is None:
-        return {}
     frame = (
-        features.read("quarantine", lake=lake)
+        features.read("quarantine", missing="empty", lake=lake)
         .filter(pl.col("quarantined_at") >= since)
         .select("stage", "reason")
         .collect()
@@ -341,7 +339,7 @@ def _compact(summary: object, limit: int = 4000) -> object:
 
 def measure(spec: StageSpec, before: Mapping[str, int], *, lake: Lake) -> tuple[dict[str, int], int, int]:
     """Versions after a stage, rows its inputs held before it, and rows it wrote."""
-    after = features.table_versions(spec.watched, lake)
+    after = features.table_versions(spec.watched, lake=lake)
     rows_in = sum(row_count(t, version=before[t], lake=lake) for t in spec.reads if t in before)
     rows_out = sum(_rows_written(t, before.get(t), after.get(t), lake) for t in spec.writes)
     return after, rows_in, rows_out

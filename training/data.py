@@ -136,7 +136,7 @@ def load_training_data(
 
     Absent tables, graphs and modalities are skipped with a reason in ``skipped`` (and the log).
     """
-    latest = features.table_versions(list(INPUT_TABLES), lake)
+    latest = features.table_versions(list(INPUT_TABLES), lake=lake)
     pinned = {t: v for t, v in (dict(versions) if versions is not None else latest).items() if t in INPUT_TABLES}
     skipped: dict[str, str] = {}
     for table in INPUT_TABLES:

@@ -18,13 +18,13 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 import features
+from features.settings import DEFAULT_ARTIFACTS_ROOT
 from training.data import TrainingData
 from training.lm import fingerprint
 from training.metrics import PROTOCOLS
 from training.model import GraphPromptRecommender
 from training.train import TrainResult
 
-DEFAULT_ROOT = "artifacts"
 PACKAGES = ("torch", "transformers", "safetensors", "polars", "deltalake", "pyarrow", "mmcrs")
 EVAL_PROTOCOL = {
     "ranking": "full ranking over every item of the run; rank = 1 + items scored strictly higher",
@@ -38,8 +38,8 @@ EVAL_PROTOCOL = {
 
 
 def artifacts_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """The artifacts root: ``root``, else ``MMCRS_ARTIFACTS``, else ``./artifacts``."""
-    return Path(root or os.environ.get("MMCRS_ARTIFACTS") or DEFAULT_ROOT)
+    """The artifacts root: ``root``, else ``./artifacts`` (``features.Settings`` resolves ``MMCRS_ARTIFACTS``)."""
+    return Path(root or DEFAULT_ARTIFACTS_ROOT)
 
 
 def sha256_file(path: Path) -> str:

@@ -52,9 +52,8 @@ class ItemGraph:
 
 def available_graphs(lake: Lake | str | None = None, *, version: int | None = None) -> list[str]:
     """Names of the graphs that have at least one edge in ``item_graph_edges`` (empty when the table is absent)."""
-    if features.table_version("item_graph_edges", lake) is None:
-        return []
-    frame = features.read("item_graph_edges", version=version, columns=["graph"], lake=lake).unique().collect()
+    frame = features.read("item_graph_edges", version=version, columns=["graph"], missing="empty", lake=lake)
+    frame = frame.unique().collect()
     return sorted(frame["graph"].to_list())
 
 

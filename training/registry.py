@@ -42,9 +42,7 @@ class Promotion:
 
 def models(*, lake: Lake | str | None = None, model_name: str | None = None) -> pl.DataFrame:
     """Registry rows (newest version first), optionally of one model; empty when nothing is registered."""
-    if features.table_version("model_registry", lake) is None:
-        return pl.DataFrame(features.spec_for("model_registry").schema.empty_table())
-    frame = features.read("model_registry", lake=lake).collect()
+    frame = features.read("model_registry", missing="empty", lake=lake).collect()
     if model_name is not None:
         frame = frame.filter(pl.col("model_name") == model_name)
     return frame.sort("model_name", "version", descending=[False, True])

@@ -19,7 +19,7 @@ def features_tables(lake: LakeOpt = None) -> None:
     """List the lake's tables with version and row count."""
     import features
 
-    frame = features.tables(lake)
+    frame = features.tables(lake=lake)
     table = Table(title=f"tables in {features.resolve_lake(lake).root}")
     for column in ("table", "exists", "version", "rows", "keys", "description"):
         table.add_column(column, overflow="fold")
@@ -39,7 +39,7 @@ def features_history(table: str, lake: LakeOpt = None) -> None:
     import features
 
     try:
-        frame = features.history(table, lake)
+        frame = features.history(table, lake=lake)
     except features.LakeError as exc:
         raise _fail(str(exc)) from None
     out = Table(title=f"history of {table}")

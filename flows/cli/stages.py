@@ -173,7 +173,7 @@ def train(
     """Train, evaluate, export and register a graph-prompt recommender."""
     import features
 
-    if features.table_version("turns", lake) is None:
+    if features.table_version("turns", lake=lake) is None:
         raise _fail(f"no turns table in {features.resolve_lake(lake).root}: ingest dialogues first")
     overrides: dict[str, object] = _train_config(config)
     overrides |= {k: v for k, v in {"epochs": epochs, "seed": seed}.items() if v is not None}

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 import polars as pl
 
 import features
-from features import CommitInfo, Lake
-from features.blobs import BlobStore
+from features import CommitInfo, Lake, QuarantineRecord
+from features.blobs import poster_store
 from tasks.crawl.config import CrawlConfig
 from tasks.crawl.fetch import FetchRequest, FetchResult, fetch_chunks
 from tasks.crawl.images import validate_image
@@ -77,18 +77,6 @@ class _Job:
     previous_sha: str | None = None
 
 
-def blob_store(lake: Lake) -> BlobStore:
-    """The poster blob store of a lake: ``<lake root>/_blobs/posters``."""
-    return BlobStore(lake.path("_blobs", "posters"), storage_options=lake.options())
-
-
-def _read_or_empty(table: str, columns: list[str], lake: Lake) -> pl.DataFrame:
-    if features.table_version(table, lake) is None:
-        schema = pl.DataFrame(features.spec_for(table).schema.empty_table()).select(columns).schema
-        return pl.DataFrame(schema=schema)
-    return features.read(table, columns=columns, lake=lake).collect()
-
-
 def _plan(items: pl.DataFrame, fetches: pl.DataFrame, *, refresh: bool) -> tuple[list[_Job], int]:
     """Jobs for URLs never fetched successfully (and, with ``refresh``, conditional ones for the rest)."""
     ok = {r["url"]: r for r in fetches.filter(pl.col("status") == "ok").iter_rows(named=True)}
@@ -124,7 +112,7 @@ class _Writer:
 
     def __init__(self, lake: Lake, config: CrawlConfig, commit: CommitInfo, summary: CrawlSummary) -> None:
         self.lake, self.config, self.commit, self.summary = lake, config, commit, summary
-        self.blobs = blob_store(lake)
+        self.blobs = poster_store(lake)
         self.now = datetime.now(UTC)
 
     def _fetch_row(self, job: _Job, result: FetchResult, sha: str | None, reason: str | None) -> dict[str, object]:
@@ -183,6 +171,8 @@ class _Writer:
         blob_rows: list[dict[str, object]] = []
         texts: dict[str, str] = {}
         failures: dict[str, tuple[str, str]] = {}  # url -> (kind, reason)
+        sha: str | None
+        reason: str | None
         for job, result in zip(jobs, results, strict=True):
             if not result.ok:
                 sha, reason = None, result.reason or "failed"
@@ -216,26 +206,17 @@ class _Writer:
         self._quarantine(failures, items)
 
     def _quarantine(self, failures: dict[str, tuple[str, str]], items: pl.DataFrame) -> None:
-        rows = []
+        records = []
         for url, (kind, reason) in failures.items():
             column = "poster_url" if kind == "poster" else "plot_url"
             category = reason.split(":")[0]
             self.summary.quarantine_reasons[category] = self.summary.quarantine_reasons.get(category, 0) + 1
             self.summary.failed += 1
             for item_id in items.filter(pl.col(column) == url)["item_id"]:
-                rows.append(
-                    {
-                        "source": f"crawl:{kind}",
-                        "record_key": item_id,
-                        "stage": STAGE,
-                        "reason": reason,
-                        "excerpt": url[:200],
-                        "flow_run_id": self.commit.flow_run_id,
-                        "quarantined_at": self.now,
-                    }
-                )
-        if rows:
-            self._record(features.upsert("quarantine", pl.DataFrame(rows), commit=self.commit, lake=self.lake))
+                records.append(QuarantineRecord(f"crawl:{kind}", item_id, reason, url))
+        result = features.quarantine(records, commit=self.commit, lake=self.lake, at=self.now)
+        if result is not None:
+            self._record(result)
 
     def _record(self, result: features.WriteResult) -> None:
         if result.committed and result.version is not None:
@@ -246,8 +227,12 @@ class _Writer:
 
 def _point_items_at_blobs(lake: Lake, commit: CommitInfo, writer: _Writer) -> None:
     """Set ``items.poster_sha256`` from the successful fetches (and clear it where the URL has none)."""
-    items = _read_or_empty("items", ["item_id", "poster_url", "poster_sha256"], lake)
-    fetches = _read_or_empty("poster_fetches", ["url", "kind", "status", "sha256"], lake)
+    items = features.read(
+        "items", columns=["item_id", "poster_url", "poster_sha256"], missing="empty", lake=lake
+    ).collect()
+    fetches = features.read(
+        "poster_fetches", columns=["url", "kind", "status", "sha256"], missing="empty", lake=lake
+    ).collect()
     ok = fetches.filter((pl.col("status") == "ok") & (pl.col("kind") == "poster")).select(
         pl.col("url").alias("poster_url"), pl.col("sha256").alias("expected")
     )
@@ -293,11 +278,15 @@ def crawl(
         stage=STAGE,
         flow_run_id=run_id,
         config_hash=features.config_hash(asdict(cfg)),
-        input_versions=features.table_versions(["items", "poster_fetches"], resolved),
+        input_versions=features.table_versions(["items", "poster_fetches"], lake=resolved),
     )
     writer = _Writer(resolved, cfg, commit, summary)
-    items = _read_or_empty("items", ["item_id", "poster_url", "plot_url", "text"], resolved)
-    fetches = _read_or_empty("poster_fetches", ["url", "status", "sha256", "etag", "last_modified"], resolved)
+    items = features.read(
+        "items", columns=["item_id", "poster_url", "plot_url", "text"], missing="empty", lake=resolved
+    ).collect()
+    fetches = features.read(
+        "poster_fetches", columns=["url", "status", "sha256", "etag", "last_modified"], missing="empty", lake=resolved
+    ).collect()
     jobs, summary.already_stored = _plan(items, fetches, refresh=refresh)
     summary.urls, summary.requested = len(jobs) + summary.already_stored, len(jobs)
     chunks = list(_chunks(jobs, chunk_size))

@@ -25,9 +25,7 @@ def item_texts(items: pl.DataFrame) -> pl.DataFrame:
 
 def latest_item_summaries(lake: Lake) -> pl.DataFrame:
     """``item_id, text``: each item's most recent LLM summary (``item_summaries``), none when absent."""
-    if features.table_version("item_summaries", lake) is None:
-        return pl.DataFrame(schema={"item_id": pl.String, "text": pl.String})
-    rows = features.read("item_summaries", columns=["item_id", "summary", "generated_at"], lake=lake)
+    rows = features.read("item_summaries", columns=["item_id", "summary", "generated_at"], missing="empty", lake=lake)
     latest = rows.sort("generated_at").group_by("item_id").agg(pl.col("summary").last().alias("text"))
     return latest.sort("item_id").collect()
 
@@ -57,10 +55,9 @@ def candidates(items: pl.DataFrame, modality: Modality, lake: Lake | None = None
 
 def existing(modality: Modality, model_id: str, lake: Lake) -> pl.DataFrame:
     """``item_id, source_hash`` of the vectors already stored for this modality and model."""
-    if features.table_version("item_embeddings", lake) is None:
-        return pl.DataFrame(schema={"item_id": pl.String, "source_hash": pl.String})
+    columns = ["item_id", "modality", "model_id", "source_hash"]
     return (
-        features.read("item_embeddings", columns=["item_id", "modality", "model_id", "source_hash"], lake=lake)
+        features.read("item_embeddings", columns=columns, missing="empty", lake=lake)
         .filter((pl.col("modality") == modality) & (pl.col("model_id") == model_id))
         .select("item_id", "source_hash")
         .collect()

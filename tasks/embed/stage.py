@@ -34,8 +34,8 @@ import polars as pl
 import torch
 
 import features
-from features import CommitInfo, Lake
-from tasks.crawl.stage import blob_store
+from features import CommitInfo, Lake, QuarantineRecord
+from features.blobs import poster_store
 from tasks.embed.config import EmbedConfig, Modality
 from tasks.embed.images import PosterDataset, poster_loader
 from tasks.embed.plan import todo
@@ -218,7 +218,7 @@ class _Embedder:
         every ``shard_size`` posters are committed as one shard."""
         clip, cfg = self.clip(), self.config
         workers = cfg.num_workers if work.height > 2 * cfg.batch_size else 0  # tiny jobs: no worker start-up
-        dataset = PosterDataset(work["payload"].to_list(), blob_store(self.lake), clip.preprocess)
+        dataset = PosterDataset(work["payload"].to_list(), poster_store(self.lake), clip.preprocess)
         loader = poster_loader(
             dataset, batch_size=cfg.batch_size, num_workers=workers, pin_memory=clip.device.type == "cuda"
         )
@@ -347,23 +347,14 @@ class _Embedder:
         )
 
     def _quarantine(self, shard: pl.DataFrame, failures: list[tuple[int, str]], model_id: str) -> None:
-        if not failures:
-            return
-        now = datetime.now(UTC)
-        rows = [
-            {
-                "source": "embed:image",
-                "record_key": shard["item_id"][i],
-                "stage": STAGE,
-                "reason": reason[:500],
-                "excerpt": f"poster {shard['payload'][i]} ({model_id})",
-                "flow_run_id": self.commit.flow_run_id,
-                "quarantined_at": now,
-            }
+        records = [
+            QuarantineRecord(
+                "embed:image", shard["item_id"][i], reason[:500], f"poster {shard['payload'][i]} ({model_id})"
+            )
             for i, reason in failures
         ]
-        result = features.upsert("quarantine", pl.DataFrame(rows), commit=self.commit, lake=self.lake)
-        if result.version is not None:
+        result = features.quarantine(records, commit=self.commit, lake=self.lake)
+        if result is not None and result.version is not None:
             self.summary.versions["quarantine"] = result.version
 
 
@@ -416,7 +407,7 @@ def _encode_posters(
     workers = (
         0 if multiprocessing.current_process().daemon or rows.height <= 2 * config.batch_size else config.num_workers
     )
-    dataset = PosterDataset(rows["payload"].to_list(), blob_store(lake), clip.preprocess)
+    dataset = PosterDataset(rows["payload"].to_list(), poster_store(lake), clip.preprocess)
     loader = poster_loader(
         dataset, batch_size=config.batch_size, num_workers=workers, pin_memory=clip.device.type == "cuda"
     )
@@ -471,9 +462,7 @@ def encode_shard(job: ShardJob, *, config: EmbedConfig, lake: Lake) -> ShardResu
 
 def _items(lake: Lake) -> pl.DataFrame:
     columns = ["item_id", "title", "text", "plot_text", "poster_sha256"]
-    if features.table_version("items", lake) is None:
-        return pl.DataFrame(schema={c: pl.String for c in columns})
-    return features.read("items", columns=columns, lake=lake).collect()
+    return features.read("items", columns=columns, missing="empty", lake=lake).collect()
 
 
 def embed(
@@ -505,7 +494,7 @@ def embed(
         stage=STAGE,
         flow_run_id=run_id,
         config_hash=features.config_hash(cfg.hashable()),
-        input_versions=features.table_versions(["items", "poster_blobs"], resolved),
+        input_versions=features.table_versions(["items", "poster_blobs"], lake=resolved),
     )
     embedder, items = _Embedder(resolved, cfg, commit, summary), _items(resolved)
     plans = {}

@@ -121,9 +121,7 @@ def _ranked(edges: pl.DataFrame, graph: str) -> pl.DataFrame:
 
 def _embeddings(modality: str, model_id: str | None, lake: Lake) -> tuple[str | None, list[str], np.ndarray]:
     """(model_id, item ids sorted, (N, D) float32) of one embedding set; the most recent model by default."""
-    if features.table_version("item_embeddings", lake) is None:
-        return None, [], np.zeros((0, 0), np.float32)
-    rows = features.read("item_embeddings", lake=lake).filter(pl.col("modality") == modality)
+    rows = features.read("item_embeddings", missing="empty", lake=lake).filter(pl.col("modality") == modality)
     if model_id is None:
         latest = rows.group_by("model_id").agg(pl.col("computed_at").max()).sort("computed_at").collect()
         if latest.height == 0:
@@ -184,7 +182,7 @@ class _Builder:
 
     def build(self, graph: str, *, force: bool) -> None:
         table, params = self._inputs(graph)
-        version = features.table_version(table, self.lake)
+        version = features.table_version(table, lake=self.lake)
         if version is None:
             self.summary.skipped[graph] = f"no {table} table in the lake"
             return

@@ -15,15 +15,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 import polars as pl
 
 import features
-from features import CommitInfo, Lake
+from features import CommitInfo, Lake, QuarantineRecord, WriteResult
 from tasks.items import item_content_hash
 
-CatalogFormat = Literal["csv", "jsonl", "parquet"]
 STAGE = "ingest_catalog"
 CORE = ("item_id", "title", "year", "text", "poster_url", "poster_path", "plot_url")
 
@@ -123,7 +121,7 @@ def _clean(row: dict[str, object], extra: list[str], source: str) -> dict[str, o
     if text is not None and not isinstance(text, str):
         return f"plot text is {type(text).__name__}, not text"
     poster = row.get("poster_url") or row.get("poster_path")
-    item = {
+    item: dict[str, object] = {
         "item_id": str(item_id).strip(),
         "source": source,
         "title": _str(row.get("title")),
@@ -152,6 +150,41 @@ def _dedupe(rows: list[tuple[int, dict[str, object]]]) -> tuple[list[dict[str, o
         else:
             rejected += [(line, f"duplicate item_id {item_id!r} with conflicting content") for line, _ in copies]
     return kept, rejected
+
+
+def _validate(raw_rows: list[Row | str], extra: list[str], source: str) -> tuple[list[Row], list[tuple[int, str]]]:
+    """(rows to land, (line, reason) of every rejected row): unusable rows and conflicting repeats rejected."""
+    good: list[tuple[int, Row]] = []
+    bad: list[tuple[int, str]] = []
+    for line, row in enumerate(raw_rows, start=1):
+        cleaned = _clean(row, extra, source) if isinstance(row, dict) else row
+        if isinstance(cleaned, dict):
+            good.append((line, cleaned))
+        else:
+            bad.append((line, cleaned))
+    kept, conflicts = _dedupe(good)
+    return kept, bad + conflicts
+
+
+def _record(summary: CatalogSummary, result: WriteResult | None) -> None:
+    if result is not None and result.committed and result.version is not None:
+        summary.versions[result.table] = result.version
+
+
+def _quarantine_records(
+    bad: list[tuple[int, str]], raw_rows: list[Row | str], file: Path, source: str, summary: CatalogSummary
+) -> list[QuarantineRecord]:
+    """The quarantine records of the rejected rows (an excerpt of each raw row); counts them by reason."""
+    summary.quarantined = len(bad)
+    for _, reason in bad:
+        key = reason.split(" ")[0] if not reason.startswith("duplicate") else "duplicate item_id"
+        summary.quarantine_reasons[key] = summary.quarantine_reasons.get(key, 0) + 1
+    return [
+        QuarantineRecord(
+            f"catalog:{source}", f"{file.name}#row{line}", reason, json.dumps(raw_rows[line - 1], default=str)
+        )
+        for line, reason in bad
+    ]
 
 
 def ingest_catalog(
@@ -184,40 +217,12 @@ def ingest_catalog(
     commit = CommitInfo(
         stage=STAGE, flow_run_id=run_id, config_hash=features.config_hash(config), extra={"source_file": file.name}
     )
-    good: list[tuple[int, dict[str, object]]] = []
-    bad: list[tuple[int, str]] = []
-    for line, row in enumerate(raw_rows, start=1):
-        cleaned = _clean(row, extra, source) if isinstance(row, dict) else row
-        if isinstance(cleaned, dict):
-            good.append((line, cleaned))
-        else:
-            bad.append((line, cleaned))
-    kept, conflicts = _dedupe(good)
-    bad += conflicts
-    summary.quarantined = len(bad)
-    for _, reason in bad:
-        key = reason.split(" ")[0] if not reason.startswith("duplicate") else "duplicate item_id"
-        summary.quarantine_reasons[key] = summary.quarantine_reasons.get(key, 0) + 1
-    if bad:
-        rows = [
-            {
-                "source": f"catalog:{source}",
-                "record_key": f"{file.name}#row{line}",
-                "stage": STAGE,
-                "reason": reason,
-                "excerpt": json.dumps(raw_rows[line - 1], default=str)[:200],
-                "flow_run_id": run_id,
-                "quarantined_at": now,
-            }
-            for line, reason in bad
-        ]
-        result = features.upsert("quarantine", pl.DataFrame(rows), commit=commit, lake=lake)
-        if result.committed and result.version is not None:
-            summary.versions["quarantine"] = result.version
+    kept, bad = _validate(raw_rows, extra, source)
+    records = _quarantine_records(bad, raw_rows, file, source, summary)
+    _record(summary, features.quarantine(records, commit=commit, lake=lake, at=now))
     if kept:
         items = pl.DataFrame([{**r, "ingested_at": now} for r in kept], infer_schema_length=None)
         result = features.upsert("items", items, commit=commit, lake=lake)
         summary.written, summary.updated, summary.unchanged = result.inserted, result.updated, result.unchanged
-        if result.committed and result.version is not None:
-            summary.versions["items"] = result.version
+        _record(summary, result)
     return summary

@@ -21,7 +21,7 @@ from typing import Literal
 import polars as pl
 
 import features
-from features import CommitInfo, Lake
+from features import CommitInfo, Lake, QuarantineRecord
 from features.runs import StageRun, file_sha256, now_utc, record_run, reusable_run
 from tasks.ingest.inspired import InspiredFormatError, read_inspired
 from tasks.ingest.linking import ItemLinker
@@ -143,17 +143,17 @@ def _frame(table: str, rows: list[dict[str, object]]) -> pl.DataFrame:
 
 
 def _existing_hashes(ids: list[str], lake: Lake) -> dict[str, str]:
-    if not ids or features.table_version("dialogues", lake) is None:
+    if not ids:
         return {}
     found = (
-        features.read("dialogues", columns=["dialogue_id", "content_hash"], lake=lake)
+        features.read("dialogues", columns=["dialogue_id", "content_hash"], missing="empty", lake=lake)
         .filter(pl.col("dialogue_id").is_in(ids))
         .collect()
     )
     return dict(found.iter_rows())
 
 
-def _stale_turns_predicate(changed: dict[str, set[int]], lake: Lake) -> str | None:
+def _stale_turns_predicate(changed: dict[str, set[object]], lake: Lake) -> str | None:
     """SQL predicate for stored turns of changed dialogues that the new content no longer has."""
     if not changed:
         return None
@@ -176,13 +176,9 @@ class _Run:
         self.path, self.lake, self.now = path, lake, datetime.now(UTC)
         self.summary = IngestSummary(source_file=str(path), format=fmt)
         self.seen: set[str] = set()
-        items_version = features.table_version("items", lake)
-        items = (
-            features.read("items", columns=["item_id", "source", "title", "year"], lake=lake).collect()
-            if items_version is not None
-            else pl.DataFrame(schema={"item_id": pl.String, "source": pl.String, "title": pl.String, "year": pl.Int32})
-        )
-        self.linker = ItemLinker.from_items(items)
+        items_version = features.table_version("items", lake=lake)
+        items = features.read("items", columns=["item_id", "source", "title", "year"], missing="empty", lake=lake)
+        self.linker = ItemLinker.from_items(items.collect())
         self.commit = CommitInfo(
             stage=STAGE,
             flow_run_id=run_id,
@@ -197,24 +193,11 @@ class _Run:
             self.summary.quarantined += 1
             reasons = self.summary.quarantine_reasons
             reasons[_category(r.reason)] = reasons.get(_category(r.reason), 0) + 1
-        rows = [
-            {
-                "source": self.quarantine_source,
-                "record_key": r.record_key,
-                "stage": STAGE,
-                "reason": r.reason,
-                "excerpt": r.excerpt,
-                "flow_run_id": self.commit.flow_run_id,
-                "quarantined_at": self.now,
-            }
-            for r in rejected
-        ]
-        if rows:
-            deduped = _frame("quarantine", rows).unique(["source", "record_key"], keep="last", maintain_order=True)
-            self._record(features.upsert("quarantine", deduped, commit=self.commit, lake=self.lake))
+        records = [QuarantineRecord(self.quarantine_source, r.record_key, r.reason, r.excerpt) for r in rejected]
+        self._record(features.quarantine(records, commit=self.commit, lake=self.lake, at=self.now))
 
-    def _record(self, result: features.WriteResult) -> None:
-        if result.committed and result.version is not None:
+    def _record(self, result: features.WriteResult | None) -> None:
+        if result is not None and result.committed and result.version is not None:
             self.summary.versions[result.table] = result.version
 
     def _split(self, batch: list[RawDialogue | Rejected]) -> tuple[list[RawDialogue], list[Rejected]]:
@@ -292,6 +275,26 @@ def _reused(source: Path, fmt: DialogueFormat, fingerprint: str, lake: Lake) -> 
     )
 
 
+def _record_run(run: _Run, fingerprint: str, started: datetime) -> None:
+    """The ``pipeline_runs`` row that lets an identical later run reuse this one."""
+    counts = {k: v for k, v in run.summary.to_dict().items() if k not in ("versions", "source_file")}
+    record_run(
+        StageRun(
+            stage=STAGE,
+            fingerprint=fingerprint,
+            status="ok",
+            flow_run_id=run.commit.flow_run_id,
+            config_hash=run.commit.config_hash,
+            input_versions=run.commit.input_versions,
+            output_versions=features.table_versions(WATCHED, lake=run.lake),
+            counts=counts,
+            started_at=started,
+            duration_s=(now_utc() - started).total_seconds(),
+        ),
+        lake=run.lake,
+    )
+
+
 def ingest_dialogues(
     path: str | Path,
     *,
@@ -336,20 +339,5 @@ def ingest_dialogues(
             run.ingest_batch(batch)
     except InspiredFormatError as exc:
         raise DialogueInputError(str(exc)) from exc
-    counts = {k: v for k, v in run.summary.to_dict().items() if k not in ("versions", "source_file")}
-    record_run(
-        StageRun(
-            stage=STAGE,
-            fingerprint=fingerprint,
-            status="ok",
-            flow_run_id=run_id,
-            config_hash=run.commit.config_hash,
-            input_versions=run.commit.input_versions,
-            output_versions=features.table_versions(WATCHED, resolved),
-            counts=counts,
-            started_at=started,
-            duration_s=(now_utc() - started).total_seconds(),
-        ),
-        lake=resolved,
-    )
+    _record_run(run, fingerprint, started)
     return run.summary

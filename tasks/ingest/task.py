@@ -48,7 +48,7 @@ def emit_dialogues_landed(summary: IngestSummary, lake: Lake) -> bool:
     new = summary.new_dialogues()
     if new == 0:
         return False
-    versions = features.table_versions(["dialogues", "turns", "items"], lake)
+    versions = features.table_versions(["dialogues", "turns", "items"], lake=lake)
     emit_event(
         event=DIALOGUES_EVENT,
         resource={"prefect.resource.id": f"mmcrs.lake.{lake.root}", "prefect.resource.name": "mmcrs lake"},

@@ -207,7 +207,7 @@ def build_report(
     Args:
         lake: lake root (see ``features.resolve_lake``).
         out_dir: the report folder (created; files already there are overwritten).
-        artifacts_root: where model artifacts live (default ``MMCRS_ARTIFACTS``, then ``./artifacts``), tried
+        artifacts_root: where model artifacts live (default ``./artifacts``; see ``features.Settings``), tried
             when the registry's ``artifact_uri`` is not a folder here (e.g. a copied lake).
         flow_run_id: report only the stage runs of this Prefect flow run.
         run_ids: report only these ``pipeline_runs`` run ids.

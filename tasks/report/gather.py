@@ -17,6 +17,7 @@ import polars as pl
 
 import features
 from features import Lake
+from features.settings import DEFAULT_ARTIFACTS_ROOT
 
 MODALITIES = ("image", "clip_text", "text", "summary")
 TOP_GENRES = 9
@@ -30,7 +31,7 @@ OUT_KEYS = ("rows_out", "written", "inserted", "output_rows", "edges", "embedded
 
 
 def _exists(table: str, lake: Lake) -> bool:
-    return features.table_version(table, lake) is not None
+    return features.table_version(table, lake=lake) is not None
 
 
 # --- pipeline_runs -----------------------------------------------------------------------------------------
@@ -343,15 +344,12 @@ def models(lake: Lake, artifacts_root: str | os.PathLike[str] | None) -> tuple[M
     is itself production or none exists); None when nothing is registered.
 
     A version's artifact folder is its registry ``artifact_uri`` when that is a folder here, else
-    ``<artifacts_root>/<model_name>/<version>`` (``artifacts_root`` defaults to ``MMCRS_ARTIFACTS``, then
-    ``./artifacts``)."""
-    if not _exists("model_registry", lake):
-        return None
-    rows = features.read("model_registry", lake=lake).collect()
+    ``<artifacts_root>/<model_name>/<version>`` (``artifacts_root`` defaults to ``./artifacts``; the edge resolves
+    ``MMCRS_ARTIFACTS`` with ``features.Settings``)."""
+    rows = features.read("model_registry", missing="empty", lake=lake).collect()
     if rows.is_empty():
         return None
-    # the same default as training.export.artifacts_root (not imported: it pulls in torch)
-    root = Path(artifacts_root or os.environ.get("MMCRS_ARTIFACTS") or "artifacts")
+    root = Path(artifacts_root or DEFAULT_ARTIFACTS_ROOT)
     latest = rows.sort(["registered_at", "version"]).row(-1, named=True)
     production = rows.filter((pl.col("model_name") == latest["model_name"]) & (pl.col("alias") == "production"))
     prod = None

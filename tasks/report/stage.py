@@ -61,9 +61,9 @@ def _metric(metrics: dict, key: tuple[str, str, str]) -> str:
 
 def model_markdown(*, lake: Lake, model_name: str | None = None) -> str:
     """The newest registered model against the production one (or a line saying there is none)."""
-    if features.table_version("model_registry", lake) is None:
-        return "No model is registered yet."
-    rows = features.read("model_registry", lake=lake).collect()  # plain read: no torch import for a report
+    rows = features.read(
+        "model_registry", missing="empty", lake=lake
+    ).collect()  # plain read: no torch import for a report
     if model_name is not None:
         rows = rows.filter(pl.col("model_name") == model_name)
     if rows.is_empty():

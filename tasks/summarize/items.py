@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import polars as pl
 
 import features
-from features import Lake
-from tasks.crawl.stage import blob_store
+from features import Lake, QuarantineRecord
+from features.blobs import poster_store
 from tasks.summarize.backends import Backend
 from tasks.summarize.prompts import Template, load_template, prompt_hash, render
 from tasks.summarize.stage import (
@@ -26,7 +26,6 @@ from tasks.summarize.stage import (
     _commit,
     _done_keys,
     _generate,
-    _read_or_empty,
     _Writer,
     merge_result,
     worker_name,
@@ -78,7 +77,7 @@ def generate_item_batch(
     ``lake`` (root URI and storage options) is where the posters are read when the backend takes images.
     """
     template, counts = load_template(config.item_template), SummarizeSummary("items", backend.model_id)
-    blobs = blob_store(lake) if backend.accepts_images else None
+    blobs = poster_store(lake) if backend.accepts_images else None
     prompts = [
         render(
             template,
@@ -87,18 +86,14 @@ def generate_item_batch(
         )
         for _, _, inputs in job.entries
     ]
-    rows, failures = [], []
+    rows: list[dict[str, object]] = []
+    failures: list[QuarantineRecord] = []
     for (item_id, digest, _), result in zip(
         job.entries, _generate(backend, prompts, config.item_checks, config, counts), strict=True
     ):
         if result.reason:
             failures.append(
-                {
-                    "source": SOURCE,
-                    "record_key": _key(item_id, backend.model_id, digest),
-                    "reason": result.reason,
-                    "excerpt": result.text[:200],
-                }
+                QuarantineRecord(SOURCE, _key(item_id, backend.model_id, digest), result.reason, result.text)
             )
         else:
             rows.append(
@@ -141,7 +136,7 @@ def summarize_items(
     """
     resolved, cfg, started = features.resolve_lake(lake), config or SummarizeConfig(), time.perf_counter()
     summary = SummarizeSummary(what="items", model_id=backend.model_id)
-    items = _read_or_empty("items", _COLUMNS, resolved).sort("item_id")
+    items = features.read("items", columns=_COLUMNS, missing="empty", lake=resolved).collect().sort("item_id")
     if item_ids is not None:
         items = items.filter(pl.col("item_id").is_in(list(item_ids)))
     items = items.head(limit) if limit is not None else items

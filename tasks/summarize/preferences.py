@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 
 import features
-from features import Lake
+from features import Lake, QuarantineRecord
 from tasks.summarize.backends import Backend, CachingBackend, ChatPrompt
 from tasks.summarize.checks import Checked
 from tasks.summarize.history import Chunk, history_chunks, recommendation_points
@@ -40,7 +40,6 @@ from tasks.summarize.stage import (
     _commit,
     _done_keys,
     _generate,
-    _read_or_empty,
     _Writer,
     merge_result,
     worker_name,
@@ -86,13 +85,16 @@ def step_fields(chunk: Chunk, previous: str) -> dict[str, str]:
 
 
 def _item_summaries(model_id: str, lake: Lake) -> dict[str, str]:
-    rows = _read_or_empty("item_summaries", ["item_id", "model_id", "summary", "generated_at"], lake)
+    columns = ["item_id", "model_id", "summary", "generated_at"]
+    rows = features.read("item_summaries", columns=columns, missing="empty", lake=lake).collect()
     latest = rows.filter(pl.col("model_id") == model_id).sort("generated_at").unique("item_id", keep="last")
     return dict(zip(latest["item_id"], latest["summary"], strict=True))
 
 
 def _titles(lake: Lake) -> dict[str, str]:
-    items = _read_or_empty("items", ["item_id", "title"], lake).drop_nulls("title")
+    items = (
+        features.read("items", columns=["item_id", "title"], missing="empty", lake=lake).collect().drop_nulls("title")
+    )
     return dict(zip(items["item_id"], items["title"], strict=True))
 
 
@@ -160,7 +162,7 @@ def summarize_preferences(
     """
     resolved, cfg, started = features.resolve_lake(lake), config or SummarizeConfig(), time.perf_counter()
     summary = SummarizeSummary(what="preferences", model_id=backend.model_id, runner=runner_name)
-    turns = _read_or_empty("turns", _TURN_COLUMNS, resolved)
+    turns = features.read("turns", columns=_TURN_COLUMNS, missing="empty", lake=resolved).collect()
     chosen, summary.dialogues_total = select_dialogues(turns, limit=limit, dialogue_ids=dialogue_ids)
     summary.dialogues = len(chosen)
     by_dialogue = turns.filter(pl.col("dialogue_id").is_in(chosen)).partition_by("dialogue_id", as_dict=True)
@@ -300,19 +302,13 @@ def _release(backend: Backend, keys: Iterable[str | None]) -> None:
         backend.release_cache(wanted)
 
 
-def _rows(chains: list[_Chain], model_id: str) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+def _rows(chains: list[_Chain], model_id: str) -> tuple[list[dict[str, object]], list[QuarantineRecord]]:
     rows: list[dict[str, object]] = []
-    failures: list[dict[str, object]] = []
+    failures: list[QuarantineRecord] = []
     for c in chains:
         if c.failure:
-            failures.append(
-                {
-                    "source": SOURCE,
-                    "record_key": _key(c.dialogue_id, c.upto_turn, model_id, c.digest),
-                    "reason": c.failure,
-                    "excerpt": c.last_text[:200],
-                }
-            )
+            key = _key(c.dialogue_id, c.upto_turn, model_id, c.digest)
+            failures.append(QuarantineRecord(SOURCE, key, c.failure, c.last_text))
         else:
             rows.append(
                 {
@@ -330,7 +326,8 @@ def dialogue_sample(*, lake: Lake | str | None = None, limit: int | None = None)
     """The dialogues a run with ``limit`` summarises, the items they mention (for the item summarizer to
     cover first), and how many dialogues have a recommendation point in all."""
     resolved = features.resolve_lake(lake)
-    turns = _read_or_empty("turns", ["dialogue_id", "turn_idx", "role", "mentioned_item_ids"], resolved)
+    columns = ["dialogue_id", "turn_idx", "role", "mentioned_item_ids"]
+    turns = features.read("turns", columns=columns, missing="empty", lake=resolved).collect()
     chosen, total = select_dialogues(turns, limit=limit)
     mentioned = turns.filter(pl.col("dialogue_id").is_in(chosen))["mentioned_item_ids"].explode().drop_nulls()
     return {"dialogue_ids": chosen, "item_ids": sorted(set(mentioned)), "dialogues_total": total}

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import polars as pl
 
 import features
-from features import CommitInfo, Lake
+from features import CommitInfo, Lake, QuarantineRecord
 from tasks.summarize.backends import Backend, ChatPrompt
 from tasks.summarize.checks import Checked, OutputChecks, generate_checked
 
@@ -102,7 +102,7 @@ class BatchResult:
     Attributes:
         index: the batch's position in the run.
         rows: output-table rows (without ``generated_at``).
-        failures: quarantine rows (without stage, run id and time).
+        failures: the answers that failed their checks, for ``quarantine``.
         size: items or dialogues the batch covered (progress).
         generated / new_tokens: backend prompts sent (retries included) and tokens generated.
         model_loads: backends this batch had to load (0 once its worker holds the model).
@@ -111,7 +111,7 @@ class BatchResult:
 
     index: int
     rows: list[dict[str, object]]
-    failures: list[dict[str, object]]
+    failures: list[QuarantineRecord]
     size: int
     generated: int = 0
     new_tokens: int = 0
@@ -137,20 +137,13 @@ def merge_result(summary: SummarizeSummary, result: BatchResult, workers: set[st
         workers.add(result.worker)
 
 
-def _read_or_empty(table: str, columns: list[str], lake: Lake) -> pl.DataFrame:
-    if features.table_version(table, lake) is None:
-        schema = pl.DataFrame(features.spec_for(table).schema.empty_table()).select(columns).schema
-        return pl.DataFrame(schema=schema)
-    return features.read(table, columns=columns, lake=lake).collect()
-
-
 def _done_keys(table: str, source: str, model_id: str, lake: Lake, key: Callable[[dict[str, Any]], str]) -> set[str]:
     """Record keys already answered (rows of ``table``) or quarantined for this model."""
     columns = list(features.spec_for(table).keys)
-    rows = _read_or_empty(table, columns, lake).filter(pl.col("model_id") == model_id)
-    done = {key(r) for r in rows.iter_rows(named=True)}
-    quarantine = _read_or_empty("quarantine", ["source", "record_key"], lake).filter(pl.col("source") == source)
-    return done | set(quarantine["record_key"])
+    rows = features.read(table, columns=columns, missing="empty", lake=lake).filter(pl.col("model_id") == model_id)
+    done = {key(r) for r in rows.collect().iter_rows(named=True)}
+    quarantined = features.read("quarantine", columns=["source", "record_key"], missing="empty", lake=lake)
+    return done | set(quarantined.filter(pl.col("source") == source).collect()["record_key"])
 
 
 class _Writer:
@@ -159,7 +152,7 @@ class _Writer:
     def __init__(self, lake: Lake, commit: CommitInfo, summary: SummarizeSummary, sample_size: int) -> None:
         self.lake, self.commit, self.summary, self.sample_size = lake, commit, summary, sample_size
 
-    def write(self, table: str, rows: list[dict[str, object]], failures: list[dict[str, object]]) -> None:
+    def write(self, table: str, rows: list[dict[str, object]], failures: list[QuarantineRecord]) -> None:
         now = datetime.now(UTC)
         if rows:
             frame = pl.DataFrame([{**r, "generated_at": now} for r in rows])
@@ -168,12 +161,11 @@ class _Writer:
             room = self.sample_size - len(self.summary.sample)
             self.summary.sample.extend({k: v for k, v in r.items() if k != "model_id"} for r in rows[: max(room, 0)])
         if failures:
-            frame = pl.DataFrame(
-                [{**f, "stage": STAGE, "flow_run_id": self.commit.flow_run_id, "quarantined_at": now} for f in failures]
-            )
-            self._record(features.upsert("quarantine", frame, commit=self.commit, lake=self.lake))
+            result = features.quarantine(failures, commit=self.commit, lake=self.lake, at=now)
+            if result is not None:
+                self._record(result)
             for f in failures:
-                category = str(f["reason"]).split(":")[0]
+                category = f.reason.split(":")[0]
                 self.summary.quarantine_reasons[category] = self.summary.quarantine_reasons.get(category, 0) + 1
             self.summary.quarantined += len(failures)
 
@@ -192,7 +184,7 @@ def _commit(lake: Lake, run_id: str | None, config: SummarizeConfig, model_id: s
         stage=STAGE,
         flow_run_id=run_id,
         config_hash=features.config_hash({**asdict(config), "model_id": model_id}),
-        input_versions=features.table_versions(inputs, lake),
+        input_versions=features.table_versions(inputs, lake=lake),
     )
 
 

@@ -27,7 +27,7 @@ def train_stage(
     Raises:
         ValueError: the lake has no dialogues to train on.
     """
-    if features.table_version("turns", lake) is None:
+    if features.table_version("turns", lake=lake) is None:
         raise ValueError(f"no turns table in {lake.root}: ingest dialogues first")
     return train_and_register(
         config,

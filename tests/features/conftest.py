@@ -20,7 +20,7 @@ EmbeddingsFactory = Callable[..., pl.DataFrame]
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No lake settings leak in from the environment, and ``./lake`` / ``./mmcrs.toml`` live in ``tmp_path``."""
-    for name in ("MMCRS_LAKE", "MMCRS_CONFIG", "MMCRS_STORAGE_OPTIONS"):
+    for name in ("MMCRS_LAKE", "MMCRS_CONFIG", "MMCRS_STORAGE_OPTIONS", "MMCRS_ARTIFACTS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from features import blobs
-from features.blobs import BlobStore
+from features import Lake, blobs
+from features.blobs import BlobStore, poster_store
 
 DATA = b"poster bytes"
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -92,3 +92,9 @@ def test_distinct_contents_get_distinct_blobs(tmp_path: Path) -> None:
     shas = {store.put(bytes([i]) * 10) for i in range(20)}
     assert len(shas) == 20 and len(_files(tmp_path)) == 20
     assert all(hashlib.sha256(store.get(sha)).hexdigest() == sha for sha in shas)
+
+
+def test_poster_store_lives_beside_the_tables(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path / "lake"))
+    sha = poster_store(lake).put(b"poster")
+    assert (tmp_path / "lake" / "_blobs" / "posters" / BlobStore("/unused").key(sha)).read_bytes() == b"poster"

@@ -220,7 +220,7 @@ def test_history_skips_no_op_writes(lake: str, make_items, commit) -> None:
 
 
 def test_tables_lists_catalog_on_empty_lake(lake: str) -> None:
-    listing = features.tables(lake)
+    listing = features.tables(lake=lake)
     assert listing["table"].to_list() == list(features.TABLES)
     assert not listing["exists"].any()
     assert listing["version"].null_count() == listing.height
@@ -239,12 +239,15 @@ def test_tables_after_writes(lake: str, make_items, make_embeddings, commit) -> 
     features.delete("items", "item_id = 'a'", commit=commit, lake=lake)
     data = pl.concat([make_embeddings(["a", "b"], "image"), make_embeddings(["a"], "text")])
     features.upsert("item_embeddings", data, commit=commit, lake=lake)
-    listing = {row["table"]: row for row in features.tables(lake).iter_rows(named=True)}
+    listing = {row["table"]: row for row in features.tables(lake=lake).iter_rows(named=True)}
     assert (listing["items"]["exists"], listing["items"]["version"], listing["items"]["rows"]) == (True, 2, 3)
     assert (listing["item_embeddings"]["version"], listing["item_embeddings"]["rows"]) == (0, 3)
     assert not listing["turns"]["exists"]
     assert listing["turns"]["version"] is None
-    assert features.table_versions(["items", "turns", "item_embeddings"], lake) == {"items": 2, "item_embeddings": 0}
+    assert features.table_versions(["items", "turns", "item_embeddings"], lake=lake) == {
+        "items": 2,
+        "item_embeddings": 0,
+    }
 
 
 def test_tables_uses_env_lake(isolated: Path, make_items, commit, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -253,3 +256,38 @@ def test_tables_uses_env_lake(isolated: Path, make_items, commit, monkeypatch: p
     row = features.tables().filter(pl.col("table") == "items").row(0, named=True)
     assert row["exists"] and row["rows"] == 1
     assert row["uri"] == str(isolated / "env-lake" / "items")
+
+
+def test_missing_table_reads_empty_with_the_catalog_schema(lake: str) -> None:
+    frame = features.read("turns", missing="empty", lake=lake).collect()
+    assert frame.height == 0
+    assert frame.schema == pl.DataFrame(features.spec_for("turns").schema.empty_table()).schema
+    some = features.read("items", columns=["item_id", "year", "ingested_at"], missing="empty", lake=lake).collect()
+    assert some.schema == pl.Schema({"item_id": pl.String, "year": pl.Int32, "ingested_at": pl.Datetime("us", "UTC")})
+    with pytest.raises(TableNotFoundError):
+        features.read("turns", lake=lake)  # missing="raise" is the default
+
+
+def test_missing_empty_reads_an_existing_table_as_usual(lake: str, three_versions: dict[int, datetime]) -> None:
+    frame = features.read("items", version=1, columns=["item_id"], missing="empty", lake=lake).collect()
+    assert sorted(frame["item_id"]) == ["a", "b"]
+
+
+def test_missing_empty_still_checks_table_and_columns(lake: str) -> None:
+    with pytest.raises(features.UnknownTableError):
+        features.read("nope", missing="empty", lake=lake)
+    with pytest.raises(LakeError, match="no column"):
+        features.read("items", columns=["item_id", "colour"], missing="empty", lake=lake)
+    with pytest.raises(ValueError, match="missing"):
+        features.read("items", missing="ignore", lake=lake)  # type: ignore[arg-type]
+
+
+def test_lake_is_keyword_only(lake: str) -> None:
+    for call in (
+        lambda: features.table_version("items", lake),  # type: ignore[misc]
+        lambda: features.table_versions(["items"], lake),  # type: ignore[misc]
+        lambda: features.history("items", lake),  # type: ignore[misc]
+        lambda: features.tables(lake),  # type: ignore[misc]
+    ):
+        with pytest.raises(TypeError):
+            call()

@@ -14,7 +14,7 @@ def _record(lake: str, fingerprint: str = "fp-1") -> None:
             stage="ingest",
             fingerprint=fingerprint,
             status="ok",
-            output_versions=features.table_versions(["items"], lake),
+            output_versions=features.table_versions(["items"], lake=lake),
         ),
         lake=lake,
     )

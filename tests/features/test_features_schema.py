@@ -75,14 +75,14 @@ def test_unknown_column_strict_names_table_and_column(lake: str, make_items, com
     assert "'genre'" in str(info.value)
     assert "add_columns" in str(info.value)  # says how to allow it
     assert (info.value.table, info.value.column) == ("items", "genre")
-    assert features.table_version("items", lake) == 0  # nothing committed
+    assert features.table_version("items", lake=lake) == 0  # nothing committed
     assert features.read("items", lake=lake).collect()["item_id"].to_list() == ["a"]
 
 
 def test_unknown_column_on_new_table_creates_nothing(lake: str, make_items, commit) -> None:
     with pytest.raises(SchemaMismatchError, match="'genre'"):
         features.upsert("items", make_items(["a"]).with_columns(genre=pl.lit("x")), commit=commit, lake=lake)
-    assert features.table_version("items", lake) is None
+    assert features.table_version("items", lake=lake) is None
 
 
 @pytest.mark.parametrize(
@@ -96,7 +96,7 @@ def test_incompatible_type_names_table_and_column(lake: str, make_items, commit,
         features.upsert("items", bad, commit=commit, lake=lake)
     assert f"table 'items', column '{column}'" in str(info.value)
     assert info.value.column == column
-    assert features.table_version("items", lake) == 0
+    assert features.table_version("items", lake=lake) == 0
 
 
 def test_string_into_int32_on_new_table(lake: str, make_items, commit) -> None:
@@ -108,7 +108,7 @@ def test_null_in_non_nullable_column(lake: str, make_items, commit) -> None:
     bad = make_items(["a", "b"]).with_columns(source=pl.Series([None, "demo"], dtype=pl.String))
     with pytest.raises(SchemaMismatchError, match=r"'items', column 'source'.*1 null value"):
         features.upsert("items", bad, commit=commit, lake=lake)
-    assert features.table_version("items", lake) is None
+    assert features.table_version("items", lake=lake) is None
 
 
 def test_all_null_untyped_column_into_non_nullable(lake: str, make_items, commit) -> None:
@@ -201,7 +201,7 @@ def test_int64_overflow_into_int32_fails_clearly(lake: str, make_items, commit) 
     message = str(info.value)
     assert "table 'items', column 'year'" in message
     assert "int64" in message and "int32" in message
-    assert features.table_version("items", lake) == 0
+    assert features.table_version("items", lake=lake) == 0
 
 
 def test_int_into_float_column(lake: str, commit) -> None:

@@ -89,7 +89,7 @@ def test_upsert_unchanged_commits_nothing(lake: str, make_items, commit) -> None
     features.upsert("items", make_items(["a", "b"]), commit=commit, lake=lake)
     result = features.upsert("items", make_items(["b", "a"]), commit=commit, lake=lake)
     assert result == WriteResult("items", version=0, committed=False, unchanged=2)
-    assert features.table_version("items", lake) == 0
+    assert features.table_version("items", lake=lake) == 0
     assert _n_versions("items", lake) == 1
 
 
@@ -99,7 +99,7 @@ def test_upsert_audit_only_difference_commits_nothing(lake: str, make_items, com
     result = features.upsert("items", later, commit=commit, lake=lake)
     assert not result.committed
     assert result.unchanged == 2 and result.updated == 0
-    assert features.table_version("items", lake) == 0
+    assert features.table_version("items", lake=lake) == 0
     assert set(_rows("items", lake)["ingested_at"].to_list()) == {now}  # first write time kept
 
 
@@ -157,7 +157,7 @@ def test_upsert_keeps_columns_the_input_lacks_and_inserts_nulls(lake: str, make_
 
 def test_update_columns_sets_only_given_columns_of_existing_rows(lake: str, make_items, commit) -> None:
     features.upsert("items", make_items(["a", "b"]), commit=commit, lake=lake)
-    before = features.table_version("items", lake)
+    before = features.table_version("items", lake=lake)
     update = pl.DataFrame({"item_id": ["a", "b", "zz"], "poster_sha256": ["x", None, "y"]})
     result = features.update_columns("items", update, commit=commit, lake=lake)
     assert (result.updated, result.unchanged, result.missing, result.inserted) == (1, 1, 1, 0)
@@ -165,7 +165,7 @@ def test_update_columns_sets_only_given_columns_of_existing_rows(lake: str, make
     assert rows["item_id"].to_list() == ["a", "b"] and rows["poster_sha256"].to_list() == ["x", None]
     assert rows["title"].null_count() == 0
     again = features.update_columns("items", update, commit=commit, lake=lake)
-    assert not again.committed and features.table_version("items", lake) == before + 1
+    assert not again.committed and features.table_version("items", lake=lake) == before + 1
     with pytest.raises(features.SchemaMismatchError, match="item_id"):
         features.update_columns("items", pl.DataFrame({"poster_sha256": ["x"]}), commit=commit, lake=lake)
     with pytest.raises(features.SchemaMismatchError, match="nope"):
@@ -222,7 +222,7 @@ def test_upsert_duplicate_keys_rejected(lake: str, make_items, commit) -> None:
     assert "'b'" in str(info.value)
     assert info.value.table == "items"
     assert isinstance(info.value, features.LakeError)
-    assert features.table_version("items", lake) == 0
+    assert features.table_version("items", lake=lake) == 0
     assert _rows("items", lake).height == 1
 
 
@@ -237,7 +237,7 @@ def test_upsert_duplicate_composite_key_on_new_table(lake: str, commit) -> None:
     )
     with pytest.raises(DuplicateKeyError, match="'item_graph_edges'"):
         features.upsert("item_graph_edges", data, commit=commit, lake=lake)
-    assert features.table_version("item_graph_edges", lake) is None
+    assert features.table_version("item_graph_edges", lake=lake) is None
 
 
 def test_upsert_same_key_in_different_partitions_is_not_a_duplicate(lake: str, make_embeddings, commit) -> None:
@@ -338,7 +338,7 @@ def test_append_same_app_version_commits_once(lake: str, commit) -> None:
     assert first == WriteResult("pipeline_runs", 0, True, inserted=2)
     again = features.append("pipeline_runs", _runs("r1", "r2"), commit=commit, app_id="embed/run-1", lake=lake)
     assert again == WriteResult("pipeline_runs", 0, False, unchanged=2)
-    assert features.table_version("pipeline_runs", lake) == 0
+    assert features.table_version("pipeline_runs", lake=lake) == 0
     assert _rows("pipeline_runs", lake).height == 2
     assert DeltaTable(f"{lake}/pipeline_runs").transaction_version("embed/run-1") == 1
 
@@ -380,7 +380,7 @@ def test_append_retry_after_commit_succeeded_but_caller_crashed(lake: str, commi
 
     with pytest.raises(Crash):
         stage(1)
-    assert features.table_version("pipeline_runs", lake) == 0  # the commit did land
+    assert features.table_version("pipeline_runs", lake=lake) == 0  # the commit did land
     retried = stage(2)
     assert not retried.committed
     assert retried.version == 0
@@ -394,7 +394,7 @@ def test_append_retry_after_failure_before_commit(lake: str, commit) -> None:
     bad = _runs("r1").with_columns(status=pl.lit(None, dtype=pl.String))
     with pytest.raises(features.SchemaMismatchError):
         features.append("pipeline_runs", bad, commit=commit, app_id="job", lake=lake)
-    assert features.table_version("pipeline_runs", lake) is None
+    assert features.table_version("pipeline_runs", lake=lake) is None
     result = features.append("pipeline_runs", _runs("r1"), commit=commit, app_id="job", lake=lake)
     assert result.committed and result.version == 0
     assert _rows("pipeline_runs", lake)["run_id"].to_list() == ["r1"]
@@ -432,7 +432,7 @@ def test_delete_without_match_commits_nothing(lake: str, make_items, commit) -> 
     features.upsert("items", make_items(["a", "b"]), commit=commit, lake=lake)
     result = features.delete("items", "item_id = 'zzz'", commit=commit, lake=lake)
     assert result == WriteResult("items", 0, False, deleted=0)
-    assert features.table_version("items", lake) == 0
+    assert features.table_version("items", lake=lake) == 0
     assert _rows("items", lake).height == 2
 
 

@@ -32,7 +32,7 @@ def _three_versions(lake: Path) -> dict[int, pl.DataFrame]:
     snapshots = {}
     for text in ("one", "two", "three"):  # each upsert rewrites both rows: the old file leaves the table
         features.upsert("items", _items(text), commit=CommitInfo(stage="test"), lake=lake)
-        version = features.table_version("items", lake)
+        version = features.table_version("items", lake=lake)
         assert version is not None
         snapshots[version] = features.read("items", version=version, lake=lake).collect()
     return snapshots

@@ -106,14 +106,14 @@ def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
     assert sorted(dag_rows["stage"]) == sorted(run.stages) and set(dag_rows["status"]) == {"ok"}
     crawl_row = dag_rows.filter(pl.col("stage") == "crawl").row(0, named=True)
     assert json.loads(crawl_row["counts"])["rows_out"] >= 60  # fetch rows, blob rows, item updates
-    assert json.loads(crawl_row["output_versions"])["poster_blobs"] == features.table_version("poster_blobs", lake)
+    assert json.loads(crawl_row["output_versions"])["poster_blobs"] == features.table_version("poster_blobs", lake=lake)
 
-    before = features.tables(lake).select("table", "version")
+    before = features.tables(lake=lake).select("table", "version")
     again = demo_flow(**kwargs).run  # nothing new: every stage skips without starting its subflow
     assert {name: s["status"] for name, s in again.stages.items()} == dict.fromkeys(run.stages, "skipped")
     assert again.results == {} and again.report is None  # nothing ran: no new report
     assert all("unchanged since run" in str(s["reason"]) for s in again.stages.values())
-    assert features.tables(lake).select("table", "version").equals(before)  # not one new version, anywhere
+    assert features.tables(lake=lake).select("table", "version").equals(before)  # not one new version, anywhere
 
     # a forced run goes through every stage flow, and each finds nothing to do (train, forced, would retrain)
     forced = _summaries(demo_flow(**kwargs, force=True, train=False).run)
@@ -122,5 +122,5 @@ def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
     assert all(m["embedded"] == 0 for m in forced["embed"]["modalities"].values())
     assert forced["graphs"]["built"] == {} and len(forced["graphs"]["skipped"]) == 5  # nothing rebuilt
     assert forced["summarize"]["preferences"]["generated"] == 0 and forced["summarize"]["items"]["generated"] == 0
-    after = features.tables(lake).select("table", "version").filter(pl.col("table") != "pipeline_runs")
+    after = features.tables(lake=lake).select("table", "version").filter(pl.col("table") != "pipeline_runs")
     assert after.equals(before.filter(pl.col("table") != "pipeline_runs"))

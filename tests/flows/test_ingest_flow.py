@@ -82,10 +82,10 @@ def test_ingest_flow_rerun_writes_no_version(inputs: dict[str, Path]) -> None:
 
     files = {"dialogues": str(inputs["dialogues"]), "catalog": str(inputs["catalog"]), "lake": str(inputs["lake"])}
     nightly_flow(stages=["ingest"], report=False, **files)
-    before = features.tables(inputs["lake"]).select("table", "version")
+    before = features.tables(lake=inputs["lake"]).select("table", "version")
     skipped = nightly_flow(stages=["ingest"], report=False, **files)  # nothing changed: the stage skips
     assert skipped.status("ingest") == "skipped"
-    assert features.tables(inputs["lake"]).select("table", "version").equals(before)
+    assert features.tables(lake=inputs["lake"]).select("table", "version").equals(before)
     forced = nightly_flow(stages=["ingest"], report=False, force=True, **files)  # runs, and changes nothing
     again = forced.results["ingest"].inputs
     assert again["dialogues"]["written"] == 0 and again["dialogues"]["unchanged"] == 2

@@ -148,10 +148,10 @@ def test_noop_run_writes_nothing_and_changed_input_reruns_downstream(tmp_path: P
     assert counts["rows_in"] == 2 and counts["rows_out"] == 2  # read 2 items, wrote 2 vectors
     assert json.loads(embed_row["input_versions"]) == {"items": 0}
 
-    before = features.tables(lake).select("table", "version")
+    before = features.tables(lake=lake).select("table", "version")
     noop = nightly.nightly_flow(**kwargs)
     assert {k: v["status"] for k, v in noop.stages.items()} == {"ingest": "skipped", "embed": "skipped"}
-    assert features.tables(lake).select("table", "version").equals(before)  # not even pipeline_runs
+    assert features.tables(lake=lake).select("table", "version").equals(before)  # not even pipeline_runs
 
     _write_items(str(lake), "edited by hand")  # an upstream change the DAG did not make
     changed = nightly.nightly_flow(**kwargs)

@@ -14,7 +14,7 @@ from flows.cli import app
 def test_report_command_writes_the_report(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     record_run(StageRun(stage="ingest-dialogues", fingerprint="f", status="ok", counts={"read": 3}), lake=lake)
-    assert features.table_version("pipeline_runs", lake) == 0
+    assert features.table_version("pipeline_runs", lake=lake) == 0
     result = CliRunner().invoke(
         app, ["report", "--lake", str(lake), "--out", str(tmp_path / "r"), "--artifacts", str(tmp_path / "a")]
     )

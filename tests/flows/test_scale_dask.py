@@ -72,12 +72,12 @@ def test_embed_on_dask_matches_the_default_runner_and_reruns_nothing(tmp_path: P
     # 9 shards, 2 workers, 2 models: each worker loads each model at most once
     assert 1 <= int(summary["model_loads"]) <= 4  # type: ignore[call-overload]
 
-    version = features.table_version("item_embeddings", dask_lake)
+    version = features.table_version("item_embeddings", lake=dask_lake)
     again = _embed(dask_lake, task_runner="dask", dask_address=dask_address)
     again_modalities = again["modalities"]
     assert isinstance(again_modalities, dict)
     assert {m: s["embedded"] for m, s in again_modalities.items()} == {"image": 0, "clip_text": 0, "text": 0}
-    assert features.table_version("item_embeddings", dask_lake) == version
+    assert features.table_version("item_embeddings", lake=dask_lake) == version
 
 
 def _summaries(lake: str) -> pl.DataFrame:
@@ -88,7 +88,7 @@ def _summaries(lake: str) -> pl.DataFrame:
         ("preference_summaries", "dialogue_id"),
         ("quarantine", "record_key"),
     ):
-        if features.table_version(table, lake) is None:
+        if features.table_version(table, lake=lake) is None:
             continue
         rows = features.read(table, lake=lake).collect()
         text = "summary" if "summary" in rows.columns else "excerpt"

@@ -76,7 +76,7 @@ def test_kill_9_during_embedding_then_rerun_completes_without_duplicates(tmp_pat
     features.upsert("items", _items(n), commit=CommitInfo(stage="test"), lake=lake)
     proc = _spawn(EMBED.format(lake=str(lake)))
     deadline = time.monotonic() + 300
-    while (features.table_version("item_embeddings", lake) or -1) < 1:  # at least one shard committed
+    while (features.table_version("item_embeddings", lake=lake) or -1) < 1:  # at least one shard committed
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
         assert time.monotonic() < deadline, "no shard committed in time"
         time.sleep(0.05)
@@ -250,7 +250,7 @@ def test_a_failed_run_rerun_does_not_redo_finished_stages(tmp_path: Path) -> Non
     runs = features.read("pipeline_runs", lake=lake).collect()
     failed = runs.filter(pl.col("stage") == "graphs").row(0, named=True)
     assert failed["status"] == "failed" and json.loads(failed["counts"])["attempts"] == 1  # not retried
-    embedded = features.table_version("item_embeddings", lake)
+    embedded = features.table_version("item_embeddings", lake=lake)
 
     again = nightly_flow(**kwargs, settings=good)
     assert {k: v["status"] for k, v in again["stages"].items()} == {
@@ -258,5 +258,5 @@ def test_a_failed_run_rerun_does_not_redo_finished_stages(tmp_path: Path) -> Non
         "embed": "skipped",
         "graphs": "ok",
     }
-    assert features.table_version("item_embeddings", lake) == embedded  # nothing re-embedded
+    assert features.table_version("item_embeddings", lake=lake) == embedded  # nothing re-embedded
     assert features.read("item_graph_edges", lake=lake).collect().height > 0

@@ -17,8 +17,9 @@ from PIL import Image
 
 import features
 from features import CommitInfo
+from features.blobs import poster_store
 from tasks.crawl.config import CrawlConfig
-from tasks.crawl.stage import blob_store, crawl
+from tasks.crawl.stage import crawl
 
 
 class _Server:
@@ -102,17 +103,17 @@ def test_crawl_stores_quarantines_and_reruns_without_requests(server: _Server, t
     assert items["i7"]["plot_text"] == "A thief plans one last heist."
     blobs = features.read("poster_blobs", lake=lake).collect()
     assert blobs.height == 2 and set(blobs["format"]) == {"PNG", "JPEG"}
-    store = blob_store(features.resolve_lake(lake))
+    store = poster_store(features.resolve_lake(lake))
     assert store.get(items["i1"]["poster_sha256"]) == (tmp_path / "www" / "a.png").read_bytes()
     quarantine = {r["record_key"]: r for r in features.read("quarantine", lake=lake).collect().iter_rows(named=True)}
     assert set(quarantine) == {"i5", "i6"}
     assert "404" in quarantine["i5"]["reason"] and "image" in quarantine["i6"]["reason"]
 
-    versions = features.tables(lake).select("table", "version")
+    versions = features.tables(lake=lake).select("table", "version")
     server.requests.clear()
     again = crawl(lake=lake, config=config)
     assert again.requested == 2 and sorted(server.requests) == ["/missing.png", "/page.html"]  # failures retried
-    assert features.tables(lake).select("table", "version").equals(versions)  # same outcome: nothing written
+    assert features.tables(lake=lake).select("table", "version").equals(versions)  # same outcome: nothing written
 
     (tmp_path / "www" / "missing.png").write_bytes((tmp_path / "www" / "b.jpg").read_bytes())
     fixed = crawl(lake=lake, config=config)

@@ -13,7 +13,7 @@ from PIL import Image
 
 import features
 from features import CommitInfo
-from tasks.crawl.stage import blob_store
+from features.blobs import poster_store
 from tasks.embed import stage
 from tasks.embed.config import EmbedConfig
 from tasks.embed.stage import embed
@@ -32,7 +32,7 @@ def _png(i: int) -> bytes:
 def _lake(tmp_path: Path, n: int = 7, *, corrupt: set[int] = frozenset()) -> Path:  # type: ignore[assignment]
     """``n`` items with posters in the blob store (``corrupt`` ones hold bytes that are no image) and texts."""
     lake = tmp_path / "lake"
-    store = blob_store(features.resolve_lake(lake))
+    store = poster_store(features.resolve_lake(lake))
     shas = [store.put(b"\x89PNG\r\n\x1a\n garbage" + bytes([i]) if i in corrupt else _png(i)) for i in range(n)]
     items = pl.DataFrame(
         {
@@ -64,13 +64,13 @@ def test_embeds_every_modality_with_unit_vectors_then_nothing(tmp_path: Path) ->
     norms = np.linalg.norm(np.stack(rows["vector"].to_list()), axis=1)
     assert np.allclose(norms, 1.0, atol=1e-5)
 
-    version = features.table_version("item_embeddings", lake)
+    version = features.table_version("item_embeddings", lake=lake)
     again = embed(lake=lake, config=TINY)
     assert {m: (s.embedded, s.up_to_date) for m, s in again.modalities.items()} == {
         "image": (0, 7),
         "clip_text": (0, 7),
     }
-    assert features.table_version("item_embeddings", lake) == version
+    assert features.table_version("item_embeddings", lake=lake) == version
 
 
 def test_same_seed_gives_the_same_vectors_in_another_lake(tmp_path: Path) -> None:

@@ -52,9 +52,9 @@ def test_builds_skips_and_rebuilds(tmp_path: Path) -> None:
     assert set(second.built) == {"text_knn"} and "unchanged" in second.skipped["co_mention"]
     assert second.built["text_knn"]["edges"] == 8 and second.built["text_knn"]["params"]["model_id"] == "enc-1"
 
-    version = features.table_version("item_graph_edges", lake)
+    version = features.table_version("item_graph_edges", lake=lake)
     third = build_graphs(lake=lake, config=GraphsConfig(k=2))
-    assert third.built == {} and features.table_version("item_graph_edges", lake) == version  # nothing rebuilt
+    assert third.built == {} and features.table_version("item_graph_edges", lake=lake) == version  # nothing rebuilt
 
     fourth = build_graphs(lake=lake, config=GraphsConfig(k=3, graphs=("text_knn",)))
     assert fourth.built["text_knn"]["edges"] == 12  # k changed: rebuilt, partition replaced

@@ -44,10 +44,10 @@ def test_rerun_is_noop_and_change_updates_one_row(tmp_path: Path) -> None:
     rows = [{"item_id": "a", "title": "A", "year": 2000, "text": "t"}, {"item_id": "b", "title": "B"}]
     path.write_text("\n".join(json.dumps(r) for r in rows))
     ingest_catalog(path, lake=lake)
-    version = features.table_version("items", lake)
+    version = features.table_version("items", lake=lake)
     again = ingest_catalog(path, lake=lake)
     assert (again.written, again.updated, again.unchanged) == (0, 0, 2)
-    assert features.table_version("items", lake) == version
+    assert features.table_version("items", lake=lake) == version
     rows[1]["text"] = "now with a plot"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     changed = ingest_catalog(path, lake=lake)

@@ -67,11 +67,11 @@ def test_rerun_generates_nothing_and_writes_nothing(
     dialogue_writer("d1", DIALOGUE)
     first = summarize_preferences(backend=backend, lake=lake, config=CONFIG)
     assert first.generated > 0
-    versions = features.tables(lake).select("table", "version")
+    versions = features.tables(lake=lake).select("table", "version")
     calls = len(backend.calls)
     again = summarize_preferences(backend=backend, lake=lake, config=CONFIG)
     assert again.generated == 0 and again.cached == 2 and len(backend.calls) == calls
-    assert features.tables(lake).select("table", "version").equals(versions)
+    assert features.tables(lake=lake).select("table", "version").equals(versions)
 
 
 def test_new_item_summary_changes_the_prompt_hash(
