@@ -36,7 +36,7 @@ from tasks.crawl.stage import blob_store
 from tasks.embed.config import EmbedConfig
 from tasks.embed.stage import embed
 from training.encoders.clip import ClipEncoder
-from training.encoders.spec import ModelSpec
+from training.spec import ModelSpec
 from training.encoders.text import DEFAULT_TEXT_MODEL, TextEncoder
 
 

@@ -127,7 +127,7 @@ def train_task(
 
     run_id = flow_run.get_id()
     report = train_stage(
-        TrainConfig(**(config or {})),
+        TrainConfig.from_dict(config or {}),
         lake=lake,
         model_name=model_name,
         artifacts_root=artifacts_root or os.environ.get("MMCRS_ARTIFACTS"),
