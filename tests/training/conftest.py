@@ -135,15 +135,18 @@ def fixture_lake(tmp_path: Path) -> str:
     return root
 
 
+TINY_CONFIG = TrainConfig(
+    lm=random_lm(hidden=32),
+    model=ModelConfig(id_dim=16, max_context_tokens=32),
+    epochs=3,
+    batch_size=16,
+    lr=1e-2,
+    progress=False,
+    patience=5,
+)
+
+
 @pytest.fixture
 def tiny_config() -> TrainConfig:
     """A random tiny LM and few epochs: seconds on a CPU."""
-    return TrainConfig(
-        lm=random_lm(hidden=32),
-        model=ModelConfig(id_dim=16, max_context_tokens=32),
-        epochs=3,
-        batch_size=16,
-        lr=1e-2,
-        progress=False,
-        patience=5,
-    )
+    return TINY_CONFIG

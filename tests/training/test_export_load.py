@@ -10,22 +10,13 @@ import torch
 
 import training
 from training.export import sha256_file
-from training.lm import random_lm
 from training.load import ArtifactError, load_artifact
-from training.model import ModelConfig
 from training.pipeline import RunReport, retrain_from_manifest, train_and_register
 from training.train import TrainConfig
 
-from .conftest import write_fixture_lake
+from .conftest import TINY_CONFIG, write_fixture_lake
 
-CONFIG = TrainConfig(
-    lm=random_lm(hidden=32),
-    model=ModelConfig(id_dim=16, max_context_tokens=32),
-    epochs=2,
-    batch_size=16,
-    lr=1e-2,
-    progress=False,
-)
+CONFIG = TINY_CONFIG.model_copy(update={"epochs": 2, "patience": 3})
 LEGACY_ARTIFACT = Path(__file__).parent / "data" / "legacy_artifact"  # exported with the flat train config
 
 
