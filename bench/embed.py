@@ -36,8 +36,8 @@ from features.blobs import poster_store
 from tasks.embed.config import EmbedConfig
 from tasks.embed.stage import embed
 from training.encoders.clip import ClipEncoder
-from training.encoders.spec import ModelSpec
 from training.encoders.text import DEFAULT_TEXT_MODEL, TextEncoder
+from training.spec import ModelSpec
 
 
 def _poster(i: int) -> bytes:

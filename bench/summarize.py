@@ -51,7 +51,8 @@ import torch
 
 from tasks.ingest.dialogues import ingest_dialogues
 from tasks.summarize.backends import ChatPrompt
-from tasks.summarize.backends.local import CPU_PREFILL_ROWS, LocalBackend, smollm2_gguf
+from tasks.summarize.backends.factory import SMOLLM2
+from tasks.summarize.backends.local import CPU_PREFILL_ROWS, LocalBackend
 from tasks.summarize.history import Chunk, history_chunks, recommendation_points
 from tasks.summarize.preferences import _titles, select_dialogues, step_fields
 from tasks.summarize.prompts import load_template, render
@@ -333,7 +334,7 @@ def main() -> None:
         from llama_cpp import Llama
 
         if args.model_dir is None:
-            llm = Llama(model_path=str(smollm2_gguf()), n_ctx=4096, n_threads=args.threads, verbose=False)
+            llm = Llama(model_path=str(SMOLLM2.path()), n_ctx=4096, n_threads=args.threads, verbose=False)
     except ImportError:
         print("llama-cpp-python not installed: the llama_cpp contenders are skipped")
     results: dict[str, object] = {"args": {k: str(v) for k, v in vars(args).items()}}

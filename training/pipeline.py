@@ -51,7 +51,7 @@ def data_options(config: TrainConfig) -> DataOptions:
         fractions=config.fractions,
         graphs=config.graphs,
         modalities=config.modalities,
-        use_summaries=config.use_summaries,
+        use_summaries=config.model.use_summary,
     )
 
 
@@ -75,8 +75,7 @@ def train_and_register(
         log.info("skipped %s: %s", name, reason)
     result = fit(data, config, on_epoch=on_epoch)
     baselines, skipped_baselines = evaluate_baselines(data, "test")
-    skipped = data.skipped | {f"baseline:{k}": v for k, v in skipped_baselines.items()}
-    data.skipped = skipped
+    data.skipped = data.skipped | {f"baseline:{k}": v for k, v in skipped_baselines.items()}
     version = next_version(model_name, lake=resolved)
     folder = export_run(
         result,
@@ -100,10 +99,7 @@ def train_and_register(
         lake=resolved,
         commit=commit,
     )
-    promoted, reason = False, "auto-promotion off"
-    if auto_promote:
-        outcome = promote(model_name, version, rule=rule, lake=resolved, commit=commit)
-        promoted, reason = outcome.promoted, outcome.reason
+    promoted, reason = _promote(model_name, version, rule=rule, auto_promote=auto_promote, lake=resolved, commit=commit)
     return RunReport(
         model_name,
         version,
@@ -112,10 +108,20 @@ def train_and_register(
         baselines,
         promoted,
         reason,
-        skipped,
+        data.skipped,
         data.input_versions,
         result.timings,
     )
+
+
+def _promote(
+    model_name: str, version: int, *, rule: PromotionRule | None, auto_promote: bool, lake: Lake, commit: CommitInfo
+) -> tuple[bool, str]:
+    """Promote ``version`` under ``rule`` when ``auto_promote``; returns (promoted, reason)."""
+    if not auto_promote:
+        return False, "auto-promotion off"
+    outcome = promote(model_name, version, rule=rule, lake=lake, commit=commit)
+    return outcome.promoted, outcome.reason
 
 
 def retrain_from_manifest(
@@ -124,7 +130,7 @@ def retrain_from_manifest(
     """Train again with the config, seed and table versions an artifact's manifest recorded (nothing exported)."""
     folder = Path(manifest_path).parent
     manifest = json.loads(Path(manifest_path).read_text())
-    config = TrainConfig(**json.loads((folder / "config.json").read_text())["train"])
+    config = TrainConfig.from_dict(json.loads((folder / "config.json").read_text())["train"])
     data = load_training_data(
         data_options(config), lake=lake or manifest["inputs"]["lake"], versions=manifest["inputs"]["tables"]
     )

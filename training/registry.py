@@ -17,7 +17,6 @@ import features
 from features import CommitInfo, Lake
 
 STAGE = "train"
-ALIASES = ("candidate", "production")
 
 
 @dataclass(frozen=True)

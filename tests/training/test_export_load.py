@@ -14,11 +14,10 @@ from training.load import ArtifactError, load_artifact
 from training.pipeline import RunReport, retrain_from_manifest, train_and_register
 from training.train import TrainConfig
 
-from .conftest import write_fixture_lake
+from .conftest import TINY_CONFIG, write_fixture_lake
 
-CONFIG = TrainConfig(
-    lm_kind="random", lm_hidden=32, id_dim=16, epochs=2, batch_size=16, lr=1e-2, max_context_tokens=32, progress=False
-)
+CONFIG = TINY_CONFIG.model_copy(update={"epochs": 2, "patience": 3})
+LEGACY_ARTIFACT = Path(__file__).parent / "data" / "legacy_artifact"  # exported with the flat train config
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +54,15 @@ def test_manifest_lists_every_file_with_matching_sha256(run: tuple[str, RunRepor
     assert set(manifest["metrics"]["model"]["test"]) == {"standard", "no_repeats"}
     assert set(manifest["metrics"]["baselines"]) == {"popularity", "comention_knn", "text_similarity"}
     assert (folder / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert manifest["lm"] == {"spec": "random:bert-h32-l1-a2@0", "fingerprint": CONFIG.lm.fingerprint()}
+
+
+def test_config_json_holds_the_nested_train_config(run: tuple[str, RunReport]) -> None:
+    _, report = run
+    saved = json.loads((Path(report.artifact_dir) / "config.json").read_text())
+    assert saved["train"]["model"]["id_dim"] == 16 and "id_dim" not in saved["train"]
+    assert "n_items" not in saved["train"]["model"] and saved["model"]["n_items"] > 0
+    assert TrainConfig.from_dict(saved["train"]) == CONFIG
 
 
 def test_first_version_registered_and_promoted(run: tuple[str, RunReport]) -> None:
@@ -104,3 +112,12 @@ def test_altered_artifact_is_refused(run: tuple[str, RunReport], tmp_path: Path)
     (copy / "config.json").write_text((copy / "config.json").read_text() + " ")
     with pytest.raises(ArtifactError):
         load_artifact(copy)
+
+
+def test_a_model_exported_with_the_flat_train_config_still_loads() -> None:
+    saved = json.loads((LEGACY_ARTIFACT / "config.json").read_text())["train"]
+    assert saved["lm_kind"] == "random" and "id_dim" in saved and "model" not in saved  # the old flat form
+    rec = load_artifact(LEGACY_ARTIFACT)
+    expected = json.loads((LEGACY_ARTIFACT / "expected.json").read_text())
+    assert torch.allclose(rec.scores(expected["messages"]), torch.tensor(expected["scores"]), atol=1e-5)
+    assert [item for item, _ in rec.recommend(expected["messages"], k=5)] == [item for item, _ in expected["top5"]]

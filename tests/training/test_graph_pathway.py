@@ -1,4 +1,4 @@
-"""Issue-7 model pieces: cached lower LM layers, the context-items graph pathway, item bias, text init, configs."""
+"""Model pieces: cached lower LM layers, the context-items graph pathway, item bias, text init, configs."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import pytest
 import torch
 
 from training.data import DataOptions, TrainingData, load_training_data, target_counts
-from training.lm import LMSpec, load_lm
+from training.lm import load_lm, random_lm
 from training.model import ModelConfig
 from training.train import (
-    MODEL_FIELDS,
     TrainConfig,
     build_model,
     make_batch,
@@ -26,14 +25,14 @@ def data(fixture_lake: str) -> TrainingData:
 
 
 def _two_layer_lm() -> object:
-    return load_lm(LMSpec(kind="random", hidden=32, layers=2))
+    return load_lm(random_lm(hidden=32, layers=2))
 
 
 def test_train_config_takes_its_model_defaults_from_model_config() -> None:
     defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
     config = TrainConfig()
-    assert all(getattr(config, name) == defaults[name] for name in MODEL_FIELDS)
-    assert config.use_summaries == defaults["use_summary"]
+    assert all(getattr(config.model, name) == defaults[name] for name in ModelConfig.knob_names())
+    assert config.model == ModelConfig() and config.model.use_summary == defaults["use_summary"]
 
 
 def test_cached_lower_layers_plus_upper_layers_equal_the_full_lm() -> None:
@@ -51,7 +50,7 @@ def test_cached_lower_layers_plus_upper_layers_equal_the_full_lm() -> None:
 
 def test_prompt_depth_model_scores_all_items_and_trains_only_its_own_parts(data: TrainingData) -> None:
     lm = _two_layer_lm()
-    model = build_model(data, TrainConfig(lm_kind="random", id_dim=8, prompt_depth=1), lm)
+    model = build_model(data, TrainConfig(model=ModelConfig(id_dim=8, prompt_depth=1)), lm)
     assert model.split == 1
     batch = make_batch(data.samples["train"][:4], model=model, index=data.index, summaries=summary_vectors(lm, data))
     assert batch.word_states is not None and batch.word_states.shape[:2] == batch.input_ids.shape
@@ -74,13 +73,13 @@ def test_prompt_depth_model_scores_all_items_and_trains_only_its_own_parts(data:
 
 
 def test_graph_pathway_is_off_for_samples_without_context_items(data: TrainingData) -> None:
-    lm = load_lm(LMSpec(kind="random"))
+    lm = load_lm(random_lm())
     torch.manual_seed(0)
-    model = build_model(data, TrainConfig(lm_kind="random", id_dim=8), lm).eval()
+    model = build_model(data, TrainConfig(model=ModelConfig(id_dim=8)), lm).eval()
     batch = make_batch(data.samples["train"][:4], model=model, index=data.index, summaries={})
     batch.ctx_mask[:] = False
     with_path, _ = model(batch)
-    plain = build_model(data, TrainConfig(lm_kind="random", id_dim=8, graph_pathway=False), lm).eval()
+    plain = build_model(data, TrainConfig(model=ModelConfig(id_dim=8, graph_pathway=False)), lm).eval()
     plain.load_state_dict(model.state_dict(), strict=False)
     without, _ = plain(batch)
     assert torch.allclose(with_path, without, atol=1e-5)
@@ -93,26 +92,26 @@ def test_scores_are_deterministic_on_cpu(data: TrainingData) -> None:
     runs = []
     for _ in range(2):
         torch.manual_seed(3)
-        model = build_model(data, TrainConfig(lm_kind="random", id_dim=8, prompt_depth=1), lm).eval()
+        model = build_model(data, TrainConfig(model=ModelConfig(id_dim=8, prompt_depth=1)), lm).eval()
         batch = make_batch(data.samples["valid"][:5], model=model, index=data.index, summaries={})
         runs.append(model(batch)[0])
     assert torch.equal(runs[0], runs[1])
 
 
 def test_id_embeddings_start_from_text_vectors_and_bias_from_training_counts(data: TrainingData) -> None:
-    lm = load_lm(LMSpec(kind="random"))
-    model = build_model(data, TrainConfig(lm_kind="random", id_dim=8), lm)
+    lm = load_lm(random_lm())
+    model = build_model(data, TrainConfig(model=ModelConfig(id_dim=8)), lm)
     emb = model.item_emb.weight.detach()
     # fixture text vectors are one-hot clusters (item i in cluster i % 4): same cluster, same start
     assert torch.allclose(emb[0], emb[4]) and not torch.allclose(emb[0], emb[1])
     assert torch.allclose(model.bias.detach(), torch.log1p(target_counts(data)))
-    random_init = build_model(data, TrainConfig(lm_kind="random", id_dim=8, init_from=None), lm)
+    random_init = build_model(data, TrainConfig(model=ModelConfig(id_dim=8), init_from=None), lm)
     assert not torch.allclose(random_init.item_emb.weight[0], random_init.item_emb.weight[4])
 
 
 def test_item_parameters_get_their_own_learning_rate(data: TrainingData) -> None:
-    lm = load_lm(LMSpec(kind="random"))
-    config = TrainConfig(lm_kind="random", id_dim=8, lr=1e-3, item_lr_mult=5.0)
+    lm = load_lm(random_lm())
+    config = TrainConfig(model=ModelConfig(id_dim=8), lr=1e-3, item_lr_mult=5.0)
     model = build_model(data, config, lm)
     groups = param_groups(model, config)
     item_group = next(g for g in groups if any(p is model.item_emb.weight for p in g["params"]))
@@ -125,7 +124,7 @@ def test_item_parameters_get_their_own_learning_rate(data: TrainingData) -> None
 def test_diffusion_propagates_context_items_over_each_graph() -> None:
     from training.model import GraphPromptRecommender, normalized_adjacency
 
-    lm = load_lm(LMSpec(kind="random"))
+    lm = load_lm(random_lm())
     model = GraphPromptRecommender(ModelConfig(n_items=4, graphs=("g",), id_dim=4, layers=2), lm)
     model.set_graph("g", torch.tensor([[0, 1], [1, 2]]))  # path 0 - 1 - 2, item 3 isolated
     ctx_items, ctx_mask = torch.tensor([[0, 0], [0, 0]]), torch.tensor([[True, False], [False, False]])

@@ -10,8 +10,8 @@ import torch
 
 import features
 from training.data import DataOptions, load_training_data
-from training.lm import LMSpec, load_lm
-from training.model import normalized_adjacency
+from training.lm import load_lm, random_lm
+from training.model import ModelConfig, normalized_adjacency
 from training.train import build_model, make_batch
 
 from .conftest import write_fixture_lake
@@ -43,8 +43,8 @@ def test_scores_every_item_and_only_non_lm_parameters_train(tmp_path: Path, gati
     lake = str(tmp_path / "lake")
     write_fixture_lake(lake)
     data = load_training_data(DataOptions(), lake=lake)
-    lm = load_lm(LMSpec(kind="random"))
-    model = build_model(data, TrainConfig(lm_kind="random", gating=gating, id_dim=8), lm)
+    lm = load_lm(random_lm())
+    model = build_model(data, TrainConfig(model=ModelConfig(gating=gating, id_dim=8)), lm)
     batch = make_batch(data.samples["train"][:4], model=model, index=data.index, summaries=summary_vectors(lm, data))
     scores, gate = model(batch)
     assert scores.shape == (4, len(data.item_ids)) and gate.shape == (4, 3)  # id, co_mention, text

@@ -1,6 +1,5 @@
-"""Encoders in plain PyTorch: model specs with fingerprints, open_clip towers, a sentence encoder."""
+"""Encoders in plain PyTorch: open_clip towers, a sentence encoder (their weights named by ``training.spec``)."""
 
 from training.encoders.device import autocast, is_oom, pick_device
-from training.encoders.spec import ModelSpec, ModelSpecError
 
-__all__ = ["ModelSpec", "ModelSpecError", "autocast", "is_oom", "pick_device"]
+__all__ = ["autocast", "is_oom", "pick_device"]

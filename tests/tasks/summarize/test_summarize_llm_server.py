@@ -14,7 +14,7 @@ import pytest
 
 import features
 from tasks.summarize.backends import ChatPrompt
-from tasks.summarize.backends.local import smollm2_gguf
+from tasks.summarize.backends.factory import SMOLLM2
 from tasks.summarize.backends.openai import OpenAIBackend, OpenAIConfig
 from tasks.summarize.preferences import summarize_preferences
 from tasks.summarize.stage import SummarizeConfig
@@ -37,7 +37,7 @@ def llama_server() -> Iterator[str]:
         "-m",
         "llama_cpp.server",
         "--model",
-        str(smollm2_gguf()),
+        str(SMOLLM2.path()),
         "--model_alias",
         "smollm2",
         "--host",

@@ -47,3 +47,7 @@ def test_smollm2_writes_english_preference_summaries(
     texts = rows["summary"].to_list()
     assert texts, summary.quarantine_reasons
     assert all(_english_sentence(t) for t in texts), texts
+
+
+def test_smollm2_keeps_its_model_id(smollm2: LocalBackend) -> None:
+    assert smollm2.model_id == "local:SmolLM2-135M-Instruct@819a5b1adeea"  # summaries rows in existing lakes

