@@ -16,8 +16,8 @@ Example:
 
 A test (or a plugin) adds specs for a while with ``register``; they are removed again on exit::
 
-    with register(ModalitySpec("title", item_columns("title"), Encoder.SENTENCE, knn_graph="title_knn"),
-                  GraphSpec("title_knn")):
+    title = ModalitySpec("title", item_columns("title"), Encoder.SENTENCE, knn_graph="title_knn")
+    with register(title, knn_graph_spec(title)):
         ...
 """
 
@@ -155,6 +155,13 @@ class GraphSpec:
         return "turns" if self.derived_from_turns else "item_embeddings"
 
 
+def knn_graph_spec(spec: ModalitySpec) -> GraphSpec:
+    """The kNN graph over ``spec``'s vectors, named by its ``knn_graph`` (register the two together)."""
+    if spec.knn_graph is None:
+        raise ValueError(f"modality {spec.name!r} declares no kNN graph")
+    return GraphSpec(spec.knn_graph, description=f"kNN over the {spec.name} vectors")
+
+
 def _co_mention(turns: pl.LazyFrame | pl.DataFrame, *, co_mention: CoMentionConfig | None = None) -> pl.DataFrame:
     """``co_mention_edges`` with its config under the keyword that fingerprints it."""
     return co_mention_edges(turns, co_mention)
@@ -191,9 +198,7 @@ _BUILTIN_MODALITIES = (
     ),
 )
 _BUILTIN_GRAPHS = (
-    GraphSpec("image_knn", description="kNN over the image vectors"),
-    GraphSpec("clip_text_knn", description="kNN over the clip_text vectors"),
-    GraphSpec("text_knn", description="kNN over the text vectors"),
+    *(knn_graph_spec(m) for m in _BUILTIN_MODALITIES if m.knn_graph is not None),
     GraphSpec(
         "co_mention",
         _co_mention,
@@ -272,7 +277,8 @@ def register_modality(spec: ModalitySpec) -> Registration:
 
 
 def register_graph(spec: GraphSpec) -> Registration:
-    """``register`` one dialogue-derived graph (a kNN graph goes with its modality: ``register(m, g)``)."""
+    """``register`` one dialogue-derived graph (a kNN graph goes with its modality:
+    ``register(spec, knn_graph_spec(spec))``)."""
     return register(spec)
 
 
