@@ -39,11 +39,11 @@ def test_graph_names_and_clip_text_are_string_literals_only_in_the_registry() ->
 def _declared_names() -> list[str]:
     """Names the registry declares: spec names (first argument) and ``knn_graph=`` (its graph's name)."""
     module = ast.parse((REPO / REGISTRY).read_text())
-    out = []
+    out: list[str] = []
     for node in ast.walk(module):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("ModalitySpec", "GraphSpec"):
             values = [*node.args[:1], *(k.value for k in node.keywords if k.arg in ("name", "knn_graph"))]
-            out += [v.value for v in values if isinstance(v, ast.Constant)]
+            out += [v.value for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)]
     return out
 
 

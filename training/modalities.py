@@ -28,7 +28,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import polars as pl
 
@@ -215,20 +215,42 @@ _BUILTIN_GRAPHS = (
         description="item mentioned next in a dialogue",
     ),
 )
-_MODALITIES: dict[str, ModalitySpec] = {}
-_GRAPHS: dict[str, GraphSpec] = {}
+
+
+S = TypeVar("S", ModalitySpec, GraphSpec)
+
+
+class _Table(Generic[S]):
+    """The registered specs of one kind, by name, in registration order."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.specs: dict[str, S] = {}
+
+    def get(self, name: str) -> S:
+        if name not in self.specs:
+            raise KeyError(f"unknown {self.kind} {name!r}; known: {list(self.specs)}")
+        return self.specs[name]
+
+
+_MODALITIES = _Table[ModalitySpec]("modality")
+_GRAPHS = _Table[GraphSpec]("graph")
+
+
+def _table(spec: ModalitySpec | GraphSpec) -> dict[str, Any]:
+    return _MODALITIES.specs if isinstance(spec, ModalitySpec) else _GRAPHS.specs
 
 
 def _check() -> None:
     """Every modality's kNN graph is a registered kNN graph, and every kNN graph has exactly one modality."""
     owners: dict[str, list[str]] = {}
-    for spec in _MODALITIES.values():
+    for spec in _MODALITIES.specs.values():
         if spec.knn_graph is not None:
-            if spec.knn_graph not in _GRAPHS or not _GRAPHS[spec.knn_graph].is_knn:
+            if spec.knn_graph not in _GRAPHS.specs or not _GRAPHS.specs[spec.knn_graph].is_knn:
                 raise ValueError(f"modality {spec.name!r}: {spec.knn_graph!r} is no registered kNN graph")
             owners.setdefault(spec.knn_graph, []).append(spec.name)
-    for name, spec in _GRAPHS.items():
-        if spec.is_knn and len(owners.get(name, ())) != 1:
+    for name, graph_spec in _GRAPHS.specs.items():
+        if graph_spec.is_knn and len(owners.get(name, ())) != 1:
             raise ValueError(f"kNN graph {name!r} needs exactly one modality naming it, has {owners.get(name, [])}")
 
 
@@ -241,7 +263,7 @@ class Registration(AbstractContextManager["Registration"]):
     def remove(self) -> None:
         """Unregister the specs (only these: built-ins and other registrations stay)."""
         for spec in self.specs:
-            table: dict[str, Any] = _MODALITIES if isinstance(spec, ModalitySpec) else _GRAPHS
+            table = _table(spec)
             if table.get(spec.name) is spec:
                 del table[spec.name]
 
@@ -259,7 +281,7 @@ def register(*specs: ModalitySpec | GraphSpec) -> Registration:
     added: list[ModalitySpec | GraphSpec] = []
     try:
         for spec in specs:
-            table: dict[str, Any] = _MODALITIES if isinstance(spec, ModalitySpec) else _GRAPHS
+            table = _table(spec)
             if spec.name in table:
                 raise ValueError(f"{spec.name!r} is already registered")
             table[spec.name] = spec
@@ -284,57 +306,53 @@ def register_graph(spec: GraphSpec) -> Registration:
 
 def modality(name: str) -> ModalitySpec:
     """The spec of modality ``name``; KeyError (naming the known ones) when there is none."""
-    if name not in _MODALITIES:
-        raise KeyError(f"unknown modality {name!r}; known: {list(_MODALITIES)}")
-    return _MODALITIES[name]
+    return _MODALITIES.get(name)
 
 
 def modalities() -> tuple[ModalitySpec, ...]:
     """Every registered modality, built-ins first, in declaration order."""
-    return tuple(_MODALITIES.values())
+    return tuple(_MODALITIES.specs.values())
 
 
 def modality_names() -> tuple[str, ...]:
     """Names of every registered modality (the choices of ``--modality``)."""
-    return tuple(_MODALITIES)
+    return tuple(_MODALITIES.specs)
 
 
 def graph(name: str) -> GraphSpec:
     """The spec of graph ``name``; KeyError (naming the known ones) when there is none."""
-    if name not in _GRAPHS:
-        raise KeyError(f"unknown graph {name!r}; known: {list(_GRAPHS)}")
-    return _GRAPHS[name]
+    return _GRAPHS.get(name)
 
 
 def graphs() -> tuple[GraphSpec, ...]:
     """Every registered graph, built-ins first, in build order."""
-    return tuple(_GRAPHS.values())
+    return tuple(_GRAPHS.specs.values())
 
 
 def graph_names() -> tuple[str, ...]:
     """Names of every registered graph (the choices of ``--graph``)."""
-    return tuple(_GRAPHS)
+    return tuple(_GRAPHS.specs)
 
 
 def knn_graphs() -> dict[str, str]:
     """kNN graph name -> the modality whose vectors it is built over, in build order."""
-    owner = {m.knn_graph: m.name for m in _MODALITIES.values() if m.knn_graph is not None}
-    return {name: owner[name] for name, spec in _GRAPHS.items() if spec.is_knn}
+    owner = {m.knn_graph: m.name for m in modalities() if m.knn_graph is not None}
+    return {name: owner[name] for name, spec in _GRAPHS.specs.items() if spec.is_knn}
 
 
 def turn_graphs() -> tuple[str, ...]:
     """Names of the dialogue-derived graphs (training rebuilds them from its training split)."""
-    return tuple(name for name, spec in _GRAPHS.items() if spec.derived_from_turns)
+    return tuple(name for name, spec in _GRAPHS.specs.items() if spec.derived_from_turns)
 
 
 def cooccurrence_graphs() -> tuple[str, ...]:
     """Names of the graphs whose raw weights are dialogue co-occurrence counts."""
-    return tuple(name for name, spec in _GRAPHS.items() if spec.cooccurrence)
+    return tuple(name for name, spec in _GRAPHS.specs.items() if spec.cooccurrence)
 
 
 def text_baseline_modalities() -> tuple[str, ...]:
     """Modalities the text-similarity baseline may use, in order of preference."""
-    ranked = [(m.text_baseline, m.name) for m in _MODALITIES.values() if m.text_baseline is not None]
+    ranked = [(m.text_baseline, m.name) for m in modalities() if m.text_baseline is not None]
     return tuple(name for _, name in sorted(ranked))
 
 

@@ -206,7 +206,7 @@ class _Builder:
         builder = registry.graph(graph).builder
         assert builder is not None  # not a kNN graph
         edges = builder(turns, **self._options(graph))
-        return edges, graph_stats(edges, nodes)
+        return edges, dict(graph_stats(edges, nodes))
 
     def _write(
         self,

@@ -51,19 +51,19 @@ def toys() -> Iterator[None]:
         yield
 
 
-def _catalog(tmp_path: Path) -> Path:
+def _catalog(tmp_path: Path) -> str:
     """Ingest a tiny catalog; item ``m<i>`` is titled ``Toy movie <i>``."""
     path = tmp_path / "items.jsonl"
     rows = [
         {"item_id": f"m{i}", "title": f"Toy movie {i}", "year": 2000 + i, "text": f"plot {i}"} for i in range(N_ITEMS)
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    lake = tmp_path / "lake"
+    lake = str(tmp_path / "lake")
     assert ingest_catalog(path, lake=lake, source="toy").written == N_ITEMS
     return lake
 
 
-def _turns(lake: Path) -> None:
+def _turns(lake: str) -> None:
     """Dialogue ``d<k>`` mentions ``m<k % 8>`` first, then ``m<(k + 1 + k // 8) % 8>`` (one pair per dialogue)."""
     rows = []
     for k in range(N_DIALOGUES):
@@ -86,6 +86,7 @@ def test_toy_modality_is_embedded_and_gets_its_knn_graph(tmp_path: Path, toys: N
     lake, config = _catalog(tmp_path), EmbedConfig(modalities=("toy_title",), **TINY_CLIP)  # type: ignore[arg-type]
     assert "toy_title" in EmbedConfig().modalities  # every registered modality by default
     summary = embed(lake=lake, config=config)
+    model_id = summary.modalities["toy_title"].model_id
     assert summary.modalities["toy_title"].embedded == N_ITEMS
     vectors = features.read("item_embeddings", lake=lake).filter(pl.col("modality") == "toy_title").collect()
     assert vectors.height == N_ITEMS
@@ -95,7 +96,7 @@ def test_toy_modality_is_embedded_and_gets_its_knn_graph(tmp_path: Path, toys: N
 
     assert "toy_title_knn" in GraphsConfig().graphs  # every registered graph by default
     built = build_graphs(lake=lake, config=GraphsConfig(graphs=("toy_title_knn",), k=2))
-    assert built.built["toy_title_knn"]["params"]["model_id"] == summary.modalities["toy_title"].model_id
+    assert built.built["toy_title_knn"]["params"] == {"k": 2, "symmetrize": False, "exact": True, "model_id": model_id}
     edges = features.read("item_graph_edges", lake=lake).filter(pl.col("graph") == "toy_title_knn").collect()
     assert edges.height == 2 * N_ITEMS and set(edges["src"]) == {f"m{i}" for i in range(N_ITEMS)}
 
@@ -106,7 +107,7 @@ def test_toy_dialogue_graph_is_built_and_rebuilt_from_training_dialogues_only(tm
     built = build_graphs(lake=lake, config=GraphsConfig(graphs=("toy_first_pairs",)))
     assert built.built["toy_first_pairs"]["edges"] == N_DIALOGUES  # every dialogue's pair, lake-wide
 
-    data = load_training_data(DataOptions(graphs=("toy_first_pairs",), use_summaries=False), lake=str(lake))
+    data = load_training_data(DataOptions(graphs=("toy_first_pairs",), use_summaries=False), lake=lake)
     graph = data.graphs["toy_first_pairs"]
     got = {(graph.item_ids[s], graph.item_ids[d]) for s, d in graph.edge_index.T.tolist()}
     turns = features.read("turns", lake=lake).collect()
