@@ -37,7 +37,8 @@ log = logging.getLogger("mmcrs.graphs")
 
 @dataclass(frozen=True)
 class GraphsConfig:
-    """Which graphs to build and how.
+    """Which graphs to build and how. A dialogue-derived graph's builder takes the attributes its
+    ``GraphSpec.options`` name (``co_mention``; ``transition_horizon`` and ``transition_min_count``).
 
     Attributes:
         graphs: names of registered graphs (``training.modalities``; default: every one): kNN graphs over a
@@ -51,7 +52,6 @@ class GraphsConfig:
         co_mention: window, min count and weighting of the co-mention graph.
         transition_horizon: next mention-bearing turns an item points to (transition graph).
         transition_min_count: drop rarer transitions.
-        (A dialogue-derived graph's ``GraphSpec.options`` name the attributes its builder takes.)
         device: torch device of the exact backend (default: CUDA when present).
     """
 
