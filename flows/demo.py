@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prefect import flow
 
@@ -12,18 +14,40 @@ from tasks.demo.server import DEFAULT_PORT, serve_directory
 from tasks.demo.task import build_demo_inputs_task
 from tasks.stages import stage_names
 
-DEMO_CLIP_MODEL = "random:mmcrs-tiny@0"
-# Small enough for about a minute or two on a laptop CPU: the real MiniLM cut to 2 layers, short contexts,
-# 2 epochs over a seeded subset of 512 training samples (final metrics still use every valid/test sample).
-DEMO_TRAIN_CONFIG: dict[str, object] = {
-    "epochs": 2,
-    "max_context_tokens": 32,
-    "batch_size": 64,
-    "lm_layers": 2,
-    "max_train_samples": 512,
-    "max_eval_samples": 128,
-    "patience": 1,
-}
+# The demo's settings, in the shape of a settings file (``mmcrs run --settings``). The training part is small
+# enough for a minute or two on a laptop CPU: the real MiniLM cut to 2 layers, short contexts, 2 epochs over a
+# seeded subset of 512 training samples (final metrics still use every valid/test sample).
+DEMO_SETTINGS = """
+[crawl]
+allow_hosts = ["127.0.0.1"]
+
+[embed]
+clip_model = "random:mmcrs-tiny@0"
+
+[train.config]
+epochs = 2
+max_context_tokens = 32
+batch_size = 64
+lm_layers = 2
+max_train_samples = 512
+max_eval_samples = 128
+patience = 1
+"""
+
+
+def demo_settings(
+    *, clip_model: str | None, summarize_dialogues: int, summarize_model_dir: str | None, train_config: dict | None
+) -> dict[str, dict[str, Any]]:
+    """The demo's per-stage settings: ``DEMO_SETTINGS`` with the flow's arguments over it."""
+    settings: dict[str, dict[str, Any]] = tomllib.loads(DEMO_SETTINGS)
+    overrides = {
+        "summarize": {"limit": summarize_dialogues, "model_dir": summarize_model_dir},
+        "embed": {"clip_model": clip_model},
+        "train": {"config": settings["train"]["config"] | (train_config or {})},
+    }
+    for name, values in overrides.items():
+        settings.setdefault(name, {}).update({k: v for k, v in values.items() if v is not None})
+    return settings
 
 
 @dataclass(frozen=True)
@@ -42,7 +66,7 @@ def demo_flow(
     synthetic_dialogues: int = 500,
     use_redial: bool = True,
     poster_port: int = DEFAULT_PORT,
-    clip_model: str = DEMO_CLIP_MODEL,
+    clip_model: str | None = None,
     summarize_dialogues: int = 4,
     summarize_model_dir: str | None = None,
     train: bool = True,
@@ -59,12 +83,12 @@ def demo_flow(
     train step, which skips inputs absent from the lake with the reason; ``force``: start every stage flow
     even when nothing it depends on changed (each still does only what is missing).
     """
-    settings: dict[str, dict] = {
-        "crawl": {"allow_hosts": ["127.0.0.1"]},
-        "summarize": {"limit": summarize_dialogues, "model_dir": summarize_model_dir},
-        "embed": {"clip_model": clip_model},
-        "train": {"config": DEMO_TRAIN_CONFIG | (train_config or {})},
-    }
+    settings = demo_settings(
+        clip_model=clip_model,
+        summarize_dialogues=summarize_dialogues,
+        summarize_model_dir=summarize_model_dir,
+        train_config=train_config,
+    )
     stages = [s for s in stage_names() if (s != "summarize" or summarize_dialogues > 0) and (s != "train" or train)]
     with serve_directory(Path(workdir) / "posters", port=poster_port) as base_url:
         inputs = build_demo_inputs_task(workdir, items, synthetic_dialogues, use_redial, base_url)

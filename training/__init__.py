@@ -6,11 +6,25 @@ Example:
     >>> rec.recommend([{"role": "seeker", "text": "I loved @123"}], k=10)           # doctest: +SKIP
 
 ``training.load`` is the function (it shadows the ``training.load`` submodule on purpose; import the module's
-other names with ``from training.load import ...``).
+other names with ``from training.loading import ...``).
 """
 
 from __future__ import annotations
 
-from training.load import ArtifactError, Recommender, load
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from training.loading import ArtifactError, Recommender, load
 
 __all__ = ["ArtifactError", "Recommender", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    """``training.load`` and friends import torch only when first used (registries stay light to import)."""
+    if name in __all__:
+        import importlib
+
+        value = getattr(importlib.import_module("training.loading"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'training' has no attribute {name!r}")

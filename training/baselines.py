@@ -14,9 +14,8 @@ import torch.nn.functional as F
 
 from training.data import TrainingData, dialogue_items, target_counts
 from training.metrics import evaluate_protocols
+from training.modalities import cooccurrence_graphs, text_baseline_modalities
 from training.samples import Sample
-
-TEXT_MODALITIES = ("text", "summary", "clip_text")
 
 
 def popularity(data: TrainingData) -> torch.Tensor:
@@ -25,10 +24,12 @@ def popularity(data: TrainingData) -> torch.Tensor:
 
 
 def comention_matrix(data: TrainingData) -> torch.Tensor:
-    """(I, I) co-mention weights: the lake's ``co_mention`` graph, else counted from the training dialogues."""
+    """(I, I) co-mention weights: the first co-occurrence count graph (``GraphSpec.cooccurrence``) of the run,
+    else counted from the training dialogues."""
     n = len(data.item_ids)
-    if "co_mention" in data.graphs:
-        g = data.graphs["co_mention"]
+    name = next((g for g in cooccurrence_graphs() if g in data.graphs), None)
+    if name is not None:
+        g = data.graphs[name]
         return torch.sparse_coo_tensor(g.edge_index, g.edge_weight, (n, n), check_invariants=False).to_dense()
     matrix = torch.zeros(n, n)
     for positions in dialogue_items(data.samples["train"], data.index).values():
@@ -63,9 +64,10 @@ def evaluate_baselines(data: TrainingData, split: str = "test") -> tuple[dict[st
         neighbour_scores(comention_matrix(data), contexts, pop * 1e-6), targets, contexts
     )
     skipped: dict[str, str] = {}
-    modality = next((m for m in TEXT_MODALITIES if m in data.features), None)
+    candidates = text_baseline_modalities()
+    modality = next((m for m in candidates if m in data.features), None)
     if modality is None:
-        skipped["text_similarity"] = "no text/summary/clip_text vectors in item_embeddings"
+        skipped["text_similarity"] = f"no {'/'.join(candidates)} vectors in item_embeddings"
     else:
         vectors = F.normalize(data.features[modality], dim=-1)
         results["text_similarity"] = evaluate_protocols(

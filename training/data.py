@@ -11,13 +11,12 @@ import torch
 
 import features
 from features import Lake
+from training import modalities as registry
 from training.graph_data import ItemGraph, available_graphs, graph_from_edges, load_graph
 from training.samples import Sample, Split, build_samples, split_dialogues
-from training.turn_graphs import co_mention_edges, transition_edges
 
 log = logging.getLogger(__name__)
 INPUT_TABLES = ("turns", "items", "item_graph_edges", "item_embeddings", "preference_summaries")
-MODALITIES = ("text", "clip_text", "image", "summary")
 
 
 @dataclass(frozen=True)
@@ -64,14 +63,13 @@ def _items(turns: pl.DataFrame, lake: Lake | str | None, version: int | None) ->
     return tuple(sorted(mentioned)), titles
 
 
-TURN_GRAPHS = ("co_mention", "transition")  # counted from dialogues: rebuilt from the training split only
-
-
 def _turn_graph(name: str, train_turns: pl.DataFrame, ids: tuple[str, ...]) -> ItemGraph:
-    """A dialogue-derived graph counted from the training dialogues alone (the lake's counts every dialogue,
-    valid and test included, which would leak their co-mentions into the model and the kNN baseline)."""
-    edges = co_mention_edges(train_turns) if name == "co_mention" else transition_edges(train_turns)
-    return graph_from_edges(name, edges, item_ids=ids)
+    """A dialogue-derived graph counted by its own builder from the training dialogues alone (the lake's counts
+    every dialogue, valid and test included, which would leak their co-mentions into the model and the kNN
+    baseline)."""
+    builder = registry.graph(name).builder
+    assert builder is not None  # every dialogue-derived graph has one
+    return graph_from_edges(name, builder(train_turns), item_ids=ids)
 
 
 def _graphs(
@@ -85,11 +83,12 @@ def _graphs(
     present = available_graphs(lake, version=version) if version is not None else []
     wanted = opts.graphs if opts.graphs is not None else tuple(present)
     out: dict[str, ItemGraph] = {}
+    from_turns = registry.turn_graphs()  # rebuilt from the training split only
     for name in wanted:
         if name not in present:
             _skip(skipped, f"graph:{name}", "no edges in item_graph_edges")
             continue
-        if name in TURN_GRAPHS:
+        if name in from_turns:
             graph = _turn_graph(name, train_turns, ids)
         else:
             graph = load_graph(name, lake=lake, version=version, item_ids=ids)

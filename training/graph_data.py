@@ -18,8 +18,6 @@ import torch
 import features
 from features import Lake
 
-GRAPHS = ("co_mention", "transition", "text_knn", "clip_text_knn", "image_knn")
-
 
 @dataclass(frozen=True)
 class ItemGraph:
@@ -67,7 +65,7 @@ def load_graph(
     """Load one graph's edges as tensors.
 
     Args:
-        graph: graph name (``co_mention``, ``transition``, ``text_knn``, ``clip_text_knn``, ``image_knn``).
+        graph: graph name (one of ``training.modalities.graph_names()``).
         lake: lake root.
         version: Delta version of ``item_graph_edges`` (default latest).
         item_ids: node order to use; edges touching other items are dropped. Default: the sorted items

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.lm import FrozenLM
+from training.modalities import cooccurrence_graphs
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,6 @@ class ModelConfig:
 
 
 DATA_FIELDS = ("n_items", "graphs", "modalities", "feature_dims", "extra")  # set from the data, not by knobs
-COOCCURRENCE_GRAPHS = ("co_mention",)  # count graphs whose raw weights feed the co-occurrence signal
 LEGACY = {
     "graph_pathway": False,
     "item_bias": False,
@@ -166,10 +166,12 @@ class GraphPromptRecommender(nn.Module):
         hidden, n = lm.hidden_size, config.n_items
         self.item_emb = nn.Embedding(n, config.id_dim)
         nn.init.normal_(self.item_emb.weight, std=0.1)
+        counted = cooccurrence_graphs()  # graphs whose raw weights are co-occurrence counts
+        self.cooccurrence_graphs = tuple(g for g in config.graphs if config.cooccurrence and g in counted)
         for g in config.graphs:  # filled by set_graph / load_state_dict
             self.register_buffer(f"adj_index_{g}", torch.zeros(2, 0, dtype=torch.long))
             self.register_buffer(f"adj_value_{g}", torch.zeros(0))
-            if config.cooccurrence and g in COOCCURRENCE_GRAPHS:
+            if g in self.cooccurrence_graphs:
                 self.register_buffer(f"adj_raw_index_{g}", torch.zeros(2, 0, dtype=torch.long))
                 self.register_buffer(f"adj_raw_value_{g}", torch.zeros(0))
         for m, dim in zip(config.modalities, config.feature_dims, strict=True):
@@ -182,7 +184,6 @@ class GraphPromptRecommender(nn.Module):
         self.prompt_mlp = nn.Linear(hidden, config.n_prompts * hidden)
         self.summary_proj = nn.Linear(hidden, hidden)
         self.query = nn.Linear(hidden, hidden)
-        self.cooccurrence_graphs = tuple(g for g in config.graphs if config.cooccurrence and g in COOCCURRENCE_GRAPHS)
         self.split = lm.split_point(config.prompt_depth)  # lower LM layers run on the text alone (cached)
         if config.graph_pathway:
             self.path_gate = nn.Linear(hidden, 1)

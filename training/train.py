@@ -256,7 +256,7 @@ def make_batch(
     has = torch.tensor([bool(s.summary) and s.summary in summaries for s in samples])
     targets = torch.tensor([index.get(s.target, -1) for s in samples], dtype=torch.long)
     offset = None
-    if own_dialogues is not None and conf.cooccurrence and "co_mention" in conf.graphs:
+    if own_dialogues is not None and model.cooccurrence_graphs:
         offset = _cooc_offset(samples, items, mask, conf.n_items, own_dialogues)
     return Batch(tok["input_ids"], tok["attention_mask"], items, mask, labels, summary, has, targets, states, offset)
 

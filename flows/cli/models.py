@@ -117,7 +117,7 @@ def recommend(
     lake: LakeOpt = None,
 ) -> None:
     """Recommend items for a dialogue with a registered model."""
-    from training.load import ArtifactError, load
+    from training.loading import ArtifactError, load
 
     messages = _messages(dialogue)
     if not messages:

@@ -15,6 +15,7 @@ import typer
 from flows.cli.app import LakeOpt, app, console, print_stages, print_summary, run_stage_command
 from flows.cli.app import fail as _fail
 from tasks.train.config import DEFAULT_MODEL_NAME as DEFAULT_MODEL
+from training.modalities import graph_names, modality_names
 
 TaskRunnerOpt = Annotated[str, typer.Option(help="default (in this process) | dask (shards on Dask workers).")]
 DaskAddressOpt = Annotated[
@@ -77,7 +78,7 @@ def crawl(
 @app.command()
 def embed(
     modality: Annotated[
-        list[str] | None, typer.Option(help="image | clip_text | text | summary (repeatable); default all.")
+        list[str] | None, typer.Option(help=f"{' | '.join(modality_names())} (repeatable); default all.")
     ] = None,
     model: Annotated[
         str | None,
@@ -95,9 +96,13 @@ def embed(
     dask_workers: DaskWorkersOpt = 2,
 ) -> None:
     """Embed item posters and texts that have no vector yet for the chosen models."""
+    from training.modalities import modality as modality_spec
     from training.spec import ModelSpec, ModelSpecError
 
-    text_only = bool(modality) and set(modality or []) <= {"text", "summary"}
+    unknown = sorted(set(modality or []) - set(modality_names()))
+    if unknown:
+        raise _fail(f"unknown modality: {', '.join(unknown)} ({' | '.join(modality_names())})")
+    text_only = bool(modality) and not any(modality_spec(m).encoder.uses_clip for m in modality or [])
     clip_spec, text_spec = (None, model) if text_only else (model, text_model)
     try:
         for spec in (s for s in (clip_spec, text_spec) if s):
@@ -114,7 +119,7 @@ def embed(
 def graphs(
     graph: Annotated[
         list[str] | None,
-        typer.Option(help="image_knn | clip_text_knn | text_knn | co_mention | transition (repeatable); default all."),
+        typer.Option(help=f"{' | '.join(graph_names())} (repeatable); default all."),
     ] = None,
     k: Annotated[int | None, typer.Option(help="Neighbours per item in kNN graphs (default 10).")] = None,
     backend: Annotated[str | None, typer.Option(help="kNN backend: torch | faiss | faiss-approx.")] = None,

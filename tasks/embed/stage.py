@@ -36,14 +36,16 @@ import torch
 import features
 from features import CommitInfo, Lake, QuarantineRecord
 from features.blobs import poster_store
-from tasks.embed.config import EmbedConfig, Modality
+from tasks.embed.config import EmbedConfig
 from tasks.embed.images import PosterDataset, poster_loader
-from tasks.embed.plan import todo
+from tasks.embed.plan import source_columns, todo
 from tasks.progress import Progress
 from tasks.summary import StageSummary
+from training import modalities as registry
 from training.encoders.clip import ClipEncoder
 from training.encoders.device import is_oom
 from training.encoders.text import TextEncoder
+from training.modalities import Encoder
 
 STAGE = "embed"
 log = logging.getLogger("mmcrs.embed")
@@ -121,11 +123,13 @@ class ShardJob:
         modality: what to encode.
         index: the shard's position within its modality (0, 1, ...).
         rows: ``item_id, source_hash, payload`` (payload: poster sha256 or text), at most ``shard_size`` rows.
+        encoder: the modality's encoder kind (a worker needs no registry lookup).
     """
 
-    modality: Modality
+    modality: str
     index: int
     rows: pl.DataFrame
+    encoder: Encoder
 
 
 @dataclass
@@ -143,7 +147,7 @@ class ShardResult:
         worker: ``host:pid`` of the process that encoded the shard.
     """
 
-    modality: Modality
+    modality: str
     index: int
     rows: pl.DataFrame
     vectors: np.ndarray
@@ -188,118 +192,172 @@ class _Batcher:
         return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
+def _model_id(kind: Encoder, config: EmbedConfig) -> str:
+    """The ``model_id`` the configured model of encoder ``kind`` writes, without loading it."""
+    if kind.uses_clip:
+        return ClipEncoder.model_id_for(config.clip_model)
+    return TextEncoder.model_id_for(config.text_model)
+
+
+def _load_encoder(kind: Encoder, config: EmbedConfig) -> ClipEncoder | TextEncoder:
+    if kind.uses_clip:
+        return ClipEncoder.load(config.clip_model, device=config.device)
+    return TextEncoder.load(config.text_model, device=config.device, max_length=config.text_max_length)
+
+
+def _encode_texts(encoder: ClipEncoder | TextEncoder, texts: list[str], config: EmbedConfig) -> tuple[np.ndarray, int]:
+    """(N, D) float32 vectors of ``texts`` and the number cut at the encoder's token limit."""
+    if isinstance(encoder, TextEncoder):
+        vectors, truncated = encoder.encode(texts, batch_size=config.batch_size)
+        return np.asarray(vectors, dtype=np.float32), truncated
+    cut = [0]
+
+    def encode(batch: list[str]) -> torch.Tensor:
+        out, n = encoder.encode_texts(batch)
+        cut[0] += n
+        return out
+
+    return _Batcher(config.batch_size).run(encode, texts, encoder.device), cut[0]
+
+
+@dataclass
+class _Posters:
+    """Posters encoded so far: positions (in the work rows) that got a vector, their vectors, the failures,
+    and the seconds spent waiting for decoded images / computing."""
+
+    kept: list[int] = field(default_factory=list)
+    vectors: list[np.ndarray] = field(default_factory=list)
+    failures: list[tuple[int, str]] = field(default_factory=list)
+    read_s: float = 0.0
+    compute_s: float = 0.0
+
+    def extend(self, other: _Posters) -> None:
+        self.kept += other.kept
+        self.vectors += other.vectors
+        self.failures += other.failures
+        self.read_s += other.read_s
+        self.compute_s += other.compute_s
+
+    def end(self) -> int:
+        """One past the last position seen (the loader keeps the rows' order)."""
+        return max(self.kept[-1:] + [i for i, _ in self.failures[-1:]]) + 1
+
+    def rows(self, work: pl.DataFrame) -> pl.DataFrame:
+        return work[self.kept] if self.kept else work.clear()
+
+    def matrix(self) -> np.ndarray:
+        return np.concatenate(self.vectors) if self.vectors else np.zeros((0, 1), np.float32)
+
+
+def _encode_posters(clip: ClipEncoder, rows: pl.DataFrame, config: EmbedConfig, lake: Lake) -> Iterator[_Posters]:
+    """The poster mapper: decode (DataLoader workers prefetch while the model computes) and encode, one
+    ``_Posters`` per batch, positions into ``rows``."""
+    # Dask workers are daemonic processes, which may not start DataLoader decode workers: decode in-line
+    # there (the cluster's workers are the parallelism); tiny jobs skip the worker start-up.
+    daemon = multiprocessing.current_process().daemon
+    workers = 0 if daemon or rows.height <= 2 * config.batch_size else config.num_workers
+    dataset = PosterDataset(rows["payload"].to_list(), poster_store(lake), clip.preprocess)
+    loader = poster_loader(
+        dataset, batch_size=config.batch_size, num_workers=workers, pin_memory=clip.device.type == "cuda"
+    )
+    batcher = _Batcher(config.batch_size)
+    waited = time.perf_counter()
+    for batch in loader:
+        out = _Posters(failures=list(batch.failures), read_s=time.perf_counter() - waited)
+        began = time.perf_counter()
+        if batch.pixels is not None:
+            out.vectors.append(
+                batcher.run(lambda xs: clip.encode_images(torch.stack(xs)), list(batch.pixels), clip.device)
+            )
+            out.kept += batch.indices
+        out.compute_s = time.perf_counter() - began
+        log.debug(
+            "image batch: %d decoded, %d failed, compute %.3f s", len(batch.indices), len(out.failures), out.compute_s
+        )
+        yield out
+        waited = time.perf_counter()
+
+
 class _Embedder:
     """Encodes and writes the shards of one modality."""
 
     def __init__(self, lake: Lake, config: EmbedConfig, commit: CommitInfo, summary: EmbedSummary) -> None:
         self.lake, self.config, self.commit, self.summary = lake, config, commit, summary
-        self._clip: ClipEncoder | None = None
-        self._text: TextEncoder | None = None
+        self._encoders: dict[bool, ClipEncoder | TextEncoder] = {}  # by ``uses_clip``: one model each
 
-    def model_id(self, modality: Modality) -> str:
-        if modality in ("text", "summary"):
-            return TextEncoder.model_id_for(self.config.text_model)
-        return ClipEncoder.model_id_for(self.config.clip_model)
+    def model_id(self, modality: str) -> str:
+        return _model_id(registry.modality(modality).encoder, self.config)
 
-    def clip(self) -> ClipEncoder:
-        if self._clip is None:
-            self._clip = ClipEncoder.load(self.config.clip_model, device=self.config.device)
-        return self._clip
+    def encoder(self, kind: Encoder) -> ClipEncoder | TextEncoder:
+        """The encoder of ``kind``, loaded on first use."""
+        if kind.uses_clip not in self._encoders:
+            self._encoders[kind.uses_clip] = _load_encoder(kind, self.config)
+        return self._encoders[kind.uses_clip]
 
-    def text(self) -> TextEncoder:
-        if self._text is None:
-            self._text = TextEncoder.load(
-                self.config.text_model, device=self.config.device, max_length=self.config.text_max_length
-            )
-        return self._text
+    def run(self, plans: dict[str, pl.DataFrame], on_shard: Callable[[int], None]) -> None:
+        """Encode and commit every planned shard here, modality by modality."""
+        for modality, work in plans.items():
+            stats, began = self.summary.modalities[modality], time.perf_counter()
+            if registry.modality(modality).encoder is Encoder.CLIP_IMAGE:
+                self.images(work, stats, on_shard)
+            else:
+                for shard in _shards(work, self.config.shard_size):
+                    self.texts(shard, stats)
+                    on_shard(shard.height)
+            stats.seconds = round(time.perf_counter() - began, 3)
 
     def images(self, work: pl.DataFrame, stats: ModalitySummary, on_shard: Callable[[int], None]) -> None:
         """Embed posters through one DataLoader (decode workers start once and prefetch across shards);
         every ``shard_size`` posters are committed as one shard."""
-        clip, cfg = self.clip(), self.config
-        workers = cfg.num_workers if work.height > 2 * cfg.batch_size else 0  # tiny jobs: no worker start-up
-        dataset = PosterDataset(work["payload"].to_list(), poster_store(self.lake), clip.preprocess)
-        loader = poster_loader(
-            dataset, batch_size=cfg.batch_size, num_workers=workers, pin_memory=clip.device.type == "cuda"
-        )
-        batcher = _Batcher(cfg.batch_size)
-        kept: list[int] = []
-        vectors: list[np.ndarray] = []
-        failures: list[tuple[int, str]] = []
-        start, waited, timings = 0, time.perf_counter(), [0.0, 0.0]
-        for batch in loader:
-            timings[0] += time.perf_counter() - waited  # waiting for decoded images
-            began = time.perf_counter()
-            failures += batch.failures
-            if batch.pixels is not None:
-                vectors.append(
-                    batcher.run(lambda xs: clip.encode_images(torch.stack(xs)), list(batch.pixels), clip.device)
-                )
-                kept += batch.indices
-            timings[1] += time.perf_counter() - began
-            log.debug(
-                "image batch: %d decoded, %d failed, compute %.3f s",
-                len(batch.indices),
-                len(batch.failures),
-                time.perf_counter() - began,
-            )
-            end = max(kept[-1:] + [i for i, _ in failures[-1:]]) + 1
-            if end - start >= cfg.shard_size or end == work.height:
-                self._commit_images(work, start, end, kept, vectors, failures, stats, timings)
+        if not work.height:
+            return
+        clip = self.encoder(Encoder.CLIP_IMAGE)
+        assert isinstance(clip, ClipEncoder)
+        shard, start = _Posters(), 0
+        for batch in _encode_posters(clip, work, self.config, self.lake):
+            shard.extend(batch)
+            end = shard.end()
+            if end - start >= self.config.shard_size or end == work.height:
+                self._commit_posters(work, start, end, shard, stats)
                 on_shard(end - start)
-                kept, vectors, failures, start, timings = [], [], [], end, [0.0, 0.0]
-            waited = time.perf_counter()
+                shard, start = _Posters(), end
 
-    def _commit_images(
-        self,
-        work: pl.DataFrame,
-        start: int,
-        end: int,
-        kept: list[int],
-        vectors: list[np.ndarray],
-        failures: list[tuple[int, str]],
-        stats: ModalitySummary,
-        timings: list[float],
+    def _commit_posters(
+        self, work: pl.DataFrame, start: int, end: int, shard: _Posters, stats: ModalitySummary
     ) -> None:
         began = time.perf_counter()
-        rows = work[kept] if kept else work.clear()
-        self._write(rows, np.concatenate(vectors) if vectors else np.zeros((0, 1), np.float32), "image", stats.model_id)
-        self._quarantine(work, failures, stats.model_id)
+        rows = shard.rows(work)
+        self._write(rows, shard.matrix(), stats.modality, stats.model_id)
+        self._quarantine(work, shard.failures, stats.modality, stats.model_id)
         stats.embedded += rows.height
-        stats.failed += len(failures)
+        stats.failed += len(shard.failures)
         stats.shards += 1
         log.info(
-            "image shard %d (items %d-%d): %d embedded, %d failed; read %.2f s, compute %.2f s, write %.2f s",
+            "%s shard %d (items %d-%d): %d embedded, %d failed; read %.2f s, compute %.2f s, write %.2f s",
+            stats.modality,
             stats.shards,
             start,
             end - 1,
             rows.height,
-            len(failures),
-            timings[0],
-            timings[1],
+            len(shard.failures),
+            shard.read_s,
+            shard.compute_s,
             time.perf_counter() - began,
         )
 
-    def _encode_texts(self, shard: pl.DataFrame, modality: Modality, stats: ModalitySummary) -> np.ndarray:
-        texts = shard["payload"].to_list()
-        if modality in ("text", "summary"):
-            vectors, truncated = _encode_with_text(self.text(), texts, self.config)
-        else:
-            vectors, truncated = _encode_with_clip(self.clip(), texts, self.config)
-        stats.truncated += truncated
-        return vectors
-
-    def texts(self, shard: pl.DataFrame, modality: Modality, stats: ModalitySummary) -> None:
+    def texts(self, shard: pl.DataFrame, stats: ModalitySummary) -> None:
         """Encode one shard of texts and commit it."""
         started = time.perf_counter()
-        vectors = self._encode_texts(shard, modality, stats)
+        encoder = self.encoder(registry.modality(stats.modality).encoder)
+        vectors, truncated = _encode_texts(encoder, shard["payload"].to_list(), self.config)
+        stats.truncated += truncated
         compute_s, started = time.perf_counter() - started, time.perf_counter()
-        self._write(shard, vectors, modality, stats.model_id)
+        self._write(shard, vectors, stats.modality, stats.model_id)
         stats.embedded += shard.height
         stats.shards += 1
         log.info(
             "%s shard %d: %d embedded; compute %.2f s, write %.2f s",
-            modality,
+            stats.modality,
             stats.shards,
             shard.height,
             compute_s,
@@ -329,7 +387,7 @@ class _Embedder:
         """Commit one worker's shard: its vectors as one upsert, its undecodable posters to ``quarantine``."""
         began = time.perf_counter()
         self._write(result.rows, result.vectors, result.modality, stats.model_id)
-        self._quarantine(job.rows, result.failures, stats.model_id)
+        self._quarantine(job.rows, result.failures, result.modality, stats.model_id)
         stats.embedded += result.rows.height
         stats.failed += len(result.failures)
         stats.truncated += result.truncated
@@ -346,10 +404,10 @@ class _Embedder:
             time.perf_counter() - began,
         )
 
-    def _quarantine(self, shard: pl.DataFrame, failures: list[tuple[int, str]], model_id: str) -> None:
+    def _quarantine(self, shard: pl.DataFrame, failures: list[tuple[int, str]], modality: str, model_id: str) -> None:
         records = [
             QuarantineRecord(
-                "embed:image", shard["item_id"][i], reason[:500], f"poster {shard['payload'][i]} ({model_id})"
+                f"embed:{modality}", shard["item_id"][i], reason[:500], f"poster {shard['payload'][i]} ({model_id})"
             )
             for i, reason in failures
         ]
@@ -358,69 +416,24 @@ class _Embedder:
             self.summary.versions["quarantine"] = result.version
 
 
-def _encode_with_text(encoder: TextEncoder, texts: list[str], config: EmbedConfig) -> tuple[np.ndarray, int]:
-    vectors, truncated = encoder.encode(texts, batch_size=config.batch_size)
-    return np.asarray(vectors, dtype=np.float32), truncated
-
-
-def _encode_with_clip(clip: ClipEncoder, texts: list[str], config: EmbedConfig) -> tuple[np.ndarray, int]:
-    cut = [0]
-
-    def encode(batch: list[str]) -> torch.Tensor:
-        out, n = clip.encode_texts(batch)
-        cut[0] += n
-        return out
-
-    return _Batcher(config.batch_size).run(encode, texts, clip.device), cut[0]
-
-
 # Worker side of the scale-out path: encoders live as long as the worker process, one per model spec.
 _WORKER_ENCODERS: dict[tuple[str, ...], ClipEncoder | TextEncoder] = {}
 _WORKER_LOCK = threading.Lock()
 
 
-def _worker_encoder(kind: str, config: EmbedConfig) -> tuple[ClipEncoder | TextEncoder, int]:
+def _worker_encoder(kind: Encoder, config: EmbedConfig) -> tuple[ClipEncoder | TextEncoder, int]:
     """(encoder, 1 if it was loaded now else 0): loaded once per worker process and spec, then reused."""
     key = (
-        kind,
-        config.clip_model if kind == "clip" else config.text_model,
+        str(kind.uses_clip),
+        config.clip_model if kind.uses_clip else config.text_model,
         str(config.device),
-        str(config.text_max_length if kind == "text" else ""),
+        "" if kind.uses_clip else str(config.text_max_length),
     )
     with _WORKER_LOCK:  # a worker with several threads still loads each model once
         if key in _WORKER_ENCODERS:
             return _WORKER_ENCODERS[key], 0
-        encoder: ClipEncoder | TextEncoder = (
-            ClipEncoder.load(config.clip_model, device=config.device)
-            if kind == "clip"
-            else TextEncoder.load(config.text_model, device=config.device, max_length=config.text_max_length)
-        )
-        _WORKER_ENCODERS[key] = encoder
-        return encoder, 1
-
-
-def _encode_posters(
-    clip: ClipEncoder, rows: pl.DataFrame, config: EmbedConfig, lake: Lake
-) -> tuple[list[int], np.ndarray, list[tuple[int, str]]]:
-    # Dask workers are daemonic processes, which may not start DataLoader decode workers: decode in-line
-    # there (the cluster's workers are the parallelism); elsewhere keep the configured decode workers.
-    workers = (
-        0 if multiprocessing.current_process().daemon or rows.height <= 2 * config.batch_size else config.num_workers
-    )
-    dataset = PosterDataset(rows["payload"].to_list(), poster_store(lake), clip.preprocess)
-    loader = poster_loader(
-        dataset, batch_size=config.batch_size, num_workers=workers, pin_memory=clip.device.type == "cuda"
-    )
-    batcher = _Batcher(config.batch_size)
-    kept: list[int] = []
-    vectors: list[np.ndarray] = []
-    failures: list[tuple[int, str]] = []
-    for batch in loader:
-        failures += batch.failures
-        if batch.pixels is not None:
-            vectors.append(batcher.run(lambda xs: clip.encode_images(torch.stack(xs)), list(batch.pixels), clip.device))
-            kept += batch.indices
-    return kept, np.concatenate(vectors) if vectors else np.zeros((0, 1), np.float32), failures
+        _WORKER_ENCODERS[key] = _load_encoder(kind, config)
+        return _WORKER_ENCODERS[key], 1
 
 
 def encode_shard(job: ShardJob, *, config: EmbedConfig, lake: Lake) -> ShardResult:
@@ -431,21 +444,14 @@ def encode_shard(job: ShardJob, *, config: EmbedConfig, lake: Lake) -> ShardResu
     its blob store, and a worker on another machine has neither the caller's environment nor its config file.
     """
     began = time.perf_counter()
-    if job.modality == "image":
-        clip, loads = _worker_encoder("clip", config)
-        assert isinstance(clip, ClipEncoder)
-        kept, vectors, failures = _encode_posters(clip, job.rows, config, lake)
-        rows, truncated = (job.rows[kept] if kept else job.rows.clear()), 0
+    encoder, loads = _worker_encoder(job.encoder, config)
+    if isinstance(encoder, ClipEncoder) and job.encoder is Encoder.CLIP_IMAGE:
+        posters = _Posters()
+        for batch in _encode_posters(encoder, job.rows, config, lake):
+            posters.extend(batch)
+        rows, vectors, failures, truncated = posters.rows(job.rows), posters.matrix(), posters.failures, 0
     else:
-        texts = job.rows["payload"].to_list()
-        if job.modality in ("text", "summary"):
-            text, loads = _worker_encoder("text", config)
-            assert isinstance(text, TextEncoder)
-            vectors, truncated = _encode_with_text(text, texts, config)
-        else:
-            clip, loads = _worker_encoder("clip", config)
-            assert isinstance(clip, ClipEncoder)
-            vectors, truncated = _encode_with_clip(clip, texts, config)
+        vectors, truncated = _encode_texts(encoder, job.rows["payload"].to_list(), config)
         rows, failures = job.rows, []
     return ShardResult(
         job.modality,
@@ -460,9 +466,45 @@ def encode_shard(job: ShardJob, *, config: EmbedConfig, lake: Lake) -> ShardResu
     )
 
 
-def _items(lake: Lake) -> pl.DataFrame:
-    columns = ["item_id", "title", "text", "plot_text", "poster_sha256"]
+def _items(lake: Lake, modalities: Iterable[str]) -> pl.DataFrame:
+    """The ``items`` columns that the sources of ``modalities`` read (empty without an ``items`` table)."""
+    wanted = (c for m in modalities for c in source_columns(registry.modality(m).source))
+    columns = list(dict.fromkeys(["item_id", *wanted]))
     return features.read("items", columns=columns, missing="empty", lake=lake).collect()
+
+
+def _plan(embedder: _Embedder, items: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Per configured modality, the rows to embed; fills the summary's counts and random-weight warnings."""
+    cfg, summary, plans = embedder.config, embedder.summary, {}
+    for modality in cfg.modalities:
+        model_id = embedder.model_id(modality)
+        work, up_to_date = todo(items, modality, model_id, embedder.lake)
+        random = registry.modality(modality).encoder.uses_clip and cfg.clip_model.startswith("random:")
+        summary.modalities[modality] = ModalitySummary(
+            modality, model_id, work.height + up_to_date, up_to_date, random_weights=random
+        )
+        plans[modality] = work
+        if random and work.height:
+            summary.warnings.append(
+                f"{modality}: RANDOM WEIGHTS ({cfg.clip_model}) — these vectors carry no "
+                "meaning; pass --model with real open_clip weights for real features"
+            )
+    for warning in summary.warnings:
+        log.warning(warning)
+    return plans
+
+
+def _counter(total: int, progress: Progress | None) -> Callable[[int], None]:
+    """A per-shard callback that adds up the items done and reports (done, total) to ``progress``."""
+    done = 0
+
+    def on_shard(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, total)
+
+    return on_shard
 
 
 def embed(
@@ -489,58 +531,27 @@ def embed(
         The ``EmbedSummary``. A second run on an unchanged lake embeds nothing and loads no model.
     """
     resolved, cfg, started = features.resolve_lake(lake), config or EmbedConfig(), time.perf_counter()
-    summary = EmbedSummary()
+    summary = EmbedSummary(runner=runner_name)
     commit = CommitInfo(
         stage=STAGE,
         flow_run_id=run_id,
         config_hash=features.config_hash(cfg.hashable()),
         input_versions=features.table_versions(["items", "poster_blobs"], lake=resolved),
     )
-    embedder, items = _Embedder(resolved, cfg, commit, summary), _items(resolved)
-    plans = {}
-    for modality in cfg.modalities:
-        model_id = embedder.model_id(modality)
-        work, up_to_date = todo(items, modality, model_id, resolved)
-        random = modality in ("image", "clip_text") and cfg.clip_model.startswith("random:")
-        summary.modalities[modality] = ModalitySummary(
-            modality, model_id, work.height + up_to_date, up_to_date, random_weights=random
-        )
-        plans[modality] = work
-        if random and work.height:
-            summary.warnings.append(
-                f"{modality}: RANDOM WEIGHTS ({cfg.clip_model}) — these vectors carry no "
-                "meaning; pass --model with real open_clip weights for real features"
-            )
-    total, done = sum(p.height for p in plans.values()), 0
-    for warning in summary.warnings:
-        log.warning(warning)
-
-    def on_shard(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress:
-            progress(done, total)
-
-    summary.runner = runner_name
+    embedder = _Embedder(resolved, cfg, commit, summary)
+    plans = _plan(embedder, _items(resolved, cfg.modalities))
+    on_shard = _counter(sum(p.height for p in plans.values()), progress)
     if runner is not None:
         _run_sharded(runner, plans, embedder, summary, on_shard)
-        summary.elapsed_s = round(time.perf_counter() - started, 3)
-        return summary
-    for modality, work in plans.items():
-        stats, began = summary.modalities[modality], time.perf_counter()
-        if modality == "image" and work.height:
-            embedder.images(work, stats, on_shard)
-        for shard in _shards(work, cfg.shard_size) if modality != "image" else ():
-            embedder.texts(shard, modality, stats)
-            on_shard(shard.height)
-        stats.seconds = round(time.perf_counter() - began, 3)
+    else:
+        embedder.run(plans, on_shard)
     summary.elapsed_s = round(time.perf_counter() - started, 3)
     return summary
 
 
 def _run_sharded(
     runner: ShardRunner,
-    plans: dict[Modality, pl.DataFrame],
+    plans: dict[str, pl.DataFrame],
     embedder: _Embedder,
     summary: EmbedSummary,
     on_shard: Callable[[int], None],
@@ -548,7 +559,7 @@ def _run_sharded(
     """Hand every shard of every modality to ``runner``; commit each result as it comes back."""
     cfg, began = embedder.config, time.perf_counter()
     jobs = {
-        (m, i): ShardJob(m, i, shard)
+        (m, i): ShardJob(m, i, shard, registry.modality(m).encoder)
         for m, work in plans.items()
         for i, shard in enumerate(_shards(work, cfg.shard_size))
     }

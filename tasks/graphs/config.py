@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tasks.settings import StageSettings
+from training.modalities import graph_names
 
 if TYPE_CHECKING:
     from tasks.graphs.stage import GraphsConfig
@@ -31,11 +32,10 @@ class GraphsSettings(StageSettings):
     force: bool = False
 
     def __post_init__(self) -> None:
-        from tasks.graphs.stage import GRAPHS
-
-        unknown = sorted(set(self.graphs or ()) - set(GRAPHS))
+        known = graph_names()
+        unknown = sorted(set(self.graphs or ()) - set(known))
         if unknown:
-            raise ValueError(f"unknown graph: {', '.join(unknown)} ({' | '.join(GRAPHS)})")
+            raise ValueError(f"unknown graph: {', '.join(unknown)} ({' | '.join(known)})")
         if self.backend not in (None, *BACKENDS):
             raise ValueError(f"unknown backend {self.backend!r} ({' | '.join(BACKENDS)})")
         if self.k is not None and self.k < 1:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Literal, get_args
 
 import numpy as np
@@ -25,11 +25,11 @@ from tasks.graphs.knn import knn_exact
 from tasks.graphs.knn_faiss import knn_faiss_flat, knn_faiss_hnsw, recall_at_k
 from tasks.graphs.stats import graph_stats
 from tasks.summary import StageSummary
-from training.turn_graphs import CoMentionConfig, co_mention_edges, mentions, transition_edges
+from training import modalities as registry
+from training.modalities import graph_names, knn_graphs
+from training.turn_graphs import CoMentionConfig, mentions
 
 STAGE = "graphs"
-KNN_GRAPHS = {"image_knn": "image", "clip_text_knn": "clip_text", "text_knn": "text"}
-GRAPHS = (*KNN_GRAPHS, "co_mention", "transition")
 Backend = Literal["torch", "faiss", "faiss-approx"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 log = logging.getLogger("mmcrs.graphs")
@@ -37,10 +37,12 @@ log = logging.getLogger("mmcrs.graphs")
 
 @dataclass(frozen=True)
 class GraphsConfig:
-    """Which graphs to build and how.
+    """Which graphs to build and how. A dialogue-derived graph's builder takes the attributes its
+    ``GraphSpec.options`` name (``co_mention``; ``transition_horizon`` and ``transition_min_count``).
 
     Attributes:
-        graphs: any of ``image_knn, clip_text_knn, text_knn, co_mention, transition``.
+        graphs: names of registered graphs (``training.modalities``; default: every one): kNN graphs over a
+            modality's vectors and graphs counted from dialogue turns.
         k: neighbours per item in kNN graphs.
         backend: ``torch`` (exact, chunked), ``faiss`` (exact flat) or ``faiss-approx`` (HNSW; its recall
             against exact is measured on a sample and logged).
@@ -48,12 +50,12 @@ class GraphsConfig:
         block: rows per block of the torch backend (memory ~ block**2 floats).
         model_ids: ``modality -> model_id`` of the embeddings to use; default: the most recent per modality.
         co_mention: window, min count and weighting of the co-mention graph.
-        transition_horizon: next mention-bearing turns an item points to.
+        transition_horizon: next mention-bearing turns an item points to (transition graph).
         transition_min_count: drop rarer transitions.
         device: torch device of the exact backend (default: CUDA when present).
     """
 
-    graphs: tuple[str, ...] = GRAPHS
+    graphs: tuple[str, ...] = field(default_factory=graph_names)
     k: int = 10
     backend: Backend = "torch"
     symmetrize: bool = False
@@ -65,9 +67,9 @@ class GraphsConfig:
     device: str | None = None
 
     def __post_init__(self) -> None:
-        unknown = set(self.graphs) - set(GRAPHS)
+        unknown = set(self.graphs) - set(graph_names())
         if unknown:
-            raise ValueError(f"unknown graphs {sorted(unknown)}; known: {list(GRAPHS)}")
+            raise ValueError(f"unknown graphs {sorted(unknown)}; known: {list(graph_names())}")
         if self.k < 1:
             raise ValueError("k must be at least 1")
         if self.backend not in BACKENDS:
@@ -105,6 +107,11 @@ STAT_COLUMNS = (
     "mean_neighbour_similarity",
     "seconds",
 )
+
+
+def _jsonable(value: object) -> object:
+    """A builder option as fingerprinted: dataclass configs as dicts."""
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
 
 
 def _ranked(edges: pl.DataFrame, graph: str) -> pl.DataFrame:
@@ -166,19 +173,21 @@ class _Builder:
         self.lake, self.config, self.run_id, self.summary = lake, config, run_id, summary
         self.model_ids = dict(config.model_ids)
 
+    def _options(self, graph: str) -> dict[str, object]:
+        """A dialogue-derived graph's builder options, read from the config (``GraphSpec.options``)."""
+        return {keyword: getattr(self.config, attribute) for keyword, attribute in registry.graph(graph).options}
+
     def _inputs(self, graph: str) -> tuple[str, dict[str, object]]:
         """(input table, parameters that define the graph)."""
-        cfg = self.config
-        if graph in KNN_GRAPHS:
+        cfg, spec = self.config, registry.graph(graph)
+        if spec.is_knn:
             params: dict[str, object] = {
                 "k": cfg.k,
                 "symmetrize": cfg.symmetrize,
                 "exact": cfg.backend != "faiss-approx",
             }
-            return "item_embeddings", params
-        if graph == "co_mention":
-            return "turns", {"co_mention": asdict(cfg.co_mention)}
-        return "turns", {"horizon": cfg.transition_horizon, "min_count": cfg.transition_min_count}
+            return spec.input_table, params
+        return spec.input_table, {k: _jsonable(v) for k, v in self._options(graph).items()}
 
     def build(self, graph: str, *, force: bool) -> None:
         table, params = self._inputs(graph)
@@ -186,33 +195,35 @@ class _Builder:
         if version is None:
             self.summary.skipped[graph] = f"no {table} table in the lake"
             return
-        if graph in KNN_GRAPHS:
-            model_id, ids, vectors = _embeddings(KNN_GRAPHS[graph], self.model_ids.get(KNN_GRAPHS[graph]), self.lake)
+        vectors: tuple[list[str], np.ndarray] | None = None
+        if registry.graph(graph).is_knn:
+            modality = knn_graphs()[graph]
+            model_id, ids, matrix = _embeddings(modality, self.model_ids.get(modality), self.lake)
             if len(ids) < 2:
-                self.summary.skipped[graph] = f"no {KNN_GRAPHS[graph]} embeddings (run `mmcrs embed` first)"
+                self.summary.skipped[graph] = f"no {modality} embeddings (run `mmcrs embed` first)"
                 return
-            params["model_id"] = model_id
+            params["model_id"], vectors = model_id, (ids, matrix)
         fingerprint = features.config_hash({"graph": graph, **params, "code": features.code_version()})
         stage = f"{STAGE}:{graph}"
         if not force and reusable_run(stage, fingerprint, watched=[table], lake=self.lake) is not None:
             self.summary.skipped[graph] = f"unchanged since the last build ({table} v{version}, same parameters)"
             return
         started = time.perf_counter()
-        if graph in KNN_GRAPHS:
-            edges, notes = knn_edges(ids, vectors, self.config)
-            stats = graph_stats(edges, len(ids), similarity=True) | notes
-        else:
-            turns = features.read("turns", version=version, lake=self.lake)
-            nodes = mentions(turns).select("item").unique().select(pl.len()).collect().item()
-            edges = (
-                co_mention_edges(turns, self.config.co_mention)
-                if graph == "co_mention"
-                else transition_edges(
-                    turns, horizon=self.config.transition_horizon, min_count=self.config.transition_min_count
-                )
-            )
-            stats = graph_stats(edges, nodes)
+        edges, stats = self._knn(vectors) if vectors is not None else self._from_turns(graph, version)
         self._write(graph, _ranked(edges, graph), table, version, params, fingerprint, stats, started)
+
+    def _knn(self, vectors: tuple[list[str], np.ndarray]) -> tuple[pl.DataFrame, dict[str, object]]:
+        ids, matrix = vectors
+        edges, notes = knn_edges(ids, matrix, self.config)
+        return edges, graph_stats(edges, len(ids), similarity=True) | notes
+
+    def _from_turns(self, graph: str, version: int) -> tuple[pl.DataFrame, dict[str, object]]:
+        turns = features.read("turns", version=version, lake=self.lake)
+        nodes = mentions(turns).select("item").unique().select(pl.len()).collect().item()
+        builder = registry.graph(graph).builder
+        assert builder is not None  # not a kNN graph
+        edges = builder(turns, **self._options(graph))
+        return edges, dict(graph_stats(edges, nodes))
 
     def _write(
         self,

@@ -22,7 +22,6 @@ import polars as pl
 
 import features
 from features import CommitInfo, Lake, QuarantineRecord
-from features.runs import StageRun, file_sha256, now_utc, record_run, reusable_run
 from tasks.ingest.inspired import InspiredFormatError, read_inspired
 from tasks.ingest.linking import ItemLinker
 from tasks.ingest.records import MARK_CLOSE, MARK_OPEN, Labels, RawDialogue, Rejected
@@ -30,10 +29,6 @@ from tasks.ingest.redial import read_redial
 
 DialogueFormat = Literal["redial", "inspired"]
 STAGE = "ingest_dialogues"
-WATCHED = ["items", "dialogues", "turns", "quarantine"]  # tables this stage reads or writes
-# Later stages that commit to watched tables without changing what this stage would write
-# (the crawl sets items.poster_sha256 / plot_text and quarantines its own failures).
-DOWNSTREAM_STAGES = ("crawl", "embed", "graphs", "summarize", "train")
 _MARK = re.compile(f"{MARK_OPEN}(.*?){MARK_CLOSE}")
 _READERS = {"redial": read_redial, "inspired": read_inspired}
 
@@ -58,7 +53,6 @@ class IngestSummary:
     items_created: int = 0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
-    reused_run: str | None = None  # set when an identical earlier run made this one a no-op
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-serialisable copy."""
@@ -258,43 +252,6 @@ class _Run:
         self._record(result)
 
 
-def _reused(source: Path, fmt: DialogueFormat, fingerprint: str, lake: Lake) -> IngestSummary | None:
-    """The summary of an earlier identical run, when nothing it read or wrote has changed since."""
-    previous = reusable_run(STAGE, fingerprint, watched=WATCHED, ignore_stages=DOWNSTREAM_STAGES, lake=lake)
-    if previous is None:
-        return None
-    counts = json.loads(str(previous["counts"]))
-    landed = int(counts["written"]) + int(counts["updated"]) + int(counts["unchanged"])
-    return IngestSummary(
-        source_file=str(source),
-        format=fmt,
-        read=int(counts["read"]),
-        unchanged=landed,
-        quarantined=int(counts["quarantined"]),
-        reused_run=str(previous["run_id"]),
-    )
-
-
-def _record_run(run: _Run, fingerprint: str, started: datetime) -> None:
-    """The ``pipeline_runs`` row that lets an identical later run reuse this one."""
-    counts = {k: v for k, v in run.summary.to_dict().items() if k not in ("versions", "source_file")}
-    record_run(
-        StageRun(
-            stage=STAGE,
-            fingerprint=fingerprint,
-            status="ok",
-            flow_run_id=run.commit.flow_run_id,
-            config_hash=run.commit.config_hash,
-            input_versions=run.commit.input_versions,
-            output_versions=features.table_versions(WATCHED, lake=run.lake),
-            counts=counts,
-            started_at=started,
-            duration_s=(now_utc() - started).total_seconds(),
-        ),
-        lake=run.lake,
-    )
-
-
 def ingest_dialogues(
     path: str | Path,
     *,
@@ -302,13 +259,10 @@ def ingest_dialogues(
     lake: Lake | str | None = None,
     run_id: str | None = None,
     batch_size: int = 20_000,
-    force: bool = False,
 ) -> IngestSummary:
-    """Ingest one dialogue file into the lake.
+    """Ingest one dialogue file into the lake, writing only what differs from what is stored.
 
-    When the same file (by content) was ingested with the same config and code, and none of the tables
-    this stage reads or writes has changed since, the run does nothing (``reused_run`` names the earlier
-    run); ``force=True`` re-reads the file anyway (still writing only what differs).
+    Whether an unchanged file needs reading at all is the stage runner's decision (``flows.stages``).
 
     Args:
         path: a ReDial JSONL or INSPIRED TSV file.
@@ -316,7 +270,6 @@ def ingest_dialogues(
         lake: lake root (see ``features.resolve_lake``).
         run_id: the flow run id recorded in every commit.
         batch_size: dialogues per commit batch (bounds memory on very large files).
-        force: ignore an earlier identical run.
 
     Returns:
         The run's ``IngestSummary``.
@@ -328,16 +281,11 @@ def ingest_dialogues(
     if not source.is_file():
         raise DialogueInputError(f"dialogue file not found: {source}")
     dialogue_format = detect_format(source, fmt)
-    resolved, started = features.resolve_lake(lake), now_utc()
-    config = {"format": dialogue_format, "batch_size": batch_size}
-    fingerprint = _hash([file_sha256(source), features.config_hash(config), features.code_version()])
-    if not force and (reused := _reused(source, dialogue_format, fingerprint, resolved)):
-        return reused
+    resolved = features.resolve_lake(lake)
     run = _Run(source, dialogue_format, resolved, run_id, batch_size)
     try:
         for batch in _batches(_READERS[dialogue_format](source), batch_size):
             run.ingest_batch(batch)
     except InspiredFormatError as exc:
         raise DialogueInputError(str(exc)) from exc
-    _record_run(run, fingerprint, started)
     return run.summary

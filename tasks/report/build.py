@@ -12,6 +12,7 @@ import features
 from features import Lake
 from tasks.report import gather, plots
 from tasks.report.doc import Block, Heading, Image, Links, Missing, Para, Table, to_html, to_markdown
+from training.modalities import modality_names
 
 MARKDOWN = "report.md"
 HTML = "report.html"
@@ -82,7 +83,7 @@ def _embeddings(lake: Lake, out: Path) -> list[Block]:
     elif not any(g != gather.NO_GENRE for g in genres.values()):
         blocks.append(Missing("No item lists a genre (items.attributes has no genres): every point is grey."))
     plots.plot_embedding_maps(maps, genres, out / MAP_PNG)
-    absent = [m for m in gather.MODALITIES if m not in {e.modality for e in maps}]
+    absent = [m for m in modality_names() if m not in {e.modality for e in maps}]
     text = (
         "Each item's vector projected on the first two principal components of its modality (PCA), coloured "
         f'by its first genre (the {gather.TOP_GENRES} most common first genres; the rest are "other").'

@@ -18,8 +18,8 @@ import polars as pl
 import features
 from features import Lake
 from features.settings import DEFAULT_ARTIFACTS_ROOT
+from training.modalities import modality_names
 
-MODALITIES = ("image", "clip_text", "text", "summary")
 TOP_GENRES = 9
 OTHER = "other"
 NO_GENRE = "no genre"
@@ -217,7 +217,8 @@ def embedding_maps(lake: Lake, *, max_points: int = MAX_MAP_POINTS) -> list[Embe
         .collect()["modality"]
         .to_list()
     )
-    ordered = [m for m in MODALITIES if m in present] + sorted(m for m in present if m not in MODALITIES)
+    known = modality_names()
+    ordered = [m for m in known if m in present] + sorted(m for m in present if m not in known)
     maps = []
     for modality in ordered:
         model_id = _latest_model(lake, modality)

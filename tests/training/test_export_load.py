@@ -10,7 +10,7 @@ import torch
 
 import training
 from training.export import sha256_file
-from training.load import ArtifactError, load_artifact
+from training.loading import ArtifactError, load_artifact
 from training.pipeline import RunReport, retrain_from_manifest, train_and_register
 from training.train import TrainConfig
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from features.blobs import poster_store
 from tasks.embed import stage
 from tasks.embed.config import EmbedConfig
 from tasks.embed.stage import embed
+from training.modalities import Encoder
 
 TINY = EmbedConfig(
     modalities=("image", "clip_text"), clip_model="random:mmcrs-tiny@0", batch_size=1, shard_size=3, num_workers=0
@@ -172,3 +174,24 @@ def test_item_summaries_are_embedded_with_the_text_encoder(tmp_path: Path) -> No
     rows = _vectors(lake).filter(pl.col("modality") == "summary").sort("item_id")
     assert rows["item_id"].to_list() == ["i0", "i1"] and set(rows["dim"]) == {384}
     assert embed(lake=lake, config=config).modalities["summary"].embedded == 0  # unchanged: nothing
+
+
+def test_a_shard_runner_gives_the_in_process_vectors_and_quarantine(tmp_path: Path) -> None:
+    a, b = _lake(tmp_path / "a", 5, corrupt={3}), _lake(tmp_path / "b", 5, corrupt={3})
+    embed(lake=a, config=TINY)
+    resolved = features.resolve_lake(b)
+    jobs: list[stage.ShardJob] = []
+
+    def here(shards: Iterable[stage.ShardJob]) -> Iterator[stage.ShardResult]:
+        for job in shards:
+            jobs.append(job)
+            yield stage.encode_shard(job, config=TINY, lake=resolved)
+
+    summary = embed(lake=b, config=TINY, runner=here, runner_name="test")
+    assert {(j.modality, j.encoder) for j in jobs} == {("image", Encoder.CLIP_IMAGE), ("clip_text", Encoder.CLIP_TEXT)}
+    assert (summary.modalities["image"].embedded, summary.modalities["image"].failed) == (4, 1)
+    assert summary.model_loads <= 1  # the worker cache holds the CLIP model across shards
+    key = ["item_id", "modality"]
+    assert _vectors(a).sort(key)["vector"].to_list() == _vectors(b).sort(key)["vector"].to_list()
+    bad = features.read("quarantine", lake=b).collect().row(0, named=True)
+    assert (bad["source"], bad["record_key"]) == ("embed:image", "i3")
