@@ -44,23 +44,28 @@ def _strings(nodes: Sequence[ast.expr | None]) -> list[str]:
     return [n.value for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)]
 
 
-def _elements(node: ast.AST) -> list[str] | None:
-    """The string elements of a collection literal; None for any other node."""
+def _elements(node: ast.AST, dicts: bool = True) -> list[str] | None:
+    """The string elements of a collection literal; None for any other node (and for dicts unless ``dicts``)."""
     if isinstance(node, ast.Tuple | ast.List | ast.Set):
         return _strings(node.elts)
-    if isinstance(node, ast.Dict):
+    if dicts and isinstance(node, ast.Dict):
         return _strings([*node.keys, *node.values])
     return None
 
 
 def collections_of(
-    names: Collection[str], *, roots: Sequence[str] = PACKAGES, base: Path = REPO, at_least: int = 2
+    names: Collection[str],
+    *,
+    roots: Sequence[str] = PACKAGES,
+    base: Path = REPO,
+    at_least: int = 2,
+    dicts: bool = True,
 ) -> list[Hit]:
-    """Collection literals holding ``at_least`` distinct ``names``."""
+    """Collection literals holding ``at_least`` distinct ``names`` (dict literals too, unless ``dicts=False``)."""
     hits = []
     for path, module in python_files(roots, base=base):
         for node in ast.walk(module):
-            elements = _elements(node)
+            elements = _elements(node, dicts)
             found = sorted({e for e in elements or () if e in names})
             if len(found) >= at_least:
                 hits.append(Hit(path, getattr(node, "lineno", 0), "collection", tuple(found)))

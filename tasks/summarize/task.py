@@ -14,6 +14,7 @@ from features import Lake
 from tasks.settings import StageContext
 from tasks.summarize.backends import Backend
 from tasks.summarize.backends.factory import SMOLLM2, BackendSpec, create_backend
+from tasks.summarize.backends.openai import use_secret_loader
 from tasks.summarize.config import SummarizeSettings
 from tasks.summarize.items import ItemJob, generate_item_batch, summarize_items
 from tasks.summarize.preferences import (
@@ -27,6 +28,14 @@ from tasks.summary import StageSummary, reason_notes
 from tasks.task import dask_task_runner, prefect_progress, submit_jobs
 from training.spec import ModelSpec
 
+
+def _prefect_secret(name: str) -> str:
+    from prefect.blocks.system import Secret
+
+    return str(Secret.load(name).get())
+
+
+use_secret_loader(_prefect_secret)  # api_key_block names a Prefect Secret block, here and on every worker
 _COUNTS = ("candidates", "cached", "generated", "written", "quarantined", "elapsed_s")
 
 

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import os
 import random
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -62,13 +63,21 @@ class OpenAIConfig:
     retry_after_max_s: float = 30.0
 
 
+_SECRET_LOADER: list[Callable[[str], str]] = []
+
+
+def use_secret_loader(loader: Callable[[str], str]) -> None:
+    """Where ``api_key_block`` names are looked up (the stage's Prefect face plugs in Prefect Secret blocks)."""
+    _SECRET_LOADER[:] = [loader]
+
+
 def _api_key(config: OpenAIConfig) -> str | None:
     key = os.environ.get(config.api_key_env)
     if key or not config.api_key_block:
         return key or None
-    from prefect.blocks.system import Secret
-
-    return str(Secret.load(config.api_key_block).get())
+    if not _SECRET_LOADER:
+        raise ValueError(f"api_key_block {config.api_key_block!r} given, but no secret store is configured")
+    return _SECRET_LOADER[0](config.api_key_block)
 
 
 def _image_part(data: bytes) -> dict[str, Any]:
