@@ -22,7 +22,7 @@ from prefect.runtime import flow_run
 
 import features
 from features.lock import lake_lock
-from flows.stages import run_stage
+from flows.stages import run_stage, skip_reason
 from tasks.settings import StageContext, StageSettings
 from tasks.stages import RetryPolicy, StageRecord, parse_settings, record, stage_names, stage_spec
 from tasks.summary import StageSummary
@@ -185,3 +185,28 @@ def run_one(
         report=False,
     )
     return next(r for r in result.records if r.name == name)
+
+
+def plan(
+    *,
+    lake: str | None = None,
+    stages: list[str] | None = None,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    force: bool = False,
+    **ingest: str | None,
+) -> list[tuple[str, str]]:
+    """What a run would do, without doing it: ``(stage, "run" | "skip: <why>")`` in DAG order.
+
+    A stage after one that would run may still be reported as a skip: it runs only if that stage changes
+    one of its tables, which is known only once it has run.
+    """
+    chosen = list(stages or stage_names())
+    for name in chosen:
+        stage_spec(name)
+    parsed = stage_settings(settings, ingest)
+    context = StageContext(features.resolve_lake(lake))
+    out = []
+    for name in (n for n in stage_names() if n in chosen):
+        reason = skip_reason(stage_spec(name), parsed[name], context, force=force)
+        out.append((name, "run" if reason is None else f"skip: {reason}"))
+    return out

@@ -9,6 +9,9 @@ context), so no storage option or secret ever lands in Prefect's database as a r
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from prefect import flow, get_run_logger, tags, task
 from prefect.cache_policies import NO_CACHE
@@ -59,6 +62,36 @@ def _run_subflow(
         return flow(stage_flow, name=spec.name, log_prints=True)()
 
 
+@dataclass
+class _Bookkeeping:
+    """What a stage run records, whatever its outcome: fingerprint, start, versions before."""
+
+    spec: StageSpec
+    fingerprint: str
+    before: dict[str, int]
+    started: datetime = field(default_factory=now_utc)
+    clock: float = field(default_factory=time.monotonic)
+
+    def record(self, status: str, lake: features.Lake, **extra: Any) -> StageRecord:
+        """The stage's record; versions after are read now unless given (``output_versions``)."""
+        after = extra.pop("output_versions", None)
+        if after is None:
+            after = self.before if status == "skipped" else features.table_versions(self.spec.watched, lake=lake)
+        inputs = {t: v for t, v in self.before.items() if t in self.spec.reads}
+        elapsed = time.monotonic() - self.clock
+        return StageRecord(self.spec.name, status, self.fingerprint, self.started, elapsed, inputs, after, **extra)
+
+
+def skip_reason(
+    spec: StageSpec, settings: StageSettings, context: StageContext, *, force: bool = False, fingerprint: str = ""
+) -> str | None:
+    """Why the stage would be skipped now (no input files, or nothing it depends on changed); None: it runs."""
+    if spec.missing_inputs(settings):
+        return "no input files given"
+    row = None if force else reusable(spec.name, fingerprint or stage_fingerprint(spec, settings), lake=context.lake)
+    return None if row is None else f"inputs and config unchanged since run {row['run_id']}"
+
+
 def run_stage(
     spec: StageSpec,
     settings: StageSettings,
@@ -80,55 +113,29 @@ def run_stage(
         The stage record: ``ok`` (recorded), or ``skipped`` (not recorded: the caller records skipped stages
         only when some stage of the run did something). A failed stage is recorded and its error re-raised.
     """
-    lake, logger = context.lake, get_run_logger()
-    started, clock = now_utc(), time.monotonic()
-    fingerprint = stage_fingerprint(spec, settings)
-    before = features.table_versions(spec.watched, lake=lake)
-    inputs = {t: v for t, v in before.items() if t in spec.reads}
-
-    def stage_record(status: str, **extra: object) -> StageRecord:
-        after = before if status == "skipped" else features.table_versions(spec.watched, lake=lake)
-        return StageRecord(
-            spec.name,
-            status,
-            fingerprint,
-            started,
-            time.monotonic() - clock,
-            inputs,
-            after,
-            **extra,  # type: ignore[arg-type]
-        )
-
-    if spec.missing_inputs(settings):
-        return stage_record("skipped", reason="no input files given")
-    if not force and (row := reusable(spec.name, fingerprint, lake=lake)) is not None:
-        reason = f"inputs and config unchanged since run {row['run_id']}"
-        logger.info("stage %s skipped: %s", spec.name, reason)
-        return stage_record("skipped", reason=reason)
+    lake = context.lake
+    book = _Bookkeeping(spec, stage_fingerprint(spec, settings), features.table_versions(spec.watched, lake=lake))
+    reason = skip_reason(spec, settings, context, force=force, fingerprint=book.fingerprint)
+    if reason is not None:
+        get_run_logger().info("stage %s skipped: %s", spec.name, reason)
+        return book.record("skipped", lake, reason=reason)
     attempts = [0]
     try:
         summary = _run_subflow(spec, settings, context, retry or spec.retry, attempts)
     except Exception as exc:
-        failed = stage_record(
-            "failed",
-            reason=f"{type(exc).__name__}: {exc}"[:500],
-            attempts=attempts[0],
-            quarantined=quarantined_since(spec, started, lake=lake),
-        )
+        quarantined = quarantined_since(spec, book.started, lake=lake)
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        failed = book.record("failed", lake, reason=reason, attempts=attempts[0], quarantined=quarantined)
         record(failed, lake=lake, flow_run_id=context.run_id)
         raise
-    after, rows_in, rows_out = measure(spec, before, lake=lake)
-    done = StageRecord(
-        spec.name,
+    after, rows_in, rows_out = measure(spec, book.before, lake=lake)
+    done = book.record(
         "ok",
-        fingerprint,
-        started,
-        time.monotonic() - clock,
-        inputs,
-        after,
+        lake,
+        output_versions=after,
         rows_in=rows_in,
         rows_out=rows_out,
-        quarantined=quarantined_since(spec, started, lake=lake),
+        quarantined=quarantined_since(spec, book.started, lake=lake),
         attempts=attempts[0],
         retry_next_run=summary.retry_next_run(),
         summary=summary,

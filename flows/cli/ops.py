@@ -49,6 +49,7 @@ def run(
     settings: SettingsOpt = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait when another run holds the lake (else exit 3).")] = 0,
     artifacts: Annotated[Path | None, typer.Option(help="Model artifacts root (default ./artifacts).")] = None,
+    dry_run: Annotated[bool, typer.Option("--plan", help="Say which stages would run or skip, and stop.")] = False,
     lake: LakeOpt = None,
 ) -> None:
     """Run the nightly DAG, or one stage of it, on the lake (skipping what has not changed)."""
@@ -60,6 +61,11 @@ def run(
     for path in (p for p in (dialogues, catalog) if p is not None):
         if not path.is_file():
             raise fail(f"file not found: {path}")
+    ingest = {"dialogues": str(dialogues) if dialogues else None, "catalog": str(catalog) if catalog else None}
+    ingest |= {"dialogue_format": fmt, "catalog_source": catalog_source}
+    if dry_run:
+        _print_plan(lake, None if target == "nightly" else [target], load_settings(settings), force, ingest)
+        return
     result = run_pipeline(
         lake=lake,
         stages=None if target == "nightly" else [target],
@@ -67,12 +73,26 @@ def run(
         force=force,
         artifacts=artifacts,
         wait=wait,
-        dialogues=str(dialogues) if dialogues else None,
-        catalog=str(catalog) if catalog else None,
-        dialogue_format=fmt,
-        catalog_source=catalog_source,
+        **ingest,
     )
     print_stages(result)
+
+
+def _print_plan(
+    lake: str | None, stages: list[str] | None, settings: Any, force: bool, ingest: dict[str, str | None]
+) -> None:
+    from flows.nightly import plan
+
+    try:
+        steps = plan(lake=lake, stages=stages, settings=settings, force=force, **ingest)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    table = Table(title="plan (nothing runs)")
+    table.add_column("stage")
+    table.add_column("would", overflow="fold")
+    for name, what in steps:
+        table.add_row(name, what)
+    console.print(table)
 
 
 @ci_app.command("retrain")
