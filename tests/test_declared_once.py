@@ -10,8 +10,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.source_scan import REPO, Hit, collections_of, literals_of
 from tasks.stages import stage_names
+from tests.source_scan import REPO, Hit, collections_of, literals_of
 from training.modalities import graph_names, modality_names
 
 REGISTRY = "training/modalities.py"

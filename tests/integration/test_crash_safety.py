@@ -237,7 +237,6 @@ def test_a_failed_run_rerun_does_not_redo_finished_stages(tmp_path: Path) -> Non
     lake = tmp_path / "lake"
     inputs = build_demo_inputs(workdir=tmp_path / "demo", items=30, synthetic_dialogues=8, use_redial=False)
     good = {"embed": {"clip_model": "random:mmcrs-tiny@0", "modalities": ["clip_text", "text"]}}
-    bad = good | {"graphs": {"backend": "no-such-backend"}}  # a bad config: permanent, never retried
     kwargs = {
         "lake": str(lake),
         "dialogues": inputs["dialogues"],
@@ -245,18 +244,19 @@ def test_a_failed_run_rerun_does_not_redo_finished_stages(tmp_path: Path) -> Non
         "catalog_source": "movielens",
         "stages": ["ingest", "embed", "graphs"],
     }
-    with pytest.raises(Exception, match="no-such-backend"):
-        nightly_flow(**kwargs, settings=bad, retries=3)
+    with pytest.raises(ValueError, match="no-such-backend"):  # a bad setting fails before anything runs
+        nightly_flow(**kwargs, settings=good | {"graphs": {"backend": "no-such-backend"}})
+    assert not (lake / "pipeline_runs").exists() and not (lake / "items").exists()
+
+    missing = {"embed": good["embed"] | {"text_model": f"local:{tmp_path / 'no-such-model'}"}}
+    with pytest.raises(Exception, match="no-such-model"):  # a model that is not there: permanent, never retried
+        nightly_flow(**kwargs, settings=missing, retries=3)
     runs = features.read("pipeline_runs", lake=lake).collect()
-    failed = runs.filter(pl.col("stage") == "graphs").row(0, named=True)
+    failed = runs.filter(pl.col("stage") == "embed").row(0, named=True)
     assert failed["status"] == "failed" and json.loads(failed["counts"])["attempts"] == 1  # not retried
-    embedded = features.table_version("item_embeddings", lake=lake)
+    ingested = features.table_versions(["items", "dialogues", "turns"], lake=lake)
 
     again = nightly_flow(**kwargs, settings=good)
-    assert {k: v["status"] for k, v in again["stages"].items()} == {
-        "ingest": "skipped",
-        "embed": "skipped",
-        "graphs": "ok",
-    }
-    assert features.table_version("item_embeddings", lake=lake) == embedded  # nothing re-embedded
+    assert {k: v["status"] for k, v in again.stages.items()} == {"ingest": "skipped", "embed": "ok", "graphs": "ok"}
+    assert features.table_versions(["items", "dialogues", "turns"], lake=lake) == ingested  # nothing re-ingested
     assert features.read("item_graph_edges", lake=lake).collect().height > 0
