@@ -58,6 +58,7 @@ bench: venv
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf lake .demo .prefect-home bench/out .cache/mmcrs
