@@ -138,7 +138,7 @@ _STAGES: list[StageSpec] = [
         reads=(),
         writes=("items", "dialogues", "turns"),
         labels=("ingest_catalog", "ingest_dialogues"),
-        summary="tasks.ingest.task:IngestSummary",
+        summary="tasks.ingest.stage:IngestStageSummary",
         input_files=("catalog", "dialogues"),
     ),
     StageSpec(

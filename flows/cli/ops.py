@@ -189,7 +189,13 @@ def report(
     lake: LakeOpt = None,
 ) -> None:
     """Write a run report: stage runs, quarantine, embedding maps, graph degrees, Recall@k vs baselines."""
+    import features
     from tasks.report import build_report
+    from tasks.report.config import ReportSettings
 
-    path = build_report(lake, out, artifacts_root=artifacts, flow_run_id=flow_run_id)
+    resolved = features.Settings.resolve(lake=lake, artifacts_root=str(artifacts) if artifacts else None)
+    settings = ReportSettings(str(out), str(resolved.artifacts_root), flow_run_id)
+    path = build_report(
+        resolved.lake, settings.out_dir, artifacts_root=settings.artifacts_root, flow_run_id=settings.flow_run_id
+    )
     console.print(f"report written: {path} (and {path.with_suffix('.html')})")
