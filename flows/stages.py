@@ -59,7 +59,10 @@ def _run_subflow(
 
     stage_flow.__name__ = body.__name__
     with tags(*(("gpu",) if spec.gpu else ())):
-        return flow(stage_flow, name=spec.name, log_prints=True)()
+        summary = flow(stage_flow, name=spec.name, log_prints=True)()
+    if not isinstance(summary, spec.summary_type()):
+        raise TypeError(f"stage {spec.name} returned {type(summary).__name__}, its spec says {spec.summary}")
+    return summary
 
 
 @dataclass

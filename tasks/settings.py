@@ -29,7 +29,6 @@ from typing import Any, Literal, Self, Union, get_args, get_origin
 
 from features import Lake
 
-TaskRunnerKind = Literal["default", "dask"]
 TASK_RUNNERS: tuple[str, ...] = ("default", "dask")
 
 
@@ -124,8 +123,3 @@ class StageSettings:
             if value != default:
                 out[f.name] = value
         return out
-
-    def replace(self, **changes: object) -> Self:
-        """A copy with ``changes`` applied (validated like ``from_dict``)."""
-        current = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return type(self).from_dict(current | changes, stage=type(self).__name__)

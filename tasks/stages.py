@@ -89,7 +89,7 @@ class StageSpec:
         retry: its retry policy on transient errors.
         input_files: settings fields naming input files; their bytes are part of the fingerprint, and a
             stage with input files but none given is skipped ("no input files given").
-        summary: ``module:Class`` of the summary its entry returns.
+        summary: ``module:Class`` of the summary its entry returns (or the class itself).
     """
 
     name: str
@@ -98,7 +98,7 @@ class StageSpec:
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     labels: tuple[str, ...]
-    summary: str = "tasks.summary:StageSummary"
+    summary: str | type[StageSummary] = "tasks.summary:StageSummary"
     gpu: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     input_files: tuple[str, ...] = ()
@@ -114,7 +114,7 @@ class StageSpec:
 
     def summary_type(self) -> type[StageSummary]:
         """The summary class (imports its module now)."""
-        return _load(self.summary)
+        return self.summary if isinstance(self.summary, type) else _load(self.summary)
 
     def parse_settings(self, values: Mapping[str, object] | None) -> StageSettings:
         """Validated settings; raises ``ValueError`` naming an unknown key or a wrong type."""

@@ -69,6 +69,7 @@ TOY_STAGE = StageSpec(
     reads=("items",),
     writes=("item_graph_edges",),
     labels=("same_year",),
+    summary=SameYearSummary,
 )
 
 

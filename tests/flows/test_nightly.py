@@ -83,7 +83,10 @@ def fake_stages(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         return StageSummary()
 
     fakes = {"ingest": ingest, "embed": embed, "graphs": graphs}
-    specs = [dataclasses.replace(s, entry=fakes[s.name]) if s.name in fakes else s for s in tasks.stages.stages()]
+    specs = [
+        dataclasses.replace(s, entry=fakes[s.name], summary="tasks.summary:StageSummary") if s.name in fakes else s
+        for s in tasks.stages.stages()
+    ]
     monkeypatch.setattr(tasks.stages, "_STAGES", specs)
     calls["_failures"] = failures  # type: ignore[assignment]
     return calls
