@@ -11,6 +11,7 @@ from prefect import flow
 
 from flows.nightly import PipelineResult, nightly_flow
 from tasks.demo.server import DEFAULT_PORT, serve_directory
+from tasks.demo.stage import DemoConfig
 from tasks.demo.task import build_demo_inputs_task
 from tasks.stages import stage_names
 
@@ -91,7 +92,7 @@ def demo_flow(
     )
     stages = [s for s in stage_names() if (s != "summarize" or summarize_dialogues > 0) and (s != "train" or train)]
     with serve_directory(Path(workdir) / "posters", port=poster_port) as base_url:
-        inputs = build_demo_inputs_task(workdir, items, synthetic_dialogues, use_redial, base_url)
+        inputs = build_demo_inputs_task(workdir, DemoConfig(items, synthetic_dialogues, use_redial, base_url))
         run = nightly_flow(
             lake=lake,
             dialogues=inputs["dialogues"],

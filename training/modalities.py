@@ -221,16 +221,25 @@ S = TypeVar("S", ModalitySpec, GraphSpec)
 
 
 class _Table(Generic[S]):
-    """The registered specs of one kind, by name, in registration order."""
+    """The registered specs of one kind, by name, in registration order (built-ins first)."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self.specs: dict[str, S] = {}
 
     def get(self, name: str) -> S:
+        """The spec named ``name``; KeyError (naming the known ones) when there is none."""
         if name not in self.specs:
             raise KeyError(f"unknown {self.kind} {name!r}; known: {list(self.specs)}")
         return self.specs[name]
+
+    def all(self) -> tuple[S, ...]:
+        """Every registered spec, built-ins first, in registration (graphs: build) order."""
+        return tuple(self.specs.values())
+
+    def names(self) -> tuple[str, ...]:
+        """The names of every registered spec, in the same order (the CLI's ``--modality``/``--graph`` choices)."""
+        return tuple(self.specs)
 
 
 _MODALITIES = _Table[ModalitySpec]("modality")
@@ -304,34 +313,10 @@ def register_graph(spec: GraphSpec) -> Registration:
     return register(spec)
 
 
-def modality(name: str) -> ModalitySpec:
-    """The spec of modality ``name``; KeyError (naming the known ones) when there is none."""
-    return _MODALITIES.get(name)
-
-
-def modalities() -> tuple[ModalitySpec, ...]:
-    """Every registered modality, built-ins first, in declaration order."""
-    return tuple(_MODALITIES.specs.values())
-
-
-def modality_names() -> tuple[str, ...]:
-    """Names of every registered modality (the choices of ``--modality``)."""
-    return tuple(_MODALITIES.specs)
-
-
-def graph(name: str) -> GraphSpec:
-    """The spec of graph ``name``; KeyError (naming the known ones) when there is none."""
-    return _GRAPHS.get(name)
-
-
-def graphs() -> tuple[GraphSpec, ...]:
-    """Every registered graph, built-ins first, in build order."""
-    return tuple(_GRAPHS.specs.values())
-
-
-def graph_names() -> tuple[str, ...]:
-    """Names of every registered graph (the choices of ``--graph``)."""
-    return tuple(_GRAPHS.specs)
+# The accessors: ``modality(name)`` / ``graph(name)`` (one spec; KeyError naming the known ones),
+# ``modalities()`` / ``graphs()`` (every spec, in registration order), ``modality_names()`` / ``graph_names()``.
+modality, modalities, modality_names = _MODALITIES.get, _MODALITIES.all, _MODALITIES.names
+graph, graphs, graph_names = _GRAPHS.get, _GRAPHS.all, _GRAPHS.names
 
 
 def knn_graphs() -> dict[str, str]:

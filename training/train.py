@@ -266,29 +266,37 @@ def _autocast(device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda")
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """What scoring samples takes besides the model.
+
+    Attributes:
+        index: item id -> the model's item position.
+        summaries: preference summary text -> its frozen-LM vector.
+        batch_size: samples scored at once.
+        own_dialogues: training samples only: each dialogue's own items, left out (see ``make_batch``).
+    """
+
+    index: dict[str, int]
+    summaries: dict[str, torch.Tensor]
+    batch_size: int = 128
+    own_dialogues: dict[str, frozenset[int]] | None = None
+
+
 @torch.no_grad()
-def score_samples(
-    model: GraphPromptRecommender,
-    samples: Sequence[Sample],
-    *,
-    index: dict[str, int],
-    summaries: dict[str, torch.Tensor],
-    batch_size: int = 128,
-    own_dialogues: dict[str, frozenset[int]] | None = None,
-) -> torch.Tensor:
-    """(N, I) scores of every item for every sample (model in eval mode, on its device; ``own_dialogues``:
-    see ``make_batch``)."""
+def score_samples(model: GraphPromptRecommender, samples: Sequence[Sample], scoring: Scoring) -> torch.Tensor:
+    """(N, I) scores of every item for every sample (model in eval mode, on its device)."""
     model.eval()
     device = next(model.parameters()).device
     experts = model.expert_embeddings()
     out = []
-    for start in range(0, len(samples), batch_size):
+    for start in range(0, len(samples), scoring.batch_size):
         batch = make_batch(
-            samples[start : start + batch_size],
+            samples[start : start + scoring.batch_size],
             model=model,
-            index=index,
-            summaries=summaries,
-            own_dialogues=own_dialogues,
+            index=scoring.index,
+            summaries=scoring.summaries,
+            own_dialogues=scoring.own_dialogues,
         )
         with _autocast(device):
             scores, _ = model(batch.to(device), experts)
@@ -306,7 +314,7 @@ def evaluate_model(
 ) -> dict[str, dict[str, float]]:
     """Both protocols' metrics on ``samples`` (targets outside the item universe are dropped)."""
     samples = [s for s in samples if s.target in index]
-    scores = score_samples(model, samples, index=index, summaries=summaries, batch_size=batch_size)
+    scores = score_samples(model, samples, Scoring(index, summaries, batch_size))
     targets = torch.tensor([index[s.target] for s in samples], dtype=torch.long)
     contexts = [[index[i] for i in s.context_items if i in index] for s in samples]
     return evaluate_protocols(scores, targets, contexts)
@@ -360,24 +368,14 @@ SCALES = tuple(round(0.05 * k, 2) for k in range(1, 41))  # 0.05 .. 2.0
 
 
 @torch.no_grad()
-def calibrate_scale(
-    model: GraphPromptRecommender,
-    samples: Sequence[Sample],
-    *,
-    index: dict[str, int],
-    summaries: dict[str, torch.Tensor],
-    batch_size: int = 128,
-    own_dialogues: dict[str, frozenset[int]] | None = None,
-) -> float:
+def calibrate_scale(model: GraphPromptRecommender, samples: Sequence[Sample], scoring: Scoring) -> float:
     """Set the model's ``logit_scale`` to the value in ``SCALES`` with the lowest cross-entropy on ``samples``
     (a temperature: no ranking changes). No-op for models without one or without samples."""
     if not hasattr(model, "logit_scale") or not samples:
         return 1.0
     model.logit_scale.fill_(1.0)
-    scores = score_samples(
-        model, samples, index=index, summaries=summaries, batch_size=batch_size, own_dialogues=own_dialogues
-    )
-    targets = torch.tensor([index[s.target] for s in samples], dtype=torch.long)
+    scores = score_samples(model, samples, scoring)
+    targets = torch.tensor([scoring.index[s.target] for s in samples], dtype=torch.long)
     losses = [float(nn.functional.cross_entropy(scores * scale, targets)) for scale in SCALES]
     best = SCALES[min(range(len(SCALES)), key=losses.__getitem__)]
     model.logit_scale.fill_(best)
@@ -422,14 +420,7 @@ def _start(data: TrainingData, config: TrainConfig, lm: FrozenLM | None) -> _Run
     scheduler = _schedule(optimizer, steps, config.warmup_frac)
     generator = torch.Generator().manual_seed(config.seed)
     run = _Run(config, model, device, index, summaries, train, valid, own, optimizer, scheduler, generator)
-    calibrate_scale(
-        model,
-        _subset(train, 512, config.seed),
-        index=index,
-        summaries=summaries,
-        batch_size=config.eval_batch_size,
-        own_dialogues=own,
-    )
+    calibrate_scale(model, _subset(train, 512, config.seed), Scoring(index, summaries, config.eval_batch_size, own))
     return run
 
 

@@ -16,9 +16,8 @@ import json
 import os
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import polars as pl
 
@@ -61,14 +60,12 @@ _ANSWERS = (
 _GOODBYES = ("Enjoy the movie!", "You're welcome, have a nice evening!", "Glad I could help. Bye!")
 
 
-@dataclass(frozen=True)
-class _Rating:
+class _Rating(NamedTuple):
     item: int
     rating: int
 
 
-@dataclass(frozen=True)
-class _Window:
+class _Window(NamedTuple):
     user: int
     history: tuple[_Rating, ...]  # what the seeker talks about
     target: _Rating  # the next movie the user rated highly

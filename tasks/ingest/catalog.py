@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
 import features
-from features import CommitInfo, Lake, QuarantineRecord, WriteResult
+from features import CommitInfo, Lake, QuarantineRecord
+from tasks.ingest.summary import InputSummary
 from tasks.items import item_content_hash
 
 STAGE = "ingest_catalog"
@@ -30,22 +30,8 @@ class CatalogInputError(ValueError):
     """The catalog as a whole cannot be ingested (missing file, unknown format, no item_id column)."""
 
 
-@dataclass
-class CatalogSummary:
+class CatalogSummary(InputSummary):
     """Counts of one catalog ingest."""
-
-    source_file: str
-    read: int = 0
-    written: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    quarantined: int = 0
-    quarantine_reasons: dict[str, int] = field(default_factory=dict)
-    versions: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, object]:
-        """A JSON-serialisable copy."""
-        return asdict(self)
 
 
 Row = dict[str, object]
@@ -166,19 +152,12 @@ def _validate(raw_rows: list[Row | str], extra: list[str], source: str) -> tuple
     return kept, bad + conflicts
 
 
-def _record(summary: CatalogSummary, result: WriteResult | None) -> None:
-    if result is not None and result.committed and result.version is not None:
-        summary.versions[result.table] = result.version
-
-
 def _quarantine_records(
     bad: list[tuple[int, str]], raw_rows: list[Row | str], file: Path, source: str, summary: CatalogSummary
 ) -> list[QuarantineRecord]:
     """The quarantine records of the rejected rows (an excerpt of each raw row); counts them by reason."""
-    summary.quarantined = len(bad)
     for _, reason in bad:
-        key = reason.split(" ")[0] if not reason.startswith("duplicate") else "duplicate item_id"
-        summary.quarantine_reasons[key] = summary.quarantine_reasons.get(key, 0) + 1
+        summary.count_rejected(reason.split(" ")[0] if not reason.startswith("duplicate") else "duplicate item_id")
     return [
         QuarantineRecord(
             f"catalog:{source}", f"{file.name}#row{line}", reason, json.dumps(raw_rows[line - 1], default=str)
@@ -219,10 +198,10 @@ def ingest_catalog(
     )
     kept, bad = _validate(raw_rows, extra, source)
     records = _quarantine_records(bad, raw_rows, file, source, summary)
-    _record(summary, features.quarantine(records, commit=commit, lake=lake, at=now))
+    summary.record(features.quarantine(records, commit=commit, lake=lake, at=now))
     if kept:
         items = pl.DataFrame([{**r, "ingested_at": now} for r in kept], infer_schema_length=None)
         result = features.upsert("items", items, commit=commit, lake=lake)
         summary.written, summary.updated, summary.unchanged = result.inserted, result.updated, result.unchanged
-        _record(summary, result)
+        summary.record(result)
     return summary

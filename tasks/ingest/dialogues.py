@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -26,6 +26,7 @@ from tasks.ingest.inspired import InspiredFormatError, read_inspired
 from tasks.ingest.linking import ItemLinker
 from tasks.ingest.records import MARK_CLOSE, MARK_OPEN, Labels, RawDialogue, Rejected
 from tasks.ingest.redial import read_redial
+from tasks.ingest.summary import InputSummary
 
 DialogueFormat = Literal["redial", "inspired"]
 STAGE = "ingest_dialogues"
@@ -37,26 +38,15 @@ class DialogueInputError(ValueError):
     """The input as a whole cannot be ingested (missing file, unknown format)."""
 
 
-@dataclass
-class IngestSummary:
-    """Counts of one dialogue ingest, as printed by the CLI and shown in the Prefect artifact."""
+@dataclass(kw_only=True)
+class IngestSummary(InputSummary):
+    """Counts of one dialogue ingest, as printed by the CLI and shown in the Prefect artifact: the input's
+    counts (dialogues), the turns written and deleted, and the items created for unknown movies."""
 
-    source_file: str
     format: str
-    read: int = 0
-    written: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    quarantined: int = 0
     turns_written: int = 0
     turns_deleted: int = 0
     items_created: int = 0
-    quarantine_reasons: dict[str, int] = field(default_factory=dict)
-    versions: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, object]:
-        """A JSON-serialisable copy."""
-        return asdict(self)
 
 
 def detect_format(path: Path, fmt: str | None = None) -> DialogueFormat:
@@ -184,15 +174,9 @@ class _Run:
 
     def reject(self, rejected: list[Rejected]) -> None:
         for r in rejected:
-            self.summary.quarantined += 1
-            reasons = self.summary.quarantine_reasons
-            reasons[_category(r.reason)] = reasons.get(_category(r.reason), 0) + 1
+            self.summary.count_rejected(_category(r.reason))
         records = [QuarantineRecord(self.quarantine_source, r.record_key, r.reason, r.excerpt) for r in rejected]
-        self._record(features.quarantine(records, commit=self.commit, lake=self.lake, at=self.now))
-
-    def _record(self, result: features.WriteResult | None) -> None:
-        if result is not None and result.committed and result.version is not None:
-            self.summary.versions[result.table] = result.version
+        self.summary.record(features.quarantine(records, commit=self.commit, lake=self.lake, at=self.now))
 
     def _split(self, batch: list[RawDialogue | Rejected]) -> tuple[list[RawDialogue], list[Rejected]]:
         dialogues: list[RawDialogue] = []
@@ -232,12 +216,12 @@ class _Run:
             items = _frame("items", [{**i, "ingested_at": self.now} for i in self.linker.new_items])
             result = features.upsert("items", items, commit=self.commit, lake=self.lake)
             self.summary.items_created += result.inserted
-            self._record(result)
+            self.summary.record(result)
             self.linker.new_items.clear()
         turn_rows = [t for r in todo for t in turns[r["dialogue_id"]]]
         result = features.upsert("turns", _frame("turns", turn_rows), commit=self.commit, lake=self.lake)
         self.summary.turns_written += result.inserted + result.updated
-        self._record(result)
+        self.summary.record(result)
         changed = {
             r["dialogue_id"]: {t["turn_idx"] for t in turns[r["dialogue_id"]]} for r in todo if r["dialogue_id"] in old
         }
@@ -245,11 +229,11 @@ class _Run:
         if predicate:
             deleted = features.delete("turns", predicate, commit=self.commit, lake=self.lake)
             self.summary.turns_deleted += deleted.deleted
-            self._record(deleted)
+            self.summary.record(deleted)
         result = features.upsert("dialogues", _frame("dialogues", todo), commit=self.commit, lake=self.lake)
         self.summary.written += result.inserted
         self.summary.updated += result.updated
-        self._record(result)
+        self.summary.record(result)
 
 
 def ingest_dialogues(

@@ -5,37 +5,29 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import features
-from features import Lake
+from tasks.settings import StageContext
+from tasks.train.config import TrainSettings
 from training.pipeline import train_and_register
-from training.registry import PromotionRule
 from training.train import TrainConfig
 
 
 def train_stage(
-    config: TrainConfig,
-    *,
-    lake: Lake,
-    model_name: str,
-    artifacts_root: str | None = None,
-    rule: PromotionRule | None = None,
-    auto_promote: bool = True,
-    run_id: str | None = None,
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    settings: TrainSettings, context: StageContext, *, on_epoch: Callable[[dict[str, float]], None] | None = None
 ) -> dict[str, object]:
-    """Train, evaluate, export, register (and maybe promote) one model version; returns the run report.
+    """Train, evaluate, export, register (and with ``settings.auto_promote`` maybe promote) one model version
+    on ``context.lake``; returns the run report. ``on_epoch`` is called with each epoch's metrics.
 
     Raises:
         ValueError: the lake has no dialogues to train on.
     """
-    if features.table_version("turns", lake=lake) is None:
-        raise ValueError(f"no turns table in {lake.root}: ingest dialogues first")
+    if features.table_version("turns", lake=context.lake) is None:
+        raise ValueError(f"no turns table in {context.lake.root}: ingest dialogues first")
     return train_and_register(
-        config,
-        lake=lake,
-        model_name=model_name,
-        artifacts_root=artifacts_root,
-        rule=rule,
-        auto_promote=auto_promote,
+        TrainConfig.from_dict(settings.config),
+        lake=context.lake,
+        model_name=settings.model_name,
+        artifacts_root=settings.artifacts_root or context.artifacts_root,
+        auto_promote=settings.auto_promote,
         on_epoch=on_epoch,
-        run_id=run_id,
+        run_id=context.run_id,
     ).to_dict()

@@ -70,18 +70,6 @@ def _epoch_artifact() -> Callable[[dict[str, float]], None]:
 
 def run(settings: TrainSettings, context: StageContext) -> TrainSummary:
     """Train + evaluate + export + register a graph-prompt recommender."""
-    from training.train import TrainConfig  # torch: only when the stage runs
-
-    summary = TrainSummary(
-        train_stage(
-            TrainConfig.from_dict(settings.config),
-            lake=context.lake,
-            model_name=settings.model_name,
-            artifacts_root=settings.artifacts_root or context.artifacts_root,
-            auto_promote=settings.auto_promote,
-            run_id=context.run_id,
-            on_epoch=_epoch_artifact(),
-        )
-    )
+    summary = TrainSummary(train_stage(settings, context, on_epoch=_epoch_artifact()))
     publish(summary, key="train-metrics", description="test metrics")
     return summary

@@ -77,11 +77,13 @@ def test_run_on_a_busy_lake_exits_3(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_ci_retrain_passes_first_then_fails_a_candidate_that_is_not_better(tmp_path: Path) -> None:
-    from tasks.demo.stage import build_demo_inputs
+    from tasks.demo.stage import DemoConfig, build_demo_inputs
     from tasks.ingest.catalog import ingest_catalog
 
     lake, artifacts = tmp_path / "lake", tmp_path / "artifacts"
-    inputs = build_demo_inputs(workdir=tmp_path / "demo", items=40, synthetic_dialogues=16, use_redial=False)
+    inputs = build_demo_inputs(
+        workdir=tmp_path / "demo", config=DemoConfig(items=40, synthetic_dialogues=16, use_redial=False)
+    )
     ingest_catalog(inputs["catalog"], source="movielens", lake=lake)
     lines = Path(inputs["dialogues"]).read_text().splitlines()
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"

@@ -185,10 +185,12 @@ def _nightly_script(lake: Path, inputs: dict[str, str], out: Path, settings: dic
 
 
 def test_two_nightly_runs_at_once_one_is_refused_and_nothing_is_corrupted(tmp_path: Path) -> None:
-    from tasks.demo.stage import build_demo_inputs
+    from tasks.demo.stage import DemoConfig, build_demo_inputs
 
     lake = tmp_path / "lake"
-    inputs = build_demo_inputs(workdir=tmp_path / "demo", items=40, synthetic_dialogues=10, use_redial=False)
+    inputs = build_demo_inputs(
+        workdir=tmp_path / "demo", config=DemoConfig(items=40, synthetic_dialogues=10, use_redial=False)
+    )
     settings = {"embed": {"clip_model": "random:mmcrs-tiny@0", "modalities": ["clip_text", "text"]}}
     home = {"PREFECT_HOME": str(tmp_path / "ph-{}")}
     procs = []
@@ -232,10 +234,12 @@ def test_two_nightly_runs_at_once_one_is_refused_and_nothing_is_corrupted(tmp_pa
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_failed_run_rerun_does_not_redo_finished_stages(tmp_path: Path) -> None:
     from flows.nightly import nightly_flow
-    from tasks.demo.stage import build_demo_inputs
+    from tasks.demo.stage import DemoConfig, build_demo_inputs
 
     lake = tmp_path / "lake"
-    inputs = build_demo_inputs(workdir=tmp_path / "demo", items=30, synthetic_dialogues=8, use_redial=False)
+    inputs = build_demo_inputs(
+        workdir=tmp_path / "demo", config=DemoConfig(items=30, synthetic_dialogues=8, use_redial=False)
+    )
     good = {"embed": {"clip_model": "random:mmcrs-tiny@0", "modalities": ["clip_text", "text"]}}
     kwargs = {
         "lake": str(lake),

@@ -107,7 +107,7 @@ def _deployment(env: dict[str, str], name: str) -> dict:
 
 def test_nightly_deployment_runs_through_a_worker(server: dict[str, str], tmp_path: Path) -> None:
     from tasks.demo.server import serve_directory
-    from tasks.demo.stage import build_demo_inputs
+    from tasks.demo.stage import DemoConfig, build_demo_inputs
 
     env = server
     _cli(env, "work-pool", "create", "mmcrs-process", "--type", "process")
@@ -123,7 +123,8 @@ def test_nightly_deployment_runs_through_a_worker(server: dict[str, str], tmp_pa
     lake, artifacts = tmp_path / "lake", tmp_path / "artifacts"
     with serve_directory(tmp_path / "demo" / "posters", port=_free_port()) as base_url:
         inputs = build_demo_inputs(
-            workdir=tmp_path / "demo", items=30, synthetic_dialogues=8, use_redial=False, poster_base_url=base_url
+            workdir=tmp_path / "demo",
+            config=DemoConfig(items=30, synthetic_dialogues=8, use_redial=False, poster_base_url=base_url),
         )
         settings = {
             "crawl": {"allow_hosts": ["127.0.0.1"]},
