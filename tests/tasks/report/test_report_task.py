@@ -22,7 +22,7 @@ def test_task_publishes_markdown_artifact(full_lake: tuple[Path, Path, dict[str,
     from tasks.stages import StageRecord
 
     lake, artifacts, _ = full_lake
-    context = StageContext(features.resolve_lake(lake), "run-1", str(artifacts))
+    context = StageContext(features.resolve_lake(lake), None, str(artifacts))  # every recorded run
     ran = StageRecord("graphs", "ok", "f", datetime.now(UTC), 1.0, {}, {})
 
     @flow(name="report-test")
