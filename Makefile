@@ -14,13 +14,13 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: venv demo test test-all llama-server test-llm-server bench lint clean
+.PHONY: venv demo test test-all llama-server test-llm-server bench lint lock clean
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml constraints.txt Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "mmcrs needs Python 3.11"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -e '.[dev,dask]'
-	$(BIN)/pip install --no-deps $(NODEPS)
+	$(BIN)/pip install -c constraints.txt -e '.[dev,dask]'
+	$(BIN)/pip install -c constraints.txt --no-deps $(NODEPS)
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -55,6 +55,13 @@ bench: venv
 	$(BIN)/python -m bench.summarize
 	$(BIN)/python -m bench.train_quality
 	$(BIN)/python -m bench.nightly
+
+# Re-resolve the lock from pyproject.toml in a scratch venv (run the tests after).
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -e '.[dev,dask]' && .lock-venv/bin/pip install --no-deps $(NODEPS)
+	{ sed -n '1,3p' constraints.txt; .lock-venv/bin/pip freeze --exclude-editable | sort -f; } > constraints.new
+	mv constraints.new constraints.txt && rm -rf .lock-venv
 
 lint: venv
 	$(BIN)/ruff check .
