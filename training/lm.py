@@ -27,11 +27,6 @@ MEMO_LIMIT = 100_000  # cached lower-layer states kept per LM (texts)
 _RANDOM_ARCH = re.compile(r"bert-h(\d+)-l(\d+)-a(\d+)")
 
 
-def random_lm(*, hidden: int = 32, layers: int = 1, heads: int = 2, seed: int = 0) -> ModelSpec:
-    """The spec of a tiny randomly initialised BERT: ``random:bert-h<hidden>-l<layers>-a<heads>@<seed>``."""
-    return ModelSpec("random", f"bert-h{hidden}-l{layers}-a{heads}", seed)
-
-
 class FrozenLM(nn.Module):
     """A frozen encoder/decoder: embeds token ids, runs on ``inputs_embeds``, mean-pools the last hidden state."""
 

@@ -39,80 +39,15 @@ Only the id embeddings, projections, gates, prompt encoder, pathway scale and it
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.config import ModelConfig
 from training.lm import FrozenLM
 from training.modalities import cooccurrence_graphs
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture; ``graphs`` / ``modalities`` name the views actually present (absent ones were skipped).
-
-    ``n_items``, ``graphs``, ``modalities``, ``feature_dims`` and ``extra`` (``DATA_FIELDS``) describe the data
-    and are filled in when a model is built over it; the other fields are the knobs a train config sets.
-    """
-
-    n_items: int = 0
-    graphs: tuple[str, ...] = ()
-    modalities: tuple[str, ...] = ()
-    feature_dims: tuple[int, ...] = ()  # aligned with modalities
-    id_dim: int = 64
-    layers: int = 2
-    n_prompts: int = 2
-    max_context_items: int = 8
-    max_context_tokens: int = 64
-    gating: bool = True
-    use_summary: bool = True
-    align_weight: float = 0.1
-    temperature: float = 0.2
-    graph_pathway: bool = True
-    item_bias: bool = True
-    prompt_depth: int | None = 1  # top LM layers that read the prompts (None: all, prompts at the input)
-    cooccurrence: bool = True  # raw co-occurrence (kNN-like) signal over the co_mention graph's raw counts
-    cooccurrence_init: float = 16.0  # initial weight of log1p(summed co_mention counts) (chosen on validation)
-    repeat_score: bool = True  # learned score of the context items themselves, per liked/disliked/unknown label
-    repeat_init: float = 32.0  # its initial value (chosen on validation, with cooccurrence_init)
-    explore_weight: float = 0.0  # weight of the explore loss (context items masked out of the softmax)
-    extra: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable form (tuples become lists)."""
-        return asdict(self)
-
-    def knobs(self) -> dict:
-        """The architecture knobs only (``to_dict`` without ``DATA_FIELDS``): what a train config records."""
-        return {k: v for k, v in self.to_dict().items() if k not in DATA_FIELDS}
-
-    @classmethod
-    def knob_names(cls) -> tuple[str, ...]:
-        """Names of the architecture knobs (every field but ``DATA_FIELDS``)."""
-        return tuple(f.name for f in fields(cls) if f.name not in DATA_FIELDS)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ModelConfig:
-        """Inverse of ``to_dict``; a saved config without the later signals' fields (``LEGACY``) loads as the
-        model it described."""
-        tuples = {k: tuple(v) for k, v in data.items() if k in ("graphs", "modalities", "feature_dims")}
-        return cls(**(LEGACY | data | tuples))
-
-    @property
-    def experts(self) -> tuple[str, ...]:
-        return ("id", *(f"graph:{g}" for g in self.graphs), *(f"feat:{m}" for m in self.modalities))
-
-
-DATA_FIELDS = ("n_items", "graphs", "modalities", "feature_dims", "extra")  # set from the data, not by knobs
-LEGACY = {
-    "graph_pathway": False,
-    "item_bias": False,
-    "prompt_depth": None,
-    "cooccurrence": False,
-    "repeat_score": False,
-}  # fields absent from older checkpoints
 
 
 @dataclass

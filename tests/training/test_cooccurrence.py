@@ -8,9 +8,10 @@ import torch
 
 from training.baselines import neighbour_scores
 from training.data import dialogue_items
-from training.lm import load_lm, random_lm
+from training.lm import load_lm
 from training.model import Batch, GraphPromptRecommender, ModelConfig
 from training.samples import Sample
+from training.spec import random_lm
 from training.train import SCALES, TrainConfig, _cooc_offset, selection_score
 
 # 5 items; co_mention counts: 0-1 in 3 dialogues, 0-2 in 1, 3-4 in 2 (item 3 and 4 unrelated to 0)

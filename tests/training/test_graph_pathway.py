@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from training.data import DataOptions, TrainingData, load_training_data, target_counts
-from training.lm import load_lm, random_lm
+from training.lm import load_lm
 from training.model import ModelConfig
+from training.spec import random_lm
 from training.train import (
     TrainConfig,
     build_model,

@@ -10,8 +10,9 @@ import torch
 
 import features
 from training.data import DataOptions, load_training_data
-from training.lm import load_lm, random_lm
+from training.lm import load_lm
 from training.model import ModelConfig, normalized_adjacency
+from training.spec import random_lm
 from training.train import build_model, make_batch
 
 from .conftest import write_fixture_lake

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from training.lm import random_lm
 from training.model import ModelConfig
-from training.spec import MINILM, ModelSpec
+from training.spec import MINILM, ModelSpec, random_lm
 from training.train import TrainConfig
 
 LEGACY_TRAIN = json.loads((Path(__file__).parent / "data" / "legacy_artifact" / "config.json").read_text())["train"]
