@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import polars as pl
 
@@ -23,12 +23,9 @@ from tasks.summarize.stage import (
     SummarizeConfig,
     SummarizeSummary,
     _batches,
-    _commit,
-    _done_keys,
     _generate,
-    _Writer,
-    merge_result,
-    worker_name,
+    _Run,
+    batch_result,
 )
 
 SOURCE = "summarize:item"
@@ -99,9 +96,7 @@ def generate_item_batch(
             rows.append(
                 {"item_id": item_id, "model_id": backend.model_id, "prompt_hash": digest, "summary": result.text}
             )
-    return BatchResult(
-        job.index, rows, failures, len(job.entries), counts.generated, counts.new_tokens, model_loads, worker_name()
-    )
+    return batch_result(job.index, rows, failures, size=len(job.entries), counts=counts, model_loads=model_loads)
 
 
 def summarize_items(
@@ -134,66 +129,50 @@ def summarize_items(
     Returns:
         The ``SummarizeSummary``; a re-run over unchanged items generates nothing.
     """
-    resolved, cfg, started = features.resolve_lake(lake), config or SummarizeConfig(), time.perf_counter()
-    summary = SummarizeSummary(what="items", model_id=backend.model_id)
-    items = features.read("items", columns=_COLUMNS, missing="empty", lake=resolved).collect().sort("item_id")
+    run = _Run("items", backend, lake=lake, config=config, name=runner_name)
+    items = _select(run.lake, item_ids=item_ids, limit=limit)
+    run.summary.images = _images(items, with_image=backend.accepts_images)
+    todo = _plan(items, load_template(run.config.item_template), run, with_image=backend.accepts_images)
+    return run.commit_batches(
+        (ItemJob(i, list(batch)) for i, batch in enumerate(_batches(todo, run.config.batch))),
+        runner=runner,
+        local=partial(generate_item_batch, config=run.config, lake=run.lake),
+        table="item_summaries",
+        inputs=["items", "item_summaries"],
+        run_id=run_id,
+        progress=progress,
+        total=len(todo),
+    )
+
+
+def _select(lake: Lake, *, item_ids: Sequence[str] | None, limit: int | None) -> pl.DataFrame:
+    """The catalog's items (only ``item_ids`` when given), by item_id, at most ``limit`` of them."""
+    items = features.read("items", columns=_COLUMNS, missing="empty", lake=lake).collect().sort("item_id")
     if item_ids is not None:
         items = items.filter(pl.col("item_id").is_in(list(item_ids)))
-    items = items.head(limit) if limit is not None else items
-    with_image = backend.accepts_images
+    return items.head(limit) if limit is not None else items
+
+
+def _images(items: pl.DataFrame, *, with_image: bool) -> str:
+    """What happens to the items' posters: used, skipped (a text-only backend), or none stored."""
     has_posters = items["poster_sha256"].is_not_null().any()
-    summary.images = (
-        "used"
-        if with_image and has_posters
-        else ("skipped: the backend takes no images" if has_posters else "none stored")
-    )
-    template = load_template(cfg.item_template)
-    todo = _plan(items, template, backend.model_id, resolved, summary, with_image=with_image)
-    writer = _Writer(
-        resolved,
-        _commit(resolved, run_id, cfg, backend.model_id, ["items", "item_summaries"]),
-        summary,
-        cfg.sample_size,
-    )
-    jobs = (ItemJob(i, list(batch)) for i, batch in enumerate(_batches(todo, cfg.batch)))
-    run = runner or _local_runner(backend, cfg, resolved)
-    done, workers = 0, set[str]()
-    summary.runner = runner_name
-    for result in run(jobs):
-        merge_result(summary, result, workers)
-        writer.write("item_summaries", result.rows, result.failures)
-        done += result.size
-        if progress:
-            progress(done, len(todo))
-    summary.workers = sorted(workers) if runner else []
-    summary.elapsed_s = round(time.perf_counter() - started, 3)
-    return summary
-
-
-def _local_runner(backend: BackendIdentity, config: SummarizeConfig, lake: Lake) -> BatchRunner:
-    if not isinstance(backend, Backend):
-        raise TypeError("an in-process run needs a Backend that generates, not only its identity")
-
-    def run(jobs: Iterable[ItemJob]) -> Iterator[BatchResult]:
-        return (generate_item_batch(job, backend=backend, config=config, lake=lake) for job in jobs)
-
-    return run
+    if with_image and has_posters:
+        return "used"
+    return "skipped: the backend takes no images" if has_posters else "none stored"
 
 
 def _plan(
-    items: pl.DataFrame, template: Template, model_id: str, lake: Lake, summary: SummarizeSummary, *, with_image: bool
+    items: pl.DataFrame, template: Template, run: _Run, *, with_image: bool
 ) -> list[tuple[str, str, dict[str, object]]]:
     """(item_id, prompt_hash, inputs) of the items this model has not answered yet."""
-    done = _done_keys(
-        "item_summaries", SOURCE, model_id, lake, lambda r: _key(r["item_id"], r["model_id"], r["prompt_hash"])
-    )
+    done = run.done_keys("item_summaries", SOURCE, lambda r: _key(r["item_id"], r["model_id"], r["prompt_hash"]))
     todo = []
     for row in items.iter_rows(named=True):
         inputs = _inputs(row, with_image=with_image)
         digest = prompt_hash(template, inputs)
-        summary.candidates += 1
-        if _key(row["item_id"], model_id, digest) in done:
-            summary.cached += 1
+        run.summary.candidates += 1
+        if _key(row["item_id"], run.model_id, digest) in done:
+            run.summary.cached += 1
         else:
             todo.append((row["item_id"], digest, inputs))
     return todo

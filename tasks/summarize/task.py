@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from features import Lake
 from tasks.settings import StageContext
 from tasks.summarize.backends import Backend
-from tasks.summarize.backends.factory import SMOLLM2, BackendSpec, create_backend
+from tasks.summarize.backends.factory import BackendSpec, create_backend
 from tasks.summarize.backends.openai import use_secret_loader
 from tasks.summarize.config import SummarizeSettings
 from tasks.summarize.items import ItemJob, generate_item_batch, summarize_items
@@ -26,7 +26,6 @@ from tasks.summarize.preferences import (
 from tasks.summarize.stage import BackendIdentity, BackendInfo, BatchResult, SummarizeConfig, SummarizeSummary
 from tasks.summary import StageSummary, reason_notes
 from tasks.task import dask_task_runner, prefect_progress, submit_jobs
-from training.spec import ModelSpec
 
 
 def _prefect_secret(name: str) -> str:
@@ -150,7 +149,7 @@ def _summarize(
 ) -> SummarizeStageSummary:
     """Items, then preferences: with ``both``, the items of the chosen dialogues first, so that their
     histories can use them; ``limit`` counts items (``what="items"``) or dialogues."""
-    config, result = _config(settings), SummarizeStageSummary()
+    config, result = settings.summarize_config(), SummarizeStageSummary()
     common = {"backend": backend, "lake": context.lake, "config": config, "run_id": context.run_id}
 
     def items(item_ids: Sequence[str] | None, limit: int | None) -> None:
@@ -182,31 +181,6 @@ def _summarize(
     return result
 
 
-def _config(settings: SummarizeSettings) -> SummarizeConfig:
-    return SummarizeConfig(
-        chunk_size=settings.chunk_size, max_new_tokens=settings.max_new_tokens, batch=settings.batch_size
-    )
-
-
-def _backend_spec(settings: SummarizeSettings) -> BackendSpec:
-    return BackendSpec(
-        kind=settings.backend,
-        weights=_weights(settings),
-        batch_size=settings.batch_size,
-        base_url=settings.base_url,
-        model=settings.model,
-        api_key_env=settings.api_key_env,
-        api_key_block=settings.api_key_block,
-        accepts_images=settings.accepts_images,
-    )
-
-
-def _weights(settings: SummarizeSettings) -> ModelSpec:
-    if settings.weights:
-        return ModelSpec.parse(settings.weights)
-    return ModelSpec("local", settings.model_dir) if settings.model_dir else SMOLLM2
-
-
 @flow(name="summarize-sharded", log_prints=True)
 def summarize_sharded_flow(
     settings: SummarizeSettings, context: StageContext, max_in_flight: int = 4
@@ -215,7 +189,7 @@ def summarize_sharded_flow(
 
     The backend loads on the workers only (``create_backend`` caches it per process).
     """
-    spec, config = _backend_spec(settings), _config(settings)
+    spec, config = settings.backend_spec(), settings.summarize_config()
     info = backend_info_task.submit(spec).result()
 
     def items_runner(jobs: Iterable[ItemJob]) -> Iterator[BatchResult]:
@@ -243,4 +217,4 @@ def run(settings: SummarizeSettings, context: StageContext) -> SummarizeStageSum
         runner = dask_task_runner(settings.dask_address, settings.dask_workers)
         sharded = summarize_sharded_flow.with_options(task_runner=runner)
         return sharded(settings, context, max_in_flight=2 * settings.dask_workers)
-    return _summarize(settings, context, create_backend(_backend_spec(settings)), _Runners())
+    return _summarize(settings, context, create_backend(settings.backend_spec()), _Runners())
