@@ -54,9 +54,8 @@ from tasks.summarize.backends import ChatPrompt
 from tasks.summarize.backends.factory import SMOLLM2
 from tasks.summarize.backends.local import CPU_PREFILL_ROWS, LocalBackend
 from tasks.summarize.history import Chunk, history_chunks, recommendation_points
-from tasks.summarize.preferences import _titles, select_dialogues, step_fields
+from tasks.summarize.preferences import NO_SUMMARY, _titles, select_dialogues, step_fields
 from tasks.summarize.prompts import load_template, render
-from tasks.summarize.stage import NO_SUMMARY
 
 REDIAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "redial" / "redial_test.jsonl"
 

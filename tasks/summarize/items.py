@@ -12,21 +12,11 @@ import polars as pl
 import features
 from features import Lake, QuarantineRecord
 from features.blobs import poster_store
+from tasks.progress import Progress
 from tasks.summarize.backends import Backend
+from tasks.summarize.batches import SummarizeRun, batch_result, generate_counted
 from tasks.summarize.prompts import Template, load_template, prompt_hash, render
-from tasks.summarize.stage import (
-    STAGE,
-    BackendIdentity,
-    BatchResult,
-    BatchRunner,
-    Progress,
-    SummarizeConfig,
-    SummarizeSummary,
-    _batches,
-    _generate,
-    _Run,
-    batch_result,
-)
+from tasks.summarize.stage import STAGE, BackendIdentity, BatchResult, BatchRunner, SummarizeConfig, SummarizeSummary
 
 SOURCE = "summarize:item"
 _COLUMNS = ["item_id", "title", "year", "text", "plot_text", "attributes", "poster_sha256"]
@@ -86,7 +76,7 @@ def generate_item_batch(
     rows: list[dict[str, object]] = []
     failures: list[QuarantineRecord] = []
     for (item_id, digest, _), result in zip(
-        job.entries, _generate(backend, prompts, config.item_checks, config, counts), strict=True
+        job.entries, generate_counted(backend, prompts, config.item_checks, config, counts), strict=True
     ):
         if result.reason:
             failures.append(
@@ -129,12 +119,12 @@ def summarize_items(
     Returns:
         The ``SummarizeSummary``; a re-run over unchanged items generates nothing.
     """
-    run = _Run("items", backend, lake=lake, config=config, name=runner_name)
+    run = SummarizeRun("items", backend, lake=lake, config=config, name=runner_name)
     items = _select(run.lake, item_ids=item_ids, limit=limit)
     run.summary.images = _images(items, with_image=backend.accepts_images)
     todo = _plan(items, load_template(run.config.item_template), run, with_image=backend.accepts_images)
     return run.commit_batches(
-        (ItemJob(i, list(batch)) for i, batch in enumerate(_batches(todo, run.config.batch))),
+        (ItemJob(i, list(batch)) for i, batch in enumerate(run.batches(todo))),
         runner=runner,
         local=partial(generate_item_batch, config=run.config, lake=run.lake),
         table="item_summaries",
@@ -162,7 +152,7 @@ def _images(items: pl.DataFrame, *, with_image: bool) -> str:
 
 
 def _plan(
-    items: pl.DataFrame, template: Template, run: _Run, *, with_image: bool
+    items: pl.DataFrame, template: Template, run: SummarizeRun, *, with_image: bool
 ) -> list[tuple[str, str, dict[str, object]]]:
     """(item_id, prompt_hash, inputs) of the items this model has not answered yet."""
     done = run.done_keys("item_summaries", SOURCE, lambda r: _key(r["item_id"], r["model_id"], r["prompt_hash"]))

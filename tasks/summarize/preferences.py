@@ -24,25 +24,16 @@ import polars as pl
 
 import features
 from features import Lake, QuarantineRecord
+from tasks.progress import Progress
 from tasks.summarize.backends import Backend, CachingBackend, ChatPrompt
+from tasks.summarize.batches import SummarizeRun, batch_result, generate_counted
 from tasks.summarize.checks import Checked
 from tasks.summarize.history import Chunk, history_chunks, recommendation_points
 from tasks.summarize.prompts import Template, load_template, prompt_hash, render
-from tasks.summarize.stage import (
-    NO_SUMMARY,
-    BackendIdentity,
-    BatchResult,
-    BatchRunner,
-    Progress,
-    SummarizeConfig,
-    SummarizeSummary,
-    _batches,
-    _generate,
-    _Run,
-    batch_result,
-)
+from tasks.summarize.stage import BackendIdentity, BatchResult, BatchRunner, SummarizeConfig, SummarizeSummary
 
 SOURCE = "summarize:preference"
+NO_SUMMARY = "(none yet)"  # the previous summary of a chain's first step
 _TURN_COLUMNS = ["dialogue_id", "turn_idx", "role", "text", "mentioned_item_ids", "liked", "seen"]
 
 
@@ -155,7 +146,7 @@ def summarize_preferences(
     Returns:
         The ``SummarizeSummary``; a re-run over unchanged inputs generates nothing.
     """
-    run = _Run("preferences", backend, lake=lake, config=config, name=runner_name)
+    run = SummarizeRun("preferences", backend, lake=lake, config=config, name=runner_name)
     turns = features.read("turns", columns=_TURN_COLUMNS, missing="empty", lake=run.lake).collect()
     chosen, run.summary.dialogues_total = select_dialogues(turns, limit=limit, dialogue_ids=dialogue_ids)
     run.summary.dialogues = len(chosen)
@@ -171,7 +162,7 @@ def summarize_preferences(
     )
 
 
-def _jobs(run: _Run, turns: pl.DataFrame, chosen: list[str]) -> Iterator[PreferenceJob]:
+def _jobs(run: SummarizeRun, turns: pl.DataFrame, chosen: list[str]) -> Iterator[PreferenceJob]:
     """The batches of ``chosen`` dialogues with chains left to generate, planned as the runner asks for them;
     a batch with none is counted in ``run.skipped``."""
     by_dialogue = turns.filter(pl.col("dialogue_id").is_in(chosen)).partition_by("dialogue_id", as_dict=True)
@@ -184,7 +175,7 @@ def _jobs(run: _Run, turns: pl.DataFrame, chosen: list[str]) -> Iterator[Prefere
     template = load_template(run.config.preference_template)
 
     def jobs() -> Iterator[PreferenceJob]:
-        for n, batch in enumerate(_batches(chosen, run.config.batch)):
+        for n, batch in enumerate(run.batches(chosen)):
             chains = [
                 chain
                 for dialogue_id in batch
@@ -204,7 +195,7 @@ def _plan(
     dialogue_id: str,
     turns: list[dict[str, Any]],
     template: Template,
-    run: _Run,
+    run: SummarizeRun,
     titles: Mapping[str, str],
     item_summaries: Mapping[str, str],
     done: set[str],
@@ -247,7 +238,11 @@ def _advance(
                 users[id(chain)] = prompt.user
                 if (chain.dialogue_id, digest) not in answers:
                     pending.setdefault((chain.dialogue_id, digest), prompt)
-            results = _generate(backend, list(pending.values()), cfg.preference_checks, cfg, summary) if pending else []
+            results = (
+                generate_counted(backend, list(pending.values()), cfg.preference_checks, cfg, summary)
+                if pending
+                else []
+            )
             answers.update(zip(pending, results, strict=True))
             held.update(p.cache_as for p in pending.values() if p.cache_as)
             for chain in active:
