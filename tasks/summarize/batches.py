@@ -19,10 +19,17 @@ import polars as pl
 
 import features
 from features import CommitInfo, Lake, QuarantineRecord
-from tasks.progress import Progress
 from tasks.summarize.backends import Backend, ChatPrompt
 from tasks.summarize.checks import Checked, OutputChecks, generate_checked
-from tasks.summarize.stage import STAGE, BackendIdentity, BatchResult, BatchRunner, SummarizeConfig, SummarizeSummary
+from tasks.summarize.stage import (
+    STAGE,
+    BackendIdentity,
+    BatchResult,
+    BatchRunner,
+    RunOptions,
+    SummarizeConfig,
+    SummarizeSummary,
+)
 
 # --- worker side: one batch generated, counted and returned (writes nothing) ------------------------------
 
@@ -119,11 +126,18 @@ class SummarizeRun:
     """One summarizer run: its lake and options, its summary and clock, and the commit of every batch."""
 
     def __init__(
-        self, what: str, backend: BackendIdentity, *, lake: Lake | str | None, config: SummarizeConfig | None, name: str
+        self,
+        what: str,
+        backend: BackendIdentity,
+        *,
+        lake: Lake | str | None,
+        config: SummarizeConfig | None,
+        options: RunOptions | None,
     ) -> None:
         self.started = time.perf_counter()
         self.lake, self.config, self.backend = features.resolve_lake(lake), config or SummarizeConfig(), backend
-        self.summary = SummarizeSummary(what=what, model_id=backend.model_id, runner=name)
+        self.options = options or RunOptions()
+        self.summary = SummarizeSummary(what=what, model_id=backend.model_id, runner=self.options.runner_name)
         self.skipped = 0  # items or dialogues of batches with nothing left to generate (never sent to a runner)
 
     @property
@@ -145,23 +159,14 @@ class SummarizeRun:
         return done | set(quarantined.filter(pl.col("source") == source).collect()["record_key"])
 
     def commit_batches(
-        self,
-        jobs: Iterable[Any],
-        *,
-        runner: BatchRunner | None,
-        local: Callable[..., BatchResult],
-        table: str,
-        inputs: list[str],
-        run_id: str | None,
-        progress: Progress | None,
-        total: int,
+        self, jobs: Iterable[Any], *, local: Callable[..., BatchResult], table: str, inputs: list[str], total: int
     ) -> SummarizeSummary:
-        """Run the jobs (on ``runner``, else here with ``local``) and commit each result to ``table`` as it
-        arrives; returns the run's summary."""
-        run = runner or in_process(self.backend, local)
-        writer = _Writer(self.lake, self._commit(run_id, inputs), self.summary, self.config.sample_size)
+        """Run the jobs (on the options' runner, else here with ``local``) and commit each result to ``table``
+        as it arrives; returns the run's summary."""
+        runner, progress = self.options.runner, self.options.progress
+        writer = _Writer(self.lake, self._commit(inputs), self.summary, self.config.sample_size)
         done, workers = 0, set[str]()
-        for result in run(jobs):
+        for result in (runner or in_process(self.backend, local))(jobs):
             merge_result(self.summary, result, workers)
             writer.write(table, result.rows, result.failures)
             done += result.size
@@ -171,10 +176,10 @@ class SummarizeRun:
         self.summary.elapsed_s = round(time.perf_counter() - self.started, 3)
         return self.summary
 
-    def _commit(self, run_id: str | None, inputs: list[str]) -> CommitInfo:
+    def _commit(self, inputs: list[str]) -> CommitInfo:
         return CommitInfo(
             stage=STAGE,
-            flow_run_id=run_id,
+            flow_run_id=self.options.run_id,
             config_hash=features.config_hash({**asdict(self.config), "model_id": self.model_id}),
             input_versions=features.table_versions(inputs, lake=self.lake),
         )

@@ -12,11 +12,10 @@ import polars as pl
 import features
 from features import Lake, QuarantineRecord
 from features.blobs import poster_store
-from tasks.progress import Progress
 from tasks.summarize.backends import Backend
 from tasks.summarize.batches import SummarizeRun, batch_result, generate_counted
 from tasks.summarize.prompts import Template, load_template, prompt_hash, render
-from tasks.summarize.stage import STAGE, BackendIdentity, BatchResult, BatchRunner, SummarizeConfig, SummarizeSummary
+from tasks.summarize.stage import STAGE, BackendIdentity, BatchResult, RunOptions, SummarizeConfig, SummarizeSummary
 
 SOURCE = "summarize:item"
 _COLUMNS = ["item_id", "title", "year", "text", "plot_text", "attributes", "poster_sha256"]
@@ -96,10 +95,7 @@ def summarize_items(
     config: SummarizeConfig | None = None,
     item_ids: Sequence[str] | None = None,
     limit: int | None = None,
-    run_id: str | None = None,
-    progress: Progress | None = None,
-    runner: BatchRunner | None = None,
-    runner_name: str = "in-process",
+    options: RunOptions | None = None,
 ) -> SummarizeSummary:
     """Write an ``item_summaries`` row for every (selected) item whose prompt this model has not answered.
 
@@ -110,27 +106,21 @@ def summarize_items(
         config: options (default ``SummarizeConfig()``).
         item_ids: only these items (default: the whole catalog).
         limit: at most this many items (the first by item_id).
-        run_id: flow run id recorded in the commits.
-        progress: called with (done, total) after each batch.
-        runner: scale-out: runs ``generate_item_batch`` on each ``ItemJob`` elsewhere; this process commits
-            each result as it arrives. None generates here, batch by batch.
-        runner_name: how the summary names the runner.
+        options: where the batches run (default: here) and how the run reports; a runner gets an ``ItemJob``
+            per batch, to run with ``generate_item_batch``; progress counts items.
 
     Returns:
         The ``SummarizeSummary``; a re-run over unchanged items generates nothing.
     """
-    run = SummarizeRun("items", backend, lake=lake, config=config, name=runner_name)
+    run = SummarizeRun("items", backend, lake=lake, config=config, options=options)
     items = _select(run.lake, item_ids=item_ids, limit=limit)
     run.summary.images = _images(items, with_image=backend.accepts_images)
     todo = _plan(items, load_template(run.config.item_template), run, with_image=backend.accepts_images)
     return run.commit_batches(
         (ItemJob(i, list(batch)) for i, batch in enumerate(run.batches(todo))),
-        runner=runner,
         local=partial(generate_item_batch, config=run.config, lake=run.lake),
         table="item_summaries",
         inputs=["items", "item_summaries"],
-        run_id=run_id,
-        progress=progress,
         total=len(todo),
     )
 

@@ -24,13 +24,12 @@ import polars as pl
 
 import features
 from features import Lake, QuarantineRecord
-from tasks.progress import Progress
 from tasks.summarize.backends import Backend, CachingBackend, ChatPrompt
 from tasks.summarize.batches import SummarizeRun, batch_result, generate_counted
 from tasks.summarize.checks import Checked
 from tasks.summarize.history import Chunk, history_chunks, recommendation_points
 from tasks.summarize.prompts import Template, load_template, prompt_hash, render
-from tasks.summarize.stage import BackendIdentity, BatchResult, BatchRunner, SummarizeConfig, SummarizeSummary
+from tasks.summarize.stage import BackendIdentity, BatchResult, RunOptions, SummarizeConfig, SummarizeSummary
 
 SOURCE = "summarize:preference"
 NO_SUMMARY = "(none yet)"  # the previous summary of a chain's first step
@@ -124,10 +123,7 @@ def summarize_preferences(
     config: SummarizeConfig | None = None,
     limit: int | None = None,
     dialogue_ids: Sequence[str] | None = None,
-    run_id: str | None = None,
-    progress: Progress | None = None,
-    runner: BatchRunner | None = None,
-    runner_name: str = "in-process",
+    options: RunOptions | None = None,
 ) -> SummarizeSummary:
     """Write a ``preference_summaries`` row per (dialogue, recommendation turn) not answered by this model yet.
 
@@ -137,27 +133,22 @@ def summarize_preferences(
         config: options (default ``SummarizeConfig()``); ``chunk_size`` items per recurrent step.
         limit: summarise only the first ``limit`` dialogues (by id) that have a recommendation point.
         dialogue_ids: only these dialogues.
-        run_id: flow run id recorded in the commits.
-        progress: called with (dialogues done, dialogues chosen) after each batch.
-        runner: scale-out: runs ``advance_preference_batch`` on each ``PreferenceJob`` (a batch of dialogues,
-            planned here) elsewhere; this process commits each result as it arrives. None generates here.
-        runner_name: how the summary names the runner.
+        options: where the batches run (default: here) and how the run reports; a runner gets a
+            ``PreferenceJob`` per batch of dialogues (planned here), to run with ``advance_preference_batch``;
+            progress counts dialogues (done, chosen).
 
     Returns:
         The ``SummarizeSummary``; a re-run over unchanged inputs generates nothing.
     """
-    run = SummarizeRun("preferences", backend, lake=lake, config=config, name=runner_name)
+    run = SummarizeRun("preferences", backend, lake=lake, config=config, options=options)
     turns = features.read("turns", columns=_TURN_COLUMNS, missing="empty", lake=run.lake).collect()
     chosen, run.summary.dialogues_total = select_dialogues(turns, limit=limit, dialogue_ids=dialogue_ids)
     run.summary.dialogues = len(chosen)
     return run.commit_batches(
         _jobs(run, turns, chosen),
-        runner=runner,
         local=partial(advance_preference_batch, config=run.config),
         table="preference_summaries",
         inputs=["turns", "items", "item_summaries", "preference_summaries"],
-        run_id=run_id,
-        progress=progress,
         total=len(chosen),
     )
 

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from features import QuarantineRecord
+from tasks.progress import Progress
 from tasks.summarize.checks import OutputChecks
 
 STAGE = "summarize"
@@ -109,3 +110,21 @@ class BatchResult:
 
 BatchRunner = Callable[[Iterable[Any]], Iterable[BatchResult]]
 """Runs batch jobs somewhere (e.g. Prefect tasks on a Dask cluster), yields their results as they finish."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where a summarizer run's batches are generated and how the run reports.
+
+    Attributes:
+        runner: scale-out: runs each batch job elsewhere (e.g. Prefect tasks on a Dask cluster) and yields the
+            results as they finish; this process commits each. None generates here, batch by batch.
+        runner_name: how the summary names the runner.
+        run_id: flow run id recorded in the commits.
+        progress: called with (done, total) after each committed batch.
+    """
+
+    runner: BatchRunner | None = None
+    runner_name: str = "in-process"
+    run_id: str | None = None
+    progress: Progress | None = None

@@ -23,7 +23,15 @@ from tasks.summarize.preferences import (
     dialogue_sample,
     summarize_preferences,
 )
-from tasks.summarize.stage import BackendIdentity, BackendInfo, BatchResult, SummarizeConfig, SummarizeSummary
+from tasks.summarize.stage import (
+    BackendIdentity,
+    BackendInfo,
+    BatchResult,
+    BatchRunner,
+    RunOptions,
+    SummarizeConfig,
+    SummarizeSummary,
+)
 from tasks.summary import StageSummary, reason_notes
 from tasks.task import dask_task_runner, prefect_progress, submit_jobs
 
@@ -139,9 +147,18 @@ def preference_batch_task(job: PreferenceJob, spec: BackendSpec, config: Summari
 class _Runners:
     """How the batches run: in this process (no runners), or as task runs (``submit_jobs``)."""
 
-    items: object = None
-    preferences: object = None
+    items: BatchRunner | None = None
+    preferences: BatchRunner | None = None
     name: str = "in-process"
+
+    def options(self, what: str, context: StageContext, label: str) -> RunOptions:
+        """One summarizer's run options: its runner, the flow run, and a Prefect progress artifact."""
+        return RunOptions(
+            runner=self.items if what == "items" else self.preferences,
+            runner_name=self.name,
+            run_id=context.run_id,
+            progress=prefect_progress(f"summarize-{what}-progress", label),
+        )
 
 
 def _summarize(
@@ -150,16 +167,11 @@ def _summarize(
     """Items, then preferences: with ``both``, the items of the chosen dialogues first, so that their
     histories can use them; ``limit`` counts items (``what="items"``) or dialogues."""
     config, result = settings.summarize_config(), SummarizeStageSummary()
-    common = {"backend": backend, "lake": context.lake, "config": config, "run_id": context.run_id}
 
     def items(item_ids: Sequence[str] | None, limit: int | None) -> None:
+        options = runners.options("items", context, "items summarised")
         summary = summarize_items(
-            **common,  # type: ignore[arg-type]
-            item_ids=item_ids,
-            limit=limit,
-            runner=runners.items,  # type: ignore[arg-type]
-            runner_name=runners.name,
-            progress=prefect_progress("summarize-items-progress", "items summarised"),
+            backend=backend, lake=context.lake, config=config, item_ids=item_ids, limit=limit, options=options
         )
         _publish(summary, "summarize-items")
         result.parts["items"] = summary.to_dict()
@@ -169,12 +181,13 @@ def _summarize(
         return result
     if settings.what == "both":
         items(dialogue_sample(lake=context.lake, limit=settings.limit)["item_ids"], None)
+    options = runners.options("preferences", context, "dialogues summarised")
     summary = summarize_preferences(
-        **common,  # type: ignore[arg-type]
+        backend=backend,
+        lake=context.lake,
+        config=config,
         limit=settings.limit,  # the same sample
-        runner=runners.preferences,  # type: ignore[arg-type]
-        runner_name=runners.name,
-        progress=prefect_progress("summarize-preferences-progress", "dialogues summarised"),
+        options=options,
     )
     _publish(summary, "summarize-preferences")
     result.parts["preferences"] = summary.to_dict()
