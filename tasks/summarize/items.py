@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import polars as pl
 
@@ -13,23 +13,9 @@ import features
 from features import Lake, QuarantineRecord
 from features.blobs import poster_store
 from tasks.summarize.backends import Backend
+from tasks.summarize.batches import SummarizeRun, batch_result, generate_counted
 from tasks.summarize.prompts import Template, load_template, prompt_hash, render
-from tasks.summarize.stage import (
-    STAGE,
-    BackendIdentity,
-    BatchResult,
-    BatchRunner,
-    Progress,
-    SummarizeConfig,
-    SummarizeSummary,
-    _batches,
-    _commit,
-    _done_keys,
-    _generate,
-    _Writer,
-    merge_result,
-    worker_name,
-)
+from tasks.summarize.stage import STAGE, BackendIdentity, BatchResult, RunOptions, SummarizeConfig, SummarizeSummary
 
 SOURCE = "summarize:item"
 _COLUMNS = ["item_id", "title", "year", "text", "plot_text", "attributes", "poster_sha256"]
@@ -89,7 +75,7 @@ def generate_item_batch(
     rows: list[dict[str, object]] = []
     failures: list[QuarantineRecord] = []
     for (item_id, digest, _), result in zip(
-        job.entries, _generate(backend, prompts, config.item_checks, config, counts), strict=True
+        job.entries, generate_counted(backend, prompts, config.item_checks, config, counts), strict=True
     ):
         if result.reason:
             failures.append(
@@ -99,9 +85,7 @@ def generate_item_batch(
             rows.append(
                 {"item_id": item_id, "model_id": backend.model_id, "prompt_hash": digest, "summary": result.text}
             )
-    return BatchResult(
-        job.index, rows, failures, len(job.entries), counts.generated, counts.new_tokens, model_loads, worker_name()
-    )
+    return batch_result(job.index, rows, failures, size=len(job.entries), counts=counts, model_loads=model_loads)
 
 
 def summarize_items(
@@ -111,10 +95,7 @@ def summarize_items(
     config: SummarizeConfig | None = None,
     item_ids: Sequence[str] | None = None,
     limit: int | None = None,
-    run_id: str | None = None,
-    progress: Progress | None = None,
-    runner: BatchRunner | None = None,
-    runner_name: str = "in-process",
+    options: RunOptions | None = None,
 ) -> SummarizeSummary:
     """Write an ``item_summaries`` row for every (selected) item whose prompt this model has not answered.
 
@@ -125,75 +106,53 @@ def summarize_items(
         config: options (default ``SummarizeConfig()``).
         item_ids: only these items (default: the whole catalog).
         limit: at most this many items (the first by item_id).
-        run_id: flow run id recorded in the commits.
-        progress: called with (done, total) after each batch.
-        runner: scale-out: runs ``generate_item_batch`` on each ``ItemJob`` elsewhere; this process commits
-            each result as it arrives. None generates here, batch by batch.
-        runner_name: how the summary names the runner.
+        options: where the batches run (default: here) and how the run reports; a runner gets an ``ItemJob``
+            per batch, to run with ``generate_item_batch``; progress counts items.
 
     Returns:
         The ``SummarizeSummary``; a re-run over unchanged items generates nothing.
     """
-    resolved, cfg, started = features.resolve_lake(lake), config or SummarizeConfig(), time.perf_counter()
-    summary = SummarizeSummary(what="items", model_id=backend.model_id)
-    items = features.read("items", columns=_COLUMNS, missing="empty", lake=resolved).collect().sort("item_id")
+    run = SummarizeRun("items", backend, lake=lake, config=config, options=options)
+    items = _select(run.lake, item_ids=item_ids, limit=limit)
+    run.summary.images = _images(items, with_image=backend.accepts_images)
+    todo = _plan(items, load_template(run.config.item_template), run, with_image=backend.accepts_images)
+    return run.commit_batches(
+        (ItemJob(i, list(batch)) for i, batch in enumerate(run.batches(todo))),
+        local=partial(generate_item_batch, config=run.config, lake=run.lake),
+        table="item_summaries",
+        inputs=["items", "item_summaries"],
+        total=len(todo),
+    )
+
+
+def _select(lake: Lake, *, item_ids: Sequence[str] | None, limit: int | None) -> pl.DataFrame:
+    """The catalog's items (only ``item_ids`` when given), by item_id, at most ``limit`` of them."""
+    items = features.read("items", columns=_COLUMNS, missing="empty", lake=lake).collect().sort("item_id")
     if item_ids is not None:
         items = items.filter(pl.col("item_id").is_in(list(item_ids)))
-    items = items.head(limit) if limit is not None else items
-    with_image = backend.accepts_images
+    return items.head(limit) if limit is not None else items
+
+
+def _images(items: pl.DataFrame, *, with_image: bool) -> str:
+    """What happens to the items' posters: used, skipped (a text-only backend), or none stored."""
     has_posters = items["poster_sha256"].is_not_null().any()
-    summary.images = (
-        "used"
-        if with_image and has_posters
-        else ("skipped: the backend takes no images" if has_posters else "none stored")
-    )
-    template = load_template(cfg.item_template)
-    todo = _plan(items, template, backend.model_id, resolved, summary, with_image=with_image)
-    writer = _Writer(
-        resolved,
-        _commit(resolved, run_id, cfg, backend.model_id, ["items", "item_summaries"]),
-        summary,
-        cfg.sample_size,
-    )
-    jobs = (ItemJob(i, list(batch)) for i, batch in enumerate(_batches(todo, cfg.batch)))
-    run = runner or _local_runner(backend, cfg, resolved)
-    done, workers = 0, set[str]()
-    summary.runner = runner_name
-    for result in run(jobs):
-        merge_result(summary, result, workers)
-        writer.write("item_summaries", result.rows, result.failures)
-        done += result.size
-        if progress:
-            progress(done, len(todo))
-    summary.workers = sorted(workers) if runner else []
-    summary.elapsed_s = round(time.perf_counter() - started, 3)
-    return summary
-
-
-def _local_runner(backend: BackendIdentity, config: SummarizeConfig, lake: Lake) -> BatchRunner:
-    if not isinstance(backend, Backend):
-        raise TypeError("an in-process run needs a Backend that generates, not only its identity")
-
-    def run(jobs: Iterable[ItemJob]) -> Iterator[BatchResult]:
-        return (generate_item_batch(job, backend=backend, config=config, lake=lake) for job in jobs)
-
-    return run
+    if with_image and has_posters:
+        return "used"
+    return "skipped: the backend takes no images" if has_posters else "none stored"
 
 
 def _plan(
-    items: pl.DataFrame, template: Template, model_id: str, lake: Lake, summary: SummarizeSummary, *, with_image: bool
+    items: pl.DataFrame, template: Template, run: SummarizeRun, *, with_image: bool
 ) -> list[tuple[str, str, dict[str, object]]]:
     """(item_id, prompt_hash, inputs) of the items this model has not answered yet."""
-    done = _done_keys(
-        "item_summaries", SOURCE, model_id, lake, lambda r: _key(r["item_id"], r["model_id"], r["prompt_hash"])
-    )
+    done = run.done_keys("item_summaries", SOURCE, lambda r: _key(r["item_id"], r["model_id"], r["prompt_hash"]))
     todo = []
     for row in items.iter_rows(named=True):
         inputs = _inputs(row, with_image=with_image)
         digest = prompt_hash(template, inputs)
-        summary.candidates += 1
-        if _key(row["item_id"], model_id, digest) in done:
-            summary.cached += 1
+        run.summary.candidates += 1
+        if _key(row["item_id"], run.model_id, digest) in done:
+            run.summary.cached += 1
         else:
             todo.append((row["item_id"], digest, inputs))
     return todo

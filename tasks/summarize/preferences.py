@@ -15,9 +15,9 @@ the batch ends, so memory is bounded by one batch of dialogues.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import polars as pl
@@ -25,27 +25,14 @@ import polars as pl
 import features
 from features import Lake, QuarantineRecord
 from tasks.summarize.backends import Backend, CachingBackend, ChatPrompt
+from tasks.summarize.batches import SummarizeRun, batch_result, generate_counted
 from tasks.summarize.checks import Checked
 from tasks.summarize.history import Chunk, history_chunks, recommendation_points
 from tasks.summarize.prompts import Template, load_template, prompt_hash, render
-from tasks.summarize.stage import (
-    NO_SUMMARY,
-    BackendIdentity,
-    BatchResult,
-    BatchRunner,
-    Progress,
-    SummarizeConfig,
-    SummarizeSummary,
-    _batches,
-    _commit,
-    _done_keys,
-    _generate,
-    _Writer,
-    merge_result,
-    worker_name,
-)
+from tasks.summarize.stage import BackendIdentity, BatchResult, RunOptions, SummarizeConfig, SummarizeSummary
 
 SOURCE = "summarize:preference"
+NO_SUMMARY = "(none yet)"  # the previous summary of a chain's first step
 _TURN_COLUMNS = ["dialogue_id", "turn_idx", "role", "text", "mentioned_item_ids", "liked", "seen"]
 
 
@@ -126,9 +113,7 @@ def advance_preference_batch(
     template, counts = load_template(config.preference_template), SummarizeSummary("preferences", backend.model_id)
     _advance(job.chains, template, backend, config, counts)
     rows, failures = _rows(job.chains, backend.model_id)
-    return BatchResult(
-        job.index, rows, failures, job.dialogues, counts.generated, counts.new_tokens, model_loads, worker_name()
-    )
+    return batch_result(job.index, rows, failures, size=job.dialogues, counts=counts, model_loads=model_loads)
 
 
 def summarize_preferences(
@@ -138,10 +123,7 @@ def summarize_preferences(
     config: SummarizeConfig | None = None,
     limit: int | None = None,
     dialogue_ids: Sequence[str] | None = None,
-    run_id: str | None = None,
-    progress: Progress | None = None,
-    runner: BatchRunner | None = None,
-    runner_name: str = "in-process",
+    options: RunOptions | None = None,
 ) -> SummarizeSummary:
     """Write a ``preference_summaries`` row per (dialogue, recommendation turn) not answered by this model yet.
 
@@ -151,93 +133,74 @@ def summarize_preferences(
         config: options (default ``SummarizeConfig()``); ``chunk_size`` items per recurrent step.
         limit: summarise only the first ``limit`` dialogues (by id) that have a recommendation point.
         dialogue_ids: only these dialogues.
-        run_id: flow run id recorded in the commits.
-        progress: called with (dialogues done, dialogues chosen) after each batch.
-        runner: scale-out: runs ``advance_preference_batch`` on each ``PreferenceJob`` (a batch of dialogues,
-            planned here) elsewhere; this process commits each result as it arrives. None generates here.
-        runner_name: how the summary names the runner.
+        options: where the batches run (default: here) and how the run reports; a runner gets a
+            ``PreferenceJob`` per batch of dialogues (planned here), to run with ``advance_preference_batch``;
+            progress counts dialogues (done, chosen).
 
     Returns:
         The ``SummarizeSummary``; a re-run over unchanged inputs generates nothing.
     """
-    resolved, cfg, started = features.resolve_lake(lake), config or SummarizeConfig(), time.perf_counter()
-    summary = SummarizeSummary(what="preferences", model_id=backend.model_id, runner=runner_name)
-    turns = features.read("turns", columns=_TURN_COLUMNS, missing="empty", lake=resolved).collect()
-    chosen, summary.dialogues_total = select_dialogues(turns, limit=limit, dialogue_ids=dialogue_ids)
-    summary.dialogues = len(chosen)
+    run = SummarizeRun("preferences", backend, lake=lake, config=config, options=options)
+    turns = features.read("turns", columns=_TURN_COLUMNS, missing="empty", lake=run.lake).collect()
+    chosen, run.summary.dialogues_total = select_dialogues(turns, limit=limit, dialogue_ids=dialogue_ids)
+    run.summary.dialogues = len(chosen)
+    return run.commit_batches(
+        _jobs(run, turns, chosen),
+        local=partial(advance_preference_batch, config=run.config),
+        table="preference_summaries",
+        inputs=["turns", "items", "item_summaries", "preference_summaries"],
+        total=len(chosen),
+    )
+
+
+def _jobs(run: SummarizeRun, turns: pl.DataFrame, chosen: list[str]) -> Iterator[PreferenceJob]:
+    """The batches of ``chosen`` dialogues with chains left to generate, planned as the runner asks for them;
+    a batch with none is counted in ``run.skipped``."""
     by_dialogue = turns.filter(pl.col("dialogue_id").is_in(chosen)).partition_by("dialogue_id", as_dict=True)
-    titles, item_summaries = _titles(resolved), _item_summaries(backend.model_id, resolved)
-    done = _done_keys(
+    titles, item_summaries = _titles(run.lake), _item_summaries(run.model_id, run.lake)
+    done = run.done_keys(
         "preference_summaries",
         SOURCE,
-        backend.model_id,
-        resolved,
         lambda r: _key(r["dialogue_id"], r["upto_turn"], r["model_id"], r["prompt_hash"]),
     )
-    template = load_template(cfg.preference_template)
-    writer = _Writer(
-        resolved,
-        _commit(resolved, run_id, cfg, backend.model_id, ["turns", "items", "item_summaries", "preference_summaries"]),
-        summary,
-        cfg.sample_size,
-    )
-    skipped = [0]  # dialogues of batches with nothing left to generate (never sent to a worker)
+    template = load_template(run.config.preference_template)
 
     def jobs() -> Iterator[PreferenceJob]:
-        for n, batch in enumerate(_batches(chosen, cfg.batch)):
-            chains = []
-            for dialogue_id in batch:
-                rows = by_dialogue[(dialogue_id,)].to_dicts()
-                chains += _plan(
-                    dialogue_id, rows, template, cfg, titles, item_summaries, backend.model_id, done, summary
+        for n, batch in enumerate(run.batches(chosen)):
+            chains = [
+                chain
+                for dialogue_id in batch
+                for chain in _plan(
+                    dialogue_id, by_dialogue[(dialogue_id,)].to_dicts(), template, run, titles, item_summaries, done
                 )
+            ]
             if chains:
                 yield PreferenceJob(n, chains, len(batch))
             else:
-                skipped[0] += len(batch)
+                run.skipped += len(batch)
 
-    finished, workers = 0, set[str]()
-    for result in (runner or _local_runner(backend, cfg))(jobs()):
-        merge_result(summary, result, workers)
-        writer.write("preference_summaries", result.rows, result.failures)
-        finished += result.size
-        if progress:
-            progress(finished + skipped[0], len(chosen))
-    summary.workers = sorted(workers) if runner else []
-    summary.elapsed_s = round(time.perf_counter() - started, 3)
-    return summary
-
-
-def _local_runner(backend: BackendIdentity, config: SummarizeConfig) -> BatchRunner:
-    if not isinstance(backend, Backend):
-        raise TypeError("an in-process run needs a Backend that generates, not only its identity")
-
-    def run(jobs: Iterable[PreferenceJob]) -> Iterator[BatchResult]:
-        return (advance_preference_batch(job, backend=backend, config=config) for job in jobs)
-
-    return run
+    return jobs()
 
 
 def _plan(
     dialogue_id: str,
     turns: list[dict[str, Any]],
     template: Template,
-    cfg: SummarizeConfig,
+    run: SummarizeRun,
     titles: Mapping[str, str],
     item_summaries: Mapping[str, str],
-    model_id: str,
     done: set[str],
-    summary: SummarizeSummary,
 ) -> list[_Chain]:
-    chains = []
+    """The chains of one dialogue's recommendation points that this model has not answered yet."""
+    chains, summary, chunk_size = [], run.summary, run.config.chunk_size
     for upto in recommendation_points(sorted(turns, key=lambda t: t["turn_idx"])):
-        chunks = history_chunks(turns, upto, chunk_size=cfg.chunk_size, titles=titles, summaries=item_summaries)
+        chunks = history_chunks(turns, upto, chunk_size=chunk_size, titles=titles, summaries=item_summaries)
         if not chunks:
             summary.no_history += 1
             continue
         summary.candidates += 1
-        digest = prompt_hash(template, {"chunk_size": cfg.chunk_size, "chunks": [c.inputs() for c in chunks]})
-        if _key(dialogue_id, upto, model_id, digest) in done:
+        digest = prompt_hash(template, {"chunk_size": chunk_size, "chunks": [c.inputs() for c in chunks]})
+        if _key(dialogue_id, upto, run.model_id, digest) in done:
             summary.cached += 1
         else:
             chains.append(_Chain(dialogue_id, upto, digest, chunks))
@@ -266,7 +229,11 @@ def _advance(
                 users[id(chain)] = prompt.user
                 if (chain.dialogue_id, digest) not in answers:
                     pending.setdefault((chain.dialogue_id, digest), prompt)
-            results = _generate(backend, list(pending.values()), cfg.preference_checks, cfg, summary) if pending else []
+            results = (
+                generate_counted(backend, list(pending.values()), cfg.preference_checks, cfg, summary)
+                if pending
+                else []
+            )
             answers.update(zip(pending, results, strict=True))
             held.update(p.cache_as for p in pending.values() if p.cache_as)
             for chain in active:

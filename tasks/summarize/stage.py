@@ -1,29 +1,18 @@
-"""Summarize stage cores: item summaries and recurrent preference summaries, cached by prompt hash.
-
-Reader -> prompt builder -> backend (checked, retried once) -> writer, in batches that are committed one by
-one, so a killed run keeps what it generated. A row's key carries ``model_id`` and ``prompt_hash``: a prompt
-already answered by the same model (or quarantined for it) is never sent again, so a re-run generates nothing.
+"""What the summarize stage's cores share: their options, their counts, a backend's identity, and what one batch
+produces (see ``tasks.summarize.batches`` for how batches run and are committed).
 """
 
 from __future__ import annotations
 
-import os
-import socket
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import polars as pl
-
-import features
-from features import CommitInfo, Lake, QuarantineRecord
-from tasks.summarize.backends import Backend, ChatPrompt
-from tasks.summarize.checks import Checked, OutputChecks, generate_checked
+from features import QuarantineRecord
+from tasks.progress import Progress
+from tasks.summarize.checks import OutputChecks
 
 STAGE = "summarize"
-NO_SUMMARY = "(none yet)"
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -123,83 +112,19 @@ BatchRunner = Callable[[Iterable[Any]], Iterable[BatchResult]]
 """Runs batch jobs somewhere (e.g. Prefect tasks on a Dask cluster), yields their results as they finish."""
 
 
-def worker_name() -> str:
-    """``host:pid`` of this process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+@dataclass(frozen=True)
+class RunOptions:
+    """Where a summarizer run's batches are generated and how the run reports.
 
+    Attributes:
+        runner: scale-out: runs each batch job elsewhere (e.g. Prefect tasks on a Dask cluster) and yields the
+            results as they finish; this process commits each. None generates here, batch by batch.
+        runner_name: how the summary names the runner.
+        run_id: flow run id recorded in the commits.
+        progress: called with (done, total) after each committed batch.
+    """
 
-def merge_result(summary: SummarizeSummary, result: BatchResult, workers: set[str]) -> None:
-    """Add one batch's generation counts to the run's summary."""
-    summary.generated += result.generated
-    summary.new_tokens += result.new_tokens
-    summary.model_loads += result.model_loads
-    if result.worker:
-        workers.add(result.worker)
-
-
-def _done_keys(table: str, source: str, model_id: str, lake: Lake, key: Callable[[dict[str, Any]], str]) -> set[str]:
-    """Record keys already answered (rows of ``table``) or quarantined for this model."""
-    columns = list(features.spec_for(table).keys)
-    rows = features.read(table, columns=columns, missing="empty", lake=lake).filter(pl.col("model_id") == model_id)
-    done = {key(r) for r in rows.collect().iter_rows(named=True)}
-    quarantined = features.read("quarantine", columns=["source", "record_key"], missing="empty", lake=lake)
-    return done | set(quarantined.filter(pl.col("source") == source).collect()["record_key"])
-
-
-class _Writer:
-    """Commits one batch: summaries to the output table, unusable answers to ``quarantine``."""
-
-    def __init__(self, lake: Lake, commit: CommitInfo, summary: SummarizeSummary, sample_size: int) -> None:
-        self.lake, self.commit, self.summary, self.sample_size = lake, commit, summary, sample_size
-
-    def write(self, table: str, rows: list[dict[str, object]], failures: list[QuarantineRecord]) -> None:
-        now = datetime.now(UTC)
-        if rows:
-            frame = pl.DataFrame([{**r, "generated_at": now} for r in rows])
-            self._record(features.upsert(table, frame, commit=self.commit, lake=self.lake))
-            self.summary.written += len(rows)
-            room = self.sample_size - len(self.summary.sample)
-            self.summary.sample.extend({k: v for k, v in r.items() if k != "model_id"} for r in rows[: max(room, 0)])
-        if failures:
-            result = features.quarantine(failures, commit=self.commit, lake=self.lake, at=now)
-            if result is not None:
-                self._record(result)
-            for f in failures:
-                category = f.reason.split(":")[0]
-                self.summary.quarantine_reasons[category] = self.summary.quarantine_reasons.get(category, 0) + 1
-            self.summary.quarantined += len(failures)
-
-    def _record(self, result: features.WriteResult) -> None:
-        if result.committed and result.version is not None:
-            self.summary.versions[result.table] = result.version
-
-
-def _batches(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
-
-
-def _commit(lake: Lake, run_id: str | None, config: SummarizeConfig, model_id: str, inputs: list[str]) -> CommitInfo:
-    return CommitInfo(
-        stage=STAGE,
-        flow_run_id=run_id,
-        config_hash=features.config_hash({**asdict(config), "model_id": model_id}),
-        input_versions=features.table_versions(inputs, lake=lake),
-    )
-
-
-def _generate(
-    backend: Backend,
-    prompts: list[ChatPrompt],
-    checks: OutputChecks,
-    config: SummarizeConfig,
-    summary: SummarizeSummary,
-) -> list[Checked]:
-    def count(n: int) -> None:
-        summary.generated += n
-
-    results = generate_checked(
-        backend, prompts, checks=checks, max_new_tokens=config.max_new_tokens, on_generated=count
-    )
-    summary.new_tokens += sum(r.new_tokens for r in results)
-    return results
+    runner: BatchRunner | None = None
+    runner_name: str = "in-process"
+    run_id: str | None = None
+    progress: Progress | None = None

@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from features import Lake
 from tasks.settings import StageContext
 from tasks.summarize.backends import Backend
-from tasks.summarize.backends.factory import SMOLLM2, BackendSpec, create_backend
+from tasks.summarize.backends.factory import BackendSpec, create_backend
 from tasks.summarize.backends.openai import use_secret_loader
 from tasks.summarize.config import SummarizeSettings
 from tasks.summarize.items import ItemJob, generate_item_batch, summarize_items
@@ -23,10 +23,17 @@ from tasks.summarize.preferences import (
     dialogue_sample,
     summarize_preferences,
 )
-from tasks.summarize.stage import BackendIdentity, BackendInfo, BatchResult, SummarizeConfig, SummarizeSummary
+from tasks.summarize.stage import (
+    BackendIdentity,
+    BackendInfo,
+    BatchResult,
+    BatchRunner,
+    RunOptions,
+    SummarizeConfig,
+    SummarizeSummary,
+)
 from tasks.summary import StageSummary, reason_notes
 from tasks.task import dask_task_runner, prefect_progress, submit_jobs
-from training.spec import ModelSpec
 
 
 def _prefect_secret(name: str) -> str:
@@ -140,9 +147,18 @@ def preference_batch_task(job: PreferenceJob, spec: BackendSpec, config: Summari
 class _Runners:
     """How the batches run: in this process (no runners), or as task runs (``submit_jobs``)."""
 
-    items: object = None
-    preferences: object = None
+    items: BatchRunner | None = None
+    preferences: BatchRunner | None = None
     name: str = "in-process"
+
+    def options(self, what: str, context: StageContext, label: str) -> RunOptions:
+        """One summarizer's run options: its runner, the flow run, and a Prefect progress artifact."""
+        return RunOptions(
+            runner=self.items if what == "items" else self.preferences,
+            runner_name=self.name,
+            run_id=context.run_id,
+            progress=prefect_progress(f"summarize-{what}-progress", label),
+        )
 
 
 def _summarize(
@@ -150,17 +166,12 @@ def _summarize(
 ) -> SummarizeStageSummary:
     """Items, then preferences: with ``both``, the items of the chosen dialogues first, so that their
     histories can use them; ``limit`` counts items (``what="items"``) or dialogues."""
-    config, result = _config(settings), SummarizeStageSummary()
-    common = {"backend": backend, "lake": context.lake, "config": config, "run_id": context.run_id}
+    config, result = settings.summarize_config(), SummarizeStageSummary()
 
     def items(item_ids: Sequence[str] | None, limit: int | None) -> None:
+        options = runners.options("items", context, "items summarised")
         summary = summarize_items(
-            **common,  # type: ignore[arg-type]
-            item_ids=item_ids,
-            limit=limit,
-            runner=runners.items,  # type: ignore[arg-type]
-            runner_name=runners.name,
-            progress=prefect_progress("summarize-items-progress", "items summarised"),
+            backend=backend, lake=context.lake, config=config, item_ids=item_ids, limit=limit, options=options
         )
         _publish(summary, "summarize-items")
         result.parts["items"] = summary.to_dict()
@@ -170,41 +181,17 @@ def _summarize(
         return result
     if settings.what == "both":
         items(dialogue_sample(lake=context.lake, limit=settings.limit)["item_ids"], None)
+    options = runners.options("preferences", context, "dialogues summarised")
     summary = summarize_preferences(
-        **common,  # type: ignore[arg-type]
+        backend=backend,
+        lake=context.lake,
+        config=config,
         limit=settings.limit,  # the same sample
-        runner=runners.preferences,  # type: ignore[arg-type]
-        runner_name=runners.name,
-        progress=prefect_progress("summarize-preferences-progress", "dialogues summarised"),
+        options=options,
     )
     _publish(summary, "summarize-preferences")
     result.parts["preferences"] = summary.to_dict()
     return result
-
-
-def _config(settings: SummarizeSettings) -> SummarizeConfig:
-    return SummarizeConfig(
-        chunk_size=settings.chunk_size, max_new_tokens=settings.max_new_tokens, batch=settings.batch_size
-    )
-
-
-def _backend_spec(settings: SummarizeSettings) -> BackendSpec:
-    return BackendSpec(
-        kind=settings.backend,
-        weights=_weights(settings),
-        batch_size=settings.batch_size,
-        base_url=settings.base_url,
-        model=settings.model,
-        api_key_env=settings.api_key_env,
-        api_key_block=settings.api_key_block,
-        accepts_images=settings.accepts_images,
-    )
-
-
-def _weights(settings: SummarizeSettings) -> ModelSpec:
-    if settings.weights:
-        return ModelSpec.parse(settings.weights)
-    return ModelSpec("local", settings.model_dir) if settings.model_dir else SMOLLM2
 
 
 @flow(name="summarize-sharded", log_prints=True)
@@ -215,7 +202,7 @@ def summarize_sharded_flow(
 
     The backend loads on the workers only (``create_backend`` caches it per process).
     """
-    spec, config = _backend_spec(settings), _config(settings)
+    spec, config = settings.backend_spec(), settings.summarize_config()
     info = backend_info_task.submit(spec).result()
 
     def items_runner(jobs: Iterable[ItemJob]) -> Iterator[BatchResult]:
@@ -243,4 +230,4 @@ def run(settings: SummarizeSettings, context: StageContext) -> SummarizeStageSum
         runner = dask_task_runner(settings.dask_address, settings.dask_workers)
         sharded = summarize_sharded_flow.with_options(task_runner=runner)
         return sharded(settings, context, max_in_flight=2 * settings.dask_workers)
-    return _summarize(settings, context, create_backend(_backend_spec(settings)), _Runners())
+    return _summarize(settings, context, create_backend(settings.backend_spec()), _Runners())

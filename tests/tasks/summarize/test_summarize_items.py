@@ -62,9 +62,8 @@ def test_local_backend_model_id_is_the_model_spec_fingerprint(tiny_lm_dir: Path)
     assert backend.model_id == f"local:{tiny_lm_dir.name}@{spec.fingerprint()[:12]}"
     assert LocalBackend(tiny_lm_dir).model_id == backend.model_id
     from tasks.summarize.config import SummarizeSettings
-    from tasks.summarize.task import _backend_spec
 
     folder = SummarizeSettings(model_dir=str(tiny_lm_dir))  # the --model-dir shorthand is the same local spec
-    assert _backend_spec(folder) == _backend_spec(SummarizeSettings(weights=f"local:{tiny_lm_dir}"))
-    assert _backend_spec(folder).weights == spec
+    assert folder.backend_spec() == SummarizeSettings(weights=f"local:{tiny_lm_dir}").backend_spec()
+    assert folder.backend_spec().weights == spec
     assert BackendSpec().weights == SMOLLM2
