@@ -32,7 +32,7 @@ from typing import NamedTuple, TypeVar
 
 import httpx
 
-from tasks.crawl.backoff import retry_delay
+from tasks.backoff import retry_delay
 from tasks.crawl.body import BodyError, read_capped, read_file_capped
 from tasks.crawl.config import CrawlConfig
 from tasks.crawl.safety import Refusal, Target, check_host, check_url

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from tasks.backoff import retry_delay
 from tasks.summarize.backends import ChatPrompt, Generation
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -86,11 +86,6 @@ def _image_part(data: bytes) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
-def _retry_after(response: httpx.Response, cap: float) -> float | None:
-    value = response.headers.get("retry-after", "").strip()
-    return min(float(value), cap) if value.replace(".", "", 1).isdigit() else None
-
-
 class OpenAIBackend:
     """Chat completions from an OpenAI-compatible endpoint (see ``OpenAIConfig``)."""
 
@@ -125,7 +120,7 @@ class OpenAIBackend:
     async def _post(self, client: httpx.AsyncClient, body: dict, slots: asyncio.Semaphore) -> Generation:
         cfg, last = self.config, "no attempt"
         for attempt in range(cfg.retries + 1):
-            wait = None
+            retry_after = None
             async with slots:
                 self.requests_sent += 1
                 try:
@@ -137,10 +132,9 @@ class OpenAIBackend:
                         return _parse(response)
                     if response.status_code not in RETRY_STATUS:
                         raise BackendError(f"HTTP {response.status_code}: {response.text[:200]}")
-                    last, wait = f"HTTP {response.status_code}", _retry_after(response, cfg.retry_after_max_s)
+                    last, retry_after = f"HTTP {response.status_code}", response.headers.get("retry-after")
             if attempt < cfg.retries:  # sleep outside the slot, so others may proceed
-                ceiling = min(cfg.backoff_max_s, cfg.backoff_base_s * 2**attempt)
-                await asyncio.sleep(wait if wait is not None else random.uniform(0.0, ceiling))
+                await asyncio.sleep(retry_delay(attempt, retry_after=retry_after, config=cfg))
         raise BackendUnavailable(f"{self.model_id}: gave up after {cfg.retries + 1} attempts ({last})")
 
     async def _generate_all(self, bodies: list[dict]) -> list[Generation]:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tasks.crawl.backoff import backoff_delay, parse_retry_after, retry_delay
+from tasks.backoff import backoff_delay, parse_retry_after, retry_delay
 from tasks.crawl.config import CrawlConfig
 
 

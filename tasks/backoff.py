@@ -1,4 +1,5 @@
-"""How long the fetcher waits before retrying: exponential backoff with full jitter, or the server's word.
+"""How long a client waits before retrying (the crawler, the LLM endpoint client): exponential backoff with
+full jitter, or the server's word.
 
 Full jitter (a uniform wait in ``[0, min(cap, base * 2**attempt)]``) spreads the retries of many
 concurrent fetches that failed together, instead of sending them back in lockstep. A ``Retry-After``
@@ -10,11 +11,23 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 
-from tasks.crawl.config import CrawlConfig
+
+class BackoffConfig(Protocol):
+    """The settings a retrying client needs (``CrawlConfig`` and ``OpenAIConfig`` have them)."""
+
+    @property
+    def backoff_base_s(self) -> float: ...
+
+    @property
+    def backoff_max_s(self) -> float: ...
+
+    @property
+    def retry_after_max_s(self) -> float: ...
 
 
-def backoff_delay(attempt: int, *, config: CrawlConfig, rng: random.Random | None = None) -> float:
+def backoff_delay(attempt: int, *, config: BackoffConfig, rng: random.Random | None = None) -> float:
     """The wait after failed attempt number ``attempt`` (0 = the first attempt).
 
     Args:
@@ -53,7 +66,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def retry_delay(attempt: int, *, retry_after: str | None, config: CrawlConfig) -> float:
+def retry_delay(attempt: int, *, retry_after: str | None, config: BackoffConfig) -> float:
     """The wait before the next attempt: ``Retry-After`` capped at ``retry_after_max_s``, else backoff.
 
     Args:
