@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
 from tasks.settings import StageSettings
+from training.config import TrainConfig
 
 DEFAULT_MODEL_NAME = "mmcrs-graph-prompt"
 
@@ -24,3 +27,22 @@ class TrainSettings(StageSettings):
     model_name: str = DEFAULT_MODEL_NAME
     artifacts_root: str | None = None
     auto_promote: bool = True
+
+    def __post_init__(self) -> None:
+        self.train_config()  # unknown or mistyped keys fail here, before anything runs
+
+    def train_config(self) -> TrainConfig:
+        """The validated ``TrainConfig`` (flat keys of older configs accepted)."""
+        try:
+            return TrainConfig.from_dict(self.config)
+        except ValidationError as exc:
+            raise ValueError(f"train config: {_problems(exc)}") from None
+
+
+def _problems(exc: ValidationError) -> str:
+    """Pydantic's errors as one line: ``field: what is wrong; ...``."""
+    parts = []
+    for error in exc.errors():
+        where, what = ".".join(map(str, error["loc"])), str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {what}" if where else what)
+    return "; ".join(parts)

@@ -8,7 +8,6 @@ import features
 from tasks.settings import StageContext
 from tasks.train.config import TrainSettings
 from training.pipeline import train_and_register
-from training.train import TrainConfig
 
 
 def train_stage(
@@ -23,7 +22,7 @@ def train_stage(
     if features.table_version("turns", lake=context.lake) is None:
         raise ValueError(f"no turns table in {context.lake.root}: ingest dialogues first")
     return train_and_register(
-        TrainConfig.from_dict(settings.config),
+        settings.train_config(),
         lake=context.lake,
         model_name=settings.model_name,
         artifacts_root=settings.artifacts_root or context.artifacts_root,
