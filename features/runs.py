@@ -101,6 +101,35 @@ def _only_ignored_commits(
     return newer.height > 0 and newer["stage"].is_in(list(ignore_stages)).all()
 
 
+def latest_run(stage: str, *, fingerprint: str | None = None, lake: Lake | str | None = None) -> dict | None:
+    """The latest successful ``pipeline_runs`` row of ``stage`` (with that fingerprint, when given), or None."""
+    keep = (pl.col("stage") == stage) & (pl.col("status") == "ok")
+    if fingerprint is not None:
+        keep &= pl.col("fingerprint") == fingerprint
+    runs = read("pipeline_runs", missing="empty", lake=lake).filter(keep)
+    found = runs.sort("started_at", descending=True).head(1).collect()
+    return found.row(0, named=True) if found.height else None
+
+
+def changed_tables(
+    row: Mapping[str, object],
+    *,
+    watched: list[str],
+    ignore_stages: Collection[str] = (),
+    lake: Lake | str | None = None,
+) -> dict[str, tuple[int | None, int | None]]:
+    """Watched tables whose version moved since a run recorded them, by commits other than ``ignore_stages``'s:
+    ``{table: (recorded version, current version)}``."""
+    recorded = json.loads(str(row["output_versions"] or "{}"))
+    current = table_versions(watched, lake=lake)
+    return {
+        t: (recorded.get(t), current.get(t))
+        for t in watched
+        if recorded.get(t) != current.get(t)
+        and not _only_ignored_commits(t, recorded.get(t), current.get(t), ignore_stages, lake)
+    }
+
+
 def reusable_run(
     stage: str,
     fingerprint: str,
@@ -123,24 +152,10 @@ def reusable_run(
     Returns:
         The ``pipeline_runs`` row, or None when the stage must run.
     """
-    runs = (
-        read("pipeline_runs", missing="empty", lake=lake)
-        .filter((pl.col("stage") == stage) & (pl.col("fingerprint") == fingerprint) & (pl.col("status") == "ok"))
-        .sort("started_at", descending=True)
-        .head(1)
-        .collect()
-    )
-    if runs.height == 0:
+    row = latest_run(stage, fingerprint=fingerprint, lake=lake)
+    if row is None or changed_tables(row, watched=watched, ignore_stages=ignore_stages, lake=lake):
         return None
-    row = runs.row(0, named=True)
-    recorded = json.loads(row["output_versions"] or "{}")
-    current = table_versions(watched, lake=lake)
-    same = all(
-        recorded.get(t) == current.get(t)
-        or _only_ignored_commits(t, recorded.get(t), current.get(t), ignore_stages, lake)
-        for t in watched
-    )
-    return row if same else None
+    return row
 
 
 def now_utc() -> datetime:

@@ -9,6 +9,8 @@ from typing import Any
 
 from prefect import flow
 
+import features
+from features.lake_settings import write_stage_settings
 from flows.nightly import PipelineResult, nightly_flow
 from tasks.demo.server import DEFAULT_PORT, serve_directory
 from tasks.demo.stage import DemoConfig
@@ -90,6 +92,8 @@ def demo_flow(
         summarize_model_dir=summarize_model_dir,
         train_config=train_config,
     )
+    # later runs on this lake (mmcrs run, a stage command, a deployment) start from the demo's settings
+    write_stage_settings(features.resolve_lake(lake), settings)
     stages = [s for s in stage_names() if (s != "summarize" or summarize_dialogues > 0) and (s != "train" or train)]
     with serve_directory(Path(workdir) / "posters", port=poster_port) as base_url:
         inputs = build_demo_inputs_task(workdir, DemoConfig(items, synthetic_dialogues, use_redial, base_url))

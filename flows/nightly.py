@@ -21,10 +21,21 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 import features
+from features.lake_settings import merge, read_stage_settings
 from features.lock import lake_lock
 from flows.stages import run_stage, skip_reason
 from tasks.settings import StageContext, StageSettings
-from tasks.stages import RetryPolicy, StageRecord, parse_settings, record, stage_names, stage_spec
+from tasks.stages import (
+    RetryPolicy,
+    StageRecord,
+    estimate,
+    parse_settings,
+    record,
+    stage_fingerprint,
+    stage_names,
+    stage_spec,
+    why_it_runs,
+)
 from tasks.summary import StageSummary
 
 
@@ -58,11 +69,18 @@ class PipelineResult:
 
 
 def stage_settings(
-    settings: Mapping[str, Mapping[str, Any]] | None, ingest: Mapping[str, Any] | None = None
+    settings: Mapping[str, Mapping[str, Any]] | None,
+    ingest: Mapping[str, Any] | None = None,
+    *,
+    lake: features.Lake | None = None,
 ) -> dict[str, StageSettings]:
-    """Every stage's validated settings: ``settings[stage]``, with the ingest files given as flow arguments
-    (``ingest``) over the ingest section; raises ``ValueError`` before anything runs."""
-    given = {k: dict(v) if isinstance(v, Mapping) else v for k, v in (settings or {}).items()}
+    """Every stage's validated settings: the lake's stored settings (``features.lake_settings``), then
+    ``settings`` on top, then the ingest files given as flow arguments (``ingest``); raises ``ValueError`` (an
+    unknown stage, key or type) or ``LakeError`` (an unreadable settings file) before anything runs."""
+    for name, values in (settings or {}).items():
+        if not isinstance(values, Mapping):
+            raise ValueError(f"settings of stage {name} must be a table of parameters, got {values!r}")
+    given = merge(read_stage_settings(lake) if lake is not None else {}, settings or {})
     files = {k: v for k, v in (ingest or {}).items() if v is not None}
     if files:
         given["ingest"] = {**given.get("ingest", {}), **files}
@@ -123,8 +141,9 @@ def nightly_flow(
         stages: stages to run, in DAG order (default: all).
         force: start every stage even when nothing it depends on changed (each stage still does only what
             is missing; to recompute, pass a stage's own force, e.g. ``{"graphs": {"force": True}}``).
-        settings: per-stage settings, e.g. ``{"embed": {"clip_model": "random:mmcrs-tiny@0"}}``; an unknown
-            stage, key or type fails before anything runs.
+        settings: per-stage settings, e.g. ``{"embed": {"clip_model": "random:mmcrs-tiny@0"}}``, on top of
+            the lake's stored settings (``<lake>/_settings/mmcrs.toml``); an unknown stage, key or type fails
+            before anything runs.
         artifacts_root: where model artifacts go (default ``./artifacts`` or ``MMCRS_ARTIFACTS``).
         report_dir: where the run report goes (default ``<lake>/_reports/<flow run id>`` on a local lake,
             ``./reports/<flow run id>`` otherwise); written only when some stage did something.
@@ -140,9 +159,9 @@ def nightly_flow(
         stage_spec(name)  # unknown names fail before anything runs
     files = {"dialogues": dialogues, "catalog": catalog, "dialogue_format": dialogue_format}
     files |= {"catalog_format": catalog_format, "catalog_source": catalog_source}
-    parsed = stage_settings(settings, files)
-    run_id = str(flow_run.get_id() or "local")
     resolved = features.Settings.resolve(lake=lake, artifacts_root=artifacts_root)
+    parsed = stage_settings(settings, files, lake=resolved.lake)
+    run_id = str(flow_run.get_id() or "local")
     context = StageContext(resolved.lake, run_id, str(resolved.artifacts_root))
     retry = None if retries is None else RetryPolicy(retries, 5.0 if retry_delay_s is None else retry_delay_s)
     records, error = run_stages(chosen, parsed, context, force=force, retry=retry, lock_wait_s=lock_wait_s)
@@ -195,18 +214,25 @@ def plan(
     force: bool = False,
     **ingest: str | None,
 ) -> list[tuple[str, str]]:
-    """What a run would do, without doing it: ``(stage, "run" | "skip: <why>")`` in DAG order.
+    """What a run would do, without doing it: ``(stage, "run: <why>; <estimate>" | "skip: <why>")`` in DAG order.
 
-    A stage after one that would run may still be reported as a skip: it runs only if that stage changes
-    one of its tables, which is known only once it has run.
+    A stage after one that would run may still be reported as a skip: it runs only if that stage changes one
+    of its tables, which is known only once it has run.
     """
     chosen = list(stages or stage_names())
     for name in chosen:
         stage_spec(name)
-    parsed = stage_settings(settings, ingest)
     context = StageContext(features.resolve_lake(lake))
+    parsed = stage_settings(settings, ingest, lake=context.lake)
     out = []
-    for name in (n for n in stage_names() if n in chosen):
-        reason = skip_reason(stage_spec(name), parsed[name], context, force=force)
-        out.append((name, "run" if reason is None else f"skip: {reason}"))
+    for spec in (stage_spec(n) for n in stage_names() if n in chosen):
+        fingerprint = stage_fingerprint(spec, parsed[spec.name])
+        reason = skip_reason(spec, parsed[spec.name], context, force=force, fingerprint=fingerprint)
+        if reason is not None:
+            out.append((spec.name, f"skip: {reason}"))
+            continue
+        why = "forced" if force else why_it_runs(spec, fingerprint, lake=context.lake)
+        rows, seconds = estimate(spec, lake=context.lake)
+        rate = "" if seconds is None else f", ~{seconds:.0f} s at its last run's rate"
+        out.append((spec.name, f"run: {why}; {rows} rows in its input tables{rate}"))
     return out

@@ -30,7 +30,7 @@ import polars as pl
 import features
 from features import Lake
 from features.read import history, row_count
-from features.runs import StageRun, file_sha256, record_runs, reusable_run
+from features.runs import StageRun, changed_tables, file_sha256, latest_run, record_runs, reusable_run
 from tasks.crawl.config import CrawlSettings
 from tasks.embed.config import EmbedSettings
 from tasks.graphs.config import GraphsSettings
@@ -260,6 +260,33 @@ def reusable(name: str, fingerprint: str, *, lake: Lake) -> dict[str, object] | 
     if row is not None and json.loads(str(row["counts"] or "{}")).get("retry_next_run"):
         return None  # e.g. a crawl with transient failures: the next night tries them again
     return row
+
+
+def why_it_runs(spec: StageSpec, fingerprint: str, *, lake: Lake) -> str:
+    """Why a stage that is not skipped would run: never ran, its settings / files / code changed, which of its
+    tables changed since its last successful run, or transient failures to try again."""
+    last = latest_run(spec.name, lake=lake)
+    if last is None:
+        return "never ran on this lake"
+    if last["fingerprint"] != fingerprint:
+        return f"settings, input files or code changed since run {last['run_id']}"
+    moved = changed_tables(last, watched=spec.watched, ignore_stages=downstream_labels(spec.name), lake=lake)
+    if moved:
+        return f"changed since run {last['run_id']}: " + ", ".join(f"{t} v{a} -> v{b}" for t, (a, b) in moved.items())
+    return f"run {last['run_id']} ended with failures worth another try"
+
+
+def estimate(spec: StageSpec, *, lake: Lake) -> tuple[int, float | None]:
+    """Rows the stage's input tables hold now, and seconds at the rate of its last successful run (None: no
+    run to take a rate from). A rough guide: stages do only what is missing, often much less."""
+    versions = features.table_versions(list(spec.reads), lake=lake)
+    rows = sum(row_count(t, version=v, lake=lake) for t, v in versions.items())
+    last = latest_run(spec.name, lake=lake)
+    if last is None:
+        return rows, None
+    before = int(json.loads(str(last["counts"] or "{}")).get("rows_in") or 0)
+    seconds = float(last["duration_s"] or 0.0)
+    return rows, seconds * rows / before if before else seconds
 
 
 def _rows_written(table: str, before: int | None, after: int | None, lake: Lake) -> int:

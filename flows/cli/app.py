@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_WORSE, EXIT_ERROR, EXIT_BUSY = 0, 1, 2, 3
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
 
 LakeOpt = Annotated[
     str | None,
@@ -41,9 +41,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmcrs: multi
 features_app = typer.Typer(no_args_is_help=True, help="Inspect and pull versioned lake tables.")
 models_app = typer.Typer(no_args_is_help=True, help="Registered models: list, show, promote.")
 ci_app = typer.Typer(no_args_is_help=True, help="Jobs for continuous integration.")
+settings_app = typer.Typer(
+    no_args_is_help=True, help="The stage settings stored in the lake (every run starts from them)."
+)
 app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
 app.add_typer(ci_app, name="ci")
+app.add_typer(settings_app, name="settings")
 
 
 def print_summary(summary: StageSummary) -> None:
@@ -99,13 +103,13 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run stages through the one runner (lake lock, skip rule, ``pipeline_runs``) with the CLI's error contract:
     bad settings or input exit 2, a busy lake exits 3, a failed stage exits 1."""
-    from features import LakeError
+    from features import LakeError, resolve_lake
     from features.lock import LakeBusyError
     from flows.nightly import nightly_flow, stage_settings
 
     try:
-        stage_settings(settings, ingest)
-    except ValueError as exc:
+        stage_settings(settings, ingest, lake=resolve_lake(lake))
+    except (ValueError, LakeError) as exc:
         raise fail(str(exc)) from None
     try:
         return nightly_flow(

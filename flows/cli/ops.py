@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from flows.cli.app import EXIT_WORSE, LakeOpt, app, ci_app, console, fail, print_stages, run_pipeline
+from flows.cli.app import EXIT_WORSE, LakeOpt, app, ci_app, console, fail, print_stages, run_pipeline, settings_app
 
 SettingsOpt = Annotated[
     Path | None,
@@ -199,3 +199,36 @@ def report(
         resolved.lake, settings.out_dir, artifacts_root=settings.artifacts_root, flow_run_id=settings.flow_run_id
     )
     console.print(f"report written: {path} (and {path.with_suffix('.html')})")
+
+
+@settings_app.command("show")
+def settings_show(lake: LakeOpt = None) -> None:
+    """Print the lake's stored stage settings (TOML)."""
+    import features
+    from features.lake_settings import SETTINGS_PATH, read_stage_settings, to_toml
+
+    resolved = features.resolve_lake(lake)
+    try:
+        stored = read_stage_settings(resolved)
+    except features.LakeError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"# {resolved.path(*SETTINGS_PATH)}" + ("" if stored else " (none stored: defaults)"))
+    console.print(to_toml(stored), markup=False, highlight=False)
+
+
+@settings_app.command("save")
+def settings_save(
+    path: Annotated[Path, typer.Argument(help="JSON or TOML file of per-stage settings.")],
+    lake: LakeOpt = None,
+) -> None:
+    """Validate a settings file and store it as the lake's stage settings (replacing what was stored)."""
+    import features
+    from features.lake_settings import write_stage_settings
+    from tasks.stages import parse_settings
+
+    given = load_settings(path) or {}
+    try:
+        parse_settings(given)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"saved {write_stage_settings(features.resolve_lake(lake), given)}")

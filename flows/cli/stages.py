@@ -17,11 +17,15 @@ from flows.cli.app import fail as _fail
 from tasks.train.config import DEFAULT_MODEL_NAME as DEFAULT_MODEL
 from training.modalities import graph_names, modality_names
 
-TaskRunnerOpt = Annotated[str, typer.Option(help="default (in this process) | dask (shards on Dask workers).")]
+TaskRunnerOpt = Annotated[
+    str | None, typer.Option(help="default (in this process) | dask (shards on Dask workers); default: default.")
+]
 DaskAddressOpt = Annotated[
     str | None, typer.Option(help="Dask scheduler (tcp://host:8786); default: a local cluster (--task-runner dask).")
 ]
-DaskWorkersOpt = Annotated[int, typer.Option(help="Local Dask worker processes (--task-runner dask).")]
+DaskWorkersOpt = Annotated[
+    int | None, typer.Option(help="Local Dask worker processes (--task-runner dask; default 2).")
+]
 
 
 def _check_inputs(dialogues: Path | None, dialogue_format: str | None, catalog: Path | None) -> None:
@@ -62,7 +66,9 @@ def ingest(
 
 @app.command()
 def crawl(
-    refresh_posters: Annotated[bool, typer.Option(help="Re-check stored posters (ETag / Last-Modified).")] = False,
+    refresh_posters: Annotated[
+        bool | None, typer.Option("--refresh-posters/--no-refresh-posters", help="Re-check stored posters (ETag).")
+    ] = None,
     allow_host: Annotated[
         list[str] | None, typer.Option(help="Host exempt from the private-address refusal (repeatable).")
     ] = None,
@@ -70,7 +76,7 @@ def crawl(
     lake: LakeOpt = None,
 ) -> None:
     """Fetch the posters and plots the catalog points to that are not stored yet."""
-    values = {"refresh_posters": refresh_posters, "allow_hosts": list(allow_host or [])}
+    values = {"refresh_posters": refresh_posters, "allow_hosts": list(allow_host) if allow_host else None}
     values["file_root"] = str(file_root.resolve()) if file_root else None
     run_stage_command("crawl", values, lake=lake)
 
@@ -91,9 +97,9 @@ def embed(
     batch_size: Annotated[int | None, typer.Option(help="Images / texts per forward pass.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: CUDA when present).")] = None,
     lake: LakeOpt = None,
-    task_runner: TaskRunnerOpt = "default",
+    task_runner: TaskRunnerOpt = None,
     dask_address: DaskAddressOpt = None,
-    dask_workers: DaskWorkersOpt = 2,
+    dask_workers: DaskWorkersOpt = None,
 ) -> None:
     """Embed item posters and texts that have no vector yet for the chosen models."""
     from training.modalities import modality as modality_spec
@@ -129,31 +135,43 @@ def graphs(
     """Build the item graphs whose inputs or parameters changed."""
     if k is not None and k < 1:
         raise _fail("--k must be at least 1")
-    values = {"graphs": graph or None, "k": k, "backend": backend, "force": force}
+    values = {"graphs": graph or None, "k": k, "backend": backend, "force": force or None}
     run_stage_command("graphs", values, lake=lake, force=force)
 
 
 @app.command()
 def summarize(
-    what: Annotated[str, typer.Option(help="items | preferences | both (items of the dialogues first).")] = "both",
-    backend: Annotated[str, typer.Option(help="local (HF model folder) | openai (compatible server).")] = "local",
+    what: Annotated[
+        str | None, typer.Option(help="items | preferences | both (default; items of the dialogues first).")
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="local (HF model folder; default) | openai (compatible server).")
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="At most N items (--what items) or N dialogues.")] = None,
     model_dir: Annotated[Path | None, typer.Option(help="Local model folder (default: SmolLM2-135M-Instruct).")] = None,
-    base_url: Annotated[str, typer.Option(help="OpenAI-compatible API root.")] = "http://127.0.0.1:8000/v1",
-    model: Annotated[str, typer.Option(help="Model name on the server.")] = "default",
-    api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key.")] = "OPENAI_API_KEY",
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible API root (default 127.0.0.1:8000/v1).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name on the server (default: default).")] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the API key (default OPENAI_API_KEY).")
+    ] = None,
     api_key_block: Annotated[str | None, typer.Option(help="Prefect Secret block holding the API key.")] = None,
-    images: Annotated[bool, typer.Option(help="The server is multimodal: send item posters.")] = False,
-    chunk_size: Annotated[int, typer.Option(help="History items per recurrent step.")] = 3,
-    max_new_tokens: Annotated[int, typer.Option(help="Cap of one answer.")] = 64,
-    batch_size: Annotated[int, typer.Option(help="Prompts per local generate call / per commit.")] = 16,
+    images: Annotated[
+        bool | None, typer.Option("--images/--no-images", help="The server is multimodal: send item posters.")
+    ] = None,
+    chunk_size: Annotated[int | None, typer.Option(help="History items per recurrent step (default 3).")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Cap of one answer (default 64).")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Prompts per local generate call / per commit (default 16).")
+    ] = None,
     lake: LakeOpt = None,
-    task_runner: TaskRunnerOpt = "default",
+    task_runner: TaskRunnerOpt = None,
     dask_address: DaskAddressOpt = None,
-    dask_workers: DaskWorkersOpt = 2,
+    dask_workers: DaskWorkersOpt = None,
 ) -> None:
     """LLM item summaries and recurrent user-preference summaries (MLLM-MSR)."""
-    if what not in ("items", "preferences", "both") or backend not in ("local", "openai"):
+    if what not in (None, "items", "preferences", "both") or backend not in (None, "local", "openai"):
         raise _fail("--what takes items | preferences | both, --backend local | openai")
     values = {"what": what, "backend": backend, "limit": limit, "model_dir": str(model_dir) if model_dir else None}
     values |= {"base_url": base_url, "model": model, "api_key_env": api_key_env, "api_key_block": api_key_block}
@@ -164,7 +182,7 @@ def summarize(
 
 @app.command()
 def train(
-    model_name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL,
+    model_name: Annotated[str | None, typer.Option(help=f"Registered model name (default {DEFAULT_MODEL}).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split and the training.")] = None,
     lm: Annotated[
@@ -172,7 +190,9 @@ def train(
     ] = None,
     config: Annotated[Path | None, typer.Option(help="JSON file of TrainConfig fields.")] = None,
     artifacts: Annotated[Path | None, typer.Option(help="Artifacts root (default ./artifacts).")] = None,
-    promote: Annotated[bool, typer.Option(help="Promote when it beats production on valid Recall@10.")] = True,
+    promote: Annotated[
+        bool | None, typer.Option("--promote/--no-promote", help="Promote when it beats production (default).")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Train even when inputs and config are unchanged.")] = False,
     fail_if_worse: Annotated[bool, typer.Option(help="Exit 1 when the new model is not promoted.")] = False,
     lake: LakeOpt = None,

@@ -157,6 +157,9 @@ def test_noop_run_writes_nothing_and_changed_input_reruns_downstream(tmp_path: P
     assert features.tables(lake=lake).select("table", "version").equals(before)  # not even pipeline_runs
 
     _write_items(str(lake), "edited by hand")  # an upstream change the DAG did not make
+    planned = dict(nightly.plan(lake=str(lake), stages=["ingest", "embed"], catalog=str(catalog)))
+    assert planned["embed"].startswith("run: changed since run") and "items v0 -> v1" in planned["embed"], planned
+    assert "2 rows in its input tables" in planned["embed"] and "s at its last run's rate" in planned["embed"]
     changed = nightly.nightly_flow(**kwargs)
     assert {k: v["status"] for k, v in changed.stages.items()} == {"ingest": "ok", "embed": "ok"}
     assert fake_stages["embed"] == 2
