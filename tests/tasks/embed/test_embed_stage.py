@@ -195,3 +195,13 @@ def test_a_shard_runner_gives_the_in_process_vectors_and_quarantine(tmp_path: Pa
     assert _vectors(a).sort(key)["vector"].to_list() == _vectors(b).sort(key)["vector"].to_list()
     bad = features.read("quarantine", lake=b).collect().row(0, named=True)
     assert (bad["source"], bad["record_key"]) == ("embed:image", "i3")
+
+
+def test_without_a_clip_model_the_clip_modalities_are_skipped_with_how_to_configure_them(tmp_path: Path) -> None:
+    lake = _lake(tmp_path, 3)
+    config = EmbedConfig(modalities=("image", "clip_text"), batch_size=2, num_workers=0)  # no clip_model given
+    summary = embed(lake=lake, config=config)
+    assert summary.modalities == {}  # nothing encoded, no random weights loaded behind the user's back
+    [warning] = summary.warnings
+    assert warning.startswith("image, clip_text skipped: no CLIP weights configured") and "clip_model" in warning
+    assert features.table_version("item_embeddings", lake=lake) is None

@@ -217,3 +217,22 @@ def test_v1_rows_stay_valid_beside_v2(lake: str, backend: Recording, dialogue_wr
         again = summarize_preferences(backend=backend, lake=lake, config=config)
         assert again.generated == 0 and again.cached == 2
     assert len(backend.calls) == calls
+
+
+def test_a_large_cpu_run_says_what_it_will_cost_before_it_starts(tmp_path, monkeypatch) -> None:
+    import features
+    from tasks.summarize import task as summarize_task
+    from tasks.summarize.config import SummarizeSettings
+
+    from .conftest import write_dialogue
+
+    lake = str(tmp_path / "lake")
+    for d in range(4):
+        write_dialogue(lake, f"d{d}", [("seeker", "i like @a", ["a"]), ("recommender", "try @b", ["b"])])
+    monkeypatch.setattr(summarize_task, "ANNOUNCE_ABOVE", 3)
+    monkeypatch.setattr(summarize_task, "torch_cuda_available", lambda: False)
+    resolved = features.resolve_lake(lake)
+    warning = summarize_task.cost_warning(SummarizeSettings(), resolved)
+    assert warning is not None and warning.startswith("summarising 4 dialogues on the CPU") and "limit" in warning
+    assert summarize_task.cost_warning(SummarizeSettings(limit=2), resolved) is None  # a sample: no warning
+    assert summarize_task.cost_warning(SummarizeSettings(backend="openai"), resolved) is None  # served elsewhere
