@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 _DEFAULTS = {
@@ -24,3 +25,6 @@ def configure(home: Path | None = None) -> None:
     os.environ.setdefault("PREFECT_HOME", str((home or Path.cwd() / ".prefect-home").resolve()))
     for key, value in _DEFAULTS.items():
         os.environ.setdefault(key, value)
+    if not sys.stderr.isatty():  # progress bars only on a terminal: no carriage-return noise in logs
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")

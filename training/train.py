@@ -314,7 +314,10 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, float]:
     model, train = run.model.train(), run.train
     order = torch.randperm(len(train), generator=run.generator).tolist()
     bs, totals, n = run.config.batch_size, {"loss": 0.0, "rec": 0.0, "explore": 0.0, "align": 0.0}, 0
-    bar = tqdm(range(0, len(order), bs), desc=f"epoch {epoch}", disable=not run.config.progress, leave=False)
+    # disable=None: no bar (no carriage-return noise in logs) unless stderr is a terminal
+    bar = tqdm(
+        range(0, len(order), bs), desc=f"epoch {epoch}", disable=None if run.config.progress else True, leave=False
+    )
     for start in bar:
         batch = make_batch(
             [train[i] for i in order[start : start + bs]],

@@ -3,6 +3,7 @@ did something."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,19 @@ from tasks.settings import StageContext
 from tasks.stages import StageRecord
 
 ARTIFACT_KEY = "nightly-run"
+
+
+MAX_FIGURE_BYTES = 400_000  # a figure larger than this is linked from the report, not embedded in the artifact
+
+
+def _figures(folder: Path) -> str:
+    """The report's plots as markdown images with data URIs, so the Prefect UI shows them in the artifact."""
+    out = []
+    for png in sorted(folder.glob("*.png")):
+        data = png.read_bytes()
+        if len(data) <= MAX_FIGURE_BYTES:
+            out.append(f"\n![{png.stem}](data:image/png;base64,{base64.b64encode(data).decode('ascii')})\n")
+    return "".join(out)
 
 
 def publish_report(context: StageContext, records: Sequence[StageRecord], out_dir: Path) -> str | None:
@@ -33,7 +47,7 @@ def publish_report(context: StageContext, records: Sequence[StageRecord], out_di
             )
             markdown += (
                 f"\n## Run report\n\n`{path}` and `{path.with_suffix('.html')}` (embedding maps, graph "
-                "degree histograms, Recall@k against baselines).\n"
+                "degree histograms, Recall@k against baselines).\n" + _figures(path.parent)
             )
         except Exception as exc:
             get_run_logger().warning("run report failed: %s: %s", type(exc).__name__, exc)

@@ -45,3 +45,4 @@ def test_task_publishes_markdown_artifact(full_lake: tuple[Path, Path, dict[str,
 
     [markdown] = asyncio.run(published())
     assert "| graphs | ok |" in markdown and str(tmp_path / "out" / "report.md") in markdown
+    assert f"![{MAP_PNG.removesuffix('.png')}](data:image/png;base64," in markdown  # the plots show in the UI
