@@ -21,20 +21,16 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 import features
-from features.lake_settings import merge, read_stage_settings
 from features.lock import lake_lock
-from flows.stages import run_stage, skip_reason
+from flows.plan import stage_settings
+from flows.stages import run_stage
 from tasks.settings import StageContext, StageSettings
 from tasks.stages import (
     RetryPolicy,
     StageRecord,
-    estimate,
-    parse_settings,
     record,
-    stage_fingerprint,
     stage_names,
     stage_spec,
-    why_it_runs,
 )
 from tasks.summary import StageSummary
 
@@ -66,25 +62,6 @@ class PipelineResult:
     def status(self, name: str) -> str | None:
         """A stage's status in this run (None when it was not part of it)."""
         return next((r.status for r in self.records if r.name == name), None)
-
-
-def stage_settings(
-    settings: Mapping[str, Mapping[str, Any]] | None,
-    ingest: Mapping[str, Any] | None = None,
-    *,
-    lake: features.Lake | None = None,
-) -> dict[str, StageSettings]:
-    """Every stage's validated settings: the lake's stored settings (``features.lake_settings``), then
-    ``settings`` on top, then the ingest files given as flow arguments (``ingest``); raises ``ValueError`` (an
-    unknown stage, key or type) or ``LakeError`` (an unreadable settings file) before anything runs."""
-    for name, values in (settings or {}).items():
-        if not isinstance(values, Mapping):
-            raise ValueError(f"settings of stage {name} must be a table of parameters, got {values!r}")
-    given = merge(read_stage_settings(lake) if lake is not None else {}, settings or {})
-    files = {k: v for k, v in (ingest or {}).items() if v is not None}
-    if files:
-        given["ingest"] = {**given.get("ingest", {}), **files}
-    return parse_settings(given)
 
 
 def run_stages(
@@ -204,35 +181,3 @@ def run_one(
         report=False,
     )
     return next(r for r in result.records if r.name == name)
-
-
-def plan(
-    *,
-    lake: str | None = None,
-    stages: list[str] | None = None,
-    settings: Mapping[str, Mapping[str, Any]] | None = None,
-    force: bool = False,
-    **ingest: str | None,
-) -> list[tuple[str, str]]:
-    """What a run would do, without doing it: ``(stage, "run: <why>; <estimate>" | "skip: <why>")`` in DAG order.
-
-    A stage after one that would run may still be reported as a skip: it runs only if that stage changes one
-    of its tables, which is known only once it has run.
-    """
-    chosen = list(stages or stage_names())
-    for name in chosen:
-        stage_spec(name)
-    context = StageContext(features.resolve_lake(lake))
-    parsed = stage_settings(settings, ingest, lake=context.lake)
-    out = []
-    for spec in (stage_spec(n) for n in stage_names() if n in chosen):
-        fingerprint = stage_fingerprint(spec, parsed[spec.name])
-        reason = skip_reason(spec, parsed[spec.name], context, force=force, fingerprint=fingerprint)
-        if reason is not None:
-            out.append((spec.name, f"skip: {reason}"))
-            continue
-        why = "forced" if force else why_it_runs(spec, fingerprint, lake=context.lake)
-        rows, seconds = estimate(spec, lake=context.lake)
-        rate = "" if seconds is None else f", ~{seconds:.0f} s at its last run's rate"
-        out.append((spec.name, f"run: {why}; {rows} rows in its input tables{rate}"))
-    return out

@@ -27,7 +27,7 @@ from tasks.stages import (
     quarantined_since,
     record,
     retry_transient,
-    reusable,
+    skip_reason,
     stage_fingerprint,
 )
 from tasks.summary import StageSummary
@@ -83,16 +83,6 @@ class _Bookkeeping:
         inputs = {t: v for t, v in self.before.items() if t in self.spec.reads}
         elapsed = time.monotonic() - self.clock
         return StageRecord(self.spec.name, status, self.fingerprint, self.started, elapsed, inputs, after, **extra)
-
-
-def skip_reason(
-    spec: StageSpec, settings: StageSettings, context: StageContext, *, force: bool = False, fingerprint: str = ""
-) -> str | None:
-    """Why the stage would be skipped now (no input files, or nothing it depends on changed); None: it runs."""
-    if spec.missing_inputs(settings):
-        return "no input files given"
-    row = None if force else reusable(spec.name, fingerprint or stage_fingerprint(spec, settings), lake=context.lake)
-    return None if row is None else f"inputs and config unchanged since run {row['run_id']}"
 
 
 def run_stage(

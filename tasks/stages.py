@@ -35,7 +35,7 @@ from tasks.crawl.config import CrawlSettings
 from tasks.embed.config import EmbedSettings
 from tasks.graphs.config import GraphsSettings
 from tasks.ingest.config import IngestSettings
-from tasks.settings import StageSettings
+from tasks.settings import StageContext, StageSettings
 from tasks.summarize.config import SummarizeSettings
 from tasks.summary import StageSummary
 from tasks.train.config import TrainSettings
@@ -260,6 +260,16 @@ def reusable(name: str, fingerprint: str, *, lake: Lake) -> dict[str, object] | 
     if row is not None and json.loads(str(row["counts"] or "{}")).get("retry_next_run"):
         return None  # e.g. a crawl with transient failures: the next night tries them again
     return row
+
+
+def skip_reason(
+    spec: StageSpec, settings: StageSettings, context: StageContext, *, force: bool = False, fingerprint: str = ""
+) -> str | None:
+    """Why the stage would be skipped now (no input files, or nothing it depends on changed); None: it runs."""
+    if spec.missing_inputs(settings):
+        return "no input files given"
+    row = None if force else reusable(spec.name, fingerprint or stage_fingerprint(spec, settings), lake=context.lake)
+    return None if row is None else f"inputs and config unchanged since run {row['run_id']}"
 
 
 def why_it_runs(spec: StageSpec, fingerprint: str, *, lake: Lake) -> str:

@@ -105,7 +105,8 @@ def run_pipeline(
     bad settings or input exit 2, a busy lake exits 3, a failed stage exits 1."""
     from features import LakeError, resolve_lake
     from features.lock import LakeBusyError
-    from flows.nightly import nightly_flow, stage_settings
+    from flows.nightly import nightly_flow
+    from flows.plan import stage_settings
 
     try:
         stage_settings(settings, ingest, lake=resolve_lake(lake))

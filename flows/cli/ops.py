@@ -63,12 +63,15 @@ def run(
             raise fail(f"file not found: {path}")
     ingest = {"dialogues": str(dialogues) if dialogues else None, "catalog": str(catalog) if catalog else None}
     ingest |= {"dialogue_format": fmt, "catalog_source": catalog_source}
-    if dry_run:
-        _print_plan(lake, None if target == "nightly" else [target], load_settings(settings), force, ingest)
-        return
+    stages = None if target == "nightly" else [target]
+    if dry_run or not force:  # nothing to do: said without starting Prefect at all
+        steps = _plan(lake, stages, load_settings(settings), force, ingest)
+        if dry_run or all(what.startswith("skip") for _, what in steps):
+            _print_plan(steps, "plan (nothing runs)" if dry_run else "nothing to do: every stage is up to date")
+            return
     result = run_pipeline(
         lake=lake,
-        stages=None if target == "nightly" else [target],
+        stages=stages,
         settings=load_settings(settings),
         force=force,
         artifacts=artifacts,
@@ -78,16 +81,20 @@ def run(
     print_stages(result)
 
 
-def _print_plan(
+def _plan(
     lake: str | None, stages: list[str] | None, settings: Any, force: bool, ingest: dict[str, str | None]
-) -> None:
-    from flows.nightly import plan
+) -> list[tuple[str, str]]:
+    import features
+    from flows.plan import plan
 
     try:
-        steps = plan(lake=lake, stages=stages, settings=settings, force=force, **ingest)
-    except ValueError as exc:
+        return plan(lake=lake, stages=stages, settings=settings, force=force, **ingest)
+    except (ValueError, features.LakeError) as exc:
         raise fail(str(exc)) from None
-    table = Table(title="plan (nothing runs)")
+
+
+def _print_plan(steps: list[tuple[str, str]], title: str) -> None:
+    table = Table(title=title)
     table.add_column("stage")
     table.add_column("would", overflow="fold")
     for name, what in steps:

@@ -135,3 +135,18 @@ def test_ci_retrain_passes_first_then_fails_a_candidate_that_is_not_better(tmp_p
 
     error = runner.invoke(app, ["ci", "retrain", "--dialogues", str(tmp_path / "missing.jsonl"), *args])
     assert error.exit_code == 2
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_run_with_nothing_new_says_so_without_running_anything(tmp_path: Path) -> None:
+    lake, catalog = tmp_path / "lake", tmp_path / "items.csv"
+    catalog.write_text("item_id,title\nm1,Heat\nm2,Alien\n")
+    args = ["run", "ingest", "--catalog", str(catalog), "--lake", str(lake)]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    before = features.tables(lake=lake).select("table", "version")
+    planned = runner.invoke(app, [*args, "--plan"])
+    assert planned.exit_code == 0 and "skip: inputs and config unchanged since run" in " ".join(planned.output.split())
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "nothing to do: every stage is up to date" in again.output
+    assert features.tables(lake=lake).select("table", "version").equals(before)  # not even a pipeline_runs row

@@ -16,7 +16,8 @@ import features
 import tasks.stages
 from features import CommitInfo
 from flows.cli import app
-from flows.nightly import nightly_flow, plan
+from flows.nightly import nightly_flow
+from flows.plan import plan
 from tasks.settings import StageContext, StageSettings
 from tasks.stages import StageSpec
 from tasks.summary import StageSummary

@@ -16,6 +16,7 @@ import features
 import flows.nightly as nightly
 import tasks.stages
 from features import CommitInfo
+from flows.plan import plan
 from tasks.settings import StageContext
 from tasks.stages import downstream_labels, stage_names, stage_spec
 from tasks.summary import StageSummary
@@ -157,7 +158,7 @@ def test_noop_run_writes_nothing_and_changed_input_reruns_downstream(tmp_path: P
     assert features.tables(lake=lake).select("table", "version").equals(before)  # not even pipeline_runs
 
     _write_items(str(lake), "edited by hand")  # an upstream change the DAG did not make
-    planned = dict(nightly.plan(lake=str(lake), stages=["ingest", "embed"], catalog=str(catalog)))
+    planned = dict(plan(lake=str(lake), stages=["ingest", "embed"], catalog=str(catalog)))
     assert planned["embed"].startswith("run: changed since run") and "items v0 -> v1" in planned["embed"], planned
     assert "2 rows in its input tables" in planned["embed"] and "s at its last run's rate" in planned["embed"]
     changed = nightly.nightly_flow(**kwargs)
