@@ -74,9 +74,8 @@ def test_a_stale_slot_is_freed_only_by_a_holder_of_the_local_lock() -> None:
         pass
     with get_client(sync_client=True) as client:  # a holder that died without releasing its slot
         client.update_global_concurrency_limit(lake_limit_name(lake), GlobalConcurrencyLimitUpdate(active_slots=1))
-    with pytest.raises(LakeBusyError):
-        with lake_slot(lake, wait_s=0.5):
-            pass
+    with pytest.raises(LakeBusyError), lake_slot(lake, wait_s=0.5):
+        pass
     with lake_slot(lake, free_stale=True) as name:
         assert name == lake_limit_name(lake) and _held(lake) == 1
     assert _held(lake) == 0
