@@ -124,10 +124,8 @@ def test_the_scheduler_creates_nightly_runs_a_worker_runs_one_and_ingest_trigger
     server: dict[str, str], tmp_path: Path
 ) -> None:
     from flows.lake_limit import lake_limit_name
-    from tasks.demo.server import serve_directory
-    from tasks.demo.stage import DemoConfig, build_demo_inputs
 
-    env, lake, artifacts = server, (tmp_path / "lake").resolve(), tmp_path / "artifacts"
+    env, lake = server, (tmp_path / "lake").resolve()
     started = datetime.now(UTC).isoformat()
     _cli(env, "work-pool", "create", "mmcrs-process", "--type", "process")
     _cli({**env, "MMCRS_LAKE": str(lake)}, "--no-prompt", "deploy", "--all")  # the trigger listens to this lake
@@ -146,36 +144,8 @@ def test_the_scheduler_creates_nightly_runs_a_worker_runs_one_and_ingest_trigger
     times = [datetime.fromisoformat(r["expected_start_time"]).astimezone(UTC) for r in scheduled]
     assert {(t.hour, t.minute) for t in times} == {(2, 0)} and len(set(times)) == len(times)
 
-    with serve_directory(tmp_path / "demo" / "posters", port=_free_port()) as base_url:
-        inputs = build_demo_inputs(
-            workdir=tmp_path / "demo",
-            config=DemoConfig(items=30, synthetic_dialogues=12, use_redial=False, poster_base_url=base_url),
-        )
-        lines = Path(inputs["dialogues"]).read_text().splitlines()
-        nightly_file, later_file = tmp_path / "nightly.jsonl", tmp_path / "later.jsonl"
-        nightly_file.write_text("\n".join(lines[:8]) + "\n")
-        later_file.write_text("\n".join(lines[8:]) + "\n")
-        params = {
-            "lake": str(lake),
-            "dialogues": str(nightly_file),
-            "catalog": inputs["catalog"],
-            "catalog_source": "movielens",
-            "stages": ["ingest", "crawl", "embed", "graphs", "train"],
-            "settings": {
-                "crawl": {"allow_hosts": ["127.0.0.1"]},
-                "embed": {"clip_model": "random:mmcrs-tiny@0"},
-                "train": {"config": {"lm_kind": "random", "epochs": 1, "max_context_tokens": 16, "batch_size": 16}},
-            },
-            "artifacts_root": str(artifacts),
-            "report_dir": str(tmp_path / "report"),
-        }
-        run = scheduled[0]  # the scheduler's next run, moved to now with the demo's parameters
-        _api(env, "PATCH", f"/flow_runs/{run['id']}", {"parameters": params})
-        now = datetime.now(UTC).isoformat()
-        state = {"type": "SCHEDULED", "name": "Scheduled", "state_details": {"scheduled_time": now}}
-        _api(env, "POST", f"/flow_runs/{run['id']}/set_state", {"state": state, "force": True})
-        _cli(env, "worker", "start", "--pool", "mmcrs-process", "--run-once", timeout=900)
-
+    run = scheduled[0]  # the scheduler's next run, moved to now with the demo's parameters
+    lines = _run_now_on_demo_data(env, run["id"], lake, tmp_path)
     done = _api(env, "GET", f"/flow_runs/{run['id']}")
     assert isinstance(done, dict) and done["state_type"] == "COMPLETED", done["state"]
     assert done["auto_scheduled"] and done["parameters"]["lake"] == str(lake)
@@ -185,20 +155,12 @@ def test_the_scheduler_creates_nightly_runs_a_worker_runs_one_and_ingest_trigger
 
     # the nightly ran the later stages itself: its ingest announced nothing. An event for another lake does
     # not trigger this deployment; an ingest-only run on this lake does.
-    other = {"lake": "s3://other/lake"}
-    _cli(
-        env,
-        "event",
-        "emit",
-        "mmcrs.dialogues.ingested",
-        "--resource-id",
-        "mmcrs.lake.s3://other/lake",
-        "-p",
-        json.dumps(other),
-    )
+    other = "s3://other/lake"
+    emit = ["event", "emit", "mmcrs.dialogues.ingested", "--resource-id", f"mmcrs.lake.{other}"]
+    _cli(env, *emit, "-p", json.dumps({"lake": other}))
     mmcrs = [sys.executable, "-c", "from flows.cli import main; main()"]
-    _cli(env, "run", "ingest", "--dialogues", str(later_file), "--lake", str(lake), program=mmcrs)
-    triggered = _wait_for("the trigger's retrain-on-dialogues run", lambda: _runs_of(env, retrain["id"]))
+    _cli(env, "run", "ingest", "--dialogues", str(tmp_path / "later.jsonl"), "--lake", str(lake), program=mmcrs)
+    _wait_for("the trigger's retrain-on-dialogues run", lambda: _runs_of(env, retrain["id"]))
     time.sleep(3)  # any run the other lake's event would have caused is there by now too
     triggered = _runs_of(env, retrain["id"])
     assert [r["parameters"]["lake"] for r in triggered] == [str(lake)]
@@ -207,6 +169,42 @@ def test_the_scheduler_creates_nightly_runs_a_worker_runs_one_and_ingest_trigger
     assert isinstance(events, dict)
     ours = [e for e in events["events"] if e["resource"]["prefect.resource.id"] == f"mmcrs.lake.{lake}"]
     assert len(ours) == 1 and ours[0]["payload"]["new_dialogues"] == len(lines) - 8  # the ingest-only run's
+
+
+def _run_now_on_demo_data(env: dict[str, str], run_id: str, lake: Path, tmp_path: Path) -> list[str]:
+    """Give a scheduled run the demo's parameters, move it to now, and let one worker pass execute it; returns
+    the demo's dialogue lines (the first 8 went to this run, the rest to ``later.jsonl``)."""
+    from tasks.demo.server import serve_directory
+    from tasks.demo.stage import DemoConfig, build_demo_inputs
+
+    with serve_directory(tmp_path / "demo" / "posters", port=_free_port()) as base_url:
+        inputs = build_demo_inputs(
+            workdir=tmp_path / "demo",
+            config=DemoConfig(items=30, synthetic_dialogues=12, use_redial=False, poster_base_url=base_url),
+        )
+        lines = Path(inputs["dialogues"]).read_text().splitlines()
+        (tmp_path / "nightly.jsonl").write_text("\n".join(lines[:8]) + "\n")
+        (tmp_path / "later.jsonl").write_text("\n".join(lines[8:]) + "\n")
+        params = {
+            "lake": str(lake),
+            "dialogues": str(tmp_path / "nightly.jsonl"),
+            "catalog": inputs["catalog"],
+            "catalog_source": "movielens",
+            "stages": ["ingest", "crawl", "embed", "graphs", "train"],
+            "settings": {
+                "crawl": {"allow_hosts": ["127.0.0.1"]},
+                "embed": {"clip_model": "random:mmcrs-tiny@0"},
+                "train": {"config": {"lm_kind": "random", "epochs": 1, "max_context_tokens": 16, "batch_size": 16}},
+            },
+            "artifacts_root": str(tmp_path / "artifacts"),
+            "report_dir": str(tmp_path / "report"),
+        }
+        _api(env, "PATCH", f"/flow_runs/{run_id}", {"parameters": params})
+        now = datetime.now(UTC).isoformat()
+        state = {"type": "SCHEDULED", "name": "Scheduled", "state_details": {"scheduled_time": now}}
+        _api(env, "POST", f"/flow_runs/{run_id}/set_state", {"state": state, "force": True})
+        _cli(env, "worker", "start", "--pool", "mmcrs-process", "--run-once", timeout=900)
+    return lines
 
 
 def _check_the_nightly_outputs(env: dict[str, str], lake: Path, report: Path, run_id: str) -> None:
