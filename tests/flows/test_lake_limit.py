@@ -79,3 +79,17 @@ def test_a_stale_slot_is_freed_only_by_a_holder_of_the_local_lock() -> None:
     with lake_slot(lake, free_stale=True) as name:
         assert name == lake_limit_name(lake) and _held(lake) == 1
     assert _held(lake) == 0
+
+
+def test_a_run_on_a_local_lake_frees_the_slot_a_killed_run_left(tmp_path: Path) -> None:
+    import features
+    from flows.nightly import run_stages
+    from tasks.settings import StageContext
+
+    lake = features.resolve_lake(tmp_path / "lake")
+    with lake_slot(lake):
+        pass
+    with get_client(sync_client=True) as client:  # a run killed with -9 on an ephemeral API: its slot stays held
+        client.update_global_concurrency_limit(lake_limit_name(lake), GlobalConcurrencyLimitUpdate(active_slots=1))
+    records, error = run_stages([], {}, StageContext(lake))  # it holds the flock, so the slot is stale
+    assert records == [] and error is None and _held(lake.root) == 0
