@@ -8,7 +8,8 @@ production; without, CI only reports.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -75,12 +76,43 @@ def judge(
     )
 
 
+def candidate_facts(model_name: str, version: int, *, lake: features.Lake | str | None = None) -> dict[str, object]:
+    """What CI keeps about a candidate: its artifact URI and input table versions (registry row), and its
+    dialogue and sample counts per split (the artifact's ``manifest.json``, when it is readable here)."""
+    row = resolve(model_name, version, lake=lake)
+    facts: dict[str, object] = {
+        "artifact_uri": row["artifact_uri"],
+        "input_versions": json.loads(row["input_versions"] or "{}"),
+    }
+    uri = str(row["artifact_uri"] or "")
+    root = features.resolve_lake(lake)
+    folder = Path(uri) if Path(uri).is_absolute() or not root.is_local else Path(root.root) / uri
+    try:
+        split = json.loads((folder / "manifest.json").read_text()).get("split", {})
+    except (OSError, ValueError):
+        return facts
+    return facts | {"samples": split.get("samples"), "dialogues": split.get("dialogues")}
+
+
+def verdict_document(
+    status: str, message: str, *, min_delta: float, verdict: Verdict | None = None, facts: dict | None = None
+) -> dict[str, object]:
+    """``verdict.json``: ``status`` (pass | worse | error), the message, ``min_delta``, then what is known of
+    the verdict (metrics, versions) and of the candidate (``candidate_facts``)."""
+    return (
+        {"status": status, "message": message, "min_delta": min_delta}
+        | (verdict.to_dict() if verdict else {})
+        | (facts or {})
+    )
+
+
 @dataclass(frozen=True)
 class RetrainResult:
-    """The pipeline run and the candidate's verdict."""
+    """The pipeline run, the candidate's verdict and what CI keeps about the candidate."""
 
     run: PipelineResult
     verdict: Verdict
+    candidate: dict[str, object] = field(default_factory=dict)
 
 
 @flow(name="ci-retrain", log_prints=True)
@@ -127,4 +159,4 @@ def ci_retrain_flow(
     if promote_if_better and verdict.passed and verdict.production != verdict.candidate:
         outcome = promote(model_name, verdict.candidate, rule=rule, lake=lake)
         verdict = Verdict(**{**verdict.__dict__, "promoted": outcome.promoted})
-    return RetrainResult(run, verdict)
+    return RetrainResult(run, verdict, candidate_facts(model_name, candidate, lake=lake))

@@ -7,13 +7,16 @@ night with nothing new finishes in seconds and writes no table version at all (s
 ``pipeline_runs`` rows only when some other stage of the run did something).
 A stage is retried on transient errors (I/O, timeouts, CUDA out of memory), never on bad data; when one
 fails, the stages after it do not run and the flow fails. A re-run after a failure skips the stages that
-finished. One pipeline writer per lake: a second run waits ``lock_wait_s`` for the lake lock, then refuses.
+finished. One pipeline writer per lake: a second run waits ``lock_wait_s`` for the lake lock (a local
+``flock``, and the lake's Prefect global concurrency limit, ``flows.lake_limit``, for writers on other
+machines), then refuses.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from prefect.runtime import flow_run
 
 import features
 from features.lock import lake_lock
+from flows.lake_limit import lake_slot
 from flows.plan import stage_settings
 from flows.stages import run_stage
 from tasks.settings import StageContext, StageSettings
@@ -73,21 +77,28 @@ def run_stages(
     retry: RetryPolicy | None = None,
     lock_wait_s: float = 0.0,
 ) -> tuple[list[StageRecord], BaseException | None]:
-    """The chosen stages in DAG order under the lake lock; stops at the first failure (returned, not raised).
+    """The chosen stages in DAG order under the lake lock and the lake's global concurrency slot (both
+    waited for up to ``lock_wait_s`` in all); stops at the first failure (returned, not raised).
     Skipped stages get their ``pipeline_runs`` rows only when some stage of the run did something, so a run
-    with nothing new writes no table version at all."""
+    with nothing new writes no table version at all. When stages after ingest run too, the ingest does not
+    announce new dialogues (``StageContext.runs_later_stages``)."""
+    order = [n for n in stage_names() if n in chosen]
+    context = replace(context, runs_later_stages=any(n != "ingest" for n in order) and "ingest" in order)
     records: list[StageRecord] = []
     error: BaseException | None = None
-    with lake_lock(context.lake, wait_s=lock_wait_s):
-        for name in (n for n in stage_names() if n in chosen):
-            try:
-                records.append(run_stage(stage_spec(name), settings[name], context, force=force, retry=retry))
-            except Exception as exc:  # recorded by run_stage; the stages after it cannot run
-                error = exc
-                break
-        skipped = [r for r in records if r.status == "skipped"]
-        if len(skipped) < len(records):
-            record(skipped, lake=context.lake, flow_run_id=context.run_id)
+    started = time.monotonic()
+    with lake_lock(context.lake, wait_s=lock_wait_s) as locked:
+        left = max(0.0, lock_wait_s - (time.monotonic() - started))
+        with lake_slot(context.lake, wait_s=left, free_stale=locked):
+            for name in order:
+                try:
+                    records.append(run_stage(stage_spec(name), settings[name], context, force=force, retry=retry))
+                except Exception as exc:  # recorded by run_stage; the stages after it cannot run
+                    error = exc
+                    break
+            skipped = [r for r in records if r.status == "skipped"]
+            if len(skipped) < len(records):
+                record(skipped, lake=context.lake, flow_run_id=context.run_id)
     return records, error
 
 

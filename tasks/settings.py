@@ -50,11 +50,14 @@ class StageContext:
         lake: the resolved lake.
         run_id: the flow run recorded in the stage's commits (None outside Prefect).
         artifacts_root: where model artifacts go (None: the stage's own default).
+        runs_later_stages: this run also runs stages after ingest, so the ingest does not announce new
+            dialogues (the event would trigger a retrain of what this run computes itself).
     """
 
     lake: Lake
     run_id: str | None = None
     artifacts_root: str | None = None
+    runs_later_stages: bool = False
 
 
 def _matches(value: object, hint: Any) -> bool:

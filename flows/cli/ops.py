@@ -14,7 +14,19 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from flows.cli.app import EXIT_WORSE, LakeOpt, app, ci_app, console, fail, print_stages, run_pipeline, settings_app
+from flows.cli.app import (
+    EXIT_BUSY,
+    EXIT_ERROR,
+    EXIT_WORSE,
+    LakeOpt,
+    app,
+    ci_app,
+    console,
+    fail,
+    print_stages,
+    run_pipeline,
+    settings_app,
+)
 
 SettingsOpt = Annotated[
     Path | None,
@@ -110,20 +122,32 @@ def ci_retrain(
     min_delta: Annotated[float, typer.Option(help="Improvement over production required to pass.")] = 0.0,
     promote: Annotated[bool, typer.Option(help="Promote the candidate when it passes.")] = False,
     artifacts: Annotated[Path | None, typer.Option(help="Model artifacts root (default ./artifacts).")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the verdict as JSON here.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the verdict as JSON here (on every outcome).")
+    ] = None,
     stages: Annotated[str | None, typer.Option(help="Stages after ingest, comma-separated (default: all).")] = None,
     lake: LakeOpt = None,
 ) -> None:
     """Ingest new dialogues, retrain, evaluate, compare with production.
 
     Exit 0 when the candidate is at least as good as production (or there is none), 1 when it is worse,
-    2 on any error.
+    2 on any error, 3 when the lake is busy; ``--json`` is written in every case (``status``: pass | worse |
+    error).
     """
-    if not dialogues.is_file():
-        raise fail(f"file not found: {dialogues}")
-    from flows.ci import ci_retrain_flow
+    from features.lock import LakeBusyError
+    from flows.ci import ci_retrain_flow, verdict_document
 
-    stage_settings = load_settings(settings)
+    def error(message: str, code: int = EXIT_ERROR) -> typer.Exit:
+        if json_out is not None:
+            json_out.write_text(json.dumps(verdict_document("error", message, min_delta=min_delta), indent=2))
+        return fail(message, code=code)
+
+    if not dialogues.is_file():
+        raise error(f"file not found: {dialogues}")
+    try:
+        stage_settings = load_settings(settings)
+    except typer.Exit:
+        raise error(f"unusable settings file: {settings}") from None
     try:
         result = ci_retrain_flow(
             dialogues=str(dialogues),
@@ -135,10 +159,24 @@ def ci_retrain(
             artifacts_root=str(artifacts) if artifacts else None,
             stages=[s.strip() for s in stages.split(",")] if stages else None,
         )
+    except LakeBusyError as exc:
+        raise error(str(exc), code=EXIT_BUSY) from None
     except Exception as exc:
-        raise fail(f"retraining failed: {type(exc).__name__}: {exc}") from None
+        raise error(f"retraining failed: {type(exc).__name__}: {exc}") from None
     print_stages(result.run)
-    verdict = result.verdict.to_dict()
+    _print_verdict(result.verdict)
+    status = "pass" if result.verdict.passed else "worse"
+    if json_out is not None:
+        document = verdict_document(
+            status, result.verdict.reason, min_delta=min_delta, verdict=result.verdict, facts=result.candidate
+        )
+        json_out.write_text(json.dumps(document, indent=2, default=str))
+    if not result.verdict.passed:
+        raise typer.Exit(code=EXIT_WORSE)
+
+
+def _print_verdict(result: Any) -> None:
+    verdict = result.to_dict()
     table = Table(
         title=f"candidate v{verdict['candidate']} against production "
         f"{'v' + str(verdict['production']) if verdict['production'] else '(none)'}"
@@ -156,10 +194,6 @@ def ci_retrain(
         f"{'PASS' if verdict['passed'] else 'WORSE'}: {verdict['reason']}"
         + (" (promoted to production)" if verdict["promoted"] else "")
     )
-    if json_out is not None:
-        json_out.write_text(json.dumps(verdict, indent=2))
-    if not verdict["passed"]:
-        raise typer.Exit(code=EXIT_WORSE)
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from unittest.mock import ANY
 
 import polars as pl
 import pytest
@@ -131,10 +132,27 @@ def test_ci_retrain_passes_first_then_fails_a_candidate_that_is_not_better(tmp_p
     assert "WORSE" in worse.output and "valid/standard/recall@10" in worse.output
     judged = json.loads(verdict.read_text())
     assert judged == {**judged, "candidate": 2, "production": 1, "passed": False, "promoted": False}
+    assert judged["status"] == "worse" and judged["min_delta"] == 1.0 and judged["message"].startswith("valid/")
+    assert (
+        judged["artifact_uri"] and judged["input_versions"] and all(v >= 0 for v in judged["input_versions"].values())
+    )
+    assert judged["samples"]["train"] > 0 and set(judged["dialogues"]) == {"train", "valid", "test"}
     assert features.read("dialogues", lake=lake).collect().height == 16  # the new dialogues were ingested
 
-    error = runner.invoke(app, ["ci", "retrain", "--dialogues", str(tmp_path / "missing.jsonl"), *args])
+    error = runner.invoke(
+        app, ["ci", "retrain", "--dialogues", str(tmp_path / "missing.jsonl"), "--json", str(verdict), *args]
+    )
     assert error.exit_code == 2
+    failed = json.loads(verdict.read_text())  # written on an error too
+    assert failed["status"] == "error" and "file not found" in failed["message"] and failed["min_delta"] == 0.0
+    bad = tmp_path / "bad-settings.json"
+    bad.write_text(json.dumps({"embd": {}}))  # fails inside the flow, before any stage runs
+    crashed = runner.invoke(
+        app, ["ci", "retrain", "--dialogues", str(second), "--json", str(verdict), "--settings", str(bad), *args[2:]]
+    )
+    assert crashed.exit_code == 2, crashed.output
+    assert json.loads(verdict.read_text()) == {"status": "error", "message": ANY, "min_delta": 0.0}
+    assert "embd" in json.loads(verdict.read_text())["message"]
 
 
 @pytest.mark.usefixtures("prefect_harness")

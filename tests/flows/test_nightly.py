@@ -173,3 +173,22 @@ def test_each_stage_ignores_only_the_commits_of_the_stages_after_it() -> None:
     assert "items" in stage_spec("embed").watched and "item_embeddings" in stage_spec("embed").watched
     with pytest.raises(ValueError, match="unknown stage"):
         stage_spec("deploy")
+
+
+def test_ingest_knows_when_its_run_also_runs_the_later_stages(tmp_path: Path, fake_stages: dict) -> None:
+    seen: list[bool] = []
+    spec = stage_spec("ingest")
+    real = spec.entry
+
+    def ingest(settings: object, context: StageContext) -> StageSummary:
+        seen.append(context.runs_later_stages)
+        return real(settings, context)
+
+    specs = [dataclasses.replace(s, entry=ingest) if s.name == "ingest" else s for s in tasks.stages.stages()]
+    tasks.stages._STAGES[:] = specs  # fake_stages' monkeypatch restores the registry afterwards
+    lake, catalog = tmp_path / "lake", tmp_path / "catalog.csv"
+    catalog.write_text("first")
+    nightly.nightly_flow(lake=str(lake), catalog=str(catalog), stages=["ingest"])
+    catalog.write_text("second")
+    nightly.nightly_flow(lake=str(lake), catalog=str(catalog), stages=["ingest", "embed"])
+    assert seen == [False, True]  # an ingest-only run announces new dialogues; the pipeline run does not
