@@ -171,7 +171,7 @@ def train(
         str | None, typer.Option(help="Frozen LM: package (MiniLM), random, a model spec, or a local HF folder.")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="JSON file of TrainConfig fields.")] = None,
-    artifacts: Annotated[Path | None, typer.Option(help="Artifacts root (default ./artifacts).")] = None,
+    artifacts: Annotated[Path | None, typer.Option(help="Model artifacts root (default: <lake>/_artifacts).")] = None,
     promote: Annotated[bool, typer.Option(help="Promote when it beats production on valid Recall@10.")] = True,
     force: Annotated[bool, typer.Option(help="Train even when inputs and config are unchanged.")] = False,
     fail_if_worse: Annotated[bool, typer.Option(help="Exit 1 when the new model is not promoted.")] = False,
