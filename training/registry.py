@@ -142,7 +142,8 @@ def protected_versions(*, lake: Lake | str | None = None, artifacts_root: str | 
     """Table versions some registered model was trained on: a vacuum must keep them readable.
 
     Read from every ``model_registry`` row's ``input_versions``, from every ``manifest.json`` under the lake's
-    ``_artifacts`` and, when ``artifacts_root`` is given, under it too (manifests of other lakes are ignored).
+    ``_artifacts`` (even when the lake was copied elsewhere) and, when ``artifacts_root`` is given, from the
+    manifests under it whose lake is this lake.
     """
     from training.artifacts import lake_artifacts_root, manifests
 
@@ -155,10 +156,10 @@ def protected_versions(*, lake: Lake | str | None = None, artifacts_root: str | 
 
     for row in models(lake=resolved).iter_rows(named=True):
         add(json.loads(row["input_versions"] or "{}"))
-    roots = [lake_artifacts_root(resolved), *([artifacts_root] if artifacts_root else [])]
-    for root in roots:
-        for manifest in manifests(root, lake=resolved):
-            inputs = manifest.get("inputs", {})
-            if features.resolve_lake(inputs.get("lake")).root == resolved.root:
-                add(inputs.get("tables", {}))
+    for manifest in manifests(lake_artifacts_root(resolved), lake=resolved):  # this lake's, even if it moved
+        add(manifest.get("inputs", {}).get("tables", {}))
+    for manifest in manifests(artifacts_root, lake=resolved) if artifacts_root else []:
+        inputs = manifest.get("inputs", {})
+        if features.resolve_lake(inputs.get("lake")).root == resolved.root:
+            add(inputs.get("tables", {}))
     return needed
