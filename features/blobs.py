@@ -55,15 +55,17 @@ def filesystem(root: str, storage_options: dict[str, str] | None = None) -> tupl
         root = root[len("file://") :]
     if "://" not in root:
         return pafs.LocalFileSystem(), str(Path(root).expanduser().resolve())
-    filesystem, path = pafs.FileSystem.from_uri(root)
-    if storage_options and isinstance(filesystem, pafs.S3FileSystem):
-        options = {k.lower(): v for k, v in storage_options.items()}
-        kwargs = {_S3_OPTIONS[k]: v for k, v in options.items() if k in _S3_OPTIONS}
-        endpoint = kwargs.get("endpoint_override", "")
-        if options.get("aws_allow_http", "").lower() in _TRUE or endpoint.startswith("http://"):
-            kwargs["scheme"] = "http"
-        filesystem = pafs.S3FileSystem(**kwargs)
-    return filesystem, path.rstrip("/")
+    scheme, _, path = root.partition("://")
+    if scheme.lower() not in ("s3", "s3a"):
+        filesystem, path = pafs.FileSystem.from_uri(root)
+        return filesystem, path.rstrip("/")
+    # Built here rather than by FileSystem.from_uri, which asks AWS itself for the bucket's region.
+    options = {k.lower(): v for k, v in (storage_options or {}).items()}
+    kwargs = {_S3_OPTIONS[k]: v for k, v in options.items() if k in _S3_OPTIONS}
+    endpoint = kwargs.get("endpoint_override", "")
+    if options.get("aws_allow_http", "").lower() in _TRUE or endpoint.startswith("http://"):
+        kwargs["scheme"] = "http"
+    return pafs.S3FileSystem(**kwargs), path.rstrip("/")
 
 
 class BlobStore:
