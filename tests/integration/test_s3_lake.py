@@ -209,6 +209,7 @@ def test_the_whole_path_on_an_s3_lake(
     leaked = [path for path, data in _lake_bytes(storage_options) if secret in data or ACCESS_KEY.encode() in data]
     assert not leaked, leaked
     assert not any(SECRET_KEY in p or ACCESS_KEY in p for p in _flow_run_parameters())
+    assert SECRET_KEY not in repr(features.resolve_lake(LAKE))  # a logged Lake or StageContext
     assert not any(SECRET_KEY in r.getMessage() or ACCESS_KEY in r.getMessage() for r in caplog.records)
 
 
