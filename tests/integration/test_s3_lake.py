@@ -34,6 +34,8 @@ from features import CommitInfo
 from features.blobs import filesystem
 from training.registry import resolve
 
+from ..flows.test_train_cli import TINY
+
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
 
 BUCKET = "mmcrs-test"
@@ -41,16 +43,6 @@ LAKE = f"s3://{BUCKET}/lake"
 ACCESS_KEY = "AKIAMMCRSTESTKEY0001"
 SECRET_KEY = "mmcrs-s3-secret-do-not-leak-7f3a9c"
 N_ITEMS, N_DIALOGUES = 24, 60
-TINY = {
-    "lm_kind": "random",
-    "lm_hidden": 32,
-    "id_dim": 16,
-    "epochs": 2,
-    "batch_size": 16,
-    "lr": 0.01,
-    "max_context_tokens": 32,
-    "progress": False,
-}
 
 
 def _free_port() -> int:
