@@ -31,6 +31,7 @@ _S3_OPTIONS = {
     "aws_endpoint_url": "endpoint_override",
     "aws_endpoint": "endpoint_override",
 }
+_TRUE = ("1", "true", "yes")
 
 
 def _check_sha(sha: str) -> str:
@@ -39,13 +40,32 @@ def _check_sha(sha: str) -> str:
     return sha
 
 
-def _remote_filesystem(root: str, options: dict[str, str] | None) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and base path for a URI root; S3 credentials from delta-style options."""
-    filesystem, path = pafs.FileSystem.from_uri(root)
-    if options and isinstance(filesystem, pafs.S3FileSystem):
-        kwargs = {_S3_OPTIONS[k.lower()]: v for k, v in options.items() if k.lower() in _S3_OPTIONS}
-        filesystem = pafs.S3FileSystem(**kwargs)
-    return filesystem, path.rstrip("/")
+def filesystem(root: str, storage_options: dict[str, str] | None = None) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and the base path of ``root`` on it (a local folder or any URI pyarrow knows).
+
+    For S3 the lake's delta-rs style storage options (``aws_access_key_id``, ``aws_secret_access_key``,
+    ``aws_region``, ``aws_endpoint_url``, ``aws_allow_http``, ...) become the filesystem's arguments.
+
+    Example:
+        >>> fs, base = filesystem("/tmp/lake/_artifacts")
+        >>> base
+        '/tmp/lake/_artifacts'
+    """
+    if root.startswith("file://"):
+        root = root[len("file://") :]
+    if "://" not in root:
+        return pafs.LocalFileSystem(), str(Path(root).expanduser().resolve())
+    scheme, _, path = root.partition("://")
+    if scheme.lower() not in ("s3", "s3a"):
+        filesystem, path = pafs.FileSystem.from_uri(root)
+        return filesystem, path.rstrip("/")
+    # Built here rather than by FileSystem.from_uri, which asks AWS itself for the bucket's region.
+    options = {k.lower(): v for k, v in (storage_options or {}).items()}
+    kwargs = {_S3_OPTIONS[k]: v for k, v in options.items() if k in _S3_OPTIONS}
+    endpoint = kwargs.get("endpoint_override", "")
+    if options.get("aws_allow_http", "").lower() in _TRUE or endpoint.startswith("http://"):
+        kwargs["scheme"] = "http"
+    return pafs.S3FileSystem(**kwargs), path.rstrip("/")
 
 
 class BlobStore:
@@ -67,7 +87,7 @@ class BlobStore:
         self._fs: pafs.FileSystem | None = None
         self._base = self.root
         if not self._local:
-            self._fs, self._base = _remote_filesystem(self.root, storage_options)
+            self._fs, self._base = filesystem(self.root, storage_options)
 
     def key(self, sha: str) -> str:
         """The blob's path relative to the root: ``ab/cd/<sha>``."""

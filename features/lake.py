@@ -35,7 +35,7 @@ class Lake:
     """
 
     root: str
-    storage_options: dict[str, str] = field(default_factory=dict)
+    storage_options: dict[str, str] = field(default_factory=dict, repr=False)  # credentials: never in a repr
 
     @property
     def is_local(self) -> bool:

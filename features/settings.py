@@ -4,7 +4,8 @@ Resolution, first hit wins:
 
 - lake: the ``lake=`` argument, ``MMCRS_LAKE``, the config file's ``[lake]`` section, ``./lake``
   (``features.lake.resolve_lake``);
-- artifacts root: the ``artifacts_root=`` argument, ``MMCRS_ARTIFACTS``, ``./artifacts``;
+- artifacts root: the ``artifacts_root=`` argument, ``MMCRS_ARTIFACTS``, else None: models live with the lake,
+  under ``<lake>/_artifacts/<model>/<version>/`` (``training.artifacts``);
 - config file: ``MMCRS_CONFIG``, else ``./mmcrs.toml`` (None when the file does not exist).
 
 Nothing below the edge reads these environment variables: stages and training take the lake and the
@@ -14,6 +15,8 @@ Example:
     >>> settings = Settings.resolve(lake="/tmp/lake", artifacts_root="/tmp/artifacts")
     >>> settings.lake.root, str(settings.artifacts_root)
     ('/tmp/lake', '/tmp/artifacts')
+    >>> Settings.resolve(lake="/tmp/lake").artifacts_root is None  # (without MMCRS_ARTIFACTS) the lake's
+    True
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from pathlib import Path
 from features.lake import Lake, config_file, resolve_lake
 
 ARTIFACTS_ENV = "MMCRS_ARTIFACTS"
-DEFAULT_ARTIFACTS_ROOT = "artifacts"
 
 
 @dataclass(frozen=True)
@@ -34,12 +36,13 @@ class Settings:
 
     Attributes:
         lake: the lake (root and storage options).
-        artifacts_root: absolute folder under which model artifacts live (``<root>/<model>/<version>``).
+        artifacts_root: an explicit absolute folder for model artifacts (``<root>/<model>/<version>``); None
+            (the default): they live with the lake, under ``<lake>/_artifacts``.
         config_file: absolute path of the config file the lake was resolved with, None when there is none.
     """
 
     lake: Lake
-    artifacts_root: Path
+    artifacts_root: Path | None
     config_file: Path | None = None
 
     @classmethod
@@ -53,15 +56,16 @@ class Settings:
 
         Args:
             lake: a ``Lake`` or root path/URI; None falls back to ``MMCRS_LAKE``, the config file, ``./lake``.
-            artifacts_root: the artifacts folder; None falls back to ``MMCRS_ARTIFACTS``, then ``./artifacts``.
+            artifacts_root: an artifacts folder overriding the lake's; None falls back to ``MMCRS_ARTIFACTS``,
+                then to the lake itself (``artifacts_root`` None).
 
         Returns:
             The frozen ``Settings``.
         """
-        root = artifacts_root or os.environ.get(ARTIFACTS_ENV) or DEFAULT_ARTIFACTS_ROOT
+        root = artifacts_root or os.environ.get(ARTIFACTS_ENV) or None
         found = config_file()
         return cls(
             lake=resolve_lake(lake),
-            artifacts_root=Path(root).expanduser().resolve(),
+            artifacts_root=None if root is None else Path(root).expanduser().resolve(),
             config_file=None if found is None else found.resolve(),
         )

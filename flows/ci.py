@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -19,6 +18,7 @@ from flows.nightly import PipelineResult, nightly_flow
 from tasks.report.stage import METRICS, metric_value
 from tasks.stages import stage_names
 from tasks.train.task import TrainSummary
+from training.artifacts import locate, read_manifest
 from training.pipeline import DEFAULT_MODEL_NAME
 from training.registry import PromotionRule, models, promote, resolve
 
@@ -84,11 +84,10 @@ def candidate_facts(model_name: str, version: int, *, lake: features.Lake | str 
         "artifact_uri": row["artifact_uri"],
         "input_versions": json.loads(row["input_versions"] or "{}"),
     }
-    uri = str(row["artifact_uri"] or "")
-    root = features.resolve_lake(lake)
-    folder = Path(uri) if Path(uri).is_absolute() or not root.is_local else Path(root.root) / uri
+    resolved = features.resolve_lake(lake)
     try:
-        split = json.loads((folder / "manifest.json").read_text()).get("split", {})
+        location = locate(str(row["artifact_uri"] or ""), lake=resolved)
+        split = read_manifest(location, lake=resolved).get("split", {})
     except (OSError, ValueError):
         return facts
     return facts | {"samples": split.get("samples"), "dialogues": split.get("dialogues")}

@@ -132,7 +132,7 @@ def nightly_flow(
         settings: per-stage settings, e.g. ``{"embed": {"clip_model": "random:mmcrs-tiny@0"}}``, on top of
             the lake's stored settings (``<lake>/_settings/mmcrs.toml``); an unknown stage, key or type fails
             before anything runs.
-        artifacts_root: where model artifacts go (default ``./artifacts`` or ``MMCRS_ARTIFACTS``).
+        artifacts_root: where model artifacts go (default ``MMCRS_ARTIFACTS``, else ``<lake>/_artifacts``).
         report_dir: where the run report goes (default ``<lake>/_reports/<flow run id>`` on a local lake,
             ``./reports/<flow run id>`` otherwise); written only when some stage did something.
         lock_wait_s: how long to wait when another pipeline run holds the lake.
@@ -150,7 +150,8 @@ def nightly_flow(
     resolved = features.Settings.resolve(lake=lake, artifacts_root=artifacts_root)
     parsed = stage_settings(settings, files, lake=resolved.lake)
     run_id = str(flow_run.get_id() or "local")
-    context = StageContext(resolved.lake, run_id, str(resolved.artifacts_root))
+    artifacts = None if resolved.artifacts_root is None else str(resolved.artifacts_root)
+    context = StageContext(resolved.lake, run_id, artifacts)
     retry = None if retries is None else RetryPolicy(retries, 5.0 if retry_delay_s is None else retry_delay_s)
     records, error = run_stages(chosen, parsed, context, force=force, retry=retry, lock_wait_s=lock_wait_s)
     path = None

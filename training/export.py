@@ -1,4 +1,5 @@
-"""Versioned, reproducible model artifacts: ``<root>/<model_name>/<version>/``.
+"""Versioned, reproducible model artifacts: ``<lake>/_artifacts/<model_name>/<version>/`` (or under an explicit
+artifacts root; see ``training.artifacts``).
 
 Files: ``model.safetensors`` (everything but the frozen LM, which reloads from its spec), ``config.json``
 (model + train config), ``items.json`` (item ids and titles), ``manifest.json`` (inputs with their Delta
@@ -8,9 +9,9 @@ sha256 of every other file), ``MODEL_CARD.md`` and PNG plots (training curve, Re
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import tempfile
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -18,12 +19,14 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 import features
-from features.settings import DEFAULT_ARTIFACTS_ROOT
+from features import Lake
+from training.artifacts import artifact_uri, locate, publish, sha256_file
 from training.data import TrainingData
 from training.metrics import PROTOCOLS
 from training.model import GraphPromptRecommender
 from training.train import TrainResult
 
+__all__ = ["export_run", "sha256_file"]
 PACKAGES = ("torch", "transformers", "safetensors", "polars", "deltalake", "pyarrow", "mmcrs")
 EVAL_PROTOCOL = {
     "ranking": "full ranking over every item of the run; rank = 1 + items scored strictly higher",
@@ -34,16 +37,6 @@ EVAL_PROTOCOL = {
     "selection": "early stopping on the mean of train config select_metrics (default recall@10, recall@50) on "
     "valid under the protocol(s) select_on names (default both); promotion on valid standard recall@10",
 }
-
-
-def artifacts_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """The artifacts root: ``root``, else ``./artifacts`` (``features.Settings`` resolves ``MMCRS_ARTIFACTS``)."""
-    return Path(root or DEFAULT_ARTIFACTS_ROOT)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _versions() -> dict[str, str]:
@@ -154,16 +147,36 @@ def export_run(
     *,
     model_name: str,
     version: int,
+    lake: Lake | str | None = None,
     root: str | os.PathLike[str] | None = None,
     baselines: dict[str, dict] | None = None,
-    lake_root: str | None = None,
-) -> Path:
-    """Write one version's artifacts and return its folder (which must not exist yet)."""
+) -> str:
+    """Write one version's artifacts with the lake (or under ``root``) and return what the registry records:
+    ``_artifacts/<model>/<version>`` relative to the lake, or the absolute location under ``root``.
+
+    Raises:
+        FileExistsError: that version's location holds files already.
+    """
+    resolved = features.resolve_lake(lake)
+    uri = artifact_uri(model_name, version, artifacts_root=root)
+    with tempfile.TemporaryDirectory(prefix="mmcrs-export-") as staging:
+        _write_folder(Path(staging), result, data, model_name, version, resolved.root, baselines or {})
+        publish(Path(staging), locate(uri, lake=resolved), lake=resolved)
+    return uri
+
+
+def _write_folder(
+    folder: Path,
+    result: TrainResult,
+    data: TrainingData,
+    model_name: str,
+    version: int,
+    lake_root: str,
+    baselines: dict[str, dict],
+) -> None:
+    """Every file of one version in the local ``folder``, ``manifest.json`` (with their sha256) last."""
     from features.commits import config_hash
 
-    folder = artifacts_root(root) / model_name / str(version)
-    folder.mkdir(parents=True, exist_ok=False)
-    baselines = baselines or {}
     state = {k: v.detach().contiguous() for k, v in result.model.trainable_state().items()}
     save_file(state, str(folder / "model.safetensors"))
     train_conf = result.config.model_dump(mode="json")
@@ -200,4 +213,3 @@ def export_run(
         "files": {name: sha256_file(folder / name) for name in files},
     }
     _write_json(folder / "manifest.json", manifest)
-    return folder

@@ -15,8 +15,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+import features
 from features import Lake
-from training.export import sha256_file
+from training.artifacts import ArtifactError, fetch, locate, sha256_file
 from training.lm import FrozenLM, load_lm
 from training.model import GraphPromptRecommender, ModelConfig
 from training.registry import resolve
@@ -26,8 +27,7 @@ from training.train import TrainConfig, make_batch
 Message = Mapping[str, str]
 
 
-class ArtifactError(RuntimeError):
-    """An artifact folder is incomplete or a file does not match its manifest checksum."""
+__all__ = ["ArtifactError", "Recommender", "load", "load_artifact"]
 
 
 class Recommender:
@@ -92,13 +92,24 @@ def _verify(folder: Path, manifest: dict) -> None:
             raise ArtifactError(f"{path} does not match its sha256 in manifest.json")
 
 
+def _read_json(folder: Path, name: str) -> dict:
+    try:
+        return json.loads((folder / name).read_text())
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{folder / name} is missing or unreadable: {exc}") from exc
+
+
 def load_artifact(folder: str | Path, *, lm: FrozenLM | None = None, verify: bool = True) -> Recommender:
-    """Load a model from its artifact folder (checksums verified against ``manifest.json``)."""
+    """Load a model from a local artifact folder (checksums verified against ``manifest.json``).
+
+    Raises:
+        ArtifactError: a file is missing, unreadable or altered, or the weights do not fit the config.
+    """
     folder = Path(folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = _read_json(folder, "manifest.json")
     if verify:
         _verify(folder, manifest)
-    config = json.loads((folder / "config.json").read_text())
+    config = _read_json(folder, "config.json")
     train_conf = TrainConfig.from_dict(config["train"])  # nested, or the flat form of older exports
     lm = lm or load_lm(train_conf.lm, layers_kept=train_conf.lm_layers)
     model = GraphPromptRecommender(ModelConfig.from_dict(config["model"]), lm)
@@ -109,7 +120,7 @@ def load_artifact(folder: str | Path, *, lm: FrozenLM | None = None, verify: boo
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("lm.") for k in missing):
         raise ArtifactError(f"weights do not fit the config: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    items = json.loads((folder / "items.json").read_text())
+    items = _read_json(folder, "items.json")
     return Recommender(model, items["item_ids"], items["titles"], manifest)
 
 
@@ -119,12 +130,30 @@ def load(
     *,
     lake: Lake | str | None = None,
     lm: FrozenLM | None = None,
+    cache_dir: str | Path | None = None,
 ) -> Recommender:
-    """Load a registered model by version number or alias (``candidate``, ``production``).
+    """Load a registered model by version number or alias (``candidate``, ``production``) from its lake.
+
+    The registry row's ``artifact_uri`` is resolved against the lake (``_artifacts/<model>/<version>``) or
+    used as it is when absolute; files on an object store are downloaded to ``cache_dir`` (default
+    ``~/.cache/mmcrs/artifacts``) and verified against the manifest's sha256.
 
     Raises:
         LookupError: no such model, version or alias in the registry.
-        ArtifactError: the artifact is incomplete or altered.
+        ArtifactError: the artifact is missing, unreadable, incomplete or altered (the message names the
+            model, the version and the URI).
     """
-    row = resolve(model_name, version_or_alias, lake=lake)
-    return load_artifact(row["artifact_uri"], lm=lm)
+    resolved = features.resolve_lake(lake)
+    row = resolve(model_name, version_or_alias, lake=resolved)
+    where = f"model {model_name} v{row['version']}"
+    if not row["artifact_uri"]:
+        raise ArtifactError(f"{where}: the registry records no artifact URI")
+    uri = locate(row["artifact_uri"], lake=resolved)
+    try:
+        folder = fetch(uri, lake=resolved, cache_dir=cache_dir)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ArtifactError(f"{where}: artifact {uri} is missing or unreadable: {exc}") from exc
+    try:
+        return load_artifact(folder, lm=lm)
+    except ArtifactError as exc:
+        raise ArtifactError(f"{where}: artifact {uri}: {exc}") from exc

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import features
 from features import CommitInfo, Lake
+from training.artifacts import locate
 from training.baselines import evaluate_baselines
 from training.data import DataOptions, TrainingData, load_training_data
 from training.export import export_run
@@ -26,7 +27,11 @@ DEFAULT_MODEL_NAME = "mmcrs-graph-prompt"
 
 @dataclass(frozen=True)
 class RunReport:
-    """What a run produced: version, artifact folder, metrics, baselines, promotion, skipped inputs."""
+    """What a run produced: version, artifact location, metrics, baselines, promotion, skipped inputs.
+
+    ``artifact_dir`` is the absolute location (a folder or an object-store URI); ``artifact_uri`` is what the
+    registry recorded (``_artifacts/<model>/<version>``, relative to the lake, unless an artifacts root was given).
+    """
 
     model_name: str
     version: int
@@ -38,6 +43,7 @@ class RunReport:
     skipped: dict[str, str]
     input_versions: dict[str, int]
     timings: dict[str, float]
+    artifact_uri: str = ""
 
     def to_dict(self) -> dict:
         """JSON-serialisable copy."""
@@ -68,7 +74,10 @@ def train_and_register(
     run_id: str | None = None,
 ) -> RunReport:
     """Train, evaluate (model and baselines, both protocols), export a new version, register it as
-    ``candidate`` and, with ``auto_promote``, promote it when it beats production under ``rule``."""
+    ``candidate`` and, with ``auto_promote``, promote it when it beats production under ``rule``.
+
+    The version's files go to ``<lake>/_artifacts/<model_name>/<version>/`` (any lake URI), or under
+    ``artifacts_root`` when one is given."""
     resolved = features.resolve_lake(lake)
     data = load_training_data(data_options(config), lake=resolved, versions=versions)
     for name, reason in data.skipped.items():
@@ -77,14 +86,8 @@ def train_and_register(
     baselines, skipped_baselines = evaluate_baselines(data, "test")
     data.skipped = data.skipped | {f"baseline:{k}": v for k, v in skipped_baselines.items()}
     version = next_version(model_name, lake=resolved)
-    folder = export_run(
-        result,
-        data,
-        model_name=model_name,
-        version=version,
-        root=artifacts_root,
-        baselines=baselines,
-        lake_root=resolved.root,
+    uri = export_run(
+        result, data, model_name=model_name, version=version, lake=resolved, root=artifacts_root, baselines=baselines
     )
     commit = CommitInfo(
         stage="train", flow_run_id=run_id, config_hash=features.config_hash(config), input_versions=data.input_versions
@@ -95,7 +98,7 @@ def train_and_register(
         metrics=result.metrics,
         config=config.model_dump(mode="json"),
         input_versions=data.input_versions,
-        artifact_uri=str(folder.resolve()),
+        artifact_uri=uri,
         lake=resolved,
         commit=commit,
     )
@@ -103,7 +106,7 @@ def train_and_register(
     return RunReport(
         model_name,
         version,
-        str(folder),
+        locate(uri, lake=resolved),
         result.metrics,
         baselines,
         promoted,
@@ -111,6 +114,7 @@ def train_and_register(
         data.skipped,
         data.input_versions,
         result.timings,
+        uri,
     )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import polars as pl
 
@@ -142,9 +141,12 @@ def promote(
 def protected_versions(*, lake: Lake | str | None = None, artifacts_root: str | None = None) -> dict[str, set[int]]:
     """Table versions some registered model was trained on: a vacuum must keep them readable.
 
-    Read from every ``model_registry`` row's ``input_versions`` and, when ``artifacts_root`` is given, from
-    every ``manifest.json`` under it whose lake is this lake.
+    Read from every ``model_registry`` row's ``input_versions``, from every ``manifest.json`` under the lake's
+    ``_artifacts`` (even when the lake was copied elsewhere) and, when ``artifacts_root`` is given, from the
+    manifests under it whose lake is this lake.
     """
+    from training.artifacts import lake_artifacts_root, manifests
+
     resolved = features.resolve_lake(lake)
     needed: dict[str, set[int]] = {}
 
@@ -154,8 +156,10 @@ def protected_versions(*, lake: Lake | str | None = None, artifacts_root: str | 
 
     for row in models(lake=resolved).iter_rows(named=True):
         add(json.loads(row["input_versions"] or "{}"))
-    for manifest in sorted(Path(artifacts_root).glob("*/*/manifest.json")) if artifacts_root else []:
-        inputs = json.loads(manifest.read_text()).get("inputs", {})
+    for manifest in manifests(lake_artifacts_root(resolved), lake=resolved):  # this lake's, even if it moved
+        add(manifest.get("inputs", {}).get("tables", {}))
+    for manifest in manifests(artifacts_root, lake=resolved) if artifacts_root else []:
+        inputs = manifest.get("inputs", {})
         if features.resolve_lake(inputs.get("lake")).root == resolved.root:
             add(inputs.get("tables", {}))
     return needed

@@ -35,7 +35,7 @@ def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
     return typer.Exit(code=code)
 
 
-ArtifactsOpt = Annotated[Path | None, typer.Option(help="Model artifacts root (default ./artifacts).")]
+ArtifactsOpt = Annotated[Path | None, typer.Option(help="Model artifacts root (default: <lake>/_artifacts).")]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmcrs: multimodal CRS feature pipeline.")
 features_app = typer.Typer(no_args_is_help=True, help="Inspect and pull versioned lake tables.")

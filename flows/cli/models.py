@@ -41,18 +41,24 @@ def models_show(
     ref: Annotated[str, typer.Argument(help="NAME[@VERSION_OR_ALIAS], default alias production.")],
     lake: LakeOpt = None,
 ) -> None:
-    """Print a model version's registry row and manifest summary."""
+    """Print a model version's registry row and manifest summary (exit 2 when its artifact is not readable)."""
     import json
 
+    import features
+    from training.artifacts import locate, read_manifest
     from training.registry import resolve
 
     name, _, which = ref.partition("@")
+    resolved = features.resolve_lake(lake)
     try:
-        row = resolve(name, which or "production", lake=lake)
+        row = resolve(name, which or "production", lake=resolved)
     except LookupError as exc:
         raise _fail(str(exc)) from None
-    manifest_path = Path(row["artifact_uri"] or "") / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    location = locate(row["artifact_uri"] or "", lake=resolved)
+    try:
+        manifest, problem = read_manifest(location, lake=resolved), None
+    except (OSError, ValueError) as exc:
+        manifest, problem = {}, f"model {name} v{row['version']}: artifact {location} is missing or unreadable: {exc}"
     console.print_json(
         json.dumps(
             {
@@ -60,6 +66,7 @@ def models_show(
                 "version": row["version"],
                 "alias": row["alias"],
                 "artifact_uri": row["artifact_uri"],
+                "artifact_location": location,
                 "git_sha": row["git_sha"],
                 "input_versions": json.loads(row["input_versions"] or "{}"),
                 "metrics": json.loads(row["metrics"] or "{}"),
@@ -70,6 +77,8 @@ def models_show(
             default=str,
         )
     )
+    if problem:
+        raise _fail(problem)
 
 
 @models_app.command("promote")

@@ -60,7 +60,7 @@ def run(
     force: Annotated[bool, typer.Option(help="Run stages even when nothing they depend on changed.")] = False,
     settings: SettingsOpt = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait when another run holds the lake (else exit 3).")] = 0,
-    artifacts: Annotated[Path | None, typer.Option(help="Model artifacts root (default ./artifacts).")] = None,
+    artifacts: Annotated[Path | None, typer.Option(help="Model artifacts root (default: <lake>/_artifacts).")] = None,
     dry_run: Annotated[bool, typer.Option("--plan", help="Say which stages would run or skip, and stop.")] = False,
     lake: LakeOpt = None,
 ) -> None:
@@ -121,7 +121,7 @@ def ci_retrain(
     settings: SettingsOpt = None,
     min_delta: Annotated[float, typer.Option(help="Improvement over production required to pass.")] = 0.0,
     promote: Annotated[bool, typer.Option(help="Promote the candidate when it passes.")] = False,
-    artifacts: Annotated[Path | None, typer.Option(help="Model artifacts root (default ./artifacts).")] = None,
+    artifacts: Annotated[Path | None, typer.Option(help="Model artifacts root (default: <lake>/_artifacts).")] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the verdict as JSON here (on every outcome).")
     ] = None,
@@ -200,7 +200,9 @@ def _print_verdict(result: Any) -> None:
 def vacuum(
     retain_hours: Annotated[float, typer.Option(help="Keep files removed less than this many hours ago.")] = 168.0,
     dry_run: Annotated[bool, typer.Option(help="List what would be deleted; delete nothing.")] = False,
-    artifacts: Annotated[Path | None, typer.Option(help="Also read manifests under this artifacts root.")] = None,
+    artifacts: Annotated[
+        Path | None, typer.Option(help="Also read manifests under this artifacts root (besides <lake>/_artifacts).")
+    ] = None,
     lake: LakeOpt = None,
 ) -> None:
     """Delete table files no version in the retention window needs — never one a registered model needs."""
@@ -225,7 +227,7 @@ def vacuum(
 @app.command()
 def report(
     out: Annotated[Path, typer.Option(help="Report folder: report.md, report.html and PNGs.")] = Path("report"),
-    artifacts: Annotated[Path | None, typer.Option(help="Artifacts root (default ./artifacts).")] = None,
+    artifacts: Annotated[Path | None, typer.Option(help="Model artifacts root (default: <lake>/_artifacts).")] = None,
     flow_run_id: Annotated[str | None, typer.Option(help="Only the stage runs of this flow run.")] = None,
     lake: LakeOpt = None,
 ) -> None:
@@ -235,7 +237,8 @@ def report(
     from tasks.report.config import ReportSettings
 
     resolved = features.Settings.resolve(lake=lake, artifacts_root=str(artifacts) if artifacts else None)
-    settings = ReportSettings(str(out), str(resolved.artifacts_root), flow_run_id)
+    artifacts_root = None if resolved.artifacts_root is None else str(resolved.artifacts_root)
+    settings = ReportSettings(str(out), artifacts_root, flow_run_id)
     path = build_report(
         resolved.lake, settings.out_dir, artifacts_root=settings.artifacts_root, flow_run_id=settings.flow_run_id
     )

@@ -189,7 +189,7 @@ def train(
         str | None, typer.Option(help="Frozen LM: package (MiniLM), random, a model spec, or a local HF folder.")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="JSON file of TrainConfig fields.")] = None,
-    artifacts: Annotated[Path | None, typer.Option(help="Artifacts root (default ./artifacts).")] = None,
+    artifacts: Annotated[Path | None, typer.Option(help="Model artifacts root (default: <lake>/_artifacts).")] = None,
     promote: Annotated[
         bool | None, typer.Option("--promote/--no-promote", help="Promote when it beats production (default).")
     ] = None,

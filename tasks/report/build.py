@@ -181,6 +181,10 @@ def _model(lake: Lake, out: Path, artifacts_root: str | os.PathLike[str] | None)
             Table(("contender", "protocol", *(f"Recall@{k}" for k in plots.KS)), _recall_rows(contenders)),
         ]
     blocks.append(Heading("Artifacts", 3))
+    if latest.folder is None and latest.files and latest.artifact_uri:  # on an object store: link the URIs
+        base = latest.artifact_uri.rstrip("/")
+        links = [(f"{latest.model_name}/{latest.version}/", f"{base}/")]
+        return [*blocks, Links(tuple([*links, *((name, f"{base}/{name}") for name in latest.files)]))]
     if latest.folder is None:
         blocks.append(Missing(f"The artifact folder is not here: {latest.artifact_uri or 'none recorded'}."))
         return blocks
@@ -208,8 +212,8 @@ def build_report(
     Args:
         lake: lake root (see ``features.resolve_lake``).
         out_dir: the report folder (created; files already there are overwritten).
-        artifacts_root: where model artifacts live (default ``./artifacts``; see ``features.Settings``), tried
-            when the registry's ``artifact_uri`` is not a folder here (e.g. a copied lake).
+        artifacts_root: an artifacts root to look in when the registry's ``artifact_uri`` is not found
+            (e.g. a copied lake's models); models are looked for under ``<lake>/_artifacts`` too.
         flow_run_id: report only the stage runs of this Prefect flow run.
         run_ids: report only these ``pipeline_runs`` run ids.
             With neither filter: the latest run of each stage.

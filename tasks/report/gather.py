@@ -17,7 +17,7 @@ import polars as pl
 
 import features
 from features import Lake
-from features.settings import DEFAULT_ARTIFACTS_ROOT
+from training.artifacts import ARTIFACTS_DIR, locate, read_manifest
 from training.modalities import modality_names
 
 TOP_GENRES = 9
@@ -301,8 +301,10 @@ class ModelInfo:
         alias: ``candidate``, ``production`` or None.
         metrics: the registry metrics (``{split: {protocol: {metric: value}}}``).
         baselines: the manifest's test metrics of the baselines (``{name: {protocol: {metric: value}}}``).
-        folder: the artifact folder when it exists here, else None.
-        artifact_uri: what the registry recorded.
+        folder: the artifact folder when it is a local folder that exists, else None.
+        artifact_uri: where the artifact is: the location it was found at, else the registry's URI resolved
+            against the lake.
+        files: the artifact's file names, from its manifest (empty when none was readable).
     """
 
     model_name: str
@@ -312,31 +314,42 @@ class ModelInfo:
     baselines: dict
     folder: Path | None
     artifact_uri: str | None
+    files: tuple[str, ...] = ()
 
 
-def _folder(row: dict, artifacts_root: Path) -> Path | None:
-    candidates = [Path(row["artifact_uri"])] if row.get("artifact_uri") else []
-    candidates.append(artifacts_root / row["model_name"] / str(row["version"]))
-    return next((c for c in candidates if c.is_dir()), None)
+def _candidates(row: dict, lake: Lake, artifacts_root: str | os.PathLike[str] | None) -> list[str]:
+    """Where a version's artifact may be: its registry URI, then under the override root, then the lake's."""
+    name, version = row["model_name"], str(row["version"])
+    out = [locate(row["artifact_uri"], lake=lake)] if row.get("artifact_uri") else []
+    if artifacts_root is not None:
+        out.append(str(Path(artifacts_root) / name / version))
+    out.append(lake.path(ARTIFACTS_DIR, name, version))
+    return out
 
 
-def _info(row: dict, artifacts_root: Path) -> ModelInfo:
-    folder = _folder(row, artifacts_root)
-    baselines: dict = {}
-    if folder is not None and (folder / "manifest.json").is_file():
+def _info(row: dict, lake: Lake, artifacts_root: str | os.PathLike[str] | None) -> ModelInfo:
+    candidates = _candidates(row, lake, artifacts_root)
+    found, manifest = None, {}
+    for location in candidates:
         try:
-            manifest = json.loads((folder / "manifest.json").read_text())
-            baselines = manifest.get("metrics", {}).get("baselines", {}) or {}
-        except (OSError, ValueError, AttributeError):
-            baselines = {}  # unreadable manifest: reported as "no baselines"
+            manifest = read_manifest(location, lake=lake)
+        except (OSError, ValueError):
+            continue  # missing or unreadable here: try the next place
+        found = location
+        break
+    if found is None:  # no manifest anywhere: a local folder may still hold files
+        found = next((c for c in candidates if "://" not in c and Path(c).is_dir()), None)
+    baselines = manifest.get("metrics", {}).get("baselines", {}) if isinstance(manifest, dict) else {}
+    folder = Path(found) if found is not None and "://" not in found and Path(found).is_dir() else None
     return ModelInfo(
         row["model_name"],
         int(row["version"]),
         row["alias"],
         json.loads(row["metrics"] or "{}"),
-        baselines,
+        baselines if isinstance(baselines, dict) else {},
         folder,
-        row.get("artifact_uri"),
+        found or (candidates[0] if row.get("artifact_uri") else None),
+        tuple(sorted(manifest.get("files", {}))) if isinstance(manifest, dict) else (),
     )
 
 
@@ -344,16 +357,16 @@ def models(lake: Lake, artifacts_root: str | os.PathLike[str] | None) -> tuple[M
     """The most recently registered model version and its model's production version (None when the latest
     is itself production or none exists); None when nothing is registered.
 
-    A version's artifact folder is its registry ``artifact_uri`` when that is a folder here, else
-    ``<artifacts_root>/<model_name>/<version>`` (``artifacts_root`` defaults to ``./artifacts``; the edge resolves
-    ``MMCRS_ARTIFACTS`` with ``features.Settings``)."""
+    A version's artifact is looked for at its registry ``artifact_uri`` (``_artifacts/<model>/<version>``
+    under the lake, or an absolute location), then at ``<artifacts_root>/<model_name>/<version>`` when an
+    override root is given (e.g. a copied lake's models), then under the lake's ``_artifacts``; any lake URI
+    (local or an object store) works."""
     rows = features.read("model_registry", missing="empty", lake=lake).collect()
     if rows.is_empty():
         return None
-    root = Path(artifacts_root or DEFAULT_ARTIFACTS_ROOT)
     latest = rows.sort(["registered_at", "version"]).row(-1, named=True)
     production = rows.filter((pl.col("model_name") == latest["model_name"]) & (pl.col("alias") == "production"))
     prod = None
     if not production.is_empty() and int(production["version"][0]) != int(latest["version"]):
-        prod = _info(production.row(0, named=True), root)
-    return _info(latest, root), prod
+        prod = _info(production.row(0, named=True), lake, artifacts_root)
+    return _info(latest, lake, artifacts_root), prod

@@ -13,7 +13,7 @@ def test_defaults_are_folders_in_cwd(isolated: Path) -> None:
     isolated = isolated.resolve()
     settings = Settings.resolve()
     assert settings.lake.root == str(isolated / "lake")
-    assert settings.artifacts_root == isolated / "artifacts"
+    assert settings.artifacts_root is None  # models live with the lake: <lake>/_artifacts
     assert settings.config_file is None
 
 

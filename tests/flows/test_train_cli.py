@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,9 @@ def test_train_list_show_recommend_promote(tmp_path: Path) -> None:
     assert training.load("mmcrs-graph-prompt", "production", lake=lake).version == 2
     same = runner.invoke(app, ["models", "promote", "mmcrs-graph-prompt@2", "--lake", lake])
     assert same.exit_code == 1 and "already production" in same.output
+
+    shutil.rmtree(Path(artifacts) / "mmcrs-graph-prompt" / "2")  # the artifact vanished: exit 2, named
+    for command in (["models", "show", "mmcrs-graph-prompt@2"], ["recommend", "--dialogue", str(dialogue)]):
+        gone = runner.invoke(app, [*command, "--lake", lake])
+        assert gone.exit_code == 2, gone.output
+        assert "mmcrs-graph-prompt v2" in gone.output and "missing or unreadable" in gone.output
