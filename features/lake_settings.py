@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from features.blobs import _remote_filesystem
+from features.blobs import filesystem
 from features.errors import LakeError
 from features.lake import Lake
 
@@ -68,7 +68,7 @@ def _location(lake: Lake) -> tuple[Any, str]:
     """(pyarrow filesystem or None for a local folder, path of the settings file)."""
     if lake.is_local:
         return None, str(Path(lake.root, *SETTINGS_PATH))
-    return _remote_filesystem(lake.path(*SETTINGS_PATH), lake.options())
+    return filesystem(lake.path(*SETTINGS_PATH), lake.options())
 
 
 def read_stage_settings(lake: Lake) -> dict[str, dict[str, Any]]:
