@@ -113,6 +113,11 @@ def test_demo_flow_builds_lake_and_rerun_writes_nothing(tmp_path: Path) -> None:
     assert {name: s["status"] for name, s in again.stages.items()} == dict.fromkeys(run.stages, "skipped")
     assert again.results == {} and again.report is None  # nothing ran: no new report
     assert all("unchanged since run" in str(s["reason"]) for s in again.stages.values())
+    # the demo stored its settings in the lake: a plain run there (no arguments) has nothing to do
+    from flows.plan import plan
+
+    planned = plan(lake=lake)
+    assert all(what.startswith("skip") for _, what in planned), planned
     assert features.tables(lake=lake).select("table", "version").equals(before)  # not one new version, anywhere
 
     # a forced run goes through every stage flow, and each finds nothing to do (train, forced, would retrain)
