@@ -104,7 +104,7 @@ def test_files_unusable_as_a_whole_are_one_clear_error(tmp_path: Path) -> None:
     corrupt = tmp_path / "items.parquet"
     pl.DataFrame({"item_id": ["p1"]}).write_parquet(corrupt)
     corrupt.write_bytes(corrupt.read_bytes()[:-20] + b"\0" * 20)
-    with pytest.raises(CatalogInputError, match="items.parquet: not a readable Parquet file"):
+    with pytest.raises(CatalogInputError, match=r"items\.parquet: not a readable Parquet file"):
         ingest_catalog(corrupt, lake=lake)
     duplicate = tmp_path / "dup.csv"
     duplicate.write_text("item_id,title,title\nm1,A,B\n")
