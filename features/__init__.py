@@ -23,7 +23,7 @@ from features.quarantine import QuarantineRecord, quarantine
 from features.read import history, read, resolve_version, tables
 from features.settings import Settings
 from features.store import table_version, table_versions
-from features.write import WriteResult, append, delete, replace_partition, update_columns, upsert
+from features.write import WriteResult, append, delete, delete_keys, replace_partition, update_columns, upsert
 
 __all__ = [
     "TABLES",
@@ -42,6 +42,7 @@ __all__ = [
     "code_version",
     "config_hash",
     "delete",
+    "delete_keys",
     "history",
     "quarantine",
     "read",

@@ -1,9 +1,11 @@
 """The one writer of the ``quarantine`` table: every input a stage rejects, with its reason and an excerpt.
 
-Rows are keyed on ``(source, record_key)`` and upserted, so a record rejected again for the same reason
-commits nothing (``quarantined_at`` and ``flow_run_id`` are audit columns), and a record rejected for a new
-reason is updated in place. ``stage`` and ``flow_run_id`` come from the commit; excerpts are cut to
-``EXCERPT_CHARS`` characters.
+Rows are keyed on ``(source, record_key)`` and upserted. A ``record_key`` names the record by content, so no
+two rejected records share one: the ingest readers use ``<file name>@<sha256 prefix>#L<line>``, so two files
+of the same name never overwrite each other's rows, and a record repeated in one file is one row per line.
+A record rejected again for the same reason commits nothing (``quarantined_at`` and ``flow_run_id`` are audit
+columns), and a record rejected for a new reason is updated in place. ``stage`` and ``flow_run_id`` come from
+the commit; excerpts are cut to ``EXCERPT_CHARS`` characters.
 
 Example:
     >>> import features

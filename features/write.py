@@ -266,6 +266,43 @@ def delete(table: str, predicate: str, *, commit: CommitInfo, lake: Lake | str |
     return WriteResult(spec.name, dt.version(), dt.version() != before, deleted=deleted)
 
 
+def delete_keys(table: str, keys: Data, *, commit: CommitInfo, lake: Lake | str | None = None) -> WriteResult:
+    """Delete the rows whose key columns match a row of ``keys``: one keyed merge, however many rows.
+
+    A join on the key columns, not a predicate string, so its cost grows with the data, not its SQL text.
+    Commits only when some row matches.
+
+    Args:
+        table: catalog table name.
+        keys: the key columns of the rows to delete (other columns are ignored).
+        commit: metadata for the commit.
+        lake: lake root (see ``resolve_lake``).
+
+    Returns:
+        A ``WriteResult`` with ``deleted`` rows.
+    """
+    spec = spec_for(table)
+    dt = open_table(spec, lake)
+    arrow = _to_arrow(keys)
+    if dt is None or arrow.num_rows == 0:
+        return WriteResult(spec.name, None if dt is None else dt.version(), committed=False)
+    disk = disk_schema(dt)
+    wanted = pa.schema([disk.field(k) for k in spec.keys])
+    rows = arrow.select(list(spec.keys)).cast(wanted)
+    existing = (
+        pl.scan_delta(dt).select(list(spec.keys)).join(pl.from_arrow(rows).lazy(), on=list(spec.keys), how="semi")
+    )  # type: ignore[union-attr]
+    if existing.select(pl.len()).collect().item() == 0:
+        return WriteResult(spec.name, dt.version(), committed=False)
+    predicate = " AND ".join(f"t.{k} = s.{k}" for k in spec.keys)
+    merger = dt.merge(
+        rows, predicate=predicate, source_alias="s", target_alias="t", commit_properties=_properties(commit)
+    )
+    metrics = merger.when_matched_delete().execute()
+    dt.update_incremental()
+    return WriteResult(spec.name, dt.version(), True, deleted=int(metrics.get("num_target_rows_deleted", 0) or 0))
+
+
 def replace_partition(
     table: str,
     data: Data,

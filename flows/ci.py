@@ -1,5 +1,7 @@
 """CI's retraining job: ingest new dialogues, run the DAG after them, and judge the candidate against production.
 
+Retraining needs new data: when the dialogues file lands no new usable dialogue (all of it garbage, empty, or
+already in the lake), ``NoNewDialoguesError`` stops the job before any later stage runs (the CLI exits 2).
 The verdict uses the registry's promotion rule (validation Recall@10 by default, higher is better): a
 candidate at least as good as production (or the first model) passes. With ``promote`` it then becomes
 production; without, CI only reports.
@@ -15,6 +17,7 @@ from prefect import flow
 
 import features
 from flows.nightly import PipelineResult, nightly_flow
+from tasks.ingest.stage import IngestStageSummary
 from tasks.report.stage import METRICS, metric_value
 from tasks.stages import stage_names
 from tasks.train.task import TrainSummary
@@ -105,6 +108,21 @@ def verdict_document(
     )
 
 
+class NoNewDialoguesError(ValueError):
+    """The dialogues file landed no new usable dialogue, so there is nothing new to retrain on."""
+
+
+def _check_landed(run: PipelineResult, dialogues: str) -> None:
+    """Raise ``NoNewDialoguesError`` unless the ingest of ``run`` wrote or updated some dialogue."""
+    ingest = run.results.get("ingest")
+    if isinstance(ingest, IngestStageSummary) and ingest.new_dialogues() > 0:
+        return
+    counts = (ingest.inputs.get("dialogues") or {}) if isinstance(ingest, IngestStageSummary) else {}
+    said = ", ".join(f"{k} {counts[k]}" for k in ("read", "unchanged", "quarantined") if k in counts)
+    status = f" ({said})" if said else f" (ingest {run.status('ingest') or 'did not run'})"
+    raise NoNewDialoguesError(f"no new usable dialogues landed from {dialogues}{status}: nothing to retrain on")
+
+
 @dataclass(frozen=True)
 class RetrainResult:
     """The pipeline run, the candidate's verdict and what CI keeps about the candidate."""
@@ -131,20 +149,28 @@ def ci_retrain_flow(
 
     Returns:
         The run and the verdict.
+
+    Raises:
+        NoNewDialoguesError: the file landed no new usable dialogue (nothing after ingest runs).
     """
     given = {k: dict(v) for k, v in (settings or {}).items()}
     given["train"] = given.get("train", {}) | {"auto_promote": False, "model_name": model_name}
     chosen = ["ingest", *[s for s in (stages or stage_names()) if s != "ingest"]]
     if "train" not in chosen:
         raise ValueError("ci retrain needs the train stage")
-    run = nightly_flow(
+    ingested = nightly_flow(
         lake=lake,
         dialogues=dialogues,
         dialogue_format=dialogue_format,
         settings=given,
         artifacts_root=artifacts_root,
-        stages=chosen,
+        stages=["ingest"],
+        report=False,
+        announce=False,  # the stages after ingest run right here: no event, no second retrain
     )
+    _check_landed(ingested, dialogues)
+    rest = nightly_flow(lake=lake, settings=given, artifacts_root=artifacts_root, stages=chosen[1:])
+    run = PipelineResult([*ingested.records, *rest.records], rest.versions, rest.report)
     trained = run.results.get("train")
     if isinstance(trained, TrainSummary):
         candidate = trained.version

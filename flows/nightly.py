@@ -76,14 +76,17 @@ def run_stages(
     force: bool = False,
     retry: RetryPolicy | None = None,
     lock_wait_s: float = 0.0,
+    announce: bool = True,
 ) -> tuple[list[StageRecord], BaseException | None]:
     """The chosen stages in DAG order under the lake lock and the lake's global concurrency slot (both
     waited for up to ``lock_wait_s`` in all); stops at the first failure (returned, not raised).
     Skipped stages get their ``pipeline_runs`` rows only when some stage of the run did something, so a run
     with nothing new writes no table version at all. When stages after ingest run too, the ingest does not
-    announce new dialogues (``StageContext.runs_later_stages``)."""
+    announce new dialogues (``StageContext.runs_later_stages``); nor when ``announce`` is off (the caller runs
+    them next, as ``ci retrain`` does)."""
     order = [n for n in stage_names() if n in chosen]
-    context = replace(context, runs_later_stages=any(n != "ingest" for n in order) and "ingest" in order)
+    later = any(n != "ingest" for n in order) and "ingest" in order
+    context = replace(context, runs_later_stages=later or not announce)
     records: list[StageRecord] = []
     error: BaseException | None = None
     started = time.monotonic()
@@ -119,6 +122,7 @@ def nightly_flow(
     retries: int | None = None,
     retry_delay_s: float | None = None,
     report: bool = True,
+    announce: bool = True,
 ) -> PipelineResult:
     """The whole pipeline, or the ``stages`` named, on one lake.
 
@@ -138,6 +142,8 @@ def nightly_flow(
         lock_wait_s: how long to wait when another pipeline run holds the lake.
         retries / retry_delay_s: override every stage's retry policy (transient errors only).
         report: write the run report when some stage did something.
+        announce: let an ingest-only run emit ``mmcrs.dialogues.ingested`` for new dialogues (off when the
+            caller runs the later stages itself).
 
     Returns:
         The ``PipelineResult``; a failed stage's error is raised after its record and the report are written.
@@ -153,7 +159,9 @@ def nightly_flow(
     artifacts = None if resolved.artifacts_root is None else str(resolved.artifacts_root)
     context = StageContext(resolved.lake, run_id, artifacts)
     retry = None if retries is None else RetryPolicy(retries, 5.0 if retry_delay_s is None else retry_delay_s)
-    records, error = run_stages(chosen, parsed, context, force=force, retry=retry, lock_wait_s=lock_wait_s)
+    records, error = run_stages(
+        chosen, parsed, context, force=force, retry=retry, lock_wait_s=lock_wait_s, announce=announce
+    )
     path = None
     if report:
         from tasks.report.task import publish_report

@@ -135,7 +135,7 @@ def ci_retrain(
     error).
     """
     from features.lock import LakeBusyError
-    from flows.ci import ci_retrain_flow, verdict_document
+    from flows.ci import NoNewDialoguesError, ci_retrain_flow, verdict_document
 
     def error(message: str, code: int = EXIT_ERROR) -> typer.Exit:
         if json_out is not None:
@@ -161,6 +161,8 @@ def ci_retrain(
         )
     except LakeBusyError as exc:
         raise error(str(exc), code=EXIT_BUSY) from None
+    except NoNewDialoguesError as exc:
+        raise error(str(exc)) from None
     except Exception as exc:
         raise error(f"retraining failed: {type(exc).__name__}: {exc}") from None
     print_stages(result.run)

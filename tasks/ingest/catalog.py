@@ -3,15 +3,19 @@
 Columns ``item_id, title, year, text, poster_url`` (or ``poster_path``, a local file), ``plot_url`` (text
 fetched by the crawl stage when the catalog has none); ``columns`` maps other names onto these. An
 ``attributes`` JSON column, if present, is kept; otherwise every other column is folded into
-``attributes``. Rows without an id, with a year that is not a year, with a non-text plot, or repeating an
-id with different content go to ``quarantine``; the rest lands. ``content_hash`` covers the fields that
+``attributes``. A record that cannot be read (see ``tasks.ingest.catalog_files``), that lacks an id, whose
+id is not a string or integer of sane length, whose title, plot or urls are not text, whose year is not a
+year, or that repeats an id with different content goes to ``quarantine`` (one row per record, keyed by the
+file's content and the record's line); the rest lands. ``content_hash`` covers the fields that
 feed features, so later stages redo exactly what changed.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,151 +23,135 @@ import polars as pl
 
 import features
 from features import CommitInfo, Lake, QuarantineRecord
+from tasks.ingest.catalog_files import CatalogInputError, RawRecord, Row, read_catalog_file
+from tasks.ingest.records import check_id
 from tasks.ingest.summary import InputSummary
 from tasks.items import item_content_hash
 
 STAGE = "ingest_catalog"
 CORE = ("item_id", "title", "year", "text", "poster_url", "poster_path", "plot_url")
-
-
-class CatalogInputError(ValueError):
-    """The catalog as a whole cannot be ingested (missing file, unknown format, no item_id column)."""
+__all__ = ["CORE", "STAGE", "CatalogInputError", "CatalogSummary", "ingest_catalog"]
 
 
 class CatalogSummary(InputSummary):
     """Counts of one catalog ingest."""
 
 
-Row = dict[str, object]
-
-
-def _read_jsonl(path: Path) -> tuple[list[str], list[Row | str]]:
-    """Rows as parsed (a nested plot stays a dict, so it can be refused); a bad line becomes its reason."""
-    rows: list[Row | str] = []
-    columns: dict[str, None] = {}
-    with path.open("rb") as fh:
-        for raw in fh:
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                rows.append(f"invalid JSON: {exc}")
-                continue
-            if not isinstance(record, dict):
-                rows.append(f"not a JSON object: {type(record).__name__}")
-                continue
-            columns.update(dict.fromkeys(record))
-            rows.append(record)
-    return list(columns), rows
-
-
-def _read(path: Path, fmt: str | None, columns: Mapping[str, str]) -> tuple[list[str], list[Row | str]]:
-    """Column names (after the mapping) and rows; a row that cannot be read at all is its reason."""
-    kind = fmt or {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}.get(path.suffix.lower())
-    if not path.is_file():
-        raise CatalogInputError(f"catalog file not found: {path}")
-    if kind not in ("csv", "jsonl", "parquet"):
-        raise CatalogInputError(f"cannot tell the format of {path.name}; pass --format csv|jsonl|parquet")
-    if kind == "jsonl":
-        names, rows = _read_jsonl(path)
-    else:
-        frame = pl.read_csv(path, infer_schema=False) if kind == "csv" else pl.read_parquet(path)
-        names, rows = frame.columns, list(frame.iter_rows(named=True))
-    unknown = [c for c in columns if c not in names]
-    if unknown:
-        raise CatalogInputError(f"{path.name}: column mapping names missing column(s) {', '.join(unknown)}")
-    renamed = [{columns.get(k, k): v for k, v in row.items()} if isinstance(row, dict) else row for row in rows]
-    return [columns.get(c, c) for c in names], renamed
-
-
-def _attributes(row: dict[str, object], extra: list[str]) -> str | None:
-    if "attributes" in row and row["attributes"] is not None:
-        return str(row["attributes"])
+def _attributes(row: Row, extra: list[str]) -> str | None:
+    value = row.get("attributes")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    if value is not None:
+        raise ValueError(f"invalid attributes: {type(value).__name__}, not JSON text or an object")
     values = {k: row[k] for k in extra if row.get(k) is not None}
     return json.dumps(values, sort_keys=True, ensure_ascii=False, default=str) if values else None
 
 
-def _year(value: object) -> int | str | None:
-    """The year as int, None when absent, or the reason it is not a year."""
+def _year(value: object) -> int | None:
+    """The year as int, None when absent; raises ``ValueError`` with the reason it is not a year."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    if isinstance(value, float) and (math.isnan(value) or value.is_integer()):
+        return None if math.isnan(value) else _year(int(value))
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(f"unparseable year: {type(value).__name__}")
     try:
-        year = int(str(value).strip())
+        year = int(value.strip()) if isinstance(value, str) else value
     except ValueError:
-        return f"unparseable year {value!r}"
-    return year if 1800 <= year <= 2200 else f"implausible year {year}"
+        raise ValueError(f"unparseable year: {_short(value)}") from None
+    if not 1800 <= year <= 2200:
+        raise ValueError(f"implausible year: {_short(year)}")
+    return year
 
 
-def _clean(row: dict[str, object], extra: list[str], source: str) -> dict[str, object] | str:
-    """A normalised item row, or the reason the raw row is rejected."""
-    item_id = row.get("item_id")
-    if item_id is None or not str(item_id).strip():
-        return "missing item_id"
-    year = _year(row.get("year"))
-    if isinstance(year, str):
-        return year
+def _short(value: object, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a reason stays short however long the value)."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else f"<{len(str(abs(value)))} digits>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _text(row: Row, name: str) -> str | None:
+    """A text column's value (None when absent or blank); raises ``ValueError`` for any other type."""
+    value = row.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"invalid {name}: {type(value).__name__}, not text")
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _clean(row: Row, extra: list[str], source: str) -> Row:
+    """A normalised item row; raises ``ValueError`` with the reason the raw row is rejected. Types are
+    checked, never stringified: an id is a string or an integer, titles and urls are text."""
+    if row.get("item_id") is None or (isinstance(row["item_id"], str) and not row["item_id"].strip()):
+        raise ValueError("missing item_id")
+    try:
+        item_id = check_id(row["item_id"], "item_id")
+    except ValueError as exc:
+        raise ValueError(f"invalid item_id: {exc}") from None
     text = row.get("text")
     if text is not None and not isinstance(text, str):
-        return f"plot text is {type(text).__name__}, not text"
-    poster = row.get("poster_url") or row.get("poster_path")
-    item: dict[str, object] = {
-        "item_id": str(item_id).strip(),
+        raise ValueError(f"invalid text: plot text is {type(text).__name__}, not text")
+    item: Row = {
+        "item_id": item_id,
         "source": source,
-        "title": _str(row.get("title")),
-        "year": year,
+        "title": _text(row, "title"),
+        "year": _year(row.get("year")),
         "text": text or None,
         "attributes": _attributes(row, extra),
-        "poster_url": _str(poster),
-        "plot_url": _str(row.get("plot_url")),
+        "poster_url": _text(row, "poster_url") or _text(row, "poster_path"),
+        "plot_url": _text(row, "plot_url"),
     }
     return {**item, "content_hash": item_content_hash(item)}
 
 
-def _str(value: object) -> str | None:
-    return None if value is None or (isinstance(value, str) and not value.strip()) else str(value).strip()
+@dataclass(frozen=True)
+class _Rejected:
+    record: RawRecord
+    reason: str
 
 
-def _dedupe(rows: list[tuple[int, dict[str, object]]]) -> tuple[list[dict[str, object]], list[tuple[int, str]]]:
+def _dedupe(rows: list[tuple[RawRecord, Row]]) -> tuple[list[Row], list[_Rejected]]:
     """Drop exact repeats; ids repeated with different content are rejected (every copy)."""
-    by_id: dict[str, list[tuple[int, dict[str, object]]]] = {}
-    for line, row in rows:
-        by_id.setdefault(str(row["item_id"]), []).append((line, row))
-    kept, rejected = [], []
+    by_id: dict[str, list[tuple[RawRecord, Row]]] = {}
+    for record, row in rows:
+        by_id.setdefault(str(row["item_id"]), []).append((record, row))
+    kept: list[Row] = []
+    rejected: list[_Rejected] = []
     for item_id, copies in by_id.items():
         if len({str(r["content_hash"]) for _, r in copies}) == 1:
             kept.append(copies[0][1])
         else:
-            rejected += [(line, f"duplicate item_id {item_id!r} with conflicting content") for line, _ in copies]
+            reason = f"duplicate item_id {item_id!r} with conflicting content"
+            rejected += [_Rejected(record, reason) for record, _ in copies]
     return kept, rejected
 
 
-def _validate(raw_rows: list[Row | str], extra: list[str], source: str) -> tuple[list[Row], list[tuple[int, str]]]:
-    """(rows to land, (line, reason) of every rejected row): unusable rows and conflicting repeats rejected."""
-    good: list[tuple[int, Row]] = []
-    bad: list[tuple[int, str]] = []
-    for line, row in enumerate(raw_rows, start=1):
-        cleaned = _clean(row, extra, source) if isinstance(row, dict) else row
-        if isinstance(cleaned, dict):
-            good.append((line, cleaned))
-        else:
-            bad.append((line, cleaned))
+def _validate(records: list[RawRecord], extra: list[str], source: str) -> tuple[list[Row], list[_Rejected]]:
+    """(rows to land, every rejected record with its reason): unusable rows and conflicting repeats rejected."""
+    good: list[tuple[RawRecord, Row]] = []
+    bad: list[_Rejected] = []
+    for record in records:
+        if record.row is None:
+            bad.append(_Rejected(record, record.reason or "unreadable record"))
+            continue
+        try:
+            good.append((record, _clean(record.row, extra, source)))
+        except (ValueError, TypeError, RecursionError) as exc:
+            bad.append(_Rejected(record, str(exc) or type(exc).__name__))
     kept, conflicts = _dedupe(good)
     return kept, bad + conflicts
 
 
-def _quarantine_records(
-    bad: list[tuple[int, str]], raw_rows: list[Row | str], file: Path, source: str, summary: CatalogSummary
-) -> list[QuarantineRecord]:
-    """The quarantine records of the rejected rows (an excerpt of each raw row); counts them by reason."""
-    for _, reason in bad:
-        summary.count_rejected(reason.split(" ")[0] if not reason.startswith("duplicate") else "duplicate item_id")
-    return [
-        QuarantineRecord(
-            f"catalog:{source}", f"{file.name}#row{line}", reason, json.dumps(raw_rows[line - 1], default=str)
-        )
-        for line, reason in bad
-    ]
+def _category(reason: str) -> str:
+    return "duplicate item_id" if reason.startswith("duplicate item_id") else reason.split(":")[0]
+
+
+def _quarantine_records(bad: list[_Rejected], source: str, summary: CatalogSummary) -> list[QuarantineRecord]:
+    """The quarantine records of the rejected rows (an excerpt of each raw record); counts them by reason."""
+    for rejected in bad:
+        summary.count_rejected(_category(rejected.reason))
+    return [QuarantineRecord(f"catalog:{source}", r.record.key, r.reason, r.record.text) for r in bad]
 
 
 def ingest_catalog(
@@ -186,18 +174,21 @@ def ingest_catalog(
         run_id: flow run id recorded in the commits.
     """
     file = Path(path)
-    names, raw_rows = _read(file, fmt, columns or {})
-    if "item_id" not in names:
-        raise CatalogInputError(f"{file.name}: no item_id column (columns: {', '.join(names)})")
-    extra = [c for c in names if c not in (*CORE, "attributes")]
-    summary = CatalogSummary(source_file=str(file), read=len(raw_rows))
+    read = read_catalog_file(file, fmt, columns or {})
+    summary = CatalogSummary(source_file=str(file), read=len(read.records))
+    if not read.records:
+        summary.notes.append(f"catalog {file.name} has no rows: nothing to ingest")
+        return summary
+    if "item_id" not in read.columns and any(r.row is not None for r in read.records):
+        raise CatalogInputError(f"{file.name}: no item_id column (columns: {', '.join(read.columns)})")
+    extra = [c for c in read.columns if c not in (*CORE, "attributes")]
     now = datetime.now(UTC)
     config = {"source": source, "columns": dict(columns or {})}
     commit = CommitInfo(
         stage=STAGE, flow_run_id=run_id, config_hash=features.config_hash(config), extra={"source_file": file.name}
     )
-    kept, bad = _validate(raw_rows, extra, source)
-    records = _quarantine_records(bad, raw_rows, file, source, summary)
+    kept, bad = _validate(read.records, extra, source)
+    records = _quarantine_records(bad, source, summary)
     summary.record(features.quarantine(records, commit=commit, lake=lake, at=now))
     if kept:
         items = pl.DataFrame([{**r, "ingested_at": now} for r in kept], infer_schema_length=None)

@@ -85,14 +85,14 @@ def _turn_rows(dialogue: RawDialogue, linker: ItemLinker, now: datetime) -> list
     links = {movie: linker.link(dialogue.source, movie, name) for movie, name in dialogue.movie_names.items()}
     rows = []
     for turn in dialogue.turns:
-        items = list(dict.fromkeys(links[m] for m in turn.mentions))
+        items = list(dict.fromkeys(links[m] for m in turn.mentions if m in links))
         labels = [dialogue.labels.get(m, Labels()) for m in dict.fromkeys(turn.mentions)]
         rows.append(
             {
                 "dialogue_id": dialogue.dialogue_id,
                 "turn_idx": turn.idx,
                 "role": turn.role,
-                "text": _MARK.sub(lambda m: f"@{links[m.group(1)]}", turn.text),
+                "text": _MARK.sub(lambda m: f"@{links.get(m.group(1), m.group(1))}", turn.text),
                 "mentioned_item_ids": items,
                 "liked": [lab.liked for lab in labels],
                 "seen": [lab.seen for lab in labels],
@@ -137,20 +137,20 @@ def _existing_hashes(ids: list[str], lake: Lake) -> dict[str, str]:
     return dict(found.iter_rows())
 
 
-def _stale_turns_predicate(changed: dict[str, set[object]], lake: Lake) -> str | None:
-    """SQL predicate for stored turns of changed dialogues that the new content no longer has."""
-    if not changed:
-        return None
-    stored = (
+def _stale_turns(changed: dict[str, set[int]], lake: Lake) -> pl.DataFrame:
+    """Keys (``dialogue_id, turn_idx``) of stored turns of changed dialogues that the new content no longer has:
+    an anti-join, however many turns go."""
+    kept = pl.DataFrame(
+        [(d, i) for d, idxs in changed.items() for i in idxs],
+        schema={"dialogue_id": pl.String, "turn_idx": pl.Int32},
+        orient="row",
+    )
+    return (
         features.read("turns", columns=["dialogue_id", "turn_idx"], lake=lake)
         .filter(pl.col("dialogue_id").is_in(list(changed)))
+        .join(kept.lazy(), on=["dialogue_id", "turn_idx"], how="anti")
         .collect()
     )
-    stale = [(d, i) for d, i in stored.iter_rows() if i not in changed[d]]
-    if not stale:
-        return None
-    quote = lambda s: "'" + s.replace("'", "''") + "'"  # noqa: E731
-    return " OR ".join(f"(dialogue_id = {quote(d)} AND turn_idx = {i})" for d, i in stale)
 
 
 class _Run:
@@ -188,15 +188,10 @@ class _Run:
                 continue
             rejected.extend(record.rejected)
             if record.dialogue_id in self.seen:
-                rejected.append(
-                    Rejected(
-                        f"{record.dialogue_id}#duplicate",
-                        "duplicate dialogue id in input",
-                        f"{len(record.turns)} turns",
-                    )
-                )
+                reason = f"duplicate dialogue id in input: {record.dialogue_id}"
+                rejected.append(Rejected(record.record_key, reason, f"{len(record.turns)} turns"))
             elif not record.turns:
-                rejected.append(Rejected(record.dialogue_id, "dialogue has no usable messages", ""))
+                rejected.append(Rejected(record.record_key, "dialogue has no usable messages", record.dialogue_id))
             else:
                 self.seen.add(record.dialogue_id)
                 dialogues.append(record)
@@ -225,14 +220,15 @@ class _Run:
         changed = {
             r["dialogue_id"]: {t["turn_idx"] for t in turns[r["dialogue_id"]]} for r in todo if r["dialogue_id"] in old
         }
-        predicate = _stale_turns_predicate(changed, self.lake)
-        if predicate:
-            deleted = features.delete("turns", predicate, commit=self.commit, lake=self.lake)
+        stale = _stale_turns(changed, self.lake) if changed else None
+        if stale is not None and stale.height:
+            deleted = features.delete_keys("turns", stale, commit=self.commit, lake=self.lake)
             self.summary.turns_deleted += deleted.deleted
             self.summary.record(deleted)
         result = features.upsert("dialogues", _frame("dialogues", todo), commit=self.commit, lake=self.lake)
         self.summary.written += result.inserted
         self.summary.updated += result.updated
+        self.summary.unchanged += result.unchanged  # another run landed the same content since the hash check
         self.summary.record(result)
 
 

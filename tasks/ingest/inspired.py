@@ -12,7 +12,18 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from tasks.ingest.records import RECOMMENDER, SEEKER, RawDialogue, RawTurn, Rejected, excerpt, mark
+from tasks.ingest.records import (
+    RECOMMENDER,
+    SEEKER,
+    RawDialogue,
+    RawTurn,
+    Rejected,
+    check_id,
+    clean_text,
+    excerpt,
+    file_key,
+    mark,
+)
 from tasks.ingest.titles import split_title_year
 
 REQUIRED_COLUMNS = ("dialog_id", "speaker", "text", "movies")
@@ -38,16 +49,16 @@ def _turn(idx: int, row: dict[str, str]) -> RawTurn | str:
     role = _ROLES.get(row["speaker"].strip().upper())
     if role is None:
         return f"unknown speaker {row['speaker']!r}"
-    text = " ".join(row["text"].replace("QUOTATION_MARK", '"').split())
+    text = clean_text(row["text"].replace("QUOTATION_MARK", '"'))
     if not text:
         return "empty message"
-    names = list(dict.fromkeys(n.strip() for n in row["movies"].split(";") if n.strip()))
+    names = list(dict.fromkeys(clean_text(n) for n in row["movies"].split(";") if clean_text(n)))
     return RawTurn(idx, role, _mention_text(text, names), tuple(names), row.get("utt_id") or None)
 
 
-def _dialogue(dialog_id: str) -> RawDialogue:
-    clean = dialog_id.removesuffix(".pkl")
-    return RawDialogue(f"inspired:{clean}", "inspired", None, None, movie_names={})
+def _dialogue(dialog_id: str, record_key: str) -> RawDialogue:
+    clean = dialog_id.strip().removesuffix(".pkl")
+    return RawDialogue(f"inspired:{clean}", "inspired", None, None, movie_names={}, record_key=record_key)
 
 
 def _header(path: Path, first: bytes) -> list[str]:
@@ -58,55 +69,57 @@ def _header(path: Path, first: bytes) -> list[str]:
     return columns
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, str] | Rejected]]:
+def _row(raw: bytes, columns: list[str], key: str) -> dict[str, str] | Rejected:
+    """One TSV line as a row, or a ``Rejected`` (bad UTF-8, wrong field count, an unusable ``dialog_id``)."""
+    try:
+        fields = raw.decode("utf-8").rstrip("\r\n").split("\t")
+    except UnicodeDecodeError as exc:
+        return Rejected(key, f"invalid UTF-8 at byte {exc.start}", excerpt(raw.decode("utf-8", "replace")))
+    if len(fields) < len(columns):  # trailing empty columns may be cut; required ones may not
+        fields += [""] * (len(columns) - len(fields))
+    if len(fields) != len(columns):
+        return Rejected(key, f"row has {len(fields)} fields, header has {len(columns)}", excerpt(raw.decode()))
+    row = dict(zip(columns, fields, strict=True))
+    try:
+        check_id(row["dialog_id"], "dialog_id")
+    except ValueError as exc:
+        return Rejected(key, f"invalid id: {exc}", excerpt(raw.decode()))
+    return row
+
+
+def _rows(path: Path) -> Iterator[tuple[str, dict[str, str] | Rejected]]:
+    """(record key, row or ``Rejected``) per non-blank line after the header."""
+    prefix = file_key(path)
     with path.open("rb") as fh:
         columns = _header(path, fh.readline())
         for line_no, raw in enumerate(fh, start=2):
-            key = f"{path.name}#L{line_no}"
-            if not raw.strip():
-                continue
-            try:
-                fields = raw.decode("utf-8").rstrip("\r\n").split("\t")
-            except UnicodeDecodeError as exc:
-                text = raw.decode("utf-8", "replace")
-                yield line_no, Rejected(key, f"invalid UTF-8 at byte {exc.start}", excerpt(text))
-                continue
-            if len(fields) < len(columns):  # trailing empty columns may be cut; required ones may not
-                fields += [""] * (len(columns) - len(fields))
-            if len(fields) != len(columns) or not fields[columns.index("dialog_id")].strip():
-                yield (
-                    line_no,
-                    Rejected(
-                        key,
-                        f"row has {len(fields)} fields, header has {len(columns)}",
-                        excerpt(raw.decode("utf-8", "replace")),
-                    ),
-                )
-                continue
-            yield line_no, dict(zip(columns, fields, strict=True))
+            if raw.strip():
+                yield f"{prefix}#L{line_no}", _row(raw, columns, f"{prefix}#L{line_no}")
 
 
 def read_inspired(path: Path) -> Iterator[RawDialogue | Rejected]:
     """Stream an INSPIRED TSV: one ``RawDialogue`` per dialogue, ``Rejected`` for unusable rows.
 
+    A rejected utterance is keyed by its line (``<file>@<sha256 prefix>#L<line>``); a dialogue by its first line.
+
     Raises:
         InspiredFormatError: the header lacks the required columns (the input as a whole is unusable).
     """
     current: RawDialogue | None = None
-    for line_no, row in _rows(path):
+    for key, row in _rows(path):
         if isinstance(row, Rejected):
             yield row
             continue
-        if current is None or current.dialogue_id != _dialogue(row["dialog_id"]).dialogue_id:
+        dialogue_id = _dialogue(row["dialog_id"], key).dialogue_id
+        if current is None or current.dialogue_id != dialogue_id:
             if current is not None:
                 yield current
-            current = _dialogue(row["dialog_id"])
+            current = _dialogue(row["dialog_id"], key)
         turn = _turn(len(current.turns) + len(current.rejected), row)
         if isinstance(turn, RawTurn):
             current.turns.append(turn)
             current.movie_names.update({n: n for n in turn.mentions})
         else:
-            key = f"{current.dialogue_id}#turn{len(current.turns) + len(current.rejected)}"
-            current.rejected.append(Rejected(key, turn, excerpt(row["text"] or f"line {line_no}")))
+            current.rejected.append(Rejected(key, turn, excerpt(row["text"] or key)))
     if current is not None:
         yield current

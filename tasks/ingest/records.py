@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 SEEKER = "seeker"
 RECOMMENDER = "recommender"
@@ -57,17 +59,58 @@ class RawDialogue:
     labels: dict[str, Labels] = field(default_factory=dict)
     turns: list[RawTurn] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    record_key: str = ""  # where in the input it came from (``file@digest#L7``): the key of its rejections
+
+
+MAX_ID_CHARS = 200
 
 
 def excerpt(value: object, limit: int = 200) -> str:
-    """A short printable excerpt of a rejected record."""
-    text = value if isinstance(value, str) else repr(value)
+    """A short printable excerpt of a rejected record (never raises, however odd the value)."""
+    try:
+        text = value if isinstance(value, str) else repr(value)
+    except (RecursionError, ValueError):
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def check_id(value: object, field: str) -> str:
+    """``value`` as an id: a string or integer (never a bool, float, list or object) of at most ``MAX_ID_CHARS``
+    characters; raises ``ValueError`` with the reason otherwise.
+
+    Example:
+        >>> check_id(20001, "conversationId")
+        '20001'
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(f"{field} is {type(value).__name__ if value is not None else 'null'}, not a string or integer")
+    text = value.strip() if isinstance(value, str) else str(value)
+    if not text:
+        raise ValueError(f"{field} is empty")
+    if len(text) > MAX_ID_CHARS:
+        raise ValueError(f"{field} is {len(text)} characters long (at most {MAX_ID_CHARS})")
+    return text
+
+
+def file_key(path: Path) -> str:
+    """The quarantine key prefix of an input file: its name and the start of its sha256 (``new.jsonl@3f2a…``),
+    so rejections from two different files of the same name never share a key."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return f"{path.name}@{digest.hexdigest()[:16]}"
+
+
 # Readers mark a mention in turn text as MARK_OPEN + source movie id + MARK_CLOSE (private-use code
-# points never present in real text); linking replaces each mark with "@<lake item id>".
+# points; ``clean_text`` replaces them in input text); linking replaces each mark with "@<lake item id>".
 MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
+
+
+def clean_text(text: str) -> str:
+    """Source text with whitespace collapsed and the mark characters replaced (U+FFFD), so input text can
+    never forge or break a mention mark."""
+    return " ".join(text.replace(MARK_OPEN, "\ufffd").replace(MARK_CLOSE, "\ufffd").split())
 
 
 def mark(source_movie_id: str) -> str:

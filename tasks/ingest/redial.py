@@ -14,7 +14,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tasks.ingest.records import RECOMMENDER, SEEKER, Labels, RawDialogue, RawTurn, Rejected, excerpt, mark
+from tasks.ingest.records import (
+    RECOMMENDER,
+    SEEKER,
+    Labels,
+    RawDialogue,
+    RawTurn,
+    Rejected,
+    check_id,
+    clean_text,
+    excerpt,
+    file_key,
+    mark,
+)
 
 _MENTION = re.compile(r"@(\d+)")
 _REQUIRED = ("conversationId", "messages", "initiatorWorkerId", "respondentWorkerId")
@@ -47,65 +59,111 @@ def _turn(idx: int, message: Any, roles: dict[str, str], names: dict[str, str]) 
     text = message.get("text")
     if not isinstance(text, str) or not text.strip():
         return "empty message"
-    role = roles.get(str(message.get("senderWorkerId")))
+    sender = message.get("senderWorkerId")
+    role = roles.get(str(sender)) if isinstance(sender, str | int) and not isinstance(sender, bool) else None
     if role is None:
         return f"sender {message.get('senderWorkerId')!r} is neither the initiator nor the respondent"
     mentions = _MENTION.findall(text)
     undefined = [m for m in mentions if m not in names]
     if undefined:
         return f"mentions @{undefined[0]}, which the dialogue's movieMentions does not define"
-    normalised = _MENTION.sub(lambda m: mark(m.group(1)), " ".join(text.split()))
-    message_id = None if message.get("messageId") is None else str(message["messageId"])
+    normalised = _MENTION.sub(lambda m: mark(m.group(1)), clean_text(text))
+    message_id = None if message.get("messageId") is None else check_id(message["messageId"], "messageId")
     return RawTurn(idx, role, normalised, tuple(dict.fromkeys(mentions)), message_id)
 
 
-def parse_record(record: Any, *, record_key: str) -> RawDialogue | Rejected:
-    """One decoded JSON line to a ``RawDialogue`` (or a ``Rejected`` when it lacks what a dialogue needs)."""
+def _names(mentions: Any) -> dict[str, str]:
+    """``movieMentions`` as source movie id -> name; entries whose name is not text are left out (a turn that
+    mentions one is then rejected as undefined)."""
+    if not isinstance(mentions, dict):
+        return {}
+    return {str(k): clean_text(v) for k, v in mentions.items() if isinstance(v, str) and len(str(k)) <= 200}
+
+
+def _header(record: Any) -> tuple[str, str, str] | str:
+    """(dialogue id, seeker id, recommender id), or the reason the record is not a usable dialogue."""
     if not isinstance(record, dict):
-        return Rejected(record_key, "record is not a JSON object", excerpt(record))
+        return "record is not a JSON object"
     missing = [f for f in _REQUIRED if f not in record]
-    if missing or not isinstance(record.get("messages"), list):
-        reason = f"missing field(s): {', '.join(missing)}" if missing else "messages is not a list"
-        return Rejected(record_key, reason, excerpt(json.dumps(record)[:200]))
-    mentions = record.get("movieMentions") or {}
-    names = {str(k): str(v) for k, v in mentions.items()} if isinstance(mentions, dict) else {}
-    source = "synthetic" if record.get("synthetic") else "redial"
-    seeker, recommender = str(record["initiatorWorkerId"]), str(record["respondentWorkerId"])
+    if missing:
+        return f"missing field(s): {', '.join(missing)}"
+    if not isinstance(record.get("messages"), list):
+        return "messages is not a list"
+    try:
+        ids = [check_id(record[f], f) for f in ("conversationId", "initiatorWorkerId", "respondentWorkerId")]
+    except ValueError as exc:
+        return f"invalid id: {exc}"
+    return ids[0], ids[1], ids[2]
+
+
+def parse_record(record: Any, *, record_key: str) -> RawDialogue | Rejected:
+    """One decoded JSON line to a ``RawDialogue`` (or a ``Rejected`` when it lacks what a dialogue needs).
+
+    Ids (``conversationId``, the worker ids) must be strings or integers of sane length: null, objects,
+    floats (NaN) and bools are rejected, never stringified.
+    """
+    header = _header(record)
+    if isinstance(header, str):
+        return Rejected(record_key, header, excerpt(record))
+    conversation, seeker, recommender = header
+    names = _names(record.get("movieMentions"))
+    source = "synthetic" if record.get("synthetic") is True else "redial"
     dialogue = RawDialogue(
-        dialogue_id=f"{source}:{record['conversationId']}",
+        dialogue_id=f"{source}:{conversation}",
         source=source,
         seeker_id=seeker,
         recommender_id=recommender,
         movie_names=names,
         labels=_labels(record),
+        record_key=record_key,
     )
     roles = {seeker: SEEKER, recommender: RECOMMENDER}
     for idx, message in enumerate(record["messages"]):
-        turn = _turn(idx, message, roles, names)
+        try:
+            turn = _turn(idx, message, roles, names)
+        except ValueError as exc:
+            turn = f"invalid message: {exc}"
         if isinstance(turn, RawTurn):
             dialogue.turns.append(turn)
         else:
-            key = f"{dialogue.dialogue_id}#turn{idx}"
-            dialogue.rejected.append(Rejected(key, turn, excerpt(message)))
+            dialogue.rejected.append(Rejected(f"{record_key}#turn{idx}", turn, excerpt(message)))
     return dialogue
 
 
+def _decode(raw: bytes, key: str) -> Any | Rejected:
+    """One JSONL line decoded, or a ``Rejected`` saying why it cannot be (bad UTF-8, bad JSON, nested too deep,
+    an integer too long to convert)."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejected(key, f"invalid UTF-8 at byte {exc.start}", excerpt(raw.decode("utf-8", "replace")))
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        return Rejected(key, f"invalid JSON: {exc.msg} at column {exc.colno}", excerpt(line.strip()))
+    except RecursionError:
+        return Rejected(key, "invalid JSON: nested too deeply", excerpt(line.strip()))
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        return Rejected(key, f"invalid JSON: {exc}", excerpt(line.strip()))
+
+
 def read_redial(path: Path) -> Iterator[RawDialogue | Rejected]:
-    """Stream a ReDial JSONL file: one ``RawDialogue`` or ``Rejected`` per non-blank line."""
+    """Stream a ReDial JSONL file: one ``RawDialogue`` or ``Rejected`` per non-blank line.
+
+    A line that cannot be decoded or parsed is one ``Rejected``; it never stops the file. Record keys are
+    ``<file>@<sha256 prefix>#L<line>`` (see ``records.file_key``).
+    """
+    prefix = file_key(path)
     with path.open("rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
-            key = f"{path.name}#L{line_no}"
+            key = f"{prefix}#L{line_no}"
             if not raw.strip():
                 continue
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                text = raw.decode("utf-8", "replace")
-                yield Rejected(key, f"invalid UTF-8 at byte {exc.start}", excerpt(text))
+            record = _decode(raw, key)
+            if isinstance(record, Rejected):
+                yield record
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield Rejected(key, f"invalid JSON: {exc.msg} at column {exc.colno}", excerpt(line.strip()))
-                continue
-            yield parse_record(record, record_key=key)
+                yield parse_record(record, record_key=key)
+            except (RecursionError, ValueError, TypeError) as exc:  # whatever else a hostile record trips
+                yield Rejected(key, f"unusable record: {type(exc).__name__}: {exc}", excerpt(raw.decode("utf-8")))

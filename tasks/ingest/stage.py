@@ -25,8 +25,11 @@ class IngestStageSummary(StageSummary):
         return [{"input": name, **{c: s[c] for c in _COUNTS}} for name, s in self.inputs.items()]
 
     def notes(self) -> list[str]:
-        """Quarantine reasons per input."""
-        return [line for name, s in self.inputs.items() for line in reason_notes(name, s.get("quarantine_reasons"))]
+        """Each input's own notes (e.g. no rows), then its quarantine reasons."""
+        lines = [str(note) for s in self.inputs.values() for note in s.get("notes") or []]  # type: ignore[attr-defined]
+        return lines + [
+            line for name, s in self.inputs.items() for line in reason_notes(name, s.get("quarantine_reasons"))
+        ]
 
     def new_dialogues(self) -> int:
         """Dialogues written or updated by this run."""

@@ -20,6 +20,7 @@ class InputSummary:
     quarantined: int = 0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what a reader of the counts should know (e.g. no rows)
 
     def count_rejected(self, reason: str) -> None:
         """One more quarantined row, under ``reason`` (a category, not the full message)."""

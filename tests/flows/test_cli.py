@@ -89,3 +89,23 @@ def test_embed_refuses_bad_options_with_exit_2(tmp_path: Path, args: list[str], 
     result = runner.invoke(app, ["embed", *args, "--lake", str(tmp_path)])
     assert result.exit_code == 2
     assert message in result.output
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_ingest_refuses_unusable_catalogs_with_one_line_and_says_when_there_are_no_rows(tmp_path: Path) -> None:
+    lake = str(tmp_path / "lake")
+    corrupt = tmp_path / "items.parquet"
+    corrupt.write_bytes(b"PAR1" + b"\0" * 64 + b"PAR1")
+    result = runner.invoke(app, ["ingest", "--catalog", str(corrupt), "--lake", lake])
+    assert result.exit_code == 2 and "not a readable Parquet file" in result.output
+    assert "Traceback" not in result.output
+    counts = tmp_path / "counts.csv"
+    counts.write_text("movieId,nbMentions,title\n1,5,A\n")
+    args = ["--column", "movieId=item_id", "--column", "nbMentions=item_id"]
+    clash = runner.invoke(app, ["ingest", "--catalog", str(counts), *args, "--lake", lake])
+    assert clash.exit_code == 2 and "would all become 'item_id'" in " ".join(clash.output.split())
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    nothing = runner.invoke(app, ["ingest", "--catalog", str(empty), "--lake", lake])
+    assert nothing.exit_code == 0, nothing.output
+    assert "empty.csv has no rows" in " ".join(nothing.output.split())

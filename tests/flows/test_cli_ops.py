@@ -156,6 +156,17 @@ def test_ci_retrain_passes_first_then_fails_a_candidate_that_is_not_better(tmp_p
 
 
 @pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.parametrize("content", ["{garbage\n[1, 2]\nnull\n", ""], ids=["all-garbage", "empty"])
+def test_ci_retrain_exits_2_when_no_new_usable_dialogue_landed(tmp_path: Path, content: str) -> None:
+    lake, dialogues = tmp_path / "lake", tmp_path / "new.jsonl"
+    dialogues.write_text(content)
+    result = runner.invoke(app, ["ci", "retrain", "--dialogues", str(dialogues), "--lake", str(lake)])
+    assert result.exit_code == 2, result.output
+    assert "no new usable dialogues landed" in " ".join(result.output.split()) and "PASS" not in result.output
+    assert features.table_version("dialogues", lake=lake) is None  # nothing landed, nothing after ingest ran
+
+
+@pytest.mark.usefixtures("prefect_harness")
 def test_run_with_nothing_new_says_so_without_running_anything(tmp_path: Path) -> None:
     lake, catalog = tmp_path / "lake", tmp_path / "items.csv"
     catalog.write_text("item_id,title\nm1,Heat\nm2,Alien\n")
