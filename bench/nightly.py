@@ -1,75 +1,115 @@
-"""Benchmark: the full demo nightly run against the same run with nothing changed.
+"""Benchmark: the full demo run against a nightly run with nothing new, on a local lake and on an S3 lake.
 
-    .venv/bin/python -m bench.nightly [--items N] [--summarize 4]
+    .venv/bin/python -m bench.nightly [--items N] [--summarize 4] [--lakes local s3]
 
-Side by side in one run, on a fresh temporary lake, each as its own process exactly as a user runs it
-(`mmcrs demo`: Python start, imports, Prefect's ephemeral server, demo inputs, then the nightly DAG):
-1. ``full``: the first run (every stage does its work);
-2. ``noop``: the same command again (nothing new: every stage must skip);
-3. ``noop_in_process``: the nightly flow called again inside one warm process (no interpreter or server
-   start), which is what a long-lived worker pays.
-Targets (issue 8): noop <= 5 % of full, and under 30 s. Also checks that the no-op wrote no table version.
-Prints one JSON object; raw numbers go to bench/out/nightly.json.
+Side by side in one run, for each lake, each command as its own process exactly as a user runs it:
+1. ``full``: ``mmcrs demo`` into a fresh lake (every stage does its work);
+2. ``noop_run``: ``mmcrs run`` on that lake afterwards — the nightly command; the demo stored its settings in
+   the lake, so every stage is up to date and the command answers from the plan without starting Prefect;
+3. ``noop_demo``: ``mmcrs demo`` again (through Prefect's ephemeral server: every stage skips inside the flow).
+The S3 lake lives on moto's S3 server on 127.0.0.1 (started here). Target (issue 15): ``noop_run`` <= 5 % of
+``full``, under 10 s, and no table version written by either no-op. Prints one JSON object; raw numbers go to
+bench/out/nightly.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 
 
-def _versions(lake: Path) -> dict[str, int]:
-    import features
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
-    return features.table_versions(sorted(features.TABLES), lake=lake)
+
+@contextlib.contextmanager
+def _s3_lake(root: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A bucket on moto's S3 server (a subprocess on 127.0.0.1) and the storage options to reach it."""
+    import pyarrow.fs as pafs
+
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        keys = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench-secret", "aws_region": "us-east-1"}
+        pafs.S3FileSystem(
+            access_key=keys["aws_access_key_id"],
+            secret_key=keys["aws_secret_access_key"],
+            region="us-east-1",
+            endpoint_override=endpoint,
+            scheme="http",
+            allow_bucket_creation=True,
+        ).create_dir("bench")
+        yield "s3://bench/lake", keys | {"aws_endpoint_url": endpoint, "aws_allow_http": "true"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
-def _demo(lake: Path, workdir: Path, items: int | None, summarize: int, home: Path) -> float:
-    cmd = [
-        str(Path(sys.executable).parent / "mmcrs"),
-        "demo",
-        "--lake",
-        str(lake),
-        "--workdir",
-        str(workdir),
-        "--summarize-dialogues",
-        str(summarize),
-    ]
-    if items:
-        cmd += ["--items", str(items)]
-    env = {**os.environ, "PREFECT_HOME": str(home), "MMCRS_ARTIFACTS": str(lake.parent / "artifacts")}
+def _mmcrs(args: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    done = subprocess.run([str(BIN / "mmcrs"), *args], cwd=REPO, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
-        raise SystemExit(f"mmcrs demo failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise SystemExit(f"mmcrs {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return elapsed
 
 
-def _in_process(lake: Path, workdir: Path, items: int | None, summarize: int) -> tuple[float, float]:
-    """Two no-op demo runs in one process: (first call incl. server start, second call warm)."""
-    from flows import env
+def _versions(lake: str, options: dict[str, str]) -> dict[str, int]:
+    import features
 
-    env.configure()
-    from flows.demo import demo_flow
+    return features.table_versions(sorted(features.TABLES), lake=features.Lake(lake, options))
 
-    times = []
-    for _ in range(2):
-        started = time.perf_counter()
-        result = demo_flow(lake=str(lake), workdir=str(workdir), items=items, summarize_dialogues=summarize)
-        times.append(time.perf_counter() - started)
-        assert all(s["status"] == "skipped" for s in result.run.stages.values()), result.run.stages
-    return times[0], times[1]
+
+def _measure(lake: str, options: dict[str, str], root: Path, items: int | None, summarize: int) -> dict:
+    """full demo, then the two no-ops, each a fresh process on this lake."""
+    env = {**os.environ, "PREFECT_HOME": str(root / "prefect-home"), "MMCRS_STORAGE_OPTIONS": json.dumps(options)}
+    env.pop("MMCRS_ARTIFACTS", None)  # models live with the lake
+    demo = ["demo", "--lake", lake, "--workdir", str(root / "demo"), "--summarize-dialogues", str(summarize)]
+    demo += ["--items", str(items)] if items else []
+    full = _mmcrs(demo, env)
+    versions = _versions(lake, options)
+    noop_run = _mmcrs(["run", "--lake", lake], env)
+    noop_demo = _mmcrs(demo, env)
+    return {
+        "full_s": round(full, 2),
+        "noop_run_s": round(noop_run, 2),
+        "noop_demo_s": round(noop_demo, 2),
+        "noop_run_share_of_full": round(noop_run / full, 4),
+        "noop_demo_share_of_full": round(noop_demo / full, 4),
+        "noops_wrote_no_version": _versions(lake, options) == versions,
+        "targets": {"noop_run_le_5pct": noop_run / full <= 0.05, "noop_run_under_10s": noop_run < 10},
+    }
 
 
 def main() -> None:
@@ -77,33 +117,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=None, help="limit the demo catalog (default: all)")
     parser.add_argument("--summarize", type=int, default=4, help="dialogues the demo summarises")
+    parser.add_argument("--lakes", nargs="+", default=["local", "s3"], choices=["local", "s3"])
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="mmcrs-bench-nightly-"))
-    lake, workdir, home = root / "lake", root / "demo", root / "prefect-home"
-    load_before = os.getloadavg()
-    full = _demo(lake, workdir, args.items, args.summarize, home)
-    versions = _versions(lake)
-    noop = _demo(lake, workdir, args.items, args.summarize, home)
-    unchanged = _versions(lake) == versions
-    os.environ["PREFECT_HOME"] = str(home)
-    os.environ["MMCRS_ARTIFACTS"] = str(lake.parent / "artifacts")  # as the `mmcrs demo` runs above had it
-    cold, warm = _in_process(lake, workdir, args.items, args.summarize)
-    out = {
+    out: dict[str, object] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "load_before": load_before,
-        "load_after": os.getloadavg(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
+        "load_before": os.getloadavg(),
         "items": args.items or "all",
         "summarize_dialogues": args.summarize,
-        "full_s": round(full, 2),
-        "noop_s": round(noop, 2),
-        "noop_share_of_full": round(noop / full, 4),
-        "noop_in_process_first_s": round(cold, 2),
-        "noop_in_process_warm_s": round(warm, 2),
-        "noop_wrote_no_version": unchanged,
-        "targets": {"noop_share_le_5pct": noop / full <= 0.05, "noop_under_30s": noop < 30},
     }
+    for kind in args.lakes:
+        root = Path(tempfile.mkdtemp(prefix=f"mmcrs-bench-nightly-{kind}-"))
+        if kind == "local":
+            out[kind] = _measure(str(root / "lake"), {}, root, args.items, args.summarize)
+        else:
+            with _s3_lake(root) as (lake, options):
+                out[kind] = _measure(lake, options, root, args.items, args.summarize)
+    out["load_after"] = os.getloadavg()
     (REPO / "bench" / "out").mkdir(parents=True, exist_ok=True)
     (REPO / "bench" / "out" / "nightly.json").write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))

@@ -15,7 +15,6 @@ from flows.nightly import PipelineResult, nightly_flow
 from tasks.demo.server import DEFAULT_PORT, serve_directory
 from tasks.demo.stage import DemoConfig
 from tasks.demo.task import build_demo_inputs_task
-from tasks.stages import stage_names
 
 # The demo's settings, in the shape of a settings file (``mmcrs run --settings``). The training part is small
 # enough for a minute or two on a laptop CPU: the real MiniLM cut to 2 layers, short contexts, 2 epochs over a
@@ -39,14 +38,21 @@ patience = 1
 
 
 def demo_settings(
-    *, clip_model: str | None, summarize_dialogues: int, summarize_model_dir: str | None, train_config: dict | None
+    *,
+    clip_model: str | None,
+    summarize_dialogues: int,
+    summarize_model_dir: str | None,
+    train_config: dict | None,
+    train: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """The demo's per-stage settings: ``DEMO_SETTINGS`` with the flow's arguments over it."""
+    """The demo's per-stage settings: ``DEMO_SETTINGS`` with the flow's arguments over it (a stage the demo
+    leaves out is turned off, so later runs on the lake leave it out too)."""
     settings: dict[str, dict[str, Any]] = tomllib.loads(DEMO_SETTINGS)
+    summarize = {"limit": summarize_dialogues, "model_dir": summarize_model_dir}
     overrides = {
-        "summarize": {"limit": summarize_dialogues, "model_dir": summarize_model_dir},
+        "summarize": summarize if summarize_dialogues > 0 else {"enabled": False},
         "embed": {"clip_model": clip_model},
-        "train": {"config": settings["train"]["config"] | (train_config or {})},
+        "train": {"config": settings["train"]["config"] | (train_config or {})} | ({} if train else {"enabled": False}),
     }
     for name, values in overrides.items():
         settings.setdefault(name, {}).update({k: v for k, v in values.items() if v is not None})
@@ -91,10 +97,10 @@ def demo_flow(
         summarize_dialogues=summarize_dialogues,
         summarize_model_dir=summarize_model_dir,
         train_config=train_config,
+        train=train,
     )
     # later runs on this lake (mmcrs run, a stage command, a deployment) start from the demo's settings
     write_stage_settings(features.resolve_lake(lake), settings)
-    stages = [s for s in stage_names() if (s != "summarize" or summarize_dialogues > 0) and (s != "train" or train)]
     with serve_directory(Path(workdir) / "posters", port=poster_port) as base_url:
         inputs = build_demo_inputs_task(workdir, DemoConfig(items, synthetic_dialogues, use_redial, base_url))
         run = nightly_flow(
@@ -102,7 +108,6 @@ def demo_flow(
             dialogues=inputs["dialogues"],
             catalog=inputs["catalog"],
             catalog_source="movielens",
-            stages=stages,
             settings=settings,
             artifacts_root=artifacts_root,
             lock_wait_s=lock_wait_s,

@@ -100,7 +100,13 @@ def _describe(hint: Any) -> str:
 
 @dataclass(frozen=True)
 class StageSettings:
-    """Base of every stage's settings: validated construction from a mapping, and the values given."""
+    """Base of every stage's settings: validated construction from a mapping, and the values given.
+
+    Attributes:
+        enabled: False turns the stage off on this lake (every run skips it, saying so).
+    """
+
+    enabled: bool = True
 
     @classmethod
     def from_dict(cls, values: Mapping[str, object] | None, *, stage: str) -> Self:

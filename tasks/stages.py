@@ -265,7 +265,10 @@ def reusable(name: str, fingerprint: str, *, lake: Lake) -> dict[str, object] | 
 def skip_reason(
     spec: StageSpec, settings: StageSettings, context: StageContext, *, force: bool = False, fingerprint: str = ""
 ) -> str | None:
-    """Why the stage would be skipped now (no input files, or nothing it depends on changed); None: it runs."""
+    """Why the stage would be skipped now (turned off, no input files, or nothing it depends on changed); None:
+    it runs."""
+    if not settings.enabled:
+        return "turned off in the settings (enabled = false)"
     if spec.missing_inputs(settings):
         return "no input files given"
     row = None if force else reusable(spec.name, fingerprint or stage_fingerprint(spec, settings), lake=context.lake)
