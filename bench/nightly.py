@@ -7,7 +7,7 @@ Side by side in one run, for each lake, each command as its own process exactly 
 2. ``noop_run``: ``mmcrs run`` on that lake afterwards — the nightly command; the demo stored its settings in
    the lake, so every stage is up to date and the command answers from the plan without starting Prefect;
 3. ``noop_demo``: ``mmcrs demo`` again (through Prefect's ephemeral server: every stage skips inside the flow).
-The S3 lake lives on moto's S3 server on 127.0.0.1 (started here). Target (issue 15): ``noop_run`` <= 5 % of
+The S3 lake lives on moto's S3 server on 127.0.0.1 (started here). Target: ``noop_run`` <= 5 % of
 ``full``, under 10 s, and no table version written by either no-op. Prints one JSON object; raw numbers go to
 bench/out/nightly.json.
 """

@@ -59,10 +59,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
-        """Inverse of ``to_dict``; a saved config without the later signals' fields (``LEGACY``) loads as the
-        model it described."""
+        """Inverse of ``to_dict``; a saved config that predates a signal (``OFF_WHEN_ABSENT``) loads as the
+        model it described: with that signal off."""
         tuples = {k: tuple(v) for k, v in data.items() if k in ("graphs", "modalities", "feature_dims")}
-        return cls(**(LEGACY | data | tuples))
+        return cls(**(OFF_WHEN_ABSENT | data | tuples))
 
     @property
     def experts(self) -> tuple[str, ...]:
@@ -70,13 +70,14 @@ class ModelConfig:
 
 
 DATA_FIELDS = ("n_items", "graphs", "modalities", "feature_dims", "extra")  # set from the data, not by knobs
-LEGACY = {
+# Signals a saved config may not mention (it was written before they existed): that model ran without them.
+OFF_WHEN_ABSENT = {
     "graph_pathway": False,
     "item_bias": False,
     "prompt_depth": None,
     "cooccurrence": False,
     "repeat_score": False,
-}  # fields absent from older checkpoints
+}
 
 
 SelectOn = Literal["standard", "no_repeats", "both"]
