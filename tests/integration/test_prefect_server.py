@@ -128,7 +128,9 @@ def test_the_scheduler_creates_nightly_runs_a_worker_runs_one_and_ingest_trigger
     env, lake = server, (tmp_path / "lake").resolve()
     started = datetime.now(UTC).isoformat()
     _cli(env, "work-pool", "create", "mmcrs-process", "--type", "process")
-    _cli({**env, "MMCRS_LAKE": str(lake)}, "--no-prompt", "deploy", "--all")  # the trigger listens to this lake
+    # the trigger listens to this lake; MMCRS_HOME is deliberately wrong at deploy time: the worker reads its own
+    deploying = {**env, "MMCRS_LAKE": str(lake), "MMCRS_HOME": str(tmp_path / "not-the-repository")}
+    _cli(deploying, "--no-prompt", "deploy", "--all")
     nightly = _deployment(env, "nightly/nightly")
     assert nightly["concurrency_limit"] == 1 or nightly.get("global_concurrency_limit", {}).get("limit") == 1
     assert [s["schedule"]["cron"] for s in nightly["schedules"]] == ["0 2 * * *"]
