@@ -11,10 +11,12 @@ import json
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -141,6 +143,28 @@ def _lake_texts(lake: str) -> dict[str, str]:
     return texts
 
 
+def _events(client: Any, *, wait_s: float = 30.0) -> list[Any]:
+    """Every event the server stored, once the final state event of each finished flow run is among them (the
+    server persists events in batches, a moment after the client sent them)."""
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=10, at_exit=False)
+    finished = {
+        (f"prefect.flow-run.{run.id}", f"prefect.flow-run.{run.state.name}")
+        for run in client.read_flow_runs(limit=200)
+        if run.state is not None and run.state.is_final()
+    }
+    deadline = time.monotonic() + wait_s
+    while True:
+        page, events = client.read_events(limit=50), []
+        while page is not None:
+            events += page.events
+            page = client.read_events_page(page.next_page) if page.next_page else None
+        if finished <= {(e.resource.id, e.event) for e in events} or time.monotonic() > deadline:
+            return events
+        time.sleep(0.5)
+
+
 def _prefect_texts() -> dict[str, str]:
     """What the harness's Prefect server stored: logs, flow / task runs (parameters, every state's message and
     data), artifacts, events, and the raw bytes of its SQLite database (and write-ahead log)."""
@@ -165,10 +189,7 @@ def _prefect_texts() -> dict[str, str]:
                 s.model_dump_json() for s in states
             )
         texts["artifacts"] = "".join(a.model_dump_json() for a in client.read_artifacts(limit=200))
-        page, events = client.read_events(limit=50), []
-        while page is not None:
-            events += page.events
-            page = client.read_events_page(page.next_page) if page.next_page else None
+        events = _events(client)
         texts["events"] = "".join(e.model_dump_json() for e in events)
         assert logs and events and any(k.startswith("flow run") for k in texts)  # the checks read something
     database = Path(PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split("///", 1)[1])
