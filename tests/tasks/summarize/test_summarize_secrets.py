@@ -216,76 +216,74 @@ def _settings(base: str, **extra: object) -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("mode", ["401", "500", "html200"])
-def test_a_server_echoing_the_key_in_its_errors_stores_it_nowhere(
-    mode: str,
+@dataclass
+class _Scene:
+    """A lake with two items, the hostile server, the key in the environment, and everything printed or logged."""
+
+    hostile: _Hostile
+    key: str
+    lake: str
+    captured: _Captured
+    capfd: pytest.CaptureFixture[str]
+
+    def assert_nowhere(self, secret: str, *extra: str) -> None:
+        """``secret`` (or a 10-character piece of it) is in no log, output, lake file or Prefect record."""
+        out, err = self.capfd.readouterr()
+        _assert_nowhere(secret, lake=self.lake, captured=self.captured, extra=[*extra, out, err])
+
+
+@pytest.fixture
+def scene(
     hostile: _Hostile,
     api_key: str,
     captured: _Captured,
     tmp_path: Path,
     prefect_harness: None,
     capfd: pytest.CaptureFixture[str],
-) -> None:
-    hostile.mode = mode
+) -> _Scene:
     lake = str(tmp_path / "lake")
     write_items(lake, ["1", "2"])
+    return _Scene(hostile, api_key, lake, captured, capfd)
+
+
+@pytest.mark.parametrize("mode", ["401", "500", "html200"])
+def test_a_server_echoing_the_key_in_its_errors_stores_it_nowhere(mode: str, scene: _Scene) -> None:
+    scene.hostile.mode = mode
     with pytest.raises(Exception) as failure:
-        run_one("summarize", _settings(hostile.base), lake=lake)
-    assert hostile.seen_auth == {f"Bearer {api_key}"}  # the key was sent, and echoed
+        run_one("summarize", _settings(scene.hostile.base), lake=scene.lake)
+    assert scene.hostile.seen_auth == {f"Bearer {scene.key}"}  # the key was sent, and echoed
     message = str(failure.value)
     assert (f"HTTP {mode}" if mode != "html200" else "unreadable completion") in message
     assert "***" in message if mode in ("401", "html200") else "gave up" in message
-    failed = features.read("pipeline_runs", lake=lake).collect().row(-1, named=True)
+    failed = features.read("pipeline_runs", lake=scene.lake).collect().row(-1, named=True)
     assert failed["status"] == "failed"
     chain = [message, repr(failure.value), str(failure.value.__cause__), str(failure.value.__context__)]
-    out, err = capfd.readouterr()
-    _assert_nowhere(api_key, lake=lake, captured=captured, extra=[*chain, failure.getrepr().__str__(), out, err])
+    scene.assert_nowhere(scene.key, *chain, str(failure.getrepr()))
 
 
-def test_a_completion_repeating_the_key_is_stored_redacted(
-    hostile: _Hostile,
-    api_key: str,
-    captured: _Captured,
-    tmp_path: Path,
-    prefect_harness: None,
-    capfd: pytest.CaptureFixture[str],
-) -> None:
-    hostile.mode = "completion"
-    lake = str(tmp_path / "lake")
-    write_items(lake, ["1", "2"])
-    record = run_one("summarize", _settings(hostile.base), lake=lake)
+def test_a_completion_repeating_the_key_is_stored_redacted(scene: _Scene) -> None:
+    scene.hostile.mode = "completion"
+    record = run_one("summarize", _settings(scene.hostile.base), lake=scene.lake)
     assert record.status == "ok"
-    summaries = features.read("item_summaries", lake=lake).collect()
+    summaries = features.read("item_summaries", lake=scene.lake).collect()
     assert summaries.height == 2 and all("Bearer ***" in s for s in summaries["summary"])
-    out, err = capfd.readouterr()
-    _assert_nowhere(api_key, lake=lake, captured=captured, extra=[out, err])
+    scene.assert_nowhere(scene.key)
 
 
-def test_a_base_url_with_a_password_is_refused_and_the_password_shown_nowhere(
-    hostile: _Hostile,
-    api_key: str,
-    captured: _Captured,
-    tmp_path: Path,
-    prefect_harness: None,
-    capfd: pytest.CaptureFixture[str],
-) -> None:
-    hostile.mode = "completion"
+def test_a_base_url_with_a_password_is_refused_and_the_password_shown_nowhere(scene: _Scene) -> None:
+    scene.hostile.mode = "completion"
     password = f"pw-{secrets.token_hex(16)}"
-    lake = str(tmp_path / "lake")
-    write_items(lake, ["1", "2"])
-    base = hostile.base.replace("http://", f"http://alice:{password}@")
+    base = scene.hostile.base.replace("http://", f"http://alice:{password}@")
     with pytest.raises(ValueError, match="credentials") as refused:
-        run_one("summarize", _settings(base), lake=lake)
+        run_one("summarize", _settings(base), lake=scene.lake)
     assert "http://***@127.0.0.1" in str(refused.value)
-    assert hostile.seen_auth == set()  # refused before any request
+    assert scene.hostile.seen_auth == set()  # refused before any request
     with pytest.raises(ValueError, match="api_key_env") as direct:
         OpenAIConfig(base_url=f"{base}/v1")
-    out, err = capfd.readouterr()
-    extra = [str(refused.value), str(direct.value), refused.getrepr().__str__(), out, err]
-    _assert_nowhere(password, lake=lake, captured=captured, extra=extra)
+    scene.assert_nowhere(password, str(refused.value), str(direct.value), str(refused.getrepr()))
 
 
-def test_model_id_never_carries_userinfo(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_model_id_never_carries_userinfo() -> None:
     config = OpenAIConfig(base_url="http://127.0.0.1:9/v1", model="m")
     object.__setattr__(config, "base_url", "http://bob:hunter2-secret@127.0.0.1:9/v1")  # past the check
     backend = OpenAIBackend(config)
