@@ -25,6 +25,7 @@ from prefect.runtime import flow_run
 
 import features
 from features.lock import lake_lock
+from features.redact import refuse_url_credentials
 from flows.lake_limit import lake_slot
 from flows.plan import stage_settings
 from flows.stages import run_stage
@@ -192,6 +193,8 @@ def run_one(
         >>> record = run_one("graphs", {"k": 20}, lake="./lake")  # doctest: +SKIP
         >>> record.status, record.summary.rows()  # doctest: +SKIP
     """
+    # Settings become the flow's parameters (stored by Prefect): a URL with a password is refused before that.
+    refuse_url_credentials(settings or {}, where=f"settings of {name}")
     result = nightly_flow(
         lake=lake,
         stages=[name],

@@ -32,6 +32,7 @@ from typing import NamedTuple, TypeVar
 
 import httpx
 
+from features.redact import redact_urls
 from tasks.backoff import retry_delay
 from tasks.crawl.body import BodyError, read_capped, read_file_capped
 from tasks.crawl.config import CrawlConfig
@@ -315,7 +316,13 @@ class Fetcher:
         except Exception as exc:  # a bad URL or response must never take the run down
             reason = f"unexpected error: {type(exc).__name__}: {exc}"
             result = FetchResult(url=url, final_url=None, ok=False, reason=reason)
-        return replace(result, attempts=counter.attempts, elapsed_s=round(time.monotonic() - started, 6))
+        return replace(
+            result,
+            final_url=None if result.final_url is None else redact_urls(result.final_url),
+            reason=None if result.reason is None else redact_urls(result.reason),  # e.g. a redirect's Location
+            attempts=counter.attempts,
+            elapsed_s=round(time.monotonic() - started, 6),
+        )
 
 
 def _as_request(item: RequestLike) -> FetchRequest:

@@ -4,8 +4,9 @@ Two checks, both returning a ``Refusal`` with a precise reason instead of raisin
 
 - ``check_url`` (no I/O beyond resolving local paths): the scheme must be allowed; a local file (``file://``
   URI or bare path) must resolve, symlinks followed, to a file under ``file_root``; an HTTP(S) URL must
-  name a host. HTTP(S) URLs are parsed with httpx, the same parser that later sends the request, so the
-  host checked is the host connected to.
+  name a host and carry no credentials (``user:password@``: never sent, never stored). HTTP(S) URLs are
+  parsed with httpx, the same parser that later sends the request, so the host checked is the host
+  connected to.
 - ``check_host`` (DNS): unless the host is in ``allow_hosts``, every address it resolves to must be
   globally routable: loopback, private, link-local, multicast, reserved, unspecified and cloud metadata
   addresses are refused (server-side request forgery). IP literals are checked without DNS.
@@ -94,7 +95,7 @@ def _file_path(url: str) -> str | Refusal:
     """The local path a ``file://`` URI names (only ``file:///...`` or ``file://localhost/...``)."""
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
-        return Refusal(f"file URI with a remote host: {parts.netloc}")
+        return Refusal(f"file URI with a remote host: {parts.netloc.rpartition('@')[2]}")
     if parts.query or parts.fragment:
         return Refusal("file URI with a query or fragment")
     return unquote(parts.path)
@@ -110,6 +111,8 @@ def _check_http(url: str, config: CrawlConfig) -> Target | Refusal:
     host = parsed.raw_host.decode("ascii").lower()
     if not host:
         return Refusal("missing host")
+    if parsed.userinfo:  # the crawler never sends credentials, and a password must not reach the lake's rows
+        return Refusal("credentials in URL (user:password@) not allowed")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     return Target(url=str(parsed), scheme=parsed.scheme, host=host, port=port)
 

@@ -24,6 +24,7 @@ import polars as pl
 import features
 from features import CommitInfo, Lake, QuarantineRecord
 from features.blobs import poster_store
+from features.redact import redact_urls
 from tasks.crawl.config import CrawlConfig
 from tasks.crawl.fetch import FetchRequest, FetchResult, fetch_chunks
 from tasks.crawl.images import validate_image
@@ -117,7 +118,7 @@ class _Writer:
 
     def _fetch_row(self, job: _Job, result: FetchResult, sha: str | None, reason: str | None) -> dict[str, object]:
         return {
-            "url": job.url,
+            "url": redact_urls(job.url),  # a refused URL's credentials are never stored
             "kind": job.kind,
             "status": "failed" if reason else "ok",
             "sha256": sha,
@@ -198,7 +199,8 @@ class _Writer:
         if blob_rows:
             unique = pl.DataFrame(blob_rows).unique("sha256", keep="first", maintain_order=True)
             self._record(features.upsert("poster_blobs", unique, commit=self.commit, lake=self.lake))
-        self._record(features.upsert("poster_fetches", pl.DataFrame(fetch_rows), commit=self.commit, lake=self.lake))
+        fetches = pl.DataFrame(fetch_rows).unique("url", keep="first", maintain_order=True)  # redacted URLs may meet
+        self._record(features.upsert("poster_fetches", fetches, commit=self.commit, lake=self.lake))
         if texts:
             plots = items.filter(pl.col("plot_url").is_in(list(texts)) & pl.col("text").is_null())
             update = plots.select("item_id", pl.col("plot_url").replace_strict(texts).alias("plot_text"))
@@ -213,7 +215,7 @@ class _Writer:
             self.summary.quarantine_reasons[category] = self.summary.quarantine_reasons.get(category, 0) + 1
             self.summary.failed += 1
             for item_id in items.filter(pl.col(column) == url)["item_id"]:
-                records.append(QuarantineRecord(f"crawl:{kind}", item_id, reason, url))
+                records.append(QuarantineRecord(f"crawl:{kind}", item_id, redact_urls(reason), redact_urls(url)))
         result = features.quarantine(records, commit=self.commit, lake=self.lake, at=self.now)
         if result is not None:
             self._record(result)

@@ -7,6 +7,7 @@ Dask task runner); this process plans and commits. The default runs the stage in
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -74,10 +75,16 @@ def embed_sharded(
     return _publish(summary)
 
 
-@flow(name="embed-sharded", log_prints=True)
-def embed_sharded_flow(context: StageContext, config: EmbedConfig, max_in_flight: int = 8) -> EmbedSummary:
-    """Subflow on the scale-out task runner: every shard is an ``embed-shard`` task; this process commits."""
-    return embed_sharded(context, config, max_in_flight=max_in_flight, runner_name="dask")
+def embed_sharded_flow(
+    context: StageContext, config: EmbedConfig, *, task_runner: Any, max_in_flight: int = 8
+) -> EmbedSummary:
+    """Subflow on ``task_runner``: every shard is an ``embed-shard`` task; this process commits. The subflow
+    takes no parameters (it closes over them), so the lake's storage options never land in Prefect's database."""
+
+    def embed_sharded_run() -> EmbedSummary:
+        return embed_sharded(context, config, max_in_flight=max_in_flight, runner_name="dask")
+
+    return flow(embed_sharded_run, name="embed-sharded", log_prints=True, task_runner=task_runner)()
 
 
 def run(settings: EmbedSettings, context: StageContext) -> EmbedSummary:
@@ -85,8 +92,7 @@ def run(settings: EmbedSettings, context: StageContext) -> EmbedSummary:
     config = settings.embed_config()
     if settings.task_runner == "dask":
         runner = dask_task_runner(settings.dask_address, settings.dask_workers)
-        sharded = embed_sharded_flow.with_options(task_runner=runner)
-        return sharded(context, config, max_in_flight=2 * settings.dask_workers)
+        return embed_sharded_flow(context, config, task_runner=runner, max_in_flight=2 * settings.dask_workers)
     summary = embed(
         lake=context.lake,
         config=config,

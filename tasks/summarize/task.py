@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -194,11 +195,10 @@ def _summarize(
     return result
 
 
-@flow(name="summarize-sharded", log_prints=True)
-def summarize_sharded_flow(
+def summarize_sharded(
     settings: SummarizeSettings, context: StageContext, max_in_flight: int = 4
 ) -> SummarizeStageSummary:
-    """Subflow on the scale-out task runner: every batch is a task run on a worker; this process commits.
+    """Every batch is a task run on the flow's task runner (e.g. Dask workers); this process commits.
 
     The backend loads on the workers only (``create_backend`` caches it per process).
     """
@@ -222,6 +222,19 @@ def summarize_sharded_flow(
         )
 
     return _summarize(settings, context, info, _Runners(items_runner, preferences_runner, "dask"))
+
+
+def summarize_sharded_flow(
+    settings: SummarizeSettings, context: StageContext, *, task_runner: Any, max_in_flight: int = 4
+) -> SummarizeStageSummary:
+    """``summarize_sharded`` as a subflow on ``task_runner``. The subflow takes no parameters (it closes over
+    them), so neither the lake's storage options nor the endpoint settings land in Prefect's database."""
+
+    def summarize_sharded_run() -> SummarizeStageSummary:
+        return summarize_sharded(settings, context, max_in_flight=max_in_flight)
+
+    sharded = flow(summarize_sharded_run, name="summarize-sharded", log_prints=True, task_runner=task_runner)
+    return sharded()
 
 
 CPU_SUMMARIES_PER_S = 1.4  # SmolLM2-135M, batched, on the 2-core development CPU (bench/RESULTS.md)
@@ -256,6 +269,5 @@ def run(settings: SummarizeSettings, context: StageContext) -> SummarizeStageSum
         get_run_logger().warning(warning)
     if settings.task_runner == "dask":
         runner = dask_task_runner(settings.dask_address, settings.dask_workers)
-        sharded = summarize_sharded_flow.with_options(task_runner=runner)
-        return sharded(settings, context, max_in_flight=2 * settings.dask_workers)
+        return summarize_sharded_flow(settings, context, task_runner=runner, max_in_flight=2 * settings.dask_workers)
     return _summarize(settings, context, create_backend(settings.backend_spec()), _Runners())

@@ -3,6 +3,13 @@
 Requests run concurrently up to a bound; each is retried with exponential backoff (full jitter) on HTTP 429,
 5xx, timeouts and connection errors, honouring a ``Retry-After`` header up to a cap. The API key comes from an
 environment variable or a Prefect Secret block; it is held privately and never logged or put in a repr.
+
+Nothing the server says is trusted to be free of secrets: a server may echo the request's ``Authorization``
+header in an error body, an HTML page or even a completion. Every message, exception and generated text this
+backend produces passes through ``features.redact.redact`` with the key (redacted first, then cut). A base URL
+with credentials (``http://user:password@host/v1``) is refused with a clear error: settings are stored (flow
+parameters, ``pipeline_runs``, ``model_id`` in the summary tables), so the key must come from ``api_key_env`` or
+``api_key_block`` instead.
 """
 
 from __future__ import annotations
@@ -18,10 +25,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from features.redact import has_userinfo, redact, redact_urls, strip_userinfo
 from tasks.backoff import retry_delay
 from tasks.summarize.backends import ChatPrompt, Generation
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+BODY_CHARS = 200  # how much of a server's answer an error message quotes (after redaction)
 
 
 class BackendError(RuntimeError):
@@ -62,6 +71,23 @@ class OpenAIConfig:
     backoff_max_s: float = 20.0
     retry_after_max_s: float = 30.0
 
+    def __post_init__(self) -> None:
+        check_base_url(self.base_url)
+
+
+def check_base_url(base_url: str) -> None:
+    """Refuse a base URL that carries credentials; the message shows it with the credentials masked.
+
+    Raises:
+        ValueError: ``base_url`` has a user name or password.
+    """
+    if has_userinfo(base_url):
+        raise ValueError(
+            f"base_url {redact_urls(base_url)!r} carries credentials (user:password@), which would be stored with "
+            "the settings and the summaries' model_id; remove them and put the API key in the environment "
+            "variable named by api_key_env (default OPENAI_API_KEY) or a Prefect Secret block (api_key_block)"
+        )
+
 
 _SECRET_LOADER: list[Callable[[str], str]] = []
 
@@ -92,13 +118,17 @@ class OpenAIBackend:
     def __init__(self, config: OpenAIConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.config = config
         self.accepts_images = config.accepts_images
-        self.model_id = f"openai:{config.model}@{urlsplit(config.base_url).netloc}"
+        self.model_id = f"openai:{config.model}@{urlsplit(strip_userinfo(config.base_url)).netloc}"
         self.__key = _api_key(config)  # name-mangled: never in repr, logs or artifacts
         self._transport = transport
         self.requests_sent = 0  # attempts, retries included (for logs and tests)
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model_id={self.model_id!r})"
+
+    def _redact(self, text: str, limit: int | None = None) -> str:
+        """``text`` without the key or any URL credentials, then cut to ``limit`` characters."""
+        return redact(text, [self.__key])[:limit]
 
     def _body(self, prompt: ChatPrompt, *, max_new_tokens: int, temperature: float, seed: int | None) -> dict:
         messages: list[dict[str, Any]] = list(prompt.messages())  # the whole conversation: servers cache prefixes
@@ -129,13 +159,30 @@ class OpenAIBackend:
                     last = f"{type(exc).__name__}"
                 else:
                     if response.status_code == 200:
-                        return _parse(response)
+                        return self._parse(response)
                     if response.status_code not in RETRY_STATUS:
-                        raise BackendError(f"HTTP {response.status_code}: {response.text[:200]}")
+                        body_text = self._redact(response.text, BODY_CHARS)
+                        raise BackendError(f"HTTP {response.status_code}: {body_text}")
                     last, retry_after = f"HTTP {response.status_code}", response.headers.get("retry-after")
             if attempt < cfg.retries:  # sleep outside the slot, so others may proceed
                 await asyncio.sleep(retry_delay(attempt, retry_after=retry_after, config=cfg))
-        raise BackendUnavailable(f"{self.model_id}: gave up after {cfg.retries + 1} attempts ({last})")
+        raise BackendUnavailable(self._redact(f"{self.model_id}: gave up after {cfg.retries + 1} attempts ({last})"))
+
+    def _parse(self, response: httpx.Response) -> Generation:
+        """The completion in a 200 answer (its text redacted too: a server may echo the key in it)."""
+        try:
+            payload = response.json()
+            choice = payload["choices"][0]
+            text = choice["message"].get("content") or ""
+            if not isinstance(text, str):
+                raise TypeError("content is not a string")
+            tokens = int((payload.get("usage") or {}).get("completion_tokens") or 0)
+            finished = choice.get("finish_reason") != "length"
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            # from None: the cause's text (e.g. int()'s "invalid literal ...") may quote the answer
+            body_text = self._redact(response.text, BODY_CHARS)
+            raise BackendError(f"unreadable completion ({type(exc).__name__}): {body_text}") from None
+        return Generation(text=self._redact(text).strip(), new_tokens=tokens, finished=finished)
 
     async def _generate_all(self, bodies: list[dict]) -> list[Generation]:
         headers = {"Authorization": f"Bearer {self.__key}"} if self.__key else {}
@@ -158,18 +205,13 @@ class OpenAIBackend:
             return asyncio.run(self._generate_all(bodies))
 
         try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return run()
-        with ThreadPoolExecutor(max_workers=1) as pool:  # called from inside an event loop
-            return pool.submit(run).result()
-
-
-def _parse(response: httpx.Response) -> Generation:
-    try:
-        choice = response.json()["choices"][0]
-        text = choice["message"].get("content") or ""
-        tokens = int((response.json().get("usage") or {}).get("completion_tokens") or 0)
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise BackendError(f"unreadable completion: {response.text[:200]}") from exc
-    return Generation(text=text.strip(), new_tokens=tokens, finished=choice.get("finish_reason") != "length")
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return run()
+            with ThreadPoolExecutor(max_workers=1) as pool:  # called from inside an event loop
+                return pool.submit(run).result()
+        except (BackendError, BackendUnavailable):
+            raise
+        except Exception as exc:  # e.g. httpx refusing a header value: its text may quote the key
+            raise BackendError(self._redact(f"{type(exc).__name__}: {exc}")) from None

@@ -112,6 +112,22 @@ def test_redirect_to_a_refused_host_is_blocked(server: Any, fetch_one: FetchOne)
     assert server.hits("/poster.jpg?via=redirect") == 0
 
 
+def test_credentials_in_a_url_or_a_redirect_are_refused_and_never_shown(server: Any, fetch_one: FetchOne) -> None:
+    password = "pw-redirect-81c0a4"
+    direct = fetch_one(server.url("/poster.jpg?via=creds", host=f"eve:{password}@127.0.0.1"))
+    assert not direct.ok and direct.reason == "credentials in URL (user:password@) not allowed"
+    assert server.hits("/poster.jpg?via=creds") == 0
+    target = server.url("/poster.jpg?via=redirect-creds", host=f"eve:{password}@127.0.0.1")
+    redirected = fetch_one(server.url(f"/redirect?to={target}"))
+    assert not redirected.ok and server.hits("/poster.jpg?via=redirect-creds") == 0
+    assert redirected.reason == (
+        "credentials in URL (user:password@) not allowed after redirect to "
+        + server.url("/poster.jpg?via=redirect-creds", host="***@127.0.0.1")
+    )
+    shown = [direct.reason, direct.final_url, redirected.reason, redirected.final_url]  # url: the caller's own
+    assert password not in repr(shown)
+
+
 def test_redirect_to_a_local_file_is_refused(server: Any, fetch_one: FetchOne, tune: Tune, tmp_path: Any) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("do not serve")

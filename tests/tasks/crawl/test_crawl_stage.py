@@ -189,3 +189,29 @@ def test_a_crawl_killed_half_way_keeps_its_chunks_and_the_rerun_fetches_only_the
     fetches = features.read("poster_fetches", lake=lake).collect()
     assert fetches.height == 3 and fetches["url"].n_unique() == 3  # nothing duplicated
     assert features.read("items", lake=lake).collect()["poster_sha256"].is_not_null().all()
+
+
+def test_urls_with_credentials_are_refused_and_stored_without_them(server: _Server, tmp_path: Path) -> None:
+    lake, port = tmp_path / "lake", server.base.rsplit(":", 1)[1]
+    password = "pw-crawl-5e3b9f0c7d21"
+    _items(
+        lake,
+        {
+            "i1": {"poster": f"http://alice:{password}@127.0.0.1:{port}/a.png"},
+            "i2": {"poster": f"http://bob:{password}2@127.0.0.1:{port}/a.png"},  # the same URL once redacted
+            "i3": {"plot": f"http://{password}@127.0.0.1:{port}/plot.txt"},
+        },
+    )
+    summary = crawl(lake=lake, config=CrawlConfig(allow_hosts=("127.0.0.1",), retries=0))
+    assert (summary.stored, summary.failed) == (0, 3) and server.requests == []  # nothing sent
+    fetches = features.read("poster_fetches", lake=lake).collect()
+    assert sorted(fetches["url"]) == [f"http://***@127.0.0.1:{port}/a.png", f"http://***@127.0.0.1:{port}/plot.txt"]
+    quarantine = features.read("quarantine", lake=lake).collect()
+    assert quarantine.height == 3 and all(r.startswith("credentials in URL") for r in quarantine["reason"])
+    assert all(e.startswith("http://***@127.0.0.1") for e in quarantine["excerpt"])
+    for table in ("poster_fetches", "quarantine", "pipeline_runs"):
+        assert password not in str(features.read(table, missing="empty", lake=lake).collect().rows())
+    for path in (lake / "poster_fetches").rglob("*"):
+        assert not path.is_file() or password.encode() not in path.read_bytes()
+    for path in (lake / "quarantine").rglob("*"):
+        assert not path.is_file() or password.encode() not in path.read_bytes()
