@@ -29,6 +29,7 @@ import polars as pl
 from features.catalog import spec_for
 from features.commits import CommitInfo
 from features.lake import Lake
+from features.redact import redact_urls
 from features.write import WriteResult, upsert
 
 TABLE = "quarantine"
@@ -58,8 +59,8 @@ def _frame(records: list[QuarantineRecord], commit: CommitInfo, at: datetime) ->
             "source": r.source,
             "record_key": r.record_key,
             "stage": commit.stage,
-            "reason": r.reason,
-            "excerpt": None if r.excerpt is None else r.excerpt[:EXCERPT_CHARS],
+            "reason": redact_urls(r.reason),  # a user:password@ in a rejected record is never stored
+            "excerpt": None if r.excerpt is None else redact_urls(r.excerpt)[:EXCERPT_CHARS],
             "flow_run_id": commit.flow_run_id,
             "quarantined_at": at,
         }

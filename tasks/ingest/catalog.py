@@ -23,6 +23,7 @@ import polars as pl
 
 import features
 from features import CommitInfo, Lake, QuarantineRecord
+from features.redact import has_userinfo
 from tasks.ingest.catalog_files import CatalogInputError, RawRecord, Row, read_catalog_file
 from tasks.ingest.records import check_id
 from tasks.ingest.summary import InputSummary
@@ -80,6 +81,14 @@ def _text(row: Row, name: str) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
+def _url(row: Row, name: str) -> str | None:
+    """A URL column's value; a URL carrying credentials (``user:password@``) is refused, never stored."""
+    value = _text(row, name)
+    if value is not None and has_userinfo(value):
+        raise ValueError(f"invalid {name}: it carries credentials (user:password@), which would be stored")
+    return value
+
+
 def _clean(row: Row, extra: list[str], source: str) -> Row:
     """A normalised item row; raises ``ValueError`` with the reason the raw row is rejected. Types are
     checked, never stringified: an id is a string or an integer, titles and urls are text."""
@@ -99,8 +108,8 @@ def _clean(row: Row, extra: list[str], source: str) -> Row:
         "year": _year(row.get("year")),
         "text": text or None,
         "attributes": _attributes(row, extra),
-        "poster_url": _text(row, "poster_url") or _text(row, "poster_path"),
-        "plot_url": _text(row, "plot_url"),
+        "poster_url": _url(row, "poster_url") or _text(row, "poster_path"),
+        "plot_url": _url(row, "plot_url"),
     }
     return {**item, "content_hash": item_content_hash(item)}
 

@@ -117,3 +117,17 @@ def test_files_unusable_as_a_whole_are_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CatalogInputError, match="would all become 'title'"):
         ingest_catalog(counts, lake=lake, columns={"movieId": "item_id", "nbMentions": "title"})
     assert features.table_version("items", lake=lake) is None
+
+
+def test_a_url_with_credentials_is_refused_and_the_password_stored_nowhere(tmp_path: Path) -> None:
+    lake, path = tmp_path / "lake", tmp_path / "items.csv"
+    path.write_text(
+        "item_id,title,poster_url\n"
+        "m1,Heat,https://posters.example/heat.jpg\n"
+        "m2,Alien,https://bob:hunter2-secret@posters.example/alien.jpg\n"
+    )
+    summary = ingest_catalog(path, lake=lake)
+    assert (summary.written, summary.quarantined) == (1, 1)
+    assert _reasons(lake)["L3"].startswith("invalid poster_url: it carries credentials")
+    stored = b"".join(p.read_bytes() for p in lake.rglob("*") if p.is_file())
+    assert b"hunter2-secret" not in stored  # not in items, not in the quarantine excerpt, not in _delta_log
