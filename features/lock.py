@@ -57,6 +57,7 @@ def lake_lock(
 
     Raises:
         LakeBusyError: the lock is still held after ``wait_s``.
+        LakeError: the lake folder cannot be written (read-only, not ours).
     """
     resolved = resolve_lake(lake)
     if not resolved.is_local:
@@ -64,9 +65,12 @@ def lake_lock(
         yield False
         return
     path = Path(resolved.root) / "_locks" / f"{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise LakeError(f"cannot write to the lake {resolved.root}: {exc.strerror or exc}") from None
     started = time.monotonic()
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         while True:
             try:

@@ -12,13 +12,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from flows.cli.errors import DEBUG_ENV, DEBUG_KEY, Boundary, InputError
 
 if TYPE_CHECKING:
     from flows.nightly import PipelineResult
     from tasks.summary import StageSummary
 
 EXIT_OK, EXIT_WORSE, EXIT_ERROR, EXIT_BUSY = 0, 1, 2, 3
+__all__ = ["EXIT_BUSY", "EXIT_ERROR", "EXIT_OK", "EXIT_WORSE", "InputError", "app", "fail"]
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
@@ -31,19 +35,33 @@ LakeOpt = Annotated[
 
 def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
     """Print ``message`` as an error and return the ``typer.Exit`` to raise."""
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code=code)
 
 
 ArtifactsOpt = Annotated[Path | None, typer.Option(help="Model artifacts root (default: <lake>/_artifacts).")]
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmcrs: multimodal CRS feature pipeline.")
+app = typer.Typer(
+    cls=Boundary, add_completion=False, no_args_is_help=True, help="mmcrs: multimodal CRS feature pipeline."
+)
 features_app = typer.Typer(no_args_is_help=True, help="Inspect and pull versioned lake tables.")
 models_app = typer.Typer(no_args_is_help=True, help="Registered models: list, show, promote.")
 ci_app = typer.Typer(no_args_is_help=True, help="Jobs for continuous integration.")
 settings_app = typer.Typer(
     no_args_is_help=True, help="The stage settings stored in the lake (every run starts from them)."
 )
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", envvar=DEBUG_ENV, help="Show the traceback of an internal error.")
+    ] = False,
+) -> None:
+    ctx.meta[DEBUG_KEY] = debug
+
+
 app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
 app.add_typer(ci_app, name="ci")
