@@ -40,6 +40,23 @@ def _holder(path: Path) -> str:
         return ""
 
 
+def _open_lock_file(lake: Lake, path: Path) -> int:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        where = f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc.strerror or exc)
+        raise LakeError(f"cannot write to the lake {lake.root}: {where}") from None
+
+
+def check_writable(lake: Lake | str | None = None, *, name: str = "pipeline") -> None:
+    """Raise ``LakeError`` now, before a run starts, when a local lake's lock file cannot be created or opened
+    (a read-only folder, a file in the way); object-store lakes are not checked."""
+    resolved = resolve_lake(lake)
+    if resolved.is_local:
+        os.close(_open_lock_file(resolved, Path(resolved.root) / "_locks" / f"{name}.lock"))
+
+
 @contextmanager
 def lake_lock(
     lake: Lake | str | None = None, *, name: str = "pipeline", wait_s: float = 0.0, poll_s: float = 0.5
@@ -65,11 +82,7 @@ def lake_lock(
         yield False
         return
     path = Path(resolved.root) / "_locks" / f"{name}.lock"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise LakeError(f"cannot write to the lake {resolved.root}: {exc.strerror or exc}") from None
+    fd = _open_lock_file(resolved, path)
     started = time.monotonic()
     try:
         while True:

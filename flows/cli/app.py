@@ -122,12 +122,13 @@ def run_pipeline(
     """Run stages through the one runner (lake lock, skip rule, ``pipeline_runs``) with the CLI's error contract:
     bad settings or input exit 2, a busy lake exits 3, a failed stage exits 1."""
     from features import LakeError, resolve_lake
-    from features.lock import LakeBusyError
+    from features.lock import LakeBusyError, check_writable
     from flows.nightly import nightly_flow
     from flows.plan import stage_settings
 
     try:
         stage_settings(settings, ingest, lake=resolve_lake(lake))
+        check_writable(lake)
     except (ValueError, LakeError) as exc:
         raise fail(str(exc)) from None
     try:

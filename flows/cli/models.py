@@ -57,10 +57,13 @@ def models_show(
     location = locate(row["artifact_uri"] or "", lake=resolved)
     try:
         manifest, problem = read_manifest(location, lake=resolved), None
-        if not isinstance(manifest, dict):
-            raise ValueError("manifest.json is not a JSON object")
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+            raise ValueError("not a JSON object listing the artifact's files")
     except (OSError, ValueError) as exc:
-        manifest, problem = {}, f"model {name} v{row['version']}: artifact {location} is missing or unreadable: {exc}"
+        manifest, problem = (
+            {},
+            f"model {name} v{row['version']}: {location}/manifest.json is missing or unreadable: {exc}",
+        )
     console.print_json(
         json.dumps(
             {
