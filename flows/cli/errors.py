@@ -113,8 +113,13 @@ def _stop_prefect_servers() -> None:
             server.stop()
 
 
+_received: list[int] = []
+
+
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    _stop_prefect_servers()
+    # Unwind first (a flow run records its crash through the API server while it still runs), stop the
+    # server after: in ``cleanup_on_signal``'s exit.
+    _received.append(signum)
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise SystemExit(128 + signum)
@@ -122,11 +127,13 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def cleanup_on_signal() -> Iterator[None]:
-    """While the block runs, SIGTERM and SIGINT stop Prefect's ephemeral server before the process ends
-    (exit 143 / 130), so an interrupted command never leaves a server process behind."""
+    """While the block runs, a SIGTERM (exit 143) or SIGINT (exit 130) unwinds the command, then stops
+    Prefect's ephemeral API server, so an interrupted command never leaves a server process behind."""
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        if _received:
+            _stop_prefect_servers()
