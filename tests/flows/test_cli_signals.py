@@ -70,7 +70,7 @@ def test_a_signal_during_a_command_leaves_no_prefect_server(tmp_path: Path, sign
         assert servers, "the command started no ephemeral Prefect server: nothing to check"
         proc.send_signal(signum)
         assert proc.wait(timeout=60) == code
-        gone, alive = psutil.wait_procs(servers, timeout=30)
+        _gone, alive = psutil.wait_procs(servers, timeout=30)
         assert not alive, [p.cmdline() for p in alive]
     finally:
         if proc.poll() is None:
