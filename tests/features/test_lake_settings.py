@@ -36,7 +36,7 @@ def test_a_broken_settings_file_is_a_lake_error_naming_it(tmp_path: Path) -> Non
     path = Path(lake.root, *SETTINGS_PATH)
     path.parent.mkdir(parents=True)
     path.write_text("[embed\nclip_model = 1")
-    with pytest.raises(features.LakeError, match="mmcrs.toml is unreadable"):
+    with pytest.raises(features.LakeError, match=r"mmcrs\.toml is unreadable"):
         read_stage_settings(lake)
     path.write_text('embed = "not a table"')
     with pytest.raises(features.LakeError, match="expected a table per stage"):
