@@ -1,7 +1,8 @@
-"""What every ``mmcrs`` command shares: the ``--lake`` option, consoles, and the exit codes.
+"""What every ``mmcrs`` command shares: the ``--lake`` and ``--debug`` options, consoles, and the exit codes.
 
 Exit codes: 0 ok; 1 the job ran and its answer is "no" (a candidate worse than production, a promotion
-refused, a stage failed); 2 unusable input or an error; 3 the lake is busy with another pipeline run.
+refused, a stage failed), or an internal error; 2 unusable input or an error; 3 the lake is busy with another
+pipeline run. What an exception becomes at the edge is decided once, in ``flows.cli.errors``.
 """
 
 from __future__ import annotations
