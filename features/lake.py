@@ -95,7 +95,7 @@ def _env_storage_options() -> dict[str, str]:
 
 def _normalise_root(root: str) -> str:
     if not root.strip():
-        raise LakeError("the lake root is empty: pass --lake DIR_OR_URI (or unset an empty MMCRS_LAKE)")
+        raise LakeError("the lake root is empty: pass --lake DIR_OR_URI")
     root = root.rstrip("/") or "/"
     if root.startswith("file://"):
         root = root[len("file://") :]
