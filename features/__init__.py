@@ -12,6 +12,7 @@ Example:
 from features.catalog import TABLES, TableSpec, spec_for
 from features.commits import CommitInfo, code_version, config_hash
 from features.errors import (
+    CorruptTableError,
     DuplicateKeyError,
     LakeError,
     SchemaMismatchError,
@@ -22,12 +23,13 @@ from features.lake import Lake, resolve_lake
 from features.quarantine import QuarantineRecord, quarantine
 from features.read import history, read, resolve_version, tables
 from features.settings import Settings
-from features.store import table_version, table_versions
+from features.store import table_version, table_versions, unreadable_as_lake_error
 from features.write import WriteResult, append, delete, delete_keys, replace_partition, update_columns, upsert
 
 __all__ = [
     "TABLES",
     "CommitInfo",
+    "CorruptTableError",
     "DuplicateKeyError",
     "Lake",
     "LakeError",
@@ -53,6 +55,7 @@ __all__ = [
     "table_version",
     "table_versions",
     "tables",
+    "unreadable_as_lake_error",
     "update_columns",
     "upsert",
 ]

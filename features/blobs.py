@@ -34,6 +34,10 @@ _S3_OPTIONS = {
 _TRUE = ("1", "true", "yes")
 
 
+class BlobIntegrityError(ValueError):
+    """A stored blob whose bytes no longer hash to its key."""
+
+
 def _check_sha(sha: str) -> str:
     if not _SHA256.fullmatch(sha):
         raise ValueError(f"not a sha256 hex digest: {sha!r}")
@@ -138,18 +142,25 @@ class BlobStore:
                 stream.write(data)
         return sha
 
-    def get(self, sha: str) -> bytes:
-        """The bytes of a stored blob.
+    def get(self, sha: str, *, verify: bool = True) -> bytes:
+        """The bytes of a stored blob, checked against their sha256 (its key) unless ``verify=False``.
 
         Raises:
             FileNotFoundError: no such blob.
+            BlobIntegrityError: the stored bytes do not hash to ``sha`` (altered or replaced behind the store).
         """
         if self._fs is None:
-            return Path(self._path(sha)).read_bytes()
-        if not self.exists(sha):
-            raise FileNotFoundError(self._path(sha))
-        with self._fs.open_input_stream(self._path(sha)) as stream:
-            return bytes(stream.read())
+            data = Path(self._path(sha)).read_bytes()
+        else:
+            if not self.exists(sha):
+                raise FileNotFoundError(self._path(sha))
+            with self._fs.open_input_stream(self._path(sha)) as stream:
+                data = bytes(stream.read())
+        if verify:
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != sha:
+                raise BlobIntegrityError(f"blob {sha} fails its checksum: its bytes hash to {actual}")
+        return data
 
 
 def poster_store(lake: Lake) -> BlobStore:

@@ -41,3 +41,12 @@ class DuplicateKeyError(LakeError, ValueError):
     def __init__(self, table: str, keys: tuple[str, ...], example: dict[str, object]) -> None:
         super().__init__(f"table {table!r}: duplicate key {keys} in the written data, e.g. {example}")
         self.table = table
+
+
+class CorruptTableError(LakeError):
+    """A table whose commit log or data files cannot be read (truncated log entry, missing data file)."""
+
+    def __init__(self, table: str, uri: str, problem: str) -> None:
+        first = (problem.strip().splitlines() or ["unknown problem"])[0]
+        super().__init__(f"table {table!r} at {uri} is unreadable: {first}")
+        self.table = table

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from features.errors import LakeError
+
 DEFAULT_ROOT = "lake"
 CONFIG_ENV = "MMCRS_CONFIG"
 DEFAULT_CONFIG_FILE = "mmcrs.toml"
@@ -65,18 +67,44 @@ def _config_lake_section() -> dict[str, Any]:
     path = config_file()
     if path is None:
         return {}
-    with path.open("rb") as fh:
-        section = tomllib.load(fh).get("lake", {})
-    return section if isinstance(section, dict) else {}
+    try:
+        with path.open("rb") as fh:
+            section = tomllib.load(fh).get("lake", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise LakeError(f"config file {path} is unreadable: {exc}") from None
+    if not isinstance(section, dict):
+        raise LakeError(f"config file {path}: [lake] must be a table")
+    if not isinstance(section.get("storage_options", {}), dict):
+        raise LakeError(f"config file {path}: [lake.storage_options] must be a table")
+    return section
+
+
+def _env_storage_options() -> dict[str, str]:
+    """``MMCRS_STORAGE_OPTIONS``: a JSON object of option names to values (``{}`` when unset)."""
+    text = os.environ.get("MMCRS_STORAGE_OPTIONS")
+    if not text:
+        return {}
+    try:
+        loaded = json.loads(text)
+    except ValueError as exc:
+        raise LakeError(f"MMCRS_STORAGE_OPTIONS is not JSON: {exc}") from None
+    if not isinstance(loaded, dict) or any(isinstance(v, dict | list) for v in loaded.values()):
+        raise LakeError('MMCRS_STORAGE_OPTIONS must be a JSON object of names to values, e.g. {"aws_region": "x"}')
+    return {str(k): str(v) for k, v in loaded.items()}
 
 
 def _normalise_root(root: str) -> str:
+    if not root.strip():
+        raise LakeError("the lake root is empty: pass --lake DIR_OR_URI")
     root = root.rstrip("/") or "/"
     if root.startswith("file://"):
         root = root[len("file://") :]
     if "://" in root:
         return root
-    return str(Path(root).expanduser().resolve())
+    path = Path(root).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise LakeError(f"the lake root {path} is a file, not a folder")
+    return str(path)
 
 
 def resolve_lake(lake: Lake | str | os.PathLike[str] | None = None) -> Lake:
@@ -89,6 +117,9 @@ def resolve_lake(lake: Lake | str | os.PathLike[str] | None = None) -> Lake:
     Returns:
         The resolved ``Lake``.
 
+    Raises:
+        LakeError: an empty root, a root that is a file, an unreadable config file or bad storage options.
+
     Example:
         >>> resolve_lake("/tmp/my-lake").root
         '/tmp/my-lake'
@@ -97,9 +128,7 @@ def resolve_lake(lake: Lake | str | os.PathLike[str] | None = None) -> Lake:
         return lake
     section = _config_lake_section()
     options: dict[str, str] = {str(k): str(v) for k, v in section.get("storage_options", {}).items()}
-    env_options = os.environ.get("MMCRS_STORAGE_OPTIONS")
-    if env_options:
-        options.update({str(k): str(v) for k, v in json.loads(env_options).items()})
+    options.update(_env_storage_options())
     if lake is not None:
         root = os.fspath(lake)
     elif os.environ.get("MMCRS_LAKE"):

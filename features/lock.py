@@ -40,6 +40,23 @@ def _holder(path: Path) -> str:
         return ""
 
 
+def _open_lock_file(lake: Lake, path: Path) -> int:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        where = f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc.strerror or exc)
+        raise LakeError(f"cannot write to the lake {lake.root}: {where}") from None
+
+
+def check_writable(lake: Lake | str | None = None, *, name: str = "pipeline") -> None:
+    """Raise ``LakeError`` now, before a run starts, when a local lake's lock file cannot be created or opened
+    (a read-only folder, a file in the way); object-store lakes are not checked."""
+    resolved = resolve_lake(lake)
+    if resolved.is_local:
+        os.close(_open_lock_file(resolved, Path(resolved.root) / "_locks" / f"{name}.lock"))
+
+
 @contextmanager
 def lake_lock(
     lake: Lake | str | None = None, *, name: str = "pipeline", wait_s: float = 0.0, poll_s: float = 0.5
@@ -57,6 +74,7 @@ def lake_lock(
 
     Raises:
         LakeBusyError: the lock is still held after ``wait_s``.
+        LakeError: the lake folder cannot be written (read-only, not ours).
     """
     resolved = resolve_lake(lake)
     if not resolved.is_local:
@@ -64,9 +82,8 @@ def lake_lock(
         yield False
         return
     path = Path(resolved.root) / "_locks" / f"{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = _open_lock_file(resolved, path)
     started = time.monotonic()
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         while True:
             try:

@@ -22,7 +22,7 @@ from features.catalog import TABLES, spec_for
 from features.commits import PREFIX
 from features.errors import LakeError
 from features.lake import Lake, resolve_lake
-from features.store import open_table, require_table
+from features.store import open_table, require_table, unreadable_as_lake_error
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Missing = Literal["raise", "empty"]
@@ -109,8 +109,9 @@ def read(
     dt = open_table(table, lake) if missing == "empty" else require_table(table, lake)
     if dt is None:
         return _empty_frame(table, columns=columns)
-    _pin(table, dt, version, as_of)
-    frame = pl.scan_delta(dt)
+    with unreadable_as_lake_error(table, lake):
+        _pin(table, dt, version, as_of)
+        frame = pl.scan_delta(dt)
     return frame.select(list(columns)) if columns else frame
 
 
@@ -121,7 +122,8 @@ def resolve_version(
     if version is not None and as_of is not None:
         raise LakeError("pass either version= or as_of=, not both")
     dt = require_table(table, lake)
-    _pin(table, dt, version, as_of)
+    with unreadable_as_lake_error(table, lake):
+        _pin(table, dt, version, as_of)
     return int(dt.version())
 
 

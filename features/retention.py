@@ -45,7 +45,12 @@ def vacuum_lake(
 
     Returns:
         Per table, what was (or would be) deleted and what protection kept.
+
+    Raises:
+        ValueError: a negative ``retain_hours``.
     """
+    if not retain_hours >= 0:  # also refuses NaN
+        raise ValueError(f"retain_hours must be 0 or more, not {retain_hours}")
     resolved = resolve_lake(lake)
     protect = protect or {}
     out: dict[str, VacuumResult] = {}

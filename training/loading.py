@@ -84,7 +84,10 @@ class Recommender:
 
 
 def _verify(folder: Path, manifest: dict) -> None:
-    for name, digest in manifest["files"].items():
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(isinstance(d, str) for d in files.values()):
+        raise ArtifactError(f"{folder / 'manifest.json'} lists no files with their sha256")
+    for name, digest in files.items():
         path = folder / name
         if not path.is_file():
             raise ArtifactError(f"{path} is missing")
@@ -94,9 +97,12 @@ def _verify(folder: Path, manifest: dict) -> None:
 
 def _read_json(folder: Path, name: str) -> dict:
     try:
-        return json.loads((folder / name).read_text())
+        loaded = json.loads((folder / name).read_text())
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"{folder / name} is missing or unreadable: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ArtifactError(f"{folder / name} is not a JSON object")
+    return loaded
 
 
 def load_artifact(folder: str | Path, *, lm: FrozenLM | None = None, verify: bool = True) -> Recommender:
@@ -107,9 +113,14 @@ def load_artifact(folder: str | Path, *, lm: FrozenLM | None = None, verify: boo
     """
     folder = Path(folder)
     manifest = _read_json(folder, "manifest.json")
+    absent = [key for key in ("model_name", "version") if key not in manifest]
+    if absent:
+        raise ArtifactError(f"{folder / 'manifest.json'} lacks {', '.join(absent)}")
     if verify:
         _verify(folder, manifest)
     config = _read_json(folder, "config.json")
+    if not isinstance(config.get("train"), dict) or not isinstance(config.get("model"), dict):
+        raise ArtifactError(f"{folder / 'config.json'} lacks its train and model sections")
     train_conf = TrainConfig.from_dict(config["train"])  # nested, or the flat form of older exports
     lm = lm or load_lm(train_conf.lm, layers_kept=train_conf.lm_layers)
     model = GraphPromptRecommender(ModelConfig.from_dict(config["model"]), lm)

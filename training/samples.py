@@ -120,7 +120,21 @@ def build_samples(
 def context_from_messages(
     messages: Sequence[Mapping[str, str]], *, titles: Mapping[str, str] | None = None
 ) -> tuple[str, tuple[str, ...]]:
-    """Context text and mentioned items (in order, unique) of a dialogue given as ``{"role", "text"}`` dicts."""
-    lines = [f"{m.get('role', 'seeker')}: {render_text(m['text'], titles)}" for m in messages]
-    items = tuple(dict.fromkeys(i for m in messages for i in MENTION.findall(m["text"])))
+    """Context text and mentioned items (in order, unique) of a dialogue given as ``{"role", "text"}`` dicts
+    (chat-style ``{"role", "content"}`` too)."""
+    texts = [message_text(m) for m in messages]
+    lines = [f"{m.get('role', 'seeker')}: {render_text(t, titles)}" for m, t in zip(messages, texts, strict=True)]
+    items = tuple(dict.fromkeys(i for t in texts for i in MENTION.findall(t)))
     return "\n".join(lines), items
+
+
+def message_text(message: Mapping[str, str]) -> str:
+    """A message's text: its ``text``, else its chat-style ``content``.
+
+    Raises:
+        ValueError: the message has neither as a string.
+    """
+    text = message.get("text", message.get("content"))
+    if not isinstance(text, str):
+        raise ValueError(f'a message needs a "text" (or "content") string: {dict(message)!r:.80}')
+    return text

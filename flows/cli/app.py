@@ -1,7 +1,8 @@
-"""What every ``mmcrs`` command shares: the ``--lake`` option, consoles, and the exit codes.
+"""What every ``mmcrs`` command shares: the ``--lake`` and ``--debug`` options, consoles, and the exit codes.
 
 Exit codes: 0 ok; 1 the job ran and its answer is "no" (a candidate worse than production, a promotion
-refused, a stage failed); 2 unusable input or an error; 3 the lake is busy with another pipeline run.
+refused, a stage failed), or an internal error; 2 unusable input or an error; 3 the lake is busy with another
+pipeline run. What an exception becomes at the edge is decided once, in ``flows.cli.errors``.
 """
 
 from __future__ import annotations
@@ -12,13 +13,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from flows.cli.errors import DEBUG_ENV, DEBUG_KEY, Boundary, InputError
 
 if TYPE_CHECKING:
     from flows.nightly import PipelineResult
     from tasks.summary import StageSummary
 
 EXIT_OK, EXIT_WORSE, EXIT_ERROR, EXIT_BUSY = 0, 1, 2, 3
+__all__ = ["EXIT_BUSY", "EXIT_ERROR", "EXIT_OK", "EXIT_WORSE", "InputError", "app", "fail"]
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
@@ -31,19 +36,33 @@ LakeOpt = Annotated[
 
 def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
     """Print ``message`` as an error and return the ``typer.Exit`` to raise."""
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code=code)
 
 
 ArtifactsOpt = Annotated[Path | None, typer.Option(help="Model artifacts root (default: <lake>/_artifacts).")]
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="mmcrs: multimodal CRS feature pipeline.")
+app = typer.Typer(
+    cls=Boundary, add_completion=False, no_args_is_help=True, help="mmcrs: multimodal CRS feature pipeline."
+)
 features_app = typer.Typer(no_args_is_help=True, help="Inspect and pull versioned lake tables.")
 models_app = typer.Typer(no_args_is_help=True, help="Registered models: list, show, promote.")
 ci_app = typer.Typer(no_args_is_help=True, help="Jobs for continuous integration.")
 settings_app = typer.Typer(
     no_args_is_help=True, help="The stage settings stored in the lake (every run starts from them)."
 )
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", envvar=DEBUG_ENV, help="Show the traceback of an internal error.")
+    ] = False,
+) -> None:
+    ctx.meta[DEBUG_KEY] = debug
+
+
 app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
 app.add_typer(ci_app, name="ci")
@@ -104,12 +123,13 @@ def run_pipeline(
     """Run stages through the one runner (lake lock, skip rule, ``pipeline_runs``) with the CLI's error contract:
     bad settings or input exit 2, a busy lake exits 3, a failed stage exits 1."""
     from features import LakeError, resolve_lake
-    from features.lock import LakeBusyError
+    from features.lock import LakeBusyError, check_writable
     from flows.nightly import nightly_flow
     from flows.plan import stage_settings
 
     try:
         stage_settings(settings, ingest, lake=resolve_lake(lake))
+        check_writable(lake)
     except (ValueError, LakeError) as exc:
         raise fail(str(exc)) from None
     try:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from flows.cli.app import LakeOpt, console, features_app
+from flows.cli.app import InputError, LakeOpt, console, features_app
 from flows.cli.app import fail as _fail
 
 
@@ -54,54 +54,84 @@ def features_history(table: str, lake: LakeOpt = None) -> None:
 @features_app.command("show")
 def features_show(
     table: str,
-    version: Annotated[int | None, typer.Option(help="Delta version to read.")] = None,
+    version: Annotated[int | None, typer.Option(min=0, help="Delta version to read.")] = None,
     as_of: Annotated[datetime | None, typer.Option("--as-of", help="Version current at this time (UTC).")] = None,
-    limit: Annotated[int, typer.Option(help="Rows to print.")] = 10,
+    limit: Annotated[int, typer.Option(min=0, help="Rows to print.")] = 10,
     out: Annotated[Path | None, typer.Option(help="Write the whole table (at that version) to a Parquet file.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
     lake: LakeOpt = None,
 ) -> None:
-    """Print (or pull to Parquet) a table at its latest version, a version, or a point in time."""
+    """Print (or write to Parquet) a table at its latest version, a version, or a point in time."""
     import polars as pl
 
     import features
 
+    if out is not None:
+        _check_outputs((out,), overwrite=overwrite)
     try:
         frame = features.read(table, version=version, as_of=as_of, lake=lake)
+        with features.unreadable_as_lake_error(table, lake):
+            if out is not None:
+                frame.sink_parquet(out)
+            rows = frame.head(limit).collect()
     except (features.LakeError, KeyError) as exc:
         raise _fail(str(exc)) from None
     if out is not None:
-        frame.sink_parquet(out)
         console.print(f"wrote {out}")
         return
     with pl.Config(tbl_rows=limit, fmt_str_lengths=60, tbl_width_chars=160):
-        console.print(frame.head(limit).collect())
+        console.print(rows)
+
+
+def sidecar_path(out: Path) -> Path:
+    """The JSON sidecar of a pulled file: beside it, same stem, ``.json`` (never the data file itself)."""
+    if out.suffix.lower() == ".json":
+        raise InputError(f"--out {out}: a .json name would be overwritten by its own sidecar; use .parquet")
+    return out.with_suffix(".json")
+
+
+def _check_outputs(paths: tuple[Path, ...], *, overwrite: bool) -> None:
+    for path in paths:
+        if path.is_dir():
+            raise InputError(f"--out {path} is a folder; name a file")
+        if path.exists() and not overwrite:
+            raise InputError(f"{path} exists; pass --overwrite to replace it")
 
 
 @features_app.command("pull")
 def features_pull(
     table: Annotated[str, typer.Argument(help="Table to pull.")],
-    version: Annotated[int | None, typer.Option(help="Delta version.")] = None,
+    version: Annotated[int | None, typer.Option(min=0, help="Delta version.")] = None,
     as_of: Annotated[datetime | None, typer.Option("--as-of", help="The version current at this time (UTC).")] = None,
     out: Annotated[Path | None, typer.Option(help="Parquet file (default ./TABLE-vVERSION.parquet).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file (and its sidecar).")] = False,
     lake: LakeOpt = None,
 ) -> None:
-    """Pull one table at a version or point in time into a Parquet file (plus a .json sidecar naming it)."""
+    """Pull one table at a version or point in time into a Parquet file (plus a .json sidecar naming it).
+
+    An existing output is never replaced without ``--overwrite``; a ``.json`` output name is refused (the
+    sidecar would land on it)."""
     import features
 
+    if out is not None:
+        _check_outputs((out, sidecar_path(out)), overwrite=overwrite)
     try:
         pinned = features.resolve_version(table, version=version, as_of=as_of, lake=lake)
-        frame = features.read(table, version=pinned, lake=lake).collect()
+        with features.unreadable_as_lake_error(table, lake):
+            frame = features.read(table, version=pinned, lake=lake).collect()
     except (features.LakeError, KeyError) as exc:
         raise _fail(str(exc)) from None
     path = out or Path(f"{table}-v{pinned}.parquet")
+    sidecar = sidecar_path(path)
+    _check_outputs((path, sidecar), overwrite=overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.write_parquet(path)
-    sidecar = {
+    facts = {
         "table": table,
         "version": pinned,
         "rows": frame.height,
         "lake": features.resolve_lake(lake).root,
         "as_of": as_of.isoformat() if as_of else None,
     }
-    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
-    console.print(f"pulled {table} v{pinned} ({frame.height} rows) to {path}")
+    sidecar.write_text(json.dumps(facts, indent=2))
+    console.print(f"pulled {table} v{pinned} ({frame.height} rows) to {path} (sidecar {sidecar})")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from flows.cli.app import LakeOpt, app, console, models_app
+from flows.cli.app import InputError, LakeOpt, app, console, models_app
 from flows.cli.app import fail as _fail
 from tasks.train.config import DEFAULT_MODEL_NAME as DEFAULT_MODEL
 
@@ -57,8 +57,13 @@ def models_show(
     location = locate(row["artifact_uri"] or "", lake=resolved)
     try:
         manifest, problem = read_manifest(location, lake=resolved), None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+            raise ValueError("not a JSON object listing the artifact's files")
     except (OSError, ValueError) as exc:
-        manifest, problem = {}, f"model {name} v{row['version']}: artifact {location} is missing or unreadable: {exc}"
+        manifest, problem = (
+            {},
+            f"model {name} v{row['version']}: {location}/manifest.json is missing or unreadable: {exc}",
+        )
     console.print_json(
         json.dumps(
             {
@@ -102,14 +107,50 @@ def models_promote(
         raise typer.Exit(code=1)
 
 
-def _messages(dialogue: str) -> list[dict[str, str]]:
-    """A dialogue from a JSON file (list of {role, text}), a text file or a string; lines may start 'role:'."""
+def _dialogue_text(dialogue: str) -> str:
+    """The dialogue's text: the file's contents when ``dialogue`` names a file, else ``dialogue`` itself."""
+    path = Path(dialogue)
+    if len(dialogue) >= 4096 or "\n" in dialogue or not path.is_file():
+        return dialogue
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"--dialogue {path}: not a UTF-8 text or JSON file") from None
+    except OSError as exc:
+        raise InputError(f"--dialogue {path}: cannot read it: {exc.strerror or exc}") from None
+
+
+def _json_messages(text: str) -> list[dict[str, str]]:
+    """A JSON list of messages, each ``{"role", "text"}`` or chat-style ``{"role", "content"}``."""
     import json
 
-    path = Path(dialogue)
-    text = path.read_text() if len(dialogue) < 4096 and path.is_file() else dialogue
+    try:
+        loaded = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"--dialogue is not valid JSON: {exc}") from None
+    if not isinstance(loaded, list):
+        raise InputError("--dialogue JSON must be a list of messages")
+    out = []
+    for i, message in enumerate(loaded):
+        body = message.get("text", message.get("content")) if isinstance(message, dict) else None
+        if not isinstance(body, str):
+            raise InputError(f'--dialogue message {i}: expected {{"role", "text"}} or {{"role", "content"}}')
+        out.append({"role": str(message.get("role", "seeker")), "text": body})
+    return out
+
+
+def _messages(dialogue: str) -> list[dict[str, str]]:
+    """A dialogue from a JSON file (list of {role, text} or {role, content}), a text file or a string; text
+    lines may start 'role:'.
+
+    Raises:
+        InputError: the JSON is malformed or not a list of messages, or the file is not text.
+    """
+    text = _dialogue_text(dialogue)
     if text.lstrip().startswith("["):
-        return [{"role": str(m.get("role", "seeker")), "text": str(m["text"])} for m in json.loads(text)]
+        return _json_messages(text)
+    if "\x00" in text:
+        raise InputError("--dialogue is binary, not text")
     out = []
     for line in filter(None, (raw.strip() for raw in text.splitlines())):
         role, sep, rest = line.partition(":")
@@ -122,11 +163,12 @@ def _messages(dialogue: str) -> list[dict[str, str]]:
 def recommend(
     model: Annotated[str, typer.Option(help="NAME[@VERSION_OR_ALIAS], default alias production.")] = DEFAULT_MODEL,
     dialogue: Annotated[str, typer.Option(help="Dialogue: JSON/text file, or text; mention items as @<item_id>.")] = "",
-    top: Annotated[int, typer.Option(help="How many items.")] = 10,
+    top: Annotated[int, typer.Option(min=1, help="How many items.")] = 10,
     lake: LakeOpt = None,
 ) -> None:
-    """Recommend items for a dialogue with a registered model."""
+    """Recommend items for a dialogue with a registered model (mentions of unknown items are reported)."""
     from training.loading import ArtifactError, load
+    from training.samples import context_from_messages
 
     messages = _messages(dialogue)
     if not messages:
@@ -136,6 +178,13 @@ def recommend(
         rec = load(name, which or "production", lake=lake)
     except (LookupError, ArtifactError) as exc:
         raise _fail(str(exc)) from None
+    unknown = [item for item in context_from_messages(messages)[1] if item not in rec.index]
+    if unknown:
+        shown = ", ".join(f"@{item}" for item in unknown[:10]) + (" …" if len(unknown) > 10 else "")
+        console.print(
+            f"note: {len(unknown)} mentioned item(s) unknown to {rec.name} v{rec.version}, ignored: {shown}",
+            markup=False,
+        )
     table = Table(title=f"{rec.name} v{rec.version}")
     for column in ("rank", "item_id", "title", "score"):
         table.add_column(column)

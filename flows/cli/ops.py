@@ -200,7 +200,9 @@ def _print_verdict(result: Any) -> None:
 
 @app.command()
 def vacuum(
-    retain_hours: Annotated[float, typer.Option(help="Keep files removed less than this many hours ago.")] = 168.0,
+    retain_hours: Annotated[
+        float, typer.Option(min=0.0, help="Keep files removed less than this many hours ago (0 or more).")
+    ] = 168.0,
     dry_run: Annotated[bool, typer.Option(help="List what would be deleted; delete nothing.")] = False,
     artifacts: Annotated[
         Path | None, typer.Option(help="Also read manifests under this artifacts root (besides <lake>/_artifacts).")

@@ -103,7 +103,7 @@ def embed(
 ) -> None:
     """Embed item posters and texts that have no vector yet for the chosen models."""
     from training.modalities import modality as modality_spec
-    from training.spec import ModelSpec, ModelSpecError
+    from training.spec import ModelSpec
 
     unknown = sorted(set(modality or []) - set(modality_names()))
     if unknown:
@@ -111,9 +111,14 @@ def embed(
     text_only = bool(modality) and not any(modality_spec(m).encoder.uses_clip for m in modality or [])
     clip_spec, text_spec = (None, model) if text_only else (model, text_model)
     try:
-        for spec in (s for s in (clip_spec, text_spec) if s):
-            ModelSpec.parse(spec)
-    except ModelSpecError as exc:
+        for spec in (ModelSpec.parse(s) for s in (clip_spec, text_spec) if s):
+            if spec.kind == "local":
+                spec.path()  # the weights must exist before anything starts
+        if device:
+            from training.encoders.device import check_device
+
+            check_device(device)
+    except ValueError as exc:  # ModelSpecError, DeviceError
         raise _fail(str(exc)) from None
     values = {"modalities": modality or None, "clip_model": clip_spec, "text_model": text_spec}
     values |= {"batch_size": batch_size, "device": device, "task_runner": task_runner}
@@ -200,9 +205,9 @@ def train(
     """Train, evaluate, export and register a graph-prompt recommender."""
     import features
 
+    overrides: dict[str, object] = _train_config(config)
     if features.table_version("turns", lake=lake) is None:
         raise _fail(f"no turns table in {features.resolve_lake(lake).root}: ingest dialogues first")
-    overrides: dict[str, object] = _train_config(config)
     overrides |= {k: v for k, v in {"epochs": epochs, "seed": seed}.items() if v is not None}
     if lm:
         overrides["lm"] = _lm_spec(lm, seed if seed is not None else int(overrides.get("seed", 0)))  # type: ignore[call-overload]
@@ -231,9 +236,11 @@ def _train_config(path: Path | None) -> dict[str, object]:
     if path is None:
         return {}
     try:
-        loaded = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise _fail(f"cannot read the train config {path}: {exc}") from None
+        loaded = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise _fail(f"cannot read the train config {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise _fail(f"the train config {path} is not JSON: {exc}") from None
     if not isinstance(loaded, dict):
         raise _fail(f"{path}: expected a JSON object of TrainConfig fields")
     return loaded

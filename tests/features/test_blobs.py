@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from features import Lake, blobs
-from features.blobs import BlobStore, poster_store
+from features.blobs import BlobIntegrityError, BlobStore, poster_store
 
 DATA = b"poster bytes"
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -98,3 +98,13 @@ def test_poster_store_lives_beside_the_tables(tmp_path: Path) -> None:
     lake = Lake(str(tmp_path / "lake"))
     sha = poster_store(lake).put(b"poster")
     assert (tmp_path / "lake" / "_blobs" / "posters" / BlobStore("/unused").key(sha)).read_bytes() == b"poster"
+
+
+def test_get_verifies_the_sha256_of_what_it_reads(tmp_path: Path) -> None:
+    store = BlobStore(str(tmp_path))
+    sha, other = store.put(b"the real poster"), store.put(b"another poster")
+    Path(tmp_path, store.key(sha)).write_bytes(b"swapped bytes")  # altered behind the store's back
+    with pytest.raises(BlobIntegrityError, match="fails its checksum"):
+        store.get(sha)
+    assert store.get(sha, verify=False) == b"swapped bytes"  # an explicit opt-out still reads it
+    assert store.get(other) == b"another poster"

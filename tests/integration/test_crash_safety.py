@@ -49,10 +49,15 @@ def _spawn(code: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
+def _kill(proc: subprocess.Popen[bytes]) -> bool:
+    """SIGKILL ``proc`` and reap it; True when the signal ended it, False when it had already exited cleanly
+    (a process that finished first is a zombie until reaped: the signal is then a no-op, never an error)."""
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    if proc.returncode == -signal.SIGKILL:
+        return True
+    assert proc.returncode == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else proc.returncode
+    return False
 
 
 def _uncommitted_files(table_dir: Path, lake: Path, table: str) -> set[str]:
@@ -80,7 +85,7 @@ def test_kill_9_during_embedding_then_rerun_completes_without_duplicates(tmp_pat
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
         assert time.monotonic() < deadline, "no shard committed in time"
         time.sleep(0.05)
-    _kill(proc)
+    assert _kill(proc), "the embedding run finished before it could be killed"
     done_before = features.read("item_embeddings", lake=lake).collect().height
     assert 0 < done_before < n  # killed half-way, and what was committed is readable
 
@@ -121,7 +126,8 @@ def test_kill_9_inside_a_delta_commit_leaves_the_table_consistent(tmp_path: Path
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.002)
         time.sleep(delay)
-        _kill(proc)
+        killed = _kill(proc)
+        assert killed or (marks / f"end-{batch}").exists()  # exited on its own only after finishing its commit
         if (marks / f"end-{batch}").exists():
             continue  # the commit finished before the signal: not a mid-commit kill, nothing to check here
         table = features.read("items", lake=lake).collect()  # readable after every kill
@@ -162,7 +168,7 @@ def test_lake_lock_refuses_or_waits_and_is_released_by_kill_9(tmp_path: Path) ->
     with pytest.raises(LakeBusyError), lake_lock(lake, wait_s=1.0, poll_s=0.1):
         pass
     assert time.monotonic() - started >= 1.0  # it waited before refusing
-    _kill(holder)  # the kernel drops the lock with the process: no stale lock after a crash
+    assert _kill(holder)  # the kernel drops the lock with the process: no stale lock after a crash
     with lake_lock(lake) as held:
         assert held
 

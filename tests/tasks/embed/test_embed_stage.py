@@ -143,6 +143,19 @@ def test_a_corrupt_poster_is_quarantined_and_the_rest_lands(tmp_path: Path) -> N
     assert "decode failed" in bad["reason"]
 
 
+def test_a_poster_whose_bytes_were_swapped_is_quarantined_not_embedded(tmp_path: Path) -> None:
+    lake = _lake(tmp_path, 4)
+    store = poster_store(features.resolve_lake(lake))
+    sha = features.read("items", lake=lake).filter(pl.col("item_id") == "i2").collect()["poster_sha256"][0]
+    Path(store.root, store.key(sha)).write_bytes(_png(9))  # a valid image, but not the one the item points to
+    summary = embed(lake=lake, config=EmbedConfig(**{**TINY.__dict__, "modalities": ("image",)}))
+    assert (summary.modalities["image"].embedded, summary.modalities["image"].failed) == (3, 1)
+    assert sorted(_vectors(lake)["item_id"]) == ["i0", "i1", "i3"]
+    bad = features.read("quarantine", lake=lake).collect().row(0, named=True)
+    assert (bad["source"], bad["record_key"]) == ("embed:image", "i2")
+    assert "fails its checksum" in bad["reason"]
+
+
 def test_real_minilm_text_vectors(tmp_path: Path) -> None:
     lake = _lake(tmp_path, 3)
     summary = embed(lake=lake, config=EmbedConfig(modalities=("text",), num_workers=0))
