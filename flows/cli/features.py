@@ -57,28 +57,19 @@ def features_show(
     version: Annotated[int | None, typer.Option(min=0, help="Delta version to read.")] = None,
     as_of: Annotated[datetime | None, typer.Option("--as-of", help="Version current at this time (UTC).")] = None,
     limit: Annotated[int, typer.Option(min=0, help="Rows to print.")] = 10,
-    out: Annotated[Path | None, typer.Option(help="Write the whole table (at that version) to a Parquet file.")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
     lake: LakeOpt = None,
 ) -> None:
-    """Print (or write to Parquet) a table at its latest version, a version, or a point in time."""
+    """Print a table at its latest version, a version, or a point in time (`features pull` writes it out)."""
     import polars as pl
 
     import features
 
-    if out is not None:
-        _check_outputs((out,), overwrite=overwrite)
     try:
         frame = features.read(table, version=version, as_of=as_of, lake=lake)
         with features.unreadable_as_lake_error(table, lake):
-            if out is not None:
-                frame.sink_parquet(out)
             rows = frame.head(limit).collect()
     except (features.LakeError, KeyError) as exc:
         raise _fail(str(exc)) from None
-    if out is not None:
-        console.print(f"wrote {out}")
-        return
     with pl.Config(tbl_rows=limit, fmt_str_lengths=60, tbl_width_chars=160):
         console.print(rows)
 
