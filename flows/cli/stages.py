@@ -44,9 +44,17 @@ def _check_inputs(dialogues: Path | None, dialogue_format: str | None, catalog: 
 @app.command()
 def ingest(
     dialogues: Annotated[Path | None, typer.Option(help="ReDial JSONL or INSPIRED TSV file.")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="Dialogue format: redial | inspired.")] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="Dialogue format: redial | inspired (the catalog's, with --catalog alone)."),
+    ] = None,
     catalog: Annotated[Path | None, typer.Option(help="Item catalog: CSV, JSONL or Parquet.")] = None,
-    catalog_format: Annotated[str | None, typer.Option(help="Catalog format: csv | jsonl | parquet.")] = None,
+    catalog_format: Annotated[
+        str | None, typer.Option(help="Catalog format: csv | jsonl | parquet | redial-movies.")
+    ] = None,
+    enrich_with: Annotated[
+        str | None, typer.Option(help="Item metadata source: bokeh-movies, or a local CSV/Parquet/sqlite table.")
+    ] = None,
     column: Annotated[
         list[str] | None, typer.Option(help="Catalog column mapping THEIRS=OURS, e.g. movie_title=title (repeatable).")
     ] = None,
@@ -55,11 +63,14 @@ def ingest(
     """Ingest dialogues and/or a catalog into the lake."""
     if dialogues is None and catalog is None:
         raise _fail("nothing to ingest: pass --dialogues and/or --catalog")
+    if dialogues is None and catalog_format is None:
+        fmt, catalog_format = None, fmt  # --catalog alone: --format names the catalog's format
     _check_inputs(dialogues, fmt, catalog)
     mapping = dict(pair.split("=", 1) for pair in column or [] if "=" in pair)
     if len(mapping) != len(column or []):
         raise _fail("--column takes THEIRS=OURS")
     values = {"dialogues": dialogues, "dialogue_format": fmt, "catalog": catalog, "catalog_format": catalog_format}
+    values["enrich_with"] = enrich_with
     given = {k: str(v) for k, v in values.items() if v is not None}
     run_stage_command("ingest", given | ({"catalog_columns": mapping} if mapping else {}), lake=lake)
 

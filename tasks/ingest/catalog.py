@@ -25,7 +25,10 @@ import features
 from features import CommitInfo, Lake, QuarantineRecord
 from features.redact import has_userinfo
 from tasks.ingest.catalog_files import CatalogInputError, RawRecord, Row, read_catalog_file
+from tasks.ingest.enrich import Enricher
 from tasks.ingest.records import check_id
+from tasks.ingest.redial_movies import FORMAT as REDIAL_MOVIES
+from tasks.ingest.redial_movies import REDIAL_SOURCE
 from tasks.ingest.summary import InputSummary
 from tasks.items import item_content_hash
 
@@ -167,22 +170,25 @@ def ingest_catalog(
     path: str | Path,
     *,
     fmt: str | None = None,
-    source: str = "catalog",
+    source: str | None = None,
     columns: Mapping[str, str] | None = None,
     lake: Lake | str | None = None,
     run_id: str | None = None,
+    enricher: Enricher | None = None,
 ) -> CatalogSummary:
     """Upsert a catalog file into ``items``; bad rows go to ``quarantine``.
 
     Args:
         path: CSV, JSONL or Parquet file.
         fmt: format override (default: from the extension).
-        source: label stored in ``items.source``.
+        source: label stored in ``items.source`` (default ``catalog``, ``redial`` for ``redial-movies``).
         columns: the file's column names mapped onto ours, e.g. ``{"movie_title": "title"}``.
         lake: lake root.
         run_id: flow run id recorded in the commits.
+        enricher: a metadata source whose matched fields go into the rows' ``text`` and ``attributes``.
     """
     file = Path(path)
+    source = source or (REDIAL_SOURCE if fmt == REDIAL_MOVIES else "catalog")
     read = read_catalog_file(file, fmt, columns or {})
     summary = CatalogSummary(source_file=str(file), read=len(read.records))
     if not read.records:
@@ -192,13 +198,17 @@ def ingest_catalog(
         raise CatalogInputError(f"{file.name}: no item_id column (columns: {', '.join(read.columns)})")
     extra = [c for c in read.columns if c not in (*CORE, "attributes")]
     now = datetime.now(UTC)
-    config = {"source": source, "columns": dict(columns or {})}
+    config: dict[str, object] = {"source": source, "columns": dict(columns or {})}
+    if enricher is not None:
+        config["enrich_with"] = enricher.name
     commit = CommitInfo(
         stage=STAGE, flow_run_id=run_id, config_hash=features.config_hash(config), extra={"source_file": file.name}
     )
     kept, bad = _validate(read.records, extra, source)
     records = _quarantine_records(bad, source, summary)
     summary.record(features.quarantine(records, commit=commit, lake=lake, at=now))
+    if kept and enricher is not None:
+        kept = enricher.enrich(kept)
     if kept:
         items = pl.DataFrame([{**r, "ingested_at": now} for r in kept], infer_schema_length=None)
         result = features.upsert("items", items, commit=commit, lake=lake)

@@ -21,9 +21,11 @@ from pathlib import Path
 import polars as pl
 
 from tasks.ingest.records import excerpt, file_key
+from tasks.ingest.redial_movies import FORMAT as REDIAL_MOVIES
+from tasks.ingest.redial_movies import missing_columns, redial_movie_row
 
 MAX_RECORD_LINES = 64
-FORMATS = ("csv", "jsonl", "parquet")
+FORMATS = ("csv", "jsonl", "parquet", REDIAL_MOVIES)
 _UNTERMINATED = "unterminated quoted field"
 
 Row = dict[str, object]
@@ -167,6 +169,25 @@ def _read_parquet(path: Path, prefix: str) -> CatalogFile:
     return CatalogFile(frame.columns, records)
 
 
+def _read_redial_movies(path: Path, prefix: str) -> CatalogFile:
+    """The ReDial movie list as catalog records (``tasks.ingest.redial_movies``); a row that cannot be used
+    becomes an unreadable record with its reason."""
+    raw = _read_csv(path, prefix)
+    missing = missing_columns(raw.columns)
+    if missing:
+        raise CatalogInputError(f"{path.name}: not a ReDial movie list, no {', '.join(missing)} column")
+    records: list[RawRecord] = []
+    for record in raw.records:
+        if record.row is None:
+            records.append(record)
+            continue
+        try:
+            records.append(RawRecord(record.key, redial_movie_row(record.row), None, record.text))
+        except ValueError as exc:
+            records.append(RawRecord(record.key, None, str(exc), record.text))
+    return CatalogFile(["item_id", "title", "year", "text"], records)
+
+
 def _map_columns(path: Path, read: CatalogFile, columns: Mapping[str, str]) -> CatalogFile:
     """The file with ``columns`` (theirs -> ours) applied; refuses a mapping that names a missing column or
     puts two columns onto one name."""
@@ -195,6 +216,6 @@ def read_catalog_file(path: Path, fmt: str | None, columns: Mapping[str, str]) -
     if not path.is_file():
         raise CatalogInputError(f"catalog file not found: {path}")
     if kind not in FORMATS:
-        raise CatalogInputError(f"cannot tell the format of {path.name}; pass --format csv|jsonl|parquet")
-    readers = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}
+        raise CatalogInputError(f"cannot tell the format of {path.name}; pass --format {'|'.join(FORMATS)}")
+    readers = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet, REDIAL_MOVIES: _read_redial_movies}
     return _map_columns(path, readers[kind](path, file_key(path)), columns)

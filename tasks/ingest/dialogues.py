@@ -22,6 +22,7 @@ import polars as pl
 
 import features
 from features import CommitInfo, Lake, QuarantineRecord
+from tasks.ingest.enrich import Enricher
 from tasks.ingest.inspired import InspiredFormatError, read_inspired
 from tasks.ingest.linking import ItemLinker
 from tasks.ingest.records import MARK_CLOSE, MARK_OPEN, Labels, RawDialogue, Rejected
@@ -156,8 +157,16 @@ def _stale_turns(changed: dict[str, set[int]], lake: Lake) -> pl.DataFrame:
 class _Run:
     """State of one ingest run: lake, linker, commit metadata, counts."""
 
-    def __init__(self, path: Path, fmt: DialogueFormat, lake: Lake, run_id: str | None, batch_size: int) -> None:
-        self.path, self.lake, self.now = path, lake, datetime.now(UTC)
+    def __init__(
+        self,
+        path: Path,
+        fmt: DialogueFormat,
+        lake: Lake,
+        run_id: str | None,
+        batch_size: int,
+        enricher: Enricher | None,
+    ) -> None:
+        self.path, self.lake, self.now, self.enricher = path, lake, datetime.now(UTC), enricher
         self.summary = IngestSummary(source_file=str(path), format=fmt)
         self.seen: set[str] = set()
         items_version = features.table_version("items", lake=lake)
@@ -208,7 +217,8 @@ class _Run:
         if not todo:
             return
         if self.linker.new_items:
-            items = _frame("items", [{**i, "ingested_at": self.now} for i in self.linker.new_items])
+            new = self.enricher.enrich(self.linker.new_items) if self.enricher else self.linker.new_items
+            items = _frame("items", [{**i, "ingested_at": self.now} for i in new])
             result = features.upsert("items", items, commit=self.commit, lake=self.lake)
             self.summary.items_created += result.inserted
             self.summary.record(result)
@@ -239,6 +249,7 @@ def ingest_dialogues(
     lake: Lake | str | None = None,
     run_id: str | None = None,
     batch_size: int = 20_000,
+    enricher: Enricher | None = None,
 ) -> IngestSummary:
     """Ingest one dialogue file into the lake, writing only what differs from what is stored.
 
@@ -250,6 +261,7 @@ def ingest_dialogues(
         lake: lake root (see ``features.resolve_lake``).
         run_id: the flow run id recorded in every commit.
         batch_size: dialogues per commit batch (bounds memory on very large files).
+        enricher: a metadata source for the items created for movies no item matched.
 
     Returns:
         The run's ``IngestSummary``.
@@ -262,7 +274,7 @@ def ingest_dialogues(
         raise DialogueInputError(f"dialogue file not found: {source}")
     dialogue_format = detect_format(source, fmt)
     resolved = features.resolve_lake(lake)
-    run = _Run(source, dialogue_format, resolved, run_id, batch_size)
+    run = _Run(source, dialogue_format, resolved, run_id, batch_size, enricher)
     try:
         for batch in _batches(_READERS[dialogue_format](source), batch_size):
             run.ingest_batch(batch)

@@ -34,6 +34,7 @@ class ItemLinker:
     index: dict[tuple[str, int | None], str]
     existing_ids: set[str]
     new_items: list[dict[str, object]] = field(default_factory=list)
+    catalog_ids: set[str] = field(default_factory=set)  # existing items a catalog wrote (not mention-created)
 
     @classmethod
     def from_items(cls, items: pl.DataFrame) -> ItemLinker:
@@ -45,15 +46,25 @@ class ItemLinker:
         for item_id, title, year in ranked.select("item_id", "title", "year").iter_rows():
             if title:
                 index[title_key(title, year)] = item_id
-        return cls(index=index, existing_ids=set(items["item_id"].to_list()))
+        catalog = items.filter(~pl.col("source").str.starts_with(MENTION_SOURCE_PREFIX))["item_id"].to_list()
+        return cls(index=index, existing_ids=set(items["item_id"].to_list()), catalog_ids=set(catalog))
 
     def link(self, source: str, movie_id: str, name: str) -> str:
-        """The lake item id for one mentioned movie (registering a new item when none matches)."""
+        """The lake item id for one mentioned movie (registering a new item when none matches).
+
+        The source's own id (``redial:<movie id>``) wins when a catalog wrote that item (e.g. the ReDial movie
+        list); otherwise a title match links to an item of another source, never to another id of the same
+        source (its ids already tell its movies apart), so the ids are the same whether the source's catalog
+        is ingested before or after its dialogues.
+        """
+        item_id = f"{source}:{movie_id}" if movie_id != name else f"{source}:{_slug(name)}"
+        if item_id in self.catalog_ids:
+            return item_id
         title, year = split_title_year(name)
         key = title_key(title, year)
-        if key[0] and key in self.index:
-            return self.index[key]
-        item_id = f"{source}:{movie_id}" if movie_id != name else f"{source}:{_slug(name)}"
+        match = self.index.get(key) if key[0] else None
+        if match is not None and not match.startswith(f"{source}:"):
+            return match
         if item_id not in self.existing_ids:
             self.existing_ids.add(item_id)
             self.new_items.append(_mention_item(item_id, source, title or name, year))
