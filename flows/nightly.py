@@ -149,16 +149,11 @@ def nightly_flow(
     Returns:
         The ``PipelineResult``; a failed stage's error is raised after its record and the report are written.
     """
-    chosen = list(stages or stage_names())
-    for name in chosen:
-        stage_spec(name)  # unknown names fail before anything runs
+    chosen = [stage_spec(name).name for name in stages or stage_names()]  # unknown names fail first
     files = {"dialogues": dialogues, "catalog": catalog, "dialogue_format": dialogue_format}
     files |= {"catalog_format": catalog_format, "catalog_source": catalog_source}
-    resolved = features.Settings.resolve(lake=lake, artifacts_root=artifacts_root)
-    parsed = stage_settings(settings, files, lake=resolved.lake)
-    run_id = str(flow_run.get_id() or "local")
-    artifacts = None if resolved.artifacts_root is None else str(resolved.artifacts_root)
-    context = StageContext(resolved.lake, run_id, artifacts)
+    context, parsed = _start(lake, artifacts_root, settings, files)
+    run_id = str(context.run_id)
     retry = None if retries is None else RetryPolicy(retries, 5.0 if retry_delay_s is None else retry_delay_s)
     records, error = run_stages(
         chosen, parsed, context, force=force, retry=retry, lock_wait_s=lock_wait_s, announce=announce
@@ -171,6 +166,16 @@ def nightly_flow(
     if error is not None:
         raise error
     return PipelineResult(records, features.table_versions(sorted(features.TABLES), lake=context.lake), path)
+
+
+def _start(
+    lake: str | None, artifacts_root: str | None, settings: Mapping[str, Any] | None, files: Mapping[str, Any]
+) -> tuple[StageContext, dict[str, StageSettings]]:
+    """The run's context (locations resolved once, the flow run id) and every stage's validated settings."""
+    resolved = features.Settings.resolve(lake=lake, artifacts_root=artifacts_root)
+    parsed = stage_settings(settings, files, lake=resolved.lake)
+    artifacts = None if resolved.artifacts_root is None else str(resolved.artifacts_root)
+    return StageContext(resolved.lake, str(flow_run.get_id() or "local"), artifacts), parsed
 
 
 def _report_dir(lake: features.Lake, run_id: str, report_dir: str | None) -> Path:

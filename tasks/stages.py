@@ -87,6 +87,8 @@ class StageSpec:
         labels: the ``stage`` values its commits and quarantine rows carry.
         gpu: True when the stage benefits from a GPU (tagged ``gpu`` for tag-based concurrency limits).
         retry: its retry policy on transient errors.
+        reference_files: settings fields that may name a file the stage reads besides its inputs (a metadata
+            table); their bytes are part of the fingerprint too.
         input_files: settings fields naming input files; their bytes are part of the fingerprint, and a
             stage with input files but none given is skipped ("no input files given").
         summary: ``module:Class`` of the summary its entry returns (or the class itself).
@@ -102,6 +104,7 @@ class StageSpec:
     gpu: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     input_files: tuple[str, ...] = ()
+    reference_files: tuple[str, ...] = ()
 
     @property
     def watched(self) -> list[str]:
@@ -140,6 +143,7 @@ _STAGES: list[StageSpec] = [
         labels=("ingest_catalog", "ingest_dialogues"),
         summary="tasks.ingest.stage:IngestStageSummary",
         input_files=("catalog", "dialogues"),
+        reference_files=("enrich_with",),
     ),
     StageSpec(
         "crawl",
@@ -245,7 +249,7 @@ def downstream_labels(name: str) -> set[str]:
 
 def stage_fingerprint(spec: StageSpec, settings: StageSettings) -> str:
     """Hash of a stage's given settings, the content of its input files and the code version."""
-    files = {f: getattr(settings, f) for f in spec.input_files}
+    files = {f: getattr(settings, f) for f in (*spec.input_files, *spec.reference_files)}
     hashed = {k: (file_sha256(Path(v)) if v and Path(v).is_file() else v) for k, v in files.items()}
     params = {k: v for k, v in settings.given().items() if k not in files}
     return features.config_hash(
