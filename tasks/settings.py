@@ -98,7 +98,7 @@ def _describe(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint).replace("typing.", ""))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # ``enabled`` never takes a subclass's first positional argument
 class StageSettings:
     """Base of every stage's settings: validated construction from a mapping, and the values given.
 

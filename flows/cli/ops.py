@@ -242,7 +242,7 @@ def report(
 
     resolved = features.Settings.resolve(lake=lake, artifacts_root=str(artifacts) if artifacts else None)
     artifacts_root = None if resolved.artifacts_root is None else str(resolved.artifacts_root)
-    settings = ReportSettings(str(out), artifacts_root, flow_run_id)
+    settings = ReportSettings(out_dir=str(out), artifacts_root=artifacts_root, flow_run_id=flow_run_id)
     path = build_report(
         resolved.lake, settings.out_dir, artifacts_root=settings.artifacts_root, flow_run_id=settings.flow_run_id
     )
