@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tasks.backoff import RetryBackoff
 from tasks.settings import StageSettings
@@ -41,7 +41,7 @@ class CrawlConfig:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 10.0
     total_timeout_s: float = 30.0
-    retry: RetryBackoff = RetryBackoff()
+    retry: RetryBackoff = field(default_factory=RetryBackoff)
     max_redirects: int = 5
     max_bytes: int = 10 * MiB
     max_text_bytes: int = 1 * MiB

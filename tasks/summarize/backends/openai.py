@@ -19,7 +19,7 @@ import base64
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -63,7 +63,7 @@ class OpenAIConfig:
     accepts_images: bool = False
     max_concurrency: int = 8
     timeout_s: float = 120.0
-    retry: RetryBackoff = RetryBackoff(retries=4, backoff_max_s=20.0)
+    retry: RetryBackoff = field(default_factory=lambda: RetryBackoff(retries=4, backoff_max_s=20.0))
 
     def __post_init__(self) -> None:
         check_base_url(self.base_url)
