@@ -19,61 +19,33 @@ import contextlib
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+
+from bench.s3 import create_bucket, moto_s3
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
-def _s3_lake(root: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def _s3_lake() -> Iterator[tuple[str, dict[str, str]]]:
     """A bucket on moto's S3 server (a subprocess on 127.0.0.1) and the storage options to reach it."""
-    import pyarrow.fs as pafs
-
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        keys = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench-secret", "aws_region": "us-east-1"}
-        pafs.S3FileSystem(
-            access_key=keys["aws_access_key_id"],
-            secret_key=keys["aws_secret_access_key"],
-            region="us-east-1",
-            endpoint_override=endpoint,
-            scheme="http",
-            allow_bucket_creation=True,
-        ).create_dir("bench")
-        yield "s3://bench/lake", keys | {"aws_endpoint_url": endpoint, "aws_allow_http": "true"}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with moto_s3() as endpoint:
+        options = {
+            "aws_access_key_id": "bench",
+            "aws_secret_access_key": "bench-secret",
+            "aws_region": "us-east-1",
+            "aws_endpoint_url": endpoint,
+            "aws_allow_http": "true",
+        }
+        create_bucket("bench", storage_options=options)
+        yield "s3://bench/lake", options
 
 
 def _mmcrs(args: list[str], env: dict[str, str]) -> float:
@@ -131,7 +103,7 @@ def main() -> None:
         if kind == "local":
             out[kind] = _measure(str(root / "lake"), {}, root, args.items, args.summarize)
         else:
-            with _s3_lake(root) as (lake, options):
+            with _s3_lake() as (lake, options):
                 out[kind] = _measure(lake, options, root, args.items, args.summarize)
     out["load_after"] = os.getloadavg()
     (REPO / "bench" / "out").mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from flows.cli.app import (
     EXIT_BUSY,
     EXIT_ERROR,
     EXIT_WORSE,
+    ArtifactsOpt,
     LakeOpt,
     app,
     ci_app,
@@ -60,7 +61,7 @@ def run(
     force: Annotated[bool, typer.Option(help="Run stages even when nothing they depend on changed.")] = False,
     settings: SettingsOpt = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait when another run holds the lake (else exit 3).")] = 0,
-    artifacts: Annotated[Path | None, typer.Option(help="Model artifacts root (default: <lake>/_artifacts).")] = None,
+    artifacts: ArtifactsOpt = None,
     dry_run: Annotated[bool, typer.Option("--plan", help="Say which stages would run or skip, and stop.")] = False,
     lake: LakeOpt = None,
 ) -> None:
@@ -121,7 +122,7 @@ def ci_retrain(
     settings: SettingsOpt = None,
     min_delta: Annotated[float, typer.Option(help="Improvement over production required to pass.")] = 0.0,
     promote: Annotated[bool, typer.Option(help="Promote the candidate when it passes.")] = False,
-    artifacts: Annotated[Path | None, typer.Option(help="Model artifacts root (default: <lake>/_artifacts).")] = None,
+    artifacts: ArtifactsOpt = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the verdict as JSON here (on every outcome).")
     ] = None,
@@ -231,7 +232,7 @@ def vacuum(
 @app.command()
 def report(
     out: Annotated[Path, typer.Option(help="Report folder: report.md, report.html and PNGs.")] = Path("report"),
-    artifacts: Annotated[Path | None, typer.Option(help="Model artifacts root (default: <lake>/_artifacts).")] = None,
+    artifacts: ArtifactsOpt = None,
     flow_run_id: Annotated[str | None, typer.Option(help="Only the stage runs of this flow run.")] = None,
     lake: LakeOpt = None,
 ) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.app import LakeOpt, app, console, print_stages, print_summary, run_stage_command
+from flows.cli.app import ArtifactsOpt, LakeOpt, app, console, print_stages, print_summary, run_stage_command
 from flows.cli.app import fail as _fail
 from tasks.train.config import DEFAULT_MODEL_NAME as DEFAULT_MODEL
 from training.modalities import graph_names, modality_names
@@ -205,7 +205,7 @@ def train(
         str | None, typer.Option(help="Frozen LM: package (MiniLM), random, a model spec, or a local HF folder.")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="JSON file of TrainConfig fields.")] = None,
-    artifacts: Annotated[Path | None, typer.Option(help="Model artifacts root (default: <lake>/_artifacts).")] = None,
+    artifacts: ArtifactsOpt = None,
     promote: Annotated[
         bool | None, typer.Option("--promote/--no-promote", help="Promote when it beats production (default).")
     ] = None,

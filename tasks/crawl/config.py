@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from tasks.backoff import RetryBackoff
 from tasks.settings import StageSettings
 
 MiB = 1024 * 1024
@@ -19,11 +20,7 @@ class CrawlConfig:
         connect_timeout_s: TCP/TLS connect timeout (also bounds a DNS lookup of the safety check).
         read_timeout_s: longest wait for the next bytes of a response.
         total_timeout_s: deadline of one request attempt, from sending to the last body byte.
-        retries: extra attempts after a timeout, a connection error, HTTP 429 or HTTP 5xx.
-        backoff_base_s: first backoff step; attempt ``n`` waits a random time in
-            ``[0, min(backoff_max_s, backoff_base_s * 2**n)]`` ("full jitter").
-        backoff_max_s: upper bound of one backoff wait.
-        retry_after_max_s: a server's ``Retry-After`` is honoured up to this many seconds.
+        retry: retries after a timeout, a connection error, HTTP 429 or HTTP 5xx, and the waits between them.
         max_redirects: redirects followed before giving up.
         max_bytes: size cap of a poster body (bytes).
         max_text_bytes: size cap of a plot page body (bytes); pass it as ``max_bytes`` when fetching plots.
@@ -44,10 +41,7 @@ class CrawlConfig:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 10.0
     total_timeout_s: float = 30.0
-    retries: int = 3
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 10.0
-    retry_after_max_s: float = 30.0
+    retry: RetryBackoff = field(default_factory=RetryBackoff)
     max_redirects: int = 5
     max_bytes: int = 10 * MiB
     max_text_bytes: int = 1 * MiB
@@ -63,8 +57,8 @@ class CrawlConfig:
     def __post_init__(self) -> None:
         if self.max_concurrency < 1 or self.per_host_concurrency < 1:
             raise ValueError("max_concurrency and per_host_concurrency must be at least 1")
-        if self.retries < 0 or self.max_redirects < 0:
-            raise ValueError("retries and max_redirects must not be negative")
+        if self.max_redirects < 0:
+            raise ValueError("max_redirects must not be negative")
         if min(self.max_bytes, self.max_text_bytes, self.max_pixels) < 1:
             raise ValueError("max_bytes, max_text_bytes and max_pixels must be positive")
 

@@ -216,7 +216,7 @@ class Fetcher:
 
     async def _with_retries(self, target: Target, headers: dict[str, str], max_bytes: int, counter: _Counter) -> _Reply:
         """A reply that is not worth retrying, or ``_Failed`` once the retries are spent."""
-        tries = self.config.retries + 1
+        tries = self.config.retry.retries + 1
         last, status = "", None
         for attempt in range(tries):
             counter.attempts += 1
@@ -232,7 +232,7 @@ class Fetcher:
                     return reply
                 last, status, retry_after = f"HTTP {reply.status}", reply.status, reply.headers.get("retry-after")
             if attempt + 1 < tries:
-                await asyncio.sleep(retry_delay(attempt, retry_after=retry_after, config=self.config))
+                await asyncio.sleep(retry_delay(attempt, retry_after=retry_after, policy=self.config.retry))
         raise _Failed(f"{last} after {_plural(tries, 'attempt')}", status=status, url=target.url)
 
     def _next_hop(self, reply: _Reply, counter: _Counter) -> Target:

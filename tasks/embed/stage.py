@@ -54,19 +54,37 @@ log = logging.getLogger("mmcrs.embed")
 
 @dataclass
 class ModalitySummary:
-    """Counts and speed of one modality."""
+    """Counts and speed of one modality: what the plan found, then what the committed shards did.
+
+    Attributes:
+        modality / model_id / random_weights: what encoded it (``random_weights``: a ``random:`` CLIP, whose
+            vectors carry no meaning).
+        candidates / up_to_date: items with a source for this modality, and those whose vector for the current
+            source and model was already stored (the rest are embedded).
+        embedded / failed / truncated / shards: vectors written, posters quarantined as undecodable, texts cut
+            to the encoder's token limit, and shards committed.
+        seconds / worker_seconds: wall time of the modality; scale-out: encode time summed over the workers.
+    """
 
     modality: str
     model_id: str
-    candidates: int = 0
-    up_to_date: int = 0
+    random_weights: bool
+    candidates: int
+    up_to_date: int
     embedded: int = 0
     failed: int = 0
     truncated: int = 0
     shards: int = 0
     seconds: float = 0.0
-    random_weights: bool = False
-    worker_seconds: float = 0.0  # scale-out: encode time summed over the workers' shards
+    worker_seconds: float = 0.0
+
+    def count_shard(self, *, embedded: int, failed: int = 0, truncated: int = 0, worker_s: float = 0.0) -> None:
+        """Add one committed shard (``worker_s``: its encode time on a scale-out worker)."""
+        self.embedded += embedded
+        self.failed += failed
+        self.truncated += truncated
+        self.shards += 1
+        self.worker_seconds = round(self.worker_seconds + worker_s, 3)
 
     @property
     def items_per_s(self) -> float:
@@ -330,9 +348,7 @@ class _Embedder:
         rows = shard.rows(work)
         self._write(rows, shard.matrix(), stats.modality, stats.model_id)
         self._quarantine(work, shard.failures, stats.modality, stats.model_id)
-        stats.embedded += rows.height
-        stats.failed += len(shard.failures)
-        stats.shards += 1
+        stats.count_shard(embedded=rows.height, failed=len(shard.failures))
         log.info(
             "%s shard %d (items %d-%d): %d embedded, %d failed; read %.2f s, compute %.2f s, write %.2f s",
             stats.modality,
@@ -351,11 +367,9 @@ class _Embedder:
         started = time.perf_counter()
         encoder = self.encoder(registry.modality(stats.modality).encoder)
         vectors, truncated = _encode_texts(encoder, shard["payload"].to_list(), self.config)
-        stats.truncated += truncated
         compute_s, started = time.perf_counter() - started, time.perf_counter()
         self._write(shard, vectors, stats.modality, stats.model_id)
-        stats.embedded += shard.height
-        stats.shards += 1
+        stats.count_shard(embedded=shard.height, truncated=truncated)
         log.info(
             "%s shard %d: %d embedded; compute %.2f s, write %.2f s",
             stats.modality,
@@ -389,11 +403,12 @@ class _Embedder:
         began = time.perf_counter()
         self._write(result.rows, result.vectors, result.modality, stats.model_id)
         self._quarantine(job.rows, result.failures, result.modality, stats.model_id)
-        stats.embedded += result.rows.height
-        stats.failed += len(result.failures)
-        stats.truncated += result.truncated
-        stats.shards += 1
-        stats.worker_seconds = round(stats.worker_seconds + result.compute_s, 3)
+        stats.count_shard(
+            embedded=result.rows.height,
+            failed=len(result.failures),
+            truncated=result.truncated,
+            worker_s=result.compute_s,
+        )
         log.info(
             "%s shard %d from %s: %d embedded, %d failed; worker %.2f s, write %.2f s",
             result.modality,
@@ -482,7 +497,7 @@ def _plan(embedder: _Embedder, items: pl.DataFrame) -> dict[str, pl.DataFrame]:
         work, up_to_date = todo(items, modality, model_id, embedder.lake)
         random = registry.modality(modality).encoder.uses_clip and cfg.clip_model.startswith("random:")
         summary.modalities[modality] = ModalitySummary(
-            modality, model_id, work.height + up_to_date, up_to_date, random_weights=random
+            modality, model_id, random_weights=random, candidates=work.height + up_to_date, up_to_date=up_to_date
         )
         plans[modality] = work
         if random and work.height:

@@ -20,8 +20,9 @@ from tasks.ingest.records import (
     Rejected,
     check_id,
     clean_text,
+    decode_line,
     excerpt,
-    file_key,
+    keyed_lines,
     mark,
 )
 from tasks.ingest.titles import split_title_year
@@ -71,10 +72,10 @@ def _header(path: Path, first: bytes) -> list[str]:
 
 def _row(raw: bytes, columns: list[str], key: str) -> dict[str, str] | Rejected:
     """One TSV line as a row, or a ``Rejected`` (bad UTF-8, wrong field count, an unusable ``dialog_id``)."""
-    try:
-        fields = raw.decode("utf-8").rstrip("\r\n").split("\t")
-    except UnicodeDecodeError as exc:
-        return Rejected(key, f"invalid UTF-8 at byte {exc.start}", excerpt(raw.decode("utf-8", "replace")))
+    text = decode_line(raw, key)
+    if isinstance(text, Rejected):
+        return text
+    fields = text.rstrip("\r\n").split("\t")
     if len(fields) < len(columns):  # trailing empty columns may be cut; required ones may not
         fields += [""] * (len(columns) - len(fields))
     if len(fields) != len(columns):
@@ -89,12 +90,11 @@ def _row(raw: bytes, columns: list[str], key: str) -> dict[str, str] | Rejected:
 
 def _rows(path: Path) -> Iterator[tuple[str, dict[str, str] | Rejected]]:
     """(record key, row or ``Rejected``) per non-blank line after the header."""
-    prefix = file_key(path)
-    with path.open("rb") as fh:
-        columns = _header(path, fh.readline())
-        for line_no, raw in enumerate(fh, start=2):
-            if raw.strip():
-                yield f"{prefix}#L{line_no}", _row(raw, columns, f"{prefix}#L{line_no}")
+    lines = keyed_lines(path)
+    columns = _header(path, next(lines, ("", b""))[1])
+    for key, raw in lines:
+        if raw.strip():
+            yield key, _row(raw, columns, key)
 
 
 def read_inspired(path: Path) -> Iterator[RawDialogue | Rejected]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +101,23 @@ def file_key(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return f"{path.name}@{digest.hexdigest()[:16]}"
+
+
+def keyed_lines(path: Path) -> Iterator[tuple[str, bytes]]:
+    """Every line of a line-based input file, as bytes, with its record key ``<file>@<sha256 prefix>#L<line>``
+    (see ``file_key``); blank lines included, so a reader decides what a blank line means."""
+    prefix = file_key(path)
+    with path.open("rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            yield f"{prefix}#L{line_no}", raw
+
+
+def decode_line(raw: bytes, key: str) -> str | Rejected:
+    """One input line as text, or a ``Rejected`` naming its first byte that is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejected(key, f"invalid UTF-8 at byte {exc.start}", excerpt(raw.decode("utf-8", "replace")))
 
 
 # Readers mark a mention in turn text as MARK_OPEN + source movie id + MARK_CLOSE (private-use code

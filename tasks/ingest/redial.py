@@ -23,8 +23,9 @@ from tasks.ingest.records import (
     Rejected,
     check_id,
     clean_text,
+    decode_line,
     excerpt,
-    file_key,
+    keyed_lines,
     mark,
 )
 
@@ -133,10 +134,9 @@ def parse_record(record: Any, *, record_key: str) -> RawDialogue | Rejected:
 def _decode(raw: bytes, key: str) -> Any | Rejected:
     """One JSONL line decoded, or a ``Rejected`` saying why it cannot be (bad UTF-8, bad JSON, nested too deep,
     an integer too long to convert)."""
-    try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Rejected(key, f"invalid UTF-8 at byte {exc.start}", excerpt(raw.decode("utf-8", "replace")))
+    line = decode_line(raw, key)
+    if isinstance(line, Rejected):
+        return line
     try:
         return json.loads(line)
     except json.JSONDecodeError as exc:
@@ -153,17 +153,14 @@ def read_redial(path: Path) -> Iterator[RawDialogue | Rejected]:
     A line that cannot be decoded or parsed is one ``Rejected``; it never stops the file. Record keys are
     ``<file>@<sha256 prefix>#L<line>`` (see ``records.file_key``).
     """
-    prefix = file_key(path)
-    with path.open("rb") as fh:
-        for line_no, raw in enumerate(fh, start=1):
-            key = f"{prefix}#L{line_no}"
-            if not raw.strip():
-                continue
-            record = _decode(raw, key)
-            if isinstance(record, Rejected):
-                yield record
-                continue
-            try:
-                yield parse_record(record, record_key=key)
-            except (RecursionError, ValueError, TypeError) as exc:  # whatever else a hostile record trips
-                yield Rejected(key, f"unusable record: {type(exc).__name__}: {exc}", excerpt(raw.decode("utf-8")))
+    for key, raw in keyed_lines(path):
+        if not raw.strip():
+            continue
+        record = _decode(raw, key)
+        if isinstance(record, Rejected):
+            yield record
+            continue
+        try:
+            yield parse_record(record, record_key=key)
+        except (RecursionError, ValueError, TypeError) as exc:  # whatever else a hostile record trips
+            yield Rejected(key, f"unusable record: {type(exc).__name__}: {exc}", excerpt(raw.decode("utf-8")))

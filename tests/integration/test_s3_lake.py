@@ -4,9 +4,6 @@ ingest (catalog + dialogues) -> graphs (co_mention, transition) -> train, throug
 Prefect test server, on ``s3://mmcrs-test/lake``; then ``training.load`` from the lake URI alone, a
 recommendation, ``features.read(as_of=...)``, concurrent Delta commits (conditional put), and no S3 secret in
 any lake file, log line or flow-run parameter.
-
-The server runs in its own process: delta-rs holds the GIL during some calls (e.g. ``history``), so an
-in-process (threaded) server would deadlock with it.
 """
 
 from __future__ import annotations
@@ -14,11 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +23,7 @@ from pyarrow import fs as pafs
 
 import features
 import training
+from bench.s3 import create_bucket, moto_s3
 from features import CommitInfo
 from features.blobs import filesystem
 from training.registry import resolve
@@ -45,36 +39,11 @@ SECRET_KEY = "mmcrs-s3-secret-do-not-leak-7f3a9c"
 N_ITEMS, N_DIALOGUES = 24, 60
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     """moto's standalone S3 server on a free 127.0.0.1 port, stopped after the module."""
-    port = _free_port()
-    server = Path(sys.executable).with_name("moto_server")
-    command = [str(server)] if server.exists() else [sys.executable, "-m", "moto.server"]
-    proc = subprocess.Popen(
-        [*command, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
+    with moto_s3() as endpoint:
         yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -88,15 +57,7 @@ def storage_options(s3_endpoint: str) -> dict[str, str]:
         "aws_allow_http": "true",  # the local endpoint speaks plain HTTP
         "aws_conditional_put": "etag",  # commits are put-if-absent: concurrent writers cannot overwrite a version
     }
-    s3 = pafs.S3FileSystem(
-        access_key=ACCESS_KEY,
-        secret_key=SECRET_KEY,
-        region="us-east-1",
-        endpoint_override=s3_endpoint,
-        scheme="http",
-        allow_bucket_creation=True,
-    )
-    s3.create_dir(BUCKET)
+    create_bucket(BUCKET, storage_options=options)
     return options
 
 

@@ -7,16 +7,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tasks.backoff import backoff_delay, parse_retry_after, retry_delay
-from tasks.crawl.config import CrawlConfig
+from tasks.backoff import RetryBackoff, backoff_delay, parse_retry_after, retry_delay
 
 
 def test_full_jitter_backoff_is_bounded() -> None:
-    config = CrawlConfig(backoff_base_s=0.5, backoff_max_s=10.0)
+    policy = RetryBackoff(backoff_base_s=0.5, backoff_max_s=10.0)
     rng = random.Random(7)
     for attempt in range(70):
         ceiling = min(10.0, 0.5 * 2**attempt)
-        delays = [backoff_delay(attempt, config=config, rng=rng) for _ in range(200)]
+        delays = [backoff_delay(attempt, policy=policy, rng=rng) for _ in range(200)]
         assert all(0.0 <= d <= ceiling for d in delays)
         assert max(delays) > 0.5 * ceiling  # jitter spreads over the whole range, not a fixed step
 
@@ -41,7 +40,7 @@ def test_parse_retry_after(value: str | None, seconds: float | None) -> None:
 
 
 def test_retry_after_wins_over_backoff_and_is_capped() -> None:
-    config = CrawlConfig(backoff_base_s=100.0, backoff_max_s=100.0, retry_after_max_s=30.0)
-    assert retry_delay(0, retry_after="2", config=config) == 2.0
-    assert retry_delay(0, retry_after="3600", config=config) == 30.0
-    assert 0.0 <= retry_delay(3, retry_after=None, config=config) <= 100.0
+    policy = RetryBackoff(backoff_base_s=100.0, backoff_max_s=100.0, retry_after_max_s=30.0)
+    assert retry_delay(0, retry_after="2", policy=policy) == 2.0
+    assert retry_delay(0, retry_after="3600", policy=policy) == 30.0
+    assert 0.0 <= retry_delay(3, retry_after=None, policy=policy) <= 100.0

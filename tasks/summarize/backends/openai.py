@@ -19,14 +19,14 @@ import base64
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from features.redact import has_userinfo, redact, redact_urls, strip_userinfo
-from tasks.backoff import retry_delay
+from tasks.backoff import RetryBackoff, retry_delay
 from tasks.summarize.backends import ChatPrompt, Generation
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -53,10 +53,7 @@ class OpenAIConfig:
         accepts_images: the endpoint is multimodal: item posters go as image content parts.
         max_concurrency: requests in flight at once.
         timeout_s: deadline of one request attempt.
-        retries: extra attempts after a transient failure.
-        backoff_base_s: first backoff step; attempt n waits uniform in [0, min(backoff_max_s, base * 2**n)].
-        backoff_max_s: cap of one backoff wait.
-        retry_after_max_s: a server's ``Retry-After`` is honoured up to this many seconds.
+        retry: retries after a transient failure (HTTP 429, 5xx, a timeout) and the waits between them.
     """
 
     base_url: str = "http://127.0.0.1:8000/v1"
@@ -66,10 +63,7 @@ class OpenAIConfig:
     accepts_images: bool = False
     max_concurrency: int = 8
     timeout_s: float = 120.0
-    retries: int = 4
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 20.0
-    retry_after_max_s: float = 30.0
+    retry: RetryBackoff = field(default_factory=lambda: RetryBackoff(retries=4, backoff_max_s=20.0))
 
     def __post_init__(self) -> None:
         check_base_url(self.base_url)
@@ -148,8 +142,8 @@ class OpenAIBackend:
         return body
 
     async def _post(self, client: httpx.AsyncClient, body: dict, slots: asyncio.Semaphore) -> Generation:
-        cfg, last = self.config, "no attempt"
-        for attempt in range(cfg.retries + 1):
+        retry, last = self.config.retry, "no attempt"
+        for attempt in range(retry.retries + 1):
             retry_after = None
             async with slots:
                 self.requests_sent += 1
@@ -164,9 +158,9 @@ class OpenAIBackend:
                         body_text = self._redact(response.text, BODY_CHARS)
                         raise BackendError(f"HTTP {response.status_code}: {body_text}")
                     last, retry_after = f"HTTP {response.status_code}", response.headers.get("retry-after")
-            if attempt < cfg.retries:  # sleep outside the slot, so others may proceed
-                await asyncio.sleep(retry_delay(attempt, retry_after=retry_after, config=cfg))
-        raise BackendUnavailable(self._redact(f"{self.model_id}: gave up after {cfg.retries + 1} attempts ({last})"))
+            if attempt < retry.retries:  # sleep outside the slot, so others may proceed
+                await asyncio.sleep(retry_delay(attempt, retry_after=retry_after, policy=retry))
+        raise BackendUnavailable(self._redact(f"{self.model_id}: gave up after {retry.retries + 1} attempts ({last})"))
 
     def _parse(self, response: httpx.Response) -> Generation:
         """The completion in a 200 answer (its text redacted too: a server may echo the key in it)."""

@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from PIL import Image, ImageDraw
 
+from tasks.backoff import RetryBackoff
 from tasks.crawl.config import CrawlConfig
 from tasks.crawl.fetch import Fetcher, FetchResult
 
@@ -338,8 +339,7 @@ def config() -> CrawlConfig:
         connect_timeout_s=2.0,
         read_timeout_s=2.0,
         total_timeout_s=5.0,
-        backoff_base_s=0.01,
-        backoff_max_s=0.05,
+        retry=RetryBackoff(backoff_base_s=0.01, backoff_max_s=0.05),
     )
 
 
@@ -359,5 +359,11 @@ def fetch_one(config: CrawlConfig) -> Callable[..., FetchResult]:
 
 @pytest.fixture
 def tune(config: CrawlConfig) -> Callable[..., CrawlConfig]:
-    """The test policy with some fields changed: ``tune(retries=0)``."""
-    return lambda **changes: replace(config, **changes)
+    """The test policy with some fields changed: ``tune(read_timeout_s=0.3, retries=0)`` (the fields of
+    ``RetryBackoff`` change ``config.retry``)."""
+
+    def run(**changes: Any) -> CrawlConfig:
+        retry = {key: changes.pop(key) for key in list(changes) if key in RetryBackoff.__dataclass_fields__}
+        return replace(config, retry=replace(config.retry, **retry), **changes)
+
+    return run

@@ -18,6 +18,7 @@ from PIL import Image
 import features
 from features import CommitInfo
 from features.blobs import poster_store
+from tasks.backoff import RetryBackoff
 from tasks.crawl.config import CrawlConfig
 from tasks.crawl.stage import crawl
 
@@ -91,7 +92,7 @@ def test_crawl_stores_quarantines_and_reruns_without_requests(server: _Server, t
             "i7": {"plot": f"{base}/plot.txt"},
         },
     )
-    config = CrawlConfig(allow_hosts=("127.0.0.1",), retries=0)
+    config = CrawlConfig(allow_hosts=("127.0.0.1",), retry=RetryBackoff(retries=0))
     summary = crawl(lake=lake, config=config)
     assert (summary.urls, summary.requested, summary.stored, summary.failed) == (6, 6, 4, 2)
     assert len(server.requests) == 6  # a.png once for two items
@@ -202,7 +203,7 @@ def test_urls_with_credentials_are_refused_and_stored_without_them(server: _Serv
             "i3": {"plot": f"http://{password}@127.0.0.1:{port}/plot.txt"},
         },
     )
-    summary = crawl(lake=lake, config=CrawlConfig(allow_hosts=("127.0.0.1",), retries=0))
+    summary = crawl(lake=lake, config=CrawlConfig(allow_hosts=("127.0.0.1",), retry=RetryBackoff(retries=0)))
     assert (summary.stored, summary.failed) == (0, 3) and server.requests == []  # nothing sent
     fetches = features.read("poster_fetches", lake=lake).collect()
     assert sorted(fetches["url"]) == [f"http://***@127.0.0.1:{port}/a.png", f"http://***@127.0.0.1:{port}/plot.txt"]

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tasks.backoff import RetryBackoff
 from tasks.summarize.backends import ChatPrompt
 from tasks.summarize.backends.openai import BackendError, BackendUnavailable, OpenAIBackend, OpenAIConfig
 
@@ -96,13 +97,12 @@ def server() -> Iterator[_Server]:
     srv.server_close()
 
 
-def _backend(srv: _Server, **options: object) -> OpenAIBackend:
+def _backend(srv: _Server, *, retries: int = 4, **options: object) -> OpenAIBackend:
     config = OpenAIConfig(
         base_url=f"http://127.0.0.1:{srv.server_address[1]}/v1",
         model="m",
-        backoff_base_s=0.01,
-        backoff_max_s=0.05,
         timeout_s=5.0,
+        retry=RetryBackoff(retries=retries, backoff_base_s=0.01, backoff_max_s=0.05),
         **options,
     )  # type: ignore[arg-type]
     return OpenAIBackend(config)
