@@ -36,10 +36,14 @@ test-all: venv
 
 # The summarize stage's server backend against llama.cpp's OpenAI-compatible server (builds from source, ~8 min).
 LLAMA_STAMP := $(VENV)/.llama-cpp-server-installed
+# A portable build (AVX2, no -march=native): a VM may report AVX-512 / AMX in cpuid without enabling them, and a
+# native build then dies with a general protection fault on the first token (seen on a CI machine).
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
 $(LLAMA_STAMP): $(STAMP)
 	$(BIN)/pip freeze --exclude-editable > $(VENV)/pins.txt  # nothing already installed may move
 	$(BIN)/python -c 'import llama_cpp.server' 2>/dev/null || \
-		$(BIN)/pip install -c $(VENV)/pins.txt 'llama-cpp-python[server]==0.3.36'
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --no-cache-dir -c $(VENV)/pins.txt \
+			'llama-cpp-python[server]==0.3.36'
 	touch $(LLAMA_STAMP)
 
 llama-server: $(LLAMA_STAMP)
