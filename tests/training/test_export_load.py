@@ -52,7 +52,13 @@ def test_manifest_lists_every_file_with_matching_sha256(run: tuple[str, RunRepor
     assert manifest["split"]["seed"] == CONFIG.seed and manifest["config_hash"] and manifest["git_sha"]
     assert manifest["packages"]["torch"] and set(manifest["eval_protocol"]) >= {"standard", "no_repeats"}
     assert set(manifest["metrics"]["model"]["test"]) == {"standard", "no_repeats"}
-    assert set(manifest["metrics"]["baselines"]) == {"popularity", "comention_knn", "text_similarity"}
+    assert set(manifest["metrics"]["baselines"]) == {
+        "popularity",
+        "comention_knn",
+        "itemknn_tuned",
+        "ease",
+        "text_similarity",
+    }
     assert (folder / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
     assert manifest["lm"] == {"spec": "random:bert-h32-l1-a2@0", "fingerprint": CONFIG.lm.fingerprint()}
 
