@@ -81,6 +81,9 @@ OFF_WHEN_ABSENT = {
 
 
 SelectOn = Literal["standard", "no_repeats", "both"]
+# Context labels the evaluation shows the model: "serving" none (every label unknown, as ``recommend()`` sees a
+# dialogue), "oracle" the dataset's own (ReDial's liked labels are post-dialogue questionnaire answers).
+EvalLabels = Literal["serving", "oracle"]
 LEGACY_LM_KEYS = ("lm_kind", "lm_path", "lm_hidden")  # flat configs named the frozen LM with these
 RENAMED_MODEL_KEYS = {"use_summaries": "use_summary"}  # flat key -> ModelConfig field
 
@@ -111,6 +114,7 @@ class TrainConfig(BaseModel):
     leave_dialogue_out: bool = True  # training samples: co_mention counts without their own dialogue
     select_on: SelectOn = "both"  # protocol(s) of the early-stopping metric: standard, no_repeats, both (mean)
     select_metrics: tuple[str, ...] = ("recall@10", "recall@50")  # early stopping on their mean (validation)
+    eval_labels: EvalLabels = "serving"  # context labels early stopping's validation shows the model (EvalLabels)
     init_from: str | None = "text"  # modality whose vectors initialise the id embeddings (None / absent: random)
     item_lr_mult: float = 3.0  # learning rate of the id embeddings and item bias, x lr
     graphs: tuple[str, ...] | None = None  # None: every graph present

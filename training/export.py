@@ -33,9 +33,13 @@ EVAL_PROTOCOL = {
     "standard": "every sample (one per item mentioned in a recommender turn)",
     "no_repeats": "samples whose target was mentioned earlier in the dialogue left out; context items removed "
     "from the ranking",
+    "labels": "serving-time: valid / test context items scored with every liked label unknown, exactly as "
+    "recommend() sees a dialogue (metrics valid, test); oracle labels: scored with the dataset's post-dialogue "
+    "questionnaire labels, for comparison with papers that use them (metrics valid_oracle_labels, test_oracle_labels)",
     "metrics": ["recall@1", "recall@10", "recall@50", "mrr@10", "mrr@50", "ndcg@10", "ndcg@50"],
     "selection": "early stopping on the mean of train config select_metrics (default recall@10, recall@50) on "
-    "valid under the protocol(s) select_on names (default both); promotion on valid standard recall@10",
+    "valid under the protocol(s) select_on names (default both) and eval_labels (default serving); promotion on "
+    "serving-time valid standard recall@10",
 }
 
 
@@ -74,7 +78,7 @@ def _plots(folder: Path, result: TrainResult, baselines: dict[str, dict]) -> lis
     fig.savefig(folder / "training_curve.png", dpi=80)
     plt.close(fig)
     fig, axes = plt.subplots(1, 2, figsize=(9, 4), sharey=True)
-    contenders = {"model": result.metrics["test"], **baselines}
+    contenders = _contenders(result, baselines)
     for ax, protocol in zip(axes, PROTOCOLS, strict=True):
         for name, metrics in contenders.items():
             ax.plot([1, 10, 50], [metrics[protocol][f"recall@{k}"] for k in (1, 10, 50)], marker="o", label=name)
@@ -102,9 +106,15 @@ def _signals(model: GraphPromptRecommender) -> str:
     return " + ".join(out)
 
 
+def _contenders(result: TrainResult, baselines: dict[str, dict]) -> dict[str, dict]:
+    """Test metrics per contender: the model serving-time, the model with oracle labels (when measured), baselines."""
+    oracle = result.metrics.get("test_oracle_labels")
+    return {"model": result.metrics["test"], **({"model (oracle labels)": oracle} if oracle else {}), **baselines}
+
+
 def _card(name: str, version: int, result: TrainResult, data: TrainingData, baselines: dict[str, dict]) -> str:
     rows = ["| contender | protocol | R@1 | R@10 | R@50 | MRR@10 | NDCG@10 | n |", "|---|---|---|---|---|---|---|---|"]
-    for contender, metrics in {"model": result.metrics["test"], **baselines}.items():
+    for contender, metrics in _contenders(result, baselines).items():
         for protocol in PROTOCOLS:
             m = metrics[protocol]
             rows.append(
@@ -132,6 +142,11 @@ Checkpoint selection: valid mean of {", ".join(result.config.select_metrics)} un
 {skipped}
 
 ## Metrics (test split; best epoch {result.best_epoch})
+"model" is the serving-time evaluation: every context item's liked label unknown, exactly what `recommend()`
+sees from a dialogue's text. "model (oracle labels)" scores the same samples with the dataset's post-dialogue
+questionnaire labels, as papers that use them do; a deployed model never has them. Checkpoint selection saw
+`eval_labels={result.config.eval_labels}`.
+
 {chr(10).join(rows)}
 
 ## Limitations
@@ -208,7 +223,11 @@ def _write_folder(
             "timings": result.timings,
         },
         "eval_protocol": EVAL_PROTOCOL
-        | {"select_on": result.config.select_on, "select_metrics": list(result.config.select_metrics)},
+        | {
+            "select_on": result.config.select_on,
+            "select_metrics": list(result.config.select_metrics),
+            "eval_labels": result.config.eval_labels,
+        },
         "skipped": data.skipped,
         "files": {name: sha256_file(folder / name) for name in files},
     }

@@ -76,6 +76,9 @@ def train_and_register(
     """Train, evaluate (model and baselines, both protocols), export a new version, register it as
     ``candidate`` and, with ``auto_promote``, promote it when it beats production under ``rule``.
 
+    The model's ``metrics["valid"]`` / ``metrics["test"]`` (what promotion reads) are serving-time, without
+    context labels; ``metrics["valid_oracle_labels"]`` / ``metrics["test_oracle_labels"]`` score with them.
+
     The version's files go to ``<lake>/_artifacts/<model_name>/<version>/`` (any lake URI), or under
     ``artifacts_root`` when one is given."""
     resolved = features.resolve_lake(lake)

@@ -8,6 +8,7 @@ summary written before it. A target already mentioned earlier in the dialogue is
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -55,6 +56,14 @@ def split_dialogues(
     n_train = round(len(ids) * fractions[0])
     n_valid = round(len(ids) * fractions[1])
     return Split(seed, tuple(ids[:n_train]), tuple(ids[n_train : n_train + n_valid]), tuple(ids[n_train + n_valid :]))
+
+
+def without_labels(samples: Iterable[Sample]) -> list[Sample]:
+    """The samples as ``recommend()`` sees their dialogues at serving time: every context item's label unknown.
+
+    Labels that come from a post-dialogue questionnaire (ReDial's liked / seen) are no model input at test time.
+    """
+    return [dataclasses.replace(s, context_liked=(None,) * len(s.context_items)) for s in samples]
 
 
 def render_text(text: str, titles: Mapping[str, str] | None = None) -> str:

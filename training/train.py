@@ -5,6 +5,12 @@ The validation number that selects the checkpoint is configurable: the mean of `
 protocol, or by default both), so that a checkpoint that only got better at repeating already-mentioned
 items, or at the top 10 at the cost of the top 50, does not win.
 
+Evaluation is serving-time by default: valid and test samples are scored with every context label unknown,
+exactly as ``training.loading.Recommender.recommend`` sees a dialogue (``TrainConfig.eval_labels`` names what
+early stopping sees). ``fit`` also reports the dataset's own labels, for comparison with papers that use them,
+under ``metrics["valid_oracle_labels"]`` / ``metrics["test_oracle_labels"]``; ``metrics["valid"]`` and
+``metrics["test"]`` are the serving-time numbers.
+
 Example:
     >>> data = load_training_data(DataOptions(seed=0), lake="./lake")   # doctest: +SKIP
     >>> result = fit(data, TrainConfig(epochs=5))                        # doctest: +SKIP
@@ -25,12 +31,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from training.config import SelectOn, TrainConfig
+from training.config import EvalLabels, SelectOn, TrainConfig
 from training.data import TrainingData, dialogue_items, target_counts
 from training.lm import FrozenLM, load_lm
 from training.metrics import evaluate_protocols
 from training.model import Batch, GraphPromptRecommender
-from training.samples import Sample
+from training.samples import Sample, without_labels
 
 EpochCallback = Callable[[dict[str, float]], None]
 
@@ -197,9 +203,15 @@ def evaluate_model(
     index: dict[str, int],
     summaries: dict[str, torch.Tensor],
     batch_size: int = 128,
+    labels: EvalLabels = "serving",
 ) -> dict[str, dict[str, float]]:
-    """Both protocols' metrics on ``samples`` (targets outside the item universe are dropped)."""
+    """Both protocols' metrics on ``samples`` (targets outside the item universe are dropped).
+
+    ``labels="serving"`` scores every context label as unknown (what ``recommend()`` sees); ``"oracle"`` scores
+    with the samples' own labels."""
     samples = [s for s in samples if s.target in index]
+    if labels == "serving":
+        samples = without_labels(samples)
     scores = score_samples(model, samples, Scoring(index, summaries, batch_size))
     targets = torch.tensor([index[s.target] for s in samples], dtype=torch.long)
     contexts = [[index[i] for i in s.context_items if i in index] for s in samples]
@@ -284,10 +296,15 @@ class _Run:
     scheduler: torch.optim.lr_scheduler.LambdaLR
     generator: torch.Generator
 
-    def evaluate(self, samples: Sequence[Sample]) -> dict[str, dict[str, float]]:
-        """Both protocols' metrics of the model as it is now."""
+    def evaluate(self, samples: Sequence[Sample], labels: EvalLabels | None = None) -> dict[str, dict[str, float]]:
+        """Both protocols' metrics of the model as it is now, with ``labels`` (default: the config's)."""
         return evaluate_model(
-            self.model, samples, index=self.index, summaries=self.summaries, batch_size=self.config.eval_batch_size
+            self.model,
+            samples,
+            index=self.index,
+            summaries=self.summaries,
+            batch_size=self.config.eval_batch_size,
+            labels=labels or self.config.eval_labels,
         )
 
 
@@ -380,6 +397,9 @@ def fit(
 ) -> TrainResult:
     """Train on ``data.samples["train"]``, early-stop on validation recall, evaluate valid and test.
 
+    ``metrics["valid"]`` / ``metrics["test"]`` are serving-time (no context labels), ``metrics["valid_oracle_labels"]``
+    / ``metrics["test_oracle_labels"]`` the same splits scored with the dataset's labels.
+
     The best of the initialised model (``best_epoch`` 0) and every epoch on ``selection_score`` (the mean of
     ``config.select_metrics`` under the protocol(s) ``config.select_on`` names) is kept.
 
@@ -392,6 +412,7 @@ def fit(
     run = _start(data, config, lm)
     history, best_epoch, timings = _epochs(run, on_epoch)
     started = time.perf_counter()
-    metrics = {name: run.evaluate(data.samples[name]) for name in ("valid", "test")}
+    metrics = {name: run.evaluate(data.samples[name], "serving") for name in ("valid", "test")}
+    metrics |= {f"{name}_oracle_labels": run.evaluate(data.samples[name], "oracle") for name in ("valid", "test")}
     timings |= {"final_eval_s": time.perf_counter() - started, "epochs_run": float(len(history))}
     return TrainResult(run.model.cpu(), config, history, metrics, best_epoch, timings)

@@ -52,6 +52,8 @@ def test_manifest_lists_every_file_with_matching_sha256(run: tuple[str, RunRepor
     assert manifest["split"]["seed"] == CONFIG.seed and manifest["config_hash"] and manifest["git_sha"]
     assert manifest["packages"]["torch"] and set(manifest["eval_protocol"]) >= {"standard", "no_repeats"}
     assert set(manifest["metrics"]["model"]["test"]) == {"standard", "no_repeats"}
+    assert set(manifest["metrics"]["model"]) == {"valid", "test", "valid_oracle_labels", "test_oracle_labels"}
+    assert manifest["eval_protocol"]["eval_labels"] == "serving" and "oracle" in manifest["eval_protocol"]["labels"]
     assert set(manifest["metrics"]["baselines"]) == {
         "popularity",
         "comention_knn",
@@ -101,6 +103,42 @@ def test_reloaded_model_reproduces_the_test_metrics(run: tuple[str, RunReport]) 
     metrics = evaluate_model(model, data.samples["test"], index=data.index, summaries=summary_vectors(model.lm, data))
     for protocol, expected in report.metrics["test"].items():
         assert metrics[protocol] == pytest.approx(expected)
+
+
+def test_serving_time_evaluation_ranks_what_recommend_ranks(run: tuple[str, RunReport]) -> None:
+    import features
+    from training.data import load_training_data
+    from training.pipeline import data_options
+    from training.samples import without_labels
+    from training.train import Scoring, evaluate_model, score_samples, summary_vectors
+
+    lake, report = run
+    rec = load_artifact(report.artifact_dir)
+    data = load_training_data(data_options(CONFIG), lake=lake)
+    summaries = summary_vectors(rec.model.lm, data)
+    labelled = [
+        s for s in data.samples["test"] if s.target in data.index and any(x is not None for x in s.context_liked)
+    ]
+    assert labelled and list(rec.item_ids) == list(data.item_ids)
+    serving = score_samples(rec.model, without_labels(labelled), Scoring(data.index, summaries))
+    oracle = score_samples(rec.model, labelled, Scoring(data.index, summaries))
+    turns = features.read("turns", lake=lake).collect().sort("turn_idx")
+    for row, sample in enumerate(labelled):
+        prefix = turns.filter((turns["dialogue_id"] == sample.dialogue_id) & (turns["turn_idx"] < sample.turn_idx))
+        messages = [{"role": role, "content": text} for role, text in prefix.select("role", "text").iter_rows()]
+        top = rec.recommend(messages, k=10, exclude_mentioned=False, summary=sample.summary)
+        assert [item for item, _ in top] == [data.item_ids[i] for i in torch.topk(serving[row], 10).indices]
+        assert torch.allclose(rec.scores(messages, summary=sample.summary), serving[row], atol=1e-4)
+    assert not torch.allclose(oracle, serving)  # the oracle-labels evaluation reads the labels
+    scored = {"index": data.index, "summaries": summaries}
+    assert evaluate_model(rec.model, labelled, **scored) == evaluate_model(
+        rec.model, without_labels(labelled), **scored
+    )
+    serving_metrics = evaluate_model(rec.model, data.samples["test"], **scored)
+    oracle_metrics = evaluate_model(rec.model, data.samples["test"], **scored, labels="oracle")
+    for protocol in ("standard", "no_repeats"):
+        assert report.metrics["test"][protocol] == pytest.approx(serving_metrics[protocol])
+        assert report.metrics["test_oracle_labels"][protocol] == pytest.approx(oracle_metrics[protocol])
 
 
 def test_training_from_the_manifest_reproduces_the_metrics(run: tuple[str, RunReport]) -> None:
