@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 
-def _cell(value: object) -> str:
+def cell(value: object) -> str:
+    """One table cell as text: floats rounded (4 decimals below 1, else 1), None empty."""
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 1 else f"{value:.1f}"
     return "" if value is None else str(value)
@@ -26,7 +27,7 @@ def markdown_table(rows: Sequence[Mapping[str, object]]) -> str:
         return ""
     columns = list(rows[0])
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
 
 

@@ -71,6 +71,8 @@ app.add_typer(settings_app, name="settings")
 
 def print_summary(summary: StageSummary) -> None:
     """A stage's summary as the terminal shows it: its rows as a table, then its notes."""
+    from tasks.summary import cell
+
     rows = summary.rows()
     if rows:
         table = Table(title=summary.title)
@@ -78,16 +80,10 @@ def print_summary(summary: StageSummary) -> None:
             justify = "left" if i == 0 or isinstance(rows[0][column], str) else "right"
             table.add_column(column, justify=justify, overflow="fold", no_wrap=i == 0)
         for row in rows:
-            table.add_row(*(_cell(v) for v in row.values()))
+            table.add_row(*(cell(v) for v in row.values()))
         console.print(table)
     for line in summary.notes():
         console.print(f"  {line}")
-
-
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1 else f"{value:.1f}"
-    return "" if value is None else str(value)
 
 
 def print_stages(result: PipelineResult) -> None:
