@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
+import pyarrow as pa
 
 import features
 from features import CommitInfo, Lake, QuarantineRecord
 from tasks.ingest.enrich import Enricher
 from tasks.ingest.inspired import InspiredFormatError, read_inspired
 from tasks.ingest.linking import ItemLinker
-from tasks.ingest.records import MARK_CLOSE, MARK_OPEN, Labels, RawDialogue, Rejected
+from tasks.ingest.records import MARK_CLOSE, MARK_OPEN, Labels, RawDialogue, Rejected, paused_gc
 from tasks.ingest.redial import read_redial
 from tasks.ingest.summary import InputSummary
 
@@ -33,6 +34,7 @@ DialogueFormat = Literal["redial", "inspired"]
 STAGE = "ingest_dialogues"
 _MARK = re.compile(f"{MARK_OPEN}(.*?){MARK_CLOSE}")
 _READERS = {"redial": read_redial, "inspired": read_inspired}
+_NO_LABELS = Labels()
 
 
 class DialogueInputError(ValueError):
@@ -82,33 +84,36 @@ def _hash(payload: object) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _turn_rows(dialogue: RawDialogue, linker: ItemLinker, now: datetime) -> list[dict[str, object]]:
+def _turn_rows(dialogue: RawDialogue, linker: ItemLinker) -> list[dict[str, object]]:
+    """The dialogue's ``turns`` rows, all columns but ``ingested_at``, with mentions linked to lake item ids."""
     links = {movie: linker.link(dialogue.source, movie, name) for movie, name in dialogue.movie_names.items()}
     rows = []
     for turn in dialogue.turns:
-        items = list(dict.fromkeys(links[m] for m in turn.mentions if m in links))
-        labels = [dialogue.labels.get(m, Labels()) for m in dict.fromkeys(turn.mentions)]
+        text, items, liked, seen, suggested = turn.text, [], [], [], []
+        if turn.mentions:
+            items = list(dict.fromkeys(links[m] for m in turn.mentions if m in links))
+            labels = [dialogue.labels.get(m, _NO_LABELS) for m in dict.fromkeys(turn.mentions)]
+            liked, seen, suggested = ([lab[k] for lab in labels] for k in range(3))
+        if MARK_OPEN in text:
+            text = _MARK.sub(lambda m: f"@{links.get(m.group(1), m.group(1))}", text)
         rows.append(
             {
                 "dialogue_id": dialogue.dialogue_id,
                 "turn_idx": turn.idx,
                 "role": turn.role,
-                "text": _MARK.sub(lambda m: f"@{links.get(m.group(1), m.group(1))}", turn.text),
+                "text": text,
                 "mentioned_item_ids": items,
-                "liked": [lab.liked for lab in labels],
-                "seen": [lab.seen for lab in labels],
-                "suggested": [lab.suggested for lab in labels],
+                "liked": liked,
+                "seen": seen,
+                "suggested": suggested,
                 "source_message_id": turn.message_id,
-                "ingested_at": now,
             }
         )
     return rows
 
 
-def _dialogue_row(dialogue: RawDialogue, turns: list[dict[str, object]], source_file: str, now: datetime) -> dict:
-    content = [dialogue.source, dialogue.seeker_id, dialogue.recommender_id, len(dialogue.rejected)] + [
-        {k: v for k, v in t.items() if k != "ingested_at"} for t in turns
-    ]
+def _dialogue_row(dialogue: RawDialogue, turns: list[dict[str, object]], source_file: str) -> dict[str, object]:
+    content = [dialogue.source, dialogue.seeker_id, dialogue.recommender_id, len(dialogue.rejected), *turns]
     return {
         "dialogue_id": dialogue.dialogue_id,
         "source": dialogue.source,
@@ -118,13 +123,16 @@ def _dialogue_row(dialogue: RawDialogue, turns: list[dict[str, object]], source_
         "n_turns": len(turns),
         "n_quarantined_turns": len(dialogue.rejected),
         "content_hash": _hash(content),
-        "ingested_at": now,
     }
 
 
-def _frame(table: str, rows: list[dict[str, object]]) -> pl.DataFrame:
+def _arrow(table: str, rows: list[dict[str, object]], now: datetime) -> pa.Table:
+    """``rows`` (every column of ``table`` but ``ingested_at``) as an Arrow table, stamped ``ingested_at=now``."""
     schema = features.spec_for(table).schema
-    return pl.DataFrame(rows, schema=pl.Schema(pl.DataFrame(schema.empty_table()).schema))
+    body = pa.schema([f for f in schema if f.name != "ingested_at"])
+    columns = pa.array(rows, type=pa.struct(body)).flatten() if rows else body.empty_table().columns
+    stamp = pa.repeat(pa.scalar(now, type=schema.field("ingested_at").type), len(rows))
+    return pa.Table.from_arrays([*columns, stamp], names=[*body.names, "ingested_at"])
 
 
 def _existing_hashes(ids: list[str], lake: Lake) -> dict[str, str]:
@@ -209,8 +217,8 @@ class _Run:
     def ingest_batch(self, batch: list[RawDialogue | Rejected]) -> None:
         dialogues, rejected = self._split(batch)
         self.reject(rejected)
-        turns = {d.dialogue_id: _turn_rows(d, self.linker, self.now) for d in dialogues}
-        rows = [_dialogue_row(d, turns[d.dialogue_id], self.path.name, self.now) for d in dialogues]
+        turns = {d.dialogue_id: _turn_rows(d, self.linker) for d in dialogues}
+        rows = [_dialogue_row(d, turns[d.dialogue_id], self.path.name) for d in dialogues]
         old = _existing_hashes([r["dialogue_id"] for r in rows], self.lake)
         todo = [r for r in rows if old.get(r["dialogue_id"]) != r["content_hash"]]
         self.summary.unchanged += len(rows) - len(todo)
@@ -218,13 +226,13 @@ class _Run:
             return
         if self.linker.new_items:
             new = self.enricher.enrich(self.linker.new_items) if self.enricher else self.linker.new_items
-            items = _frame("items", [{**i, "ingested_at": self.now} for i in new])
+            items = _arrow("items", new, self.now)
             result = features.upsert("items", items, commit=self.commit, lake=self.lake)
             self.summary.items_created += result.inserted
             self.summary.record(result)
             self.linker.new_items.clear()
         turn_rows = [t for r in todo for t in turns[r["dialogue_id"]]]
-        result = features.upsert("turns", _frame("turns", turn_rows), commit=self.commit, lake=self.lake)
+        result = features.upsert("turns", _arrow("turns", turn_rows, self.now), commit=self.commit, lake=self.lake)
         self.summary.turns_written += result.inserted + result.updated
         self.summary.record(result)
         changed = {
@@ -235,7 +243,7 @@ class _Run:
             deleted = features.delete_keys("turns", stale, commit=self.commit, lake=self.lake)
             self.summary.turns_deleted += deleted.deleted
             self.summary.record(deleted)
-        result = features.upsert("dialogues", _frame("dialogues", todo), commit=self.commit, lake=self.lake)
+        result = features.upsert("dialogues", _arrow("dialogues", todo, self.now), commit=self.commit, lake=self.lake)
         self.summary.written += result.inserted
         self.summary.updated += result.updated
         self.summary.unchanged += result.unchanged  # another run landed the same content since the hash check
@@ -276,8 +284,9 @@ def ingest_dialogues(
     resolved = features.resolve_lake(lake)
     run = _Run(source, dialogue_format, resolved, run_id, batch_size, enricher)
     try:
-        for batch in _batches(_READERS[dialogue_format](source), batch_size):
-            run.ingest_batch(batch)
+        with paused_gc():
+            for batch in _batches(_READERS[dialogue_format](source), batch_size):
+                run.ingest_batch(batch)
     except InspiredFormatError as exc:
         raise DialogueInputError(str(exc)) from exc
     return run.summary

@@ -35,6 +35,7 @@ class ItemLinker:
     existing_ids: set[str]
     new_items: list[dict[str, object]] = field(default_factory=list)
     catalog_ids: set[str] = field(default_factory=set)  # existing items a catalog wrote (not mention-created)
+    linked: dict[tuple[str, str, str], str] = field(default_factory=dict, repr=False)  # what ``link`` answered
 
     @classmethod
     def from_items(cls, items: pl.DataFrame) -> ItemLinker:
@@ -55,8 +56,15 @@ class ItemLinker:
         The source's own id (``redial:<movie id>``) wins when a catalog wrote that item (e.g. the ReDial movie
         list); otherwise a title match links to an item of another source, never to another id of the same
         source (its ids already tell its movies apart), so the ids are the same whether the source's catalog
-        is ingested before or after its dialogues.
+        is ingested before or after its dialogues. The answer for one (source, movie id, name) never changes
+        within a linker, so it is computed once.
         """
+        known = self.linked.get((source, movie_id, name))
+        if known is None:
+            known = self.linked[source, movie_id, name] = self._link(source, movie_id, name)
+        return known
+
+    def _link(self, source: str, movie_id: str, name: str) -> str:
         item_id = f"{source}:{movie_id}" if movie_id != name else f"{source}:{_slug(name)}"
         if item_id in self.catalog_ids:
             return item_id

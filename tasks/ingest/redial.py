@@ -33,8 +33,12 @@ _MENTION = re.compile(r"@(\d+)")
 _REQUIRED = ("conversationId", "messages", "initiatorWorkerId", "respondentWorkerId")
 
 
+_FLAGS = {0: False, 1: True}
+_NO_LABELS = Labels()
+
+
 def _flag(value: Any) -> bool | None:
-    return {0: False, 1: True}.get(value) if isinstance(value, int) else None
+    return _FLAGS.get(value) if isinstance(value, int) else None
 
 
 def _labels(record: dict[str, Any]) -> dict[str, Labels]:
@@ -47,10 +51,25 @@ def _labels(record: dict[str, Any]) -> dict[str, Labels]:
         for movie_id, qa in answers.items():
             if not isinstance(qa, dict):
                 continue
-            old = merged.get(str(movie_id), Labels())
-            new = {k: _flag(qa.get(k)) for k in ("liked", "seen", "suggested")}
-            merged[str(movie_id)] = Labels(**{k: v if v is not None else getattr(old, k) for k, v in new.items()})
+            new = Labels(_flag(qa.get("liked")), _flag(qa.get("seen")), _flag(qa.get("suggested")))
+            old = merged.get(key := str(movie_id))
+            if old is not None and None in new:
+                new = Labels(*(o if n is None else n for n, o in zip(new, old, strict=True)))
+            merged[key] = new
     return merged
+
+
+def _mark_match(match: re.Match[str]) -> str:
+    return mark(match.group(1))
+
+
+def _role(sender: Any, roles: dict[str, str]) -> str | None:
+    kind = type(sender)
+    if kind is str or kind is int:
+        return roles.get(sender if kind is str else str(sender))
+    if isinstance(sender, str):
+        return roles.get(sender)
+    return roles.get(str(sender)) if isinstance(sender, int) and not isinstance(sender, bool) else None
 
 
 def _turn(idx: int, message: Any, roles: dict[str, str], names: dict[str, str]) -> RawTurn | str:
@@ -58,19 +77,24 @@ def _turn(idx: int, message: Any, roles: dict[str, str], names: dict[str, str]) 
     if not isinstance(message, dict):
         return "message is not an object"
     text = message.get("text")
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str):
         return "empty message"
-    sender = message.get("senderWorkerId")
-    role = roles.get(str(sender)) if isinstance(sender, str | int) and not isinstance(sender, bool) else None
+    normalised = clean_text(text)
+    if not normalised:
+        return "empty message"
+    role = _role(message.get("senderWorkerId"), roles)
     if role is None:
         return f"sender {message.get('senderWorkerId')!r} is neither the initiator nor the respondent"
-    mentions = _MENTION.findall(text)
-    undefined = [m for m in mentions if m not in names]
-    if undefined:
-        return f"mentions @{undefined[0]}, which the dialogue's movieMentions does not define"
-    normalised = _MENTION.sub(lambda m: mark(m.group(1)), clean_text(text))
-    message_id = None if message.get("messageId") is None else check_id(message["messageId"], "messageId")
-    return RawTurn(idx, role, normalised, tuple(dict.fromkeys(mentions)), message_id)
+    mentions: tuple[str, ...] = ()
+    if "@" in text:
+        found = _MENTION.findall(text)
+        undefined = [m for m in found if m not in names]
+        if undefined:
+            return f"mentions @{undefined[0]}, which the dialogue's movieMentions does not define"
+        normalised, mentions = _MENTION.sub(_mark_match, normalised), tuple(dict.fromkeys(found))
+    message_id = message.get("messageId")
+    message_id = None if message_id is None else check_id(message_id, "messageId")
+    return RawTurn(idx, role, normalised, mentions, message_id)
 
 
 def _names(mentions: Any) -> dict[str, str]:
