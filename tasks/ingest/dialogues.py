@@ -10,7 +10,6 @@ Re-ingesting the same file writes no new version of any table.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+import orjson
 import polars as pl
 import pyarrow as pa
 
@@ -80,22 +80,34 @@ def _batches(records: Iterable[RawDialogue | Rejected], size: int) -> Iterator[l
 
 
 def _hash(payload: object) -> str:
-    blob = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
+    """sha256 of the payload as compact JSON with sorted keys (orjson writes the bytes
+    ``json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))`` would)."""
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _turn_rows(dialogue: RawDialogue, linker: ItemLinker) -> list[dict[str, object]]:
     """The dialogue's ``turns`` rows, all columns but ``ingested_at``, with mentions linked to lake item ids."""
     links = {movie: linker.link(dialogue.source, movie, name) for movie, name in dialogue.movie_names.items()}
+    at = {movie: f"@{item}" for movie, item in links.items()}
+
+    def linked(match: re.Match[str]) -> str:  # a mention mark -> "@<lake item id>"
+        return at.get(match.group(1)) or f"@{match.group(1)}"
+
     rows = []
     for turn in dialogue.turns:
         text, items, liked, seen, suggested = turn.text, [], [], [], []
         if turn.mentions:
-            items = list(dict.fromkeys(links[m] for m in turn.mentions if m in links))
-            labels = [dialogue.labels.get(m, _NO_LABELS) for m in dict.fromkeys(turn.mentions)]
-            liked, seen, suggested = ([lab[k] for lab in labels] for k in range(3))
+            movies = turn.mentions if len(turn.mentions) == 1 else tuple(dict.fromkeys(turn.mentions))
+            items = [links[m] for m in movies if m in links]
+            items = items if len(items) < 2 else list(dict.fromkeys(items))
+            labels = [dialogue.labels.get(m, _NO_LABELS) for m in movies]
+            liked, seen, suggested = (
+                [lab.liked for lab in labels],
+                [lab.seen for lab in labels],
+                [lab.suggested for lab in labels],
+            )
         if MARK_OPEN in text:
-            text = _MARK.sub(lambda m: f"@{links.get(m.group(1), m.group(1))}", text)
+            text = _MARK.sub(linked, text)
         rows.append(
             {
                 "dialogue_id": dialogue.dialogue_id,

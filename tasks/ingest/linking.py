@@ -8,10 +8,12 @@ rewritten, so the first name seen for an id stays its title.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
 
+import orjson
 import polars as pl
 
 from tasks.ingest.titles import split_title_year, title_key
@@ -23,8 +25,8 @@ def item_content_hash(
     title: str | None, year: int | None, text: str | None, attributes: str | None, poster_url: str | None
 ) -> str:
     """The hash over the item fields that feed features (so later stages redo exactly what changed)."""
-    blob = json.dumps([title, year, text, attributes, poster_url], ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
+    blob = orjson.dumps([title, year, text, attributes, poster_url])  # = compact json.dumps, ensure_ascii=False
+    return hashlib.sha256(blob).hexdigest()
 
 
 @dataclass
@@ -87,9 +89,14 @@ def _slug(name: str) -> str:
     return slug or hashlib.sha1(name.encode()).hexdigest()[:12]
 
 
+@functools.cache
+def _mention_attributes(source: str) -> str:
+    return json.dumps({"created_from": f"{source} dialogue mention"}, sort_keys=True)
+
+
 def _mention_item(item_id: str, source: str, title: str, year: int | None) -> dict[str, object]:
     text = f"{title} ({year})" if year else title
-    attributes = json.dumps({"created_from": f"{source} dialogue mention"}, sort_keys=True)
+    attributes = _mention_attributes(source)
     return {
         "item_id": item_id,
         "source": f"{MENTION_SOURCE_PREFIX}{source}",

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from tasks.ingest.records import (
     RECOMMENDER,
     SEEKER,
@@ -30,6 +32,7 @@ from tasks.ingest.records import (
 )
 
 _MENTION = re.compile(r"@(\d+)")
+_DIGITS_TO_NINES = bytes.maketrans(b"0123456789", b"9" * 10)  # a run of 19 digits becomes 19 nines
 _REQUIRED = ("conversationId", "messages", "initiatorWorkerId", "respondentWorkerId")
 
 
@@ -155,20 +158,39 @@ def parse_record(record: Any, *, record_key: str) -> RawDialogue | Rejected:
     return dialogue
 
 
-def _decode(raw: bytes, key: str) -> Any | Rejected:
-    """One JSONL line decoded, or a ``Rejected`` saying why it cannot be (bad UTF-8, bad JSON, nested too deep,
-    an integer too long to convert)."""
-    line = decode_line(raw, key)
-    if isinstance(line, Rejected):
-        return line
+def _stdlib_decode(line: str, key: str) -> Any | Rejected:
+    """``json.loads``, for the lines orjson refuses or might read differently; its reasons are the ones stored."""
     try:
-        return json.loads(line)
+        value = json.loads(line)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # text that is not Unicode (a lone surrogate)
+        return value
     except json.JSONDecodeError as exc:
         return Rejected(key, f"invalid JSON: {exc.msg} at column {exc.colno}", excerpt(line.strip()))
     except RecursionError:
         return Rejected(key, "invalid JSON: nested too deeply", excerpt(line.strip()))
+    except UnicodeEncodeError:
+        return Rejected(key, "invalid JSON: a lone surrogate escape (text that is not Unicode)", excerpt(line.strip()))
     except ValueError as exc:  # e.g. an integer of thousands of digits
         return Rejected(key, f"invalid JSON: {exc}", excerpt(line.strip()))
+
+
+def _decode(raw: bytes, key: str) -> Any | Rejected:
+    """One JSONL line decoded, or a ``Rejected`` saying why it cannot be (bad UTF-8, bad JSON, nested too deep,
+    an integer too long to convert, a lone surrogate).
+
+    orjson reads the line when it can; a line it refuses, or one with a run of 19+ digits (orjson reads
+    integers beyond 64 bits as floats), goes to ``json.loads``, so the values and reasons are the standard
+    library's.
+    """
+    line = decode_line(raw, key)
+    if isinstance(line, Rejected):
+        return line
+    if b"9" * 19 not in raw.translate(_DIGITS_TO_NINES):
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError:
+            pass
+    return _stdlib_decode(line, key)
 
 
 def read_redial(path: Path) -> Iterator[RawDialogue | Rejected]:
