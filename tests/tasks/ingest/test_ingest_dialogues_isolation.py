@@ -127,3 +127,16 @@ def test_an_update_removing_50000_turns_is_one_keyed_delete(tmp_path: Path) -> N
     assert (summary.updated, summary.turns_deleted) == (1, 50_000)
     turns = features.read("turns", lake=lake).collect()
     assert turns.sort("turn_idx")["text"].to_list() == ["message 0", "message 1"]
+
+
+def test_a_lone_surrogate_is_one_quarantine_row_and_big_integer_ids_stay_integers(tmp_path: Path) -> None:
+    path, lake = tmp_path / "d.jsonl", tmp_path / "lake"
+    big = 123456789012345678901234567890  # beyond 64 bits: read as an integer id, never as a float
+    lines = [json.dumps(_dialogue(1, ["hi \ud800", "yes"])), json.dumps(_dialogue(big)), json.dumps(_dialogue(2))]
+    path.write_text("\n".join(lines) + "\n")
+    summary = ingest_dialogues(path, lake=lake)
+    assert (summary.read, summary.written, summary.quarantined) == (3, 2, 1)
+    landed = features.read("dialogues", lake=lake).collect()["dialogue_id"].sort().to_list()
+    assert landed == [f"redial:{big}", "redial:2"]
+    (key, reason), *more = _quarantine(lake).items()
+    assert not more and key.endswith("#L1") and "surrogate" in reason
