@@ -32,6 +32,7 @@ from tasks.ingest.records import (
 )
 
 _MENTION = re.compile(r"@(\d+)")
+_DECIMAL = re.compile(r"-?[1-9][0-9]*|0")  # an integer's own decimal form
 _DIGITS_TO_NINES = bytes.maketrans(b"0123456789", b"9" * 10)  # a run of 19 digits becomes 19 nines
 _REQUIRED = ("conversationId", "messages", "initiatorWorkerId", "respondentWorkerId")
 
@@ -66,16 +67,26 @@ def _mark_match(match: re.Match[str]) -> str:
     return mark(match.group(1))
 
 
-def _role(sender: Any, roles: dict[str, str]) -> str | None:
+def _roles(seeker: str, recommender: str) -> dict[str | int, str]:
+    """Sender id -> role. An integer sender is the id whose decimal form it is: ``1`` is ``"1"`` (never
+    ``"01"``), so the ids that are canonical decimals are keyed by their integer too."""
+    roles: dict[str | int, str] = {seeker: SEEKER, recommender: RECOMMENDER}
+    for worker, role in ((seeker, SEEKER), (recommender, RECOMMENDER)):
+        if _DECIMAL.fullmatch(worker):
+            roles[int(worker)] = role
+    return roles
+
+
+def _role(sender: Any, roles: dict[str | int, str]) -> str | None:
     kind = type(sender)
     if kind is str or kind is int:
-        return roles.get(sender if kind is str else str(sender))
-    if isinstance(sender, str):
         return roles.get(sender)
+    if isinstance(sender, str):
+        return roles.get(str(sender))
     return roles.get(str(sender)) if isinstance(sender, int) and not isinstance(sender, bool) else None
 
 
-def _turn(idx: int, message: Any, roles: dict[str, str], names: dict[str, str]) -> RawTurn | str:
+def _turn(idx: int, message: Any, roles: dict[str | int, str], names: dict[str, str]) -> RawTurn | str:
     """A usable turn, or the reason it is not."""
     if not isinstance(message, dict):
         return "message is not an object"
@@ -145,7 +156,7 @@ def parse_record(record: Any, *, record_key: str) -> RawDialogue | Rejected:
         labels=_labels(record),
         record_key=record_key,
     )
-    roles = {seeker: SEEKER, recommender: RECOMMENDER}
+    roles = _roles(seeker, recommender)
     for idx, message in enumerate(record["messages"]):
         try:
             turn = _turn(idx, message, roles, names)
