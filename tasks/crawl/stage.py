@@ -131,15 +131,16 @@ class _Writer:
         }
 
     def _poster(
-        self, job: _Job, result: FetchResult, blob_rows: list[dict[str, object]]
+        self, job: _Job, result: FetchResult, blob_rows: list[dict[str, object]], bodies: list[bytes]
     ) -> tuple[str | None, str | None]:
-        """(sha, failure reason) of one poster result; stores the bytes when they are a valid image."""
+        """(sha, failure reason) of one poster result; its bytes join ``bodies`` (to store) when they are a
+        valid image."""
         if result.not_modified:
             return job.previous_sha, None
         info = validate_image(result.body or b"", config=self.config)
         if isinstance(info, str):
             return None, info
-        self.blobs.put(result.body or b"")
+        bodies.append(result.body or b"")
         blob_rows.append(
             {
                 "sha256": info.sha256,
@@ -170,6 +171,7 @@ class _Writer:
     def write(self, jobs: Sequence[_Job], results: Sequence[FetchResult], items: pl.DataFrame) -> None:
         fetch_rows: list[dict[str, object]] = []
         blob_rows: list[dict[str, object]] = []
+        bodies: list[bytes] = []
         texts: dict[str, str] = {}
         failures: dict[str, tuple[str, str]] = {}  # url -> (kind, reason)
         sha: str | None
@@ -178,7 +180,7 @@ class _Writer:
             if not result.ok:
                 sha, reason = None, result.reason or "failed"
             elif job.kind == "poster":
-                sha, reason = self._poster(job, result, blob_rows)
+                sha, reason = self._poster(job, result, blob_rows, bodies)
             else:
                 sha, reason = self._plot(job, result, texts)
             self.summary.not_modified += int(result.ok and result.not_modified and reason is None)
@@ -186,6 +188,7 @@ class _Writer:
             if reason:
                 failures[job.url] = (job.kind, reason)
             fetch_rows.append(self._fetch_row(job, result, sha, reason))
+        self.blobs.put_many(bodies)  # durable before any row points at them
         self._commit(blob_rows, fetch_rows, texts, failures, items)
 
     def _commit(

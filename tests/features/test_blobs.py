@@ -108,3 +108,30 @@ def test_get_verifies_the_sha256_of_what_it_reads(tmp_path: Path) -> None:
         store.get(sha)
     assert store.get(sha, verify=False) == b"swapped bytes"  # an explicit opt-out still reads it
     assert store.get(other) == b"another poster"
+
+
+def test_put_many_stores_each_new_blob_once_and_returns_keys_in_order(tmp_path: Path) -> None:
+    store = BlobStore(str(tmp_path))
+    store.put(b"old")
+    datas = [b"a", b"old", b"b", b"a"] + [i.to_bytes(2, "big") * 500 for i in range(300)]  # over one write batch
+    shas = store.put_many(datas)
+    assert shas == [hashlib.sha256(d).hexdigest() for d in datas]
+    assert all(store.get(sha) == data for sha, data in zip(shas, datas, strict=True))
+    assert len(_files(tmp_path)) == 303 and not any(p.name.startswith(".tmp-") for p in _files(tmp_path))
+
+
+def test_a_failed_put_many_leaves_no_partial_blob(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = BlobStore(str(tmp_path))
+    calls = {"n": 0}
+    real_fsync = blobs.os.fsync
+
+    def third_fails(fd: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk on fire")
+        real_fsync(fd)
+
+    monkeypatch.setattr(blobs.os, "fsync", third_fails)
+    with pytest.raises(OSError, match="disk on fire"):
+        store.put_many([b"1", b"2", b"3", b"4"])
+    assert _files(tmp_path) == []
