@@ -299,6 +299,7 @@ def ingest_dialogues(
         with paused_gc():
             for batch in _batches(_READERS[dialogue_format](source), batch_size):
                 run.ingest_batch(batch)
+                batch.clear()  # freed now, not traversed by the collector once it runs again
     except InspiredFormatError as exc:
         raise DialogueInputError(str(exc)) from exc
     return run.summary
