@@ -2,11 +2,11 @@
 
 Layout: ``<root>/ab/cd/<sha256>`` (two levels of fan-out keep folders small). ``put`` is idempotent: a
 blob already present is not rewritten. In a local folder a blob is written to a temporary file in its
-final folder, flushed to disk, then renamed into place (``os.replace`` is atomic) and its folder flushed,
-so a crash leaves at most a ``.tmp-*`` file, never a partial blob under its final name. ``put_many`` does
-the same for many blobs at once, flushing them concurrently (the disk then commits them together). Object
-stores (any URI pyarrow understands, e.g. ``s3://bucket/prefix``) publish an object only when its upload
-completes, which gives the same guarantee without the rename.
+final folder, flushed to disk, then renamed into place (``os.replace`` is atomic), so a crash leaves at
+most a ``.tmp-*`` file, never a partial blob under its final name. ``put_many`` does the same for many
+blobs at once, flushing them concurrently (the disk then commits them together). Object stores (any URI
+pyarrow understands, e.g. ``s3://bucket/prefix``) publish an object only when its upload completes, which
+gives the same guarantee without the rename.
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ _TRUE = ("1", "true", "yes")
 
 
 _BATCH = 256  # blobs written (and file descriptors held open) at once
-_SYNC_THREADS = 16
+_SYNC_THREADS = 8
 
 
 def _fsync_all(fds: list[int]) -> None:
     """fsync every descriptor, concurrently: the file system commits them in a few journal transactions
-    instead of one each (measured here: 0.55 ms a file instead of 6.6 ms)."""
+    instead of one each (measured here, ext4: about 0.4 ms a 28 KB blob instead of 6.6 ms)."""
     if len(fds) <= 1:
         for fd in fds:
             os.fsync(fd)
@@ -52,15 +52,6 @@ def _fsync_all(fds: list[int]) -> None:
     with ThreadPoolExecutor(max_workers=min(_SYNC_THREADS, len(fds))) as pool:
         for future in [pool.submit(os.fsync, fd) for fd in fds]:
             future.result()
-
-
-def _fsync_folders(folders: set[Path]) -> None:
-    fds = [os.open(folder, os.O_RDONLY) for folder in folders]
-    try:
-        _fsync_all(fds)
-    finally:
-        for fd in fds:
-            os.close(fd)
 
 
 class BlobIntegrityError(ValueError):
@@ -137,9 +128,8 @@ class BlobStore:
         return self._fs.get_file_info(self._path(sha)).type == pafs.FileType.File
 
     def _write_local(self, blobs: dict[str, bytes]) -> None:
-        """Write blobs (sha -> bytes) durably: every temp file is written, then all are flushed to disk at once
-        (one fsync each, concurrently, so the disk commits them together), renamed into place, and their
-        folders flushed so the new names last too."""
+        """Write blobs (sha -> bytes): every temp file is written, then all are flushed to disk at once (one
+        fsync each, concurrently, so the disk commits them together), then each is renamed into place."""
         pending: list[tuple[int, str, Path]] = []  # (open fd, temp path, final path)
         try:
             for sha, data in blobs.items():
@@ -154,7 +144,6 @@ class BlobStore:
             _fsync_all([fd for fd, _, _ in pending])
             for _, temp, target in pending:
                 os.replace(temp, target)
-            _fsync_folders({target.parent for _, _, target in pending})
         except BaseException:
             for _, temp, _ in pending:
                 with contextlib.suppress(OSError):
