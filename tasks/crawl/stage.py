@@ -1,8 +1,9 @@
 """Crawl stage: fetch the posters (and plots) that ``items`` points to and that are not stored yet.
 
-Reader -> fetcher -> writer, in chunks: each chunk's outcome is validated, stored and committed in a
-writer thread while the next chunk is fetched (``fetch_chunks``), so a crawl killed half-way keeps
-every chunk committed before it and a re-run fetches only what is missing. A URL fetched
+Reader -> fetcher -> writer, in chunks: each chunk's outcome is validated (every poster fully decoded),
+its posters stored (flushed to disk together, ``BlobStore.put_many``) and its rows committed before the
+next chunk is fetched (``fetch_chunks``), so a crawl killed half-way keeps every chunk committed before it
+and a re-run fetches only what is missing. A URL fetched
 successfully is never fetched again (``refresh=True`` asks the server with ETag / Last-Modified
 conditional requests instead). Every failure becomes a ``quarantine`` row with its precise reason.
 
