@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 import polars as pl
@@ -124,7 +124,7 @@ def _turn_rows(dialogue: RawDialogue, linker: ItemLinker) -> list[dict[str, obje
     return rows
 
 
-def _dialogue_row(dialogue: RawDialogue, turns: list[dict[str, object]], source_file: str) -> dict[str, object]:
+def _dialogue_row(dialogue: RawDialogue, turns: list[dict[str, object]], source_file: str) -> dict[str, Any]:
     content = [dialogue.source, dialogue.seeker_id, dialogue.recommender_id, len(dialogue.rejected), *turns]
     return {
         "dialogue_id": dialogue.dialogue_id,

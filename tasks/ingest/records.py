@@ -84,10 +84,9 @@ def check_id(value: object, field: str) -> str:
         >>> check_id(20001, "conversationId")
         '20001'
     """
-    kind = type(value)
-    if kind is int:
+    if type(value) is int:
         text = str(value)
-    elif kind is str:
+    elif type(value) is str:
         text = value.strip()
     elif isinstance(value, bool) or not isinstance(value, str | int):
         raise ValueError(f"{field} is {type(value).__name__ if value is not None else 'null'}, not a string or integer")
