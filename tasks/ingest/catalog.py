@@ -176,14 +176,15 @@ class _Staging:
                 self.conflicted.add(item_id)
         if not good:
             return
-        rows = [
-            {**row, "_key": r.key, "_text": r.text, "_repeat": again}
-            for (r, row), again in zip(good, repeat, strict=True)
-        ]
+        columns = {name: [row[name] for _, row in good] for name in good[0][1]}
+        columns |= {"_key": [r.key for r, _ in good], "_text": [r.text for r, _ in good], "_repeat": repeat}
+        schema = {
+            name: pl.Int64 if name == "year" else pl.Boolean if name == "_repeat" else pl.String for name in columns
+        }
         self.files.append(self.folder / f"{len(self.files)}.parquet")
-        pl.DataFrame(rows, infer_schema_length=None).write_parquet(self.files[-1])
+        pl.DataFrame(columns, schema=schema).write_parquet(self.files[-1])
 
-    def batches(self, source: str) -> Iterator[tuple[list[Row], list[QuarantineRecord]]]:
+    def batches(self, source: str) -> Iterator[tuple[pl.DataFrame, list[QuarantineRecord]]]:
         """Pass two, batch by batch: (rows to land, quarantine records of the conflicting copies)."""
         for path in self.files:
             frame = pl.read_parquet(path)
@@ -194,7 +195,7 @@ class _Staging:
                 for item_id, key, text in rejected.select("item_id", "_key", "_text").iter_rows()
             ]
             kept = frame.filter(~clash & ~pl.col("_repeat")).drop("_key", "_text", "_repeat")
-            yield kept.to_dicts(), records
+            yield kept, records
 
 
 def _quarantine_records(bad: list[_Rejected], source: str, summary: CatalogSummary) -> list[QuarantineRecord]:
@@ -240,12 +241,14 @@ class _Writer:
         if records:
             self.summary.record(features.quarantine(records, commit=self.commit, lake=self.lake, at=self.now))
 
-    def items(self, kept: list[Row]) -> None:
-        if kept and self.enricher is not None:
-            kept = self.enricher.enrich(kept)
-        if not kept:
+    def items(self, kept: pl.DataFrame) -> None:
+        if not kept.height:
             return
-        items = pl.DataFrame([{**r, "ingested_at": self.now} for r in kept], infer_schema_length=None)
+        if self.enricher is None:
+            items = kept.with_columns(pl.lit(self.now).alias("ingested_at"))
+        else:
+            rows = self.enricher.enrich(kept.to_dicts())
+            items = pl.DataFrame([{**r, "ingested_at": self.now} for r in rows], infer_schema_length=None)
         known = items["item_id"].cast(pl.String).is_in(self.stored().implode())
         if not known.all():  # items new to the lake: appended, a commit that reads nothing of the table
             version = features.table_version("items", lake=self.lake)
