@@ -244,6 +244,36 @@ def minilm_rate(sample: int) -> dict[str, Any]:
     return {"sample": sample, "seconds": round(seconds, 2), "items_per_s": round(sample / seconds, 1), "threads": 1}
 
 
+def tiny_clip_rate(sample: int) -> dict[str, Any]:
+    """The ``random:`` tiny CLIP text tower's own rate (tokenize + forward, batch 32, one torch thread) on
+    ``sample`` item texts: the stage's seconds minus ``items / rate`` is the pipeline's own cost."""
+    import torch
+
+    from bench.scale_data import item_frame
+    from training.encoders.clip import ClipEncoder
+
+    torch.set_num_threads(1)
+    texts = item_frame(0, sample)["text"].to_list()
+    encoder = ClipEncoder.load(TINY_CLIP, device="cpu")
+    encoder.encode_texts(texts[:64])  # warm-up
+    began = time.perf_counter()
+    for start in range(0, sample, 32):
+        encoder.encode_texts(texts[start : start + 32])
+    seconds = time.perf_counter() - began
+    return {"sample": sample, "seconds": round(seconds, 2), "items_per_s": round(sample / seconds, 1), "threads": 1}
+
+
+def _pipeline_share(out: dict[str, Any]) -> None:
+    """Per size: the text embed stage's seconds left after the tiny model's own compute (read, plan, write)."""
+    rate = out["tiny_clip"]["items_per_s"]
+    for result in out["sizes"].values():
+        stage = result["stages"]["text_embed"]
+        model_s = result["items"] / rate
+        stage["model_s_at_sampled_rate"] = round(model_s, 1)
+        stage["pipeline_s"] = round(max(0.0, stage["seconds"] - model_s), 1)
+        stage["pipeline_s_per_1k_items"] = round(1000 * stage["pipeline_s"] / result["items"], 3)
+
+
 def cost_ratios(sizes: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     """Per stage: seconds per item at the largest size that ran it over seconds per item at the smallest."""
     ordered = sorted(sizes.values(), key=lambda s: s["items"])
@@ -297,7 +327,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--poster-max", type=int, default=20_000, help="largest size whose items have posters")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="the poster server's latency per request")
     parser.add_argument("--delta", action="store_true", help="then add 1 %% to the largest lake and run again")
-    parser.add_argument("--minilm-sample", type=int, default=2000, help="texts to time MiniLM on (0: skip)")
+    parser.add_argument("--minilm-sample", type=int, default=2000, help="texts to time the encoders on (0: skip)")
     parser.add_argument("--workdir", type=Path, default=None, help="where lakes go (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the lakes and inputs")
     parser.add_argument("--run-stage", help=argparse.SUPPRESS)
@@ -319,6 +349,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.minilm_sample:
         out["minilm"] = minilm_rate(args.minilm_sample)
         _extrapolate(out)
+        out["tiny_clip"] = tiny_clip_rate(args.minilm_sample)
+        _pipeline_share(out)
     out["cost_ratio_largest_vs_smallest"] = cost_ratios(out["sizes"])
     out["load_after"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
