@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -237,13 +238,7 @@ def _mapped(records: Iterator[RawRecord], columns: Mapping[str, str]) -> Iterato
 
 
 def _batches(records: Iterator[RawRecord], size: int) -> Iterator[list[RawRecord]]:
-    batch: list[RawRecord] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
+    while batch := list(itertools.islice(records, size)):
         yield batch
 
 
