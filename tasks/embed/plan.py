@@ -12,6 +12,7 @@ from training import modalities as registry
 from training.modalities import Source, SourceKind
 
 _TEXTS = {"item_id": pl.String, "text": pl.String}
+STORED = "stored"  # work rows: the item has an older vector for this modality and model
 
 
 def _sha256(text: str) -> str:
@@ -69,7 +70,13 @@ def existing(modality: str, model_id: str, lake: Lake) -> pl.DataFrame:
 
 
 def todo(items: pl.DataFrame, modality: str, model_id: str, lake: Lake) -> tuple[pl.DataFrame, int]:
-    """(rows to embed, number of candidates already up to date), in ``item_id`` order (deterministic shards)."""
+    """(rows to embed, number of candidates already up to date), in ``item_id`` order (deterministic shards).
+
+    The rows carry ``stored``: whether the item has a vector for this modality and model already (from an
+    older source), so the writer appends the vectors of new items and merges only the replaced ones.
+    """
     wanted = candidates(items, modality, lake)
-    work = wanted.join(existing(modality, model_id, lake), on=["item_id", "source_hash"], how="anti")
+    stored = existing(modality, model_id, lake)
+    work = wanted.join(stored, on=["item_id", "source_hash"], how="anti")
+    work = work.with_columns(pl.col("item_id").is_in(stored["item_id"].implode()).alias(STORED))
     return work.sort("item_id"), wanted.height - work.height

@@ -39,7 +39,7 @@ from features import CommitInfo, Lake, QuarantineRecord
 from features.blobs import poster_store
 from tasks.embed.config import EmbedConfig
 from tasks.embed.images import PosterDataset, poster_loader
-from tasks.embed.plan import source_columns, todo
+from tasks.embed.plan import STORED, source_columns, todo
 from tasks.progress import Progress
 from tasks.summary import StageSummary
 from training import modalities as registry
@@ -141,7 +141,8 @@ class ShardJob:
     Attributes:
         modality: what to encode.
         index: the shard's position within its modality (0, 1, ...).
-        rows: ``item_id, source_hash, payload`` (payload: poster sha256 or text), at most ``shard_size`` rows.
+        rows: ``item_id, source_hash, payload, stored`` (payload: poster sha256 or text; stored: the item has an
+            older vector), at most ``shard_size`` rows.
         encoder: the modality's encoder kind (a worker needs no registry lookup).
     """
 
@@ -380,9 +381,34 @@ class _Embedder:
         )
 
     def _write(self, rows: pl.DataFrame, vectors: np.ndarray, modality: str, model_id: str) -> None:
+        """Commit one shard's vectors: appended for items with no vector yet (one commit that reads nothing of
+        the table, so a shard costs the same however large the table grew), merged on the key for items whose
+        older vector it replaces."""
         if rows.height == 0:
             return
-        frame = pl.DataFrame(
+        frame = self._frame(rows, vectors, modality, model_id)
+        fresh = ~rows[STORED] if STORED in rows.columns else pl.Series([False] * rows.height)
+        if fresh.any():
+            app = f"embed/{modality}/{model_id}"
+            version = features.table_version("item_embeddings", lake=self.lake)
+            next_version = 0 if version is None else version + 1  # above any version this app recorded before
+            result = features.append(
+                "item_embeddings",
+                frame.filter(fresh),
+                commit=self.commit,
+                app_id=app,
+                app_version=next_version,
+                lake=self.lake,
+            )
+            self.summary.versions["item_embeddings"] = int(result.version or 0)
+        if not fresh.all():
+            result = features.upsert("item_embeddings", frame.filter(~fresh), commit=self.commit, lake=self.lake)
+            if result.version is not None:
+                self.summary.versions["item_embeddings"] = result.version
+
+    @staticmethod
+    def _frame(rows: pl.DataFrame, vectors: np.ndarray, modality: str, model_id: str) -> pl.DataFrame:
+        return pl.DataFrame(
             {
                 "item_id": rows["item_id"],
                 "modality": modality,
@@ -394,9 +420,6 @@ class _Embedder:
             },
             schema_overrides={"dim": pl.Int32},
         )
-        result = features.upsert("item_embeddings", frame, commit=self.commit, lake=self.lake)
-        if result.version is not None:
-            self.summary.versions["item_embeddings"] = result.version
 
     def commit_shard(self, result: ShardResult, job: ShardJob, stats: ModalitySummary) -> None:
         """Commit one worker's shard: its vectors as one upsert, its undecodable posters to ``quarantine``."""

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import polars as pl
 import features
 from features import CommitInfo, Lake, QuarantineRecord
 from features.redact import has_userinfo
-from tasks.ingest.catalog_files import CatalogInputError, RawRecord, Row, read_catalog_file
+from tasks.ingest.catalog_files import BATCH_ROWS, CatalogInputError, RawRecord, Row, iter_catalog_file
 from tasks.ingest.enrich import Enricher
 from tasks.ingest.records import check_id
 from tasks.ingest.redial_movies import FORMAT as REDIAL_MOVIES
@@ -123,24 +124,14 @@ class _Rejected:
     reason: str
 
 
-def _dedupe(rows: list[tuple[RawRecord, Row]]) -> tuple[list[Row], list[_Rejected]]:
-    """Drop exact repeats; ids repeated with different content are rejected (every copy)."""
-    by_id: dict[str, list[tuple[RawRecord, Row]]] = {}
-    for record, row in rows:
-        by_id.setdefault(str(row["item_id"]), []).append((record, row))
-    kept: list[Row] = []
-    rejected: list[_Rejected] = []
-    for item_id, copies in by_id.items():
-        if len({str(r["content_hash"]) for _, r in copies}) == 1:
-            kept.append(copies[0][1])
-        else:
-            reason = f"duplicate item_id {item_id!r} with conflicting content"
-            rejected += [_Rejected(record, reason) for record, _ in copies]
-    return kept, rejected
+def _extra(row: Row) -> list[str]:
+    """The row's columns besides the core ones (folded into ``attributes``; a column absent from a row
+    has no value there, so the row's own keys give the same attributes as the file's columns)."""
+    return [c for c in row if c not in (*CORE, "attributes")]
 
 
-def _validate(records: list[RawRecord], extra: list[str], source: str) -> tuple[list[Row], list[_Rejected]]:
-    """(rows to land, every rejected record with its reason): unusable rows and conflicting repeats rejected."""
+def _validate(records: list[RawRecord], source: str) -> tuple[list[tuple[RawRecord, Row]], list[_Rejected]]:
+    """(each usable record with its row, every unusable record with its reason)."""
     good: list[tuple[RawRecord, Row]] = []
     bad: list[_Rejected] = []
     for record in records:
@@ -148,15 +139,63 @@ def _validate(records: list[RawRecord], extra: list[str], source: str) -> tuple[
             bad.append(_Rejected(record, record.reason or "unreadable record"))
             continue
         try:
-            good.append((record, _clean(record.row, extra, source)))
+            good.append((record, _clean(record.row, _extra(record.row), source)))
         except (ValueError, TypeError, RecursionError) as exc:
             bad.append(_Rejected(record, str(exc) or type(exc).__name__))
-    kept, conflicts = _dedupe(good)
-    return kept, bad + conflicts
+    return good, bad
 
 
 def _category(reason: str) -> str:
     return "duplicate item_id" if reason.startswith("duplicate item_id") else reason.split(":")[0]
+
+
+def _conflict(item_id: str) -> str:
+    return f"duplicate item_id {item_id!r} with conflicting content"
+
+
+@dataclass
+class _Staging:
+    """Pass one of a catalog ingest: every batch's usable rows spilled to Parquet (with each record's key and
+    excerpt, and whether it repeats an earlier id), and per id the hash of its first copy (8 bytes of it),
+    so that ids repeated with different content are known, however far apart, before anything lands."""
+
+    folder: Path
+    first: dict[str, int] = field(default_factory=dict)
+    conflicted: set[str] = field(default_factory=set)
+    files: list[Path] = field(default_factory=list)
+
+    def spill(self, good: list[tuple[RawRecord, Row]]) -> None:
+        """Spill one batch's usable rows, noting repeats and conflicts."""
+        repeat: list[bool] = []
+        for _, row in good:
+            item_id, digest = str(row["item_id"]), int(str(row["content_hash"])[:16], 16)
+            repeat.append(item_id in self.first)
+            if item_id not in self.first:
+                self.first[item_id] = digest
+            elif self.first[item_id] != digest:
+                self.conflicted.add(item_id)
+        if not good:
+            return
+        columns = {name: [row[name] for _, row in good] for name in good[0][1]}
+        columns |= {"_key": [r.key for r, _ in good], "_text": [r.text for r, _ in good], "_repeat": repeat}
+        schema = {
+            name: pl.Int64 if name == "year" else pl.Boolean if name == "_repeat" else pl.String for name in columns
+        }
+        self.files.append(self.folder / f"{len(self.files)}.parquet")
+        pl.DataFrame(columns, schema=schema).write_parquet(self.files[-1])
+
+    def batches(self, source: str) -> Iterator[tuple[pl.DataFrame, list[QuarantineRecord]]]:
+        """Pass two, batch by batch: (rows to land, quarantine records of the conflicting copies)."""
+        for path in self.files:
+            frame = pl.read_parquet(path)
+            clash = frame["item_id"].cast(pl.String).is_in(list(self.conflicted))
+            rejected = frame.filter(clash)
+            records = [
+                QuarantineRecord(f"catalog:{source}", key, _conflict(str(item_id)), text)
+                for item_id, key, text in rejected.select("item_id", "_key", "_text").iter_rows()
+            ]
+            kept = frame.filter(~clash & ~pl.col("_repeat")).drop("_key", "_text", "_repeat")
+            yield kept, records
 
 
 def _quarantine_records(bad: list[_Rejected], source: str, summary: CatalogSummary) -> list[QuarantineRecord]:
@@ -164,6 +203,75 @@ def _quarantine_records(bad: list[_Rejected], source: str, summary: CatalogSumma
     for rejected in bad:
         summary.count_rejected(_category(rejected.reason))
     return [QuarantineRecord(f"catalog:{source}", r.record.key, r.reason, r.record.text) for r in bad]
+
+
+def _first_batch_checked(file: Path, names: list[str], batches: Iterator[list[RawRecord]]) -> Iterator[list[RawRecord]]:
+    """The batches, refusing a file without an ``item_id`` column that has readable rows (before any write)."""
+    if "item_id" in names:
+        return batches
+    whole = [record for batch in batches for record in batch]
+    if any(r.row is not None for r in whole):
+        raise CatalogInputError(f"{file.name}: no item_id column (columns: {', '.join(names)})")
+    return iter([whole] if whole else [])
+
+
+def _stage_file(
+    batches: Iterator[list[RawRecord]], staging: _Staging, source: str, summary: CatalogSummary, write: _Writer
+) -> None:
+    """Pass one: validate every batch, quarantine its unusable records, spill its usable rows."""
+    for batch in batches:
+        summary.read += len(batch)
+        good, bad = _validate(batch, source)
+        write.quarantine(_quarantine_records(bad, source, summary))
+        staging.spill(good)
+
+
+@dataclass
+class _Writer:
+    """The commits of one catalog ingest: quarantine records and item upserts, counted in the summary."""
+
+    commit: CommitInfo
+    lake: Lake | str | None
+    now: datetime
+    summary: CatalogSummary
+    enricher: Enricher | None
+    _stored: pl.Series | None = None
+
+    def quarantine(self, records: list[QuarantineRecord]) -> None:
+        if records:
+            self.summary.record(features.quarantine(records, commit=self.commit, lake=self.lake, at=self.now))
+
+    def items(self, kept: pl.DataFrame) -> None:
+        if not kept.height:
+            return
+        if self.enricher is None:
+            items = kept.with_columns(pl.lit(self.now).alias("ingested_at"))
+        else:
+            rows = self.enricher.enrich(kept.to_dicts())
+            items = pl.DataFrame([{**r, "ingested_at": self.now} for r in rows], infer_schema_length=None)
+        known = items["item_id"].cast(pl.String).is_in(self.stored().implode())
+        if not known.all():  # items new to the lake: appended, a commit that reads nothing of the table
+            version = features.table_version("items", lake=self.lake)
+            app_version = 0 if version is None else version + 1  # above any version this app recorded
+            fresh = items.filter(~known)
+            result = features.append(
+                "items", fresh, commit=self.commit, app_id=f"{STAGE}/items", app_version=app_version, lake=self.lake
+            )
+            self.summary.written += result.inserted
+            self.summary.record(result)
+        if known.any():  # items the lake has: merged, only what changed is written
+            result = features.upsert("items", items.filter(known), commit=self.commit, lake=self.lake)
+            self.summary.written += result.inserted
+            self.summary.updated += result.updated
+            self.summary.unchanged += result.unchanged
+            self.summary.record(result)
+
+    def stored(self) -> pl.Series:
+        """The ids in ``items`` when this ingest started (read once: the ingest's own appends are new ids)."""
+        if self._stored is None:
+            ids = features.read("items", columns=["item_id"], missing="empty", lake=self.lake).collect()
+            self._stored = ids["item_id"]
+        return self._stored
 
 
 def ingest_catalog(
@@ -175,8 +283,13 @@ def ingest_catalog(
     lake: Lake | str | None = None,
     run_id: str | None = None,
     enricher: Enricher | None = None,
+    batch_rows: int = BATCH_ROWS,
 ) -> CatalogSummary:
     """Upsert a catalog file into ``items``; bad rows go to ``quarantine``.
+
+    The file is streamed in two passes over batches of ``batch_rows`` records:
+    the first validates each batch and spills its rows to a scratch folder, the second lands them, one
+    ``items`` upsert per batch; memory holds one batch and 8 bytes per item id, not the catalog.
 
     Args:
         path: CSV, JSONL or Parquet file.
@@ -186,32 +299,28 @@ def ingest_catalog(
         lake: lake root.
         run_id: flow run id recorded in the commits.
         enricher: a metadata source whose matched fields go into the rows' ``text`` and ``attributes``.
+        batch_rows: records per batch (the memory bound; the result does not depend on it).
     """
     file = Path(path)
     source = source or (REDIAL_SOURCE if fmt == REDIAL_MOVIES else "catalog")
-    read = read_catalog_file(file, fmt, columns or {})
-    summary = CatalogSummary(source_file=str(file), read=len(read.records))
-    if not read.records:
-        summary.notes.append(f"catalog {file.name} has no rows: nothing to ingest")
-        return summary
-    if "item_id" not in read.columns and any(r.row is not None for r in read.records):
-        raise CatalogInputError(f"{file.name}: no item_id column (columns: {', '.join(read.columns)})")
-    extra = [c for c in read.columns if c not in (*CORE, "attributes")]
-    now = datetime.now(UTC)
+    names, batches = iter_catalog_file(file, fmt, columns or {}, batch_rows=batch_rows)
+    batches = _first_batch_checked(file, names, batches)
+    summary = CatalogSummary(source_file=str(file))
     config: dict[str, object] = {"source": source, "columns": dict(columns or {})}
     if enricher is not None:
         config["enrich_with"] = enricher.name
     commit = CommitInfo(
         stage=STAGE, flow_run_id=run_id, config_hash=features.config_hash(config), extra={"source_file": file.name}
     )
-    kept, bad = _validate(read.records, extra, source)
-    records = _quarantine_records(bad, source, summary)
-    summary.record(features.quarantine(records, commit=commit, lake=lake, at=now))
-    if kept and enricher is not None:
-        kept = enricher.enrich(kept)
-    if kept:
-        items = pl.DataFrame([{**r, "ingested_at": now} for r in kept], infer_schema_length=None)
-        result = features.upsert("items", items, commit=commit, lake=lake)
-        summary.written, summary.updated, summary.unchanged = result.inserted, result.updated, result.unchanged
-        summary.record(result)
+    write = _Writer(commit, lake, datetime.now(UTC), summary, enricher)
+    with tempfile.TemporaryDirectory(prefix="mmcrs-catalog-") as scratch:
+        staging = _Staging(Path(scratch))
+        _stage_file(batches, staging, source, summary, write)
+        for kept, conflicts in staging.batches(source):
+            for record in conflicts:
+                summary.count_rejected(_category(record.reason))
+            write.quarantine(conflicts)
+            write.items(kept)
+    if not summary.read:
+        summary.notes.append(f"catalog {file.name} has no rows: nothing to ingest")
     return summary

@@ -6,25 +6,32 @@ span lines; a quote still open after ``MAX_RECORD_LINES`` lines, or one whose jo
 of the header's width, rejects its first line only and reading resumes on the next. A file that is unusable
 as a whole (a corrupt Parquet file, a header that cannot be read, a duplicate column) raises
 ``CatalogInputError``.
+
+``iter_catalog_file`` streams: Parquet is read ``batch_rows`` rows at a time and CSV records are parsed
+batch by batch (the file's lines are read once), so a caller holds one batch of records, not the file's.
+JSONL (whose columns are the union over all its lines) and the ReDial movie list come as one batch.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from tasks.ingest.records import excerpt, file_key
 from tasks.ingest.redial_movies import FORMAT as REDIAL_MOVIES
 from tasks.ingest.redial_movies import missing_columns, redial_movie_row
 
 MAX_RECORD_LINES = 64
+BATCH_ROWS = 20_000  # records per streamed batch
 FORMATS = ("csv", "jsonl", "parquet", REDIAL_MOVIES)
 _UNTERMINATED = "unterminated quoted field"
 
@@ -108,24 +115,33 @@ def _csv_header(path: Path, lines: list[bytes]) -> tuple[list[str], int]:
     return names, end
 
 
-def _read_csv(path: Path, prefix: str) -> CatalogFile:
+def _csv_records(path: Path, prefix: str) -> tuple[list[str], Iterator[RawRecord]]:
+    """The header's names and the file's records, parsed one at a time as they are consumed."""
     with path.open("rb") as fh:
         lines = fh.readlines()
-    names, line = _csv_header(path, lines)
-    records: list[RawRecord] = []
-    while line < len(lines):
-        end, fields = _csv_record(lines, line, len(names))
-        key, text = f"{prefix}#L{line + 1}", b"".join(lines[line:end]).decode("utf-8", "replace").rstrip("\r\n")
-        if isinstance(fields, str):
-            records.append(RawRecord(key, None, fields, text))
-        elif len(fields) != len(names) and any(f.strip() for f in fields):
-            reason = f"ragged row: {len(fields)} fields, header has {len(names)}"
-            records.append(RawRecord(key, None, reason, text))
-        elif any(f.strip() for f in fields):
-            row: Row = {n: (v if v.strip() else None) for n, v in zip(names, fields, strict=True)}
-            records.append(RawRecord(key, row, None, text))
-        line = end
-    return CatalogFile(names, records)
+    names, first = _csv_header(path, lines)
+
+    def records() -> Iterator[RawRecord]:
+        line = first
+        while line < len(lines):
+            end, fields = _csv_record(lines, line, len(names))
+            key, text = f"{prefix}#L{line + 1}", b"".join(lines[line:end]).decode("utf-8", "replace").rstrip("\r\n")
+            if isinstance(fields, str):
+                yield RawRecord(key, None, fields, text)
+            elif len(fields) != len(names) and any(f.strip() for f in fields):
+                reason = f"ragged row: {len(fields)} fields, header has {len(names)}"
+                yield RawRecord(key, None, reason, text)
+            elif any(f.strip() for f in fields):
+                row: Row = {n: (v if v.strip() else None) for n, v in zip(names, fields, strict=True)}
+                yield RawRecord(key, row, None, text)
+            line = end
+
+    return names, records()
+
+
+def _read_csv(path: Path, prefix: str) -> CatalogFile:
+    names, records = _csv_records(path, prefix)
+    return CatalogFile(names, list(records))
 
 
 def _json_record(raw: bytes) -> Row | str:
@@ -157,16 +173,26 @@ def _read_jsonl(path: Path, prefix: str) -> CatalogFile:
     return CatalogFile(list(columns), records)
 
 
-def _read_parquet(path: Path, prefix: str) -> CatalogFile:
+def _parquet_records(path: Path, prefix: str, batch_rows: int) -> tuple[list[str], Iterator[RawRecord]]:
+    """The file's column names and its rows, read ``batch_rows`` at a time as they are consumed."""
     try:
-        frame = pl.read_parquet(path)
-    except Exception as exc:  # polars raises several unrelated types for a corrupt file
+        file = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a corrupt file
         raise CatalogInputError(f"{path.name}: not a readable Parquet file ({type(exc).__name__})") from exc
-    records = [
-        RawRecord(f"{prefix}#row{n}", row, None, excerpt(row))
-        for n, row in enumerate(frame.iter_rows(named=True), start=1)
-    ]
-    return CatalogFile(frame.columns, records)
+
+    def records() -> Iterator[RawRecord]:
+        n = 0
+        try:
+            for batch in file.iter_batches(batch_size=batch_rows):
+                frame = pl.from_arrow(batch)
+                assert isinstance(frame, pl.DataFrame)
+                for row in frame.iter_rows(named=True):
+                    n += 1
+                    yield RawRecord(f"{prefix}#row{n}", row, None, excerpt(row))
+        except (OSError, ValueError) as exc:  # a file damaged past its footer
+            raise CatalogInputError(f"{path.name}: not a readable Parquet file ({type(exc).__name__})") from exc
+
+    return file.schema_arrow.names, records()
 
 
 def _read_redial_movies(path: Path, prefix: str) -> CatalogFile:
@@ -188,34 +214,70 @@ def _read_redial_movies(path: Path, prefix: str) -> CatalogFile:
     return CatalogFile(["item_id", "title", "year", "text"], records)
 
 
-def _map_columns(path: Path, read: CatalogFile, columns: Mapping[str, str]) -> CatalogFile:
-    """The file with ``columns`` (theirs -> ours) applied; refuses a mapping that names a missing column or
-    puts two columns onto one name."""
-    unknown = [c for c in columns if c not in read.columns]
+def _mapped_names(path: Path, names: list[str], columns: Mapping[str, str]) -> list[str]:
+    """The column names with ``columns`` (theirs -> ours) applied; refuses a mapping that names a missing
+    column or puts two columns onto one name."""
+    unknown = [c for c in columns if c not in names]
     if unknown:
         raise CatalogInputError(f"{path.name}: column mapping names missing column(s) {', '.join(unknown)}")
-    mapped = [columns.get(c, c) for c in read.columns]
+    mapped = [columns.get(c, c) for c in names]
     clashes = [name for name, count in Counter(mapped).items() if count > 1]
     if clashes:
-        sources = [c for c in read.columns if columns.get(c, c) == clashes[0]]
+        sources = [c for c in names if columns.get(c, c) == clashes[0]]
         raise CatalogInputError(f"{path.name}: columns {', '.join(sources)} would all become {clashes[0]!r}")
-    records = [
-        r if r.row is None else RawRecord(r.key, {columns.get(k, k): v for k, v in r.row.items()}, None, r.text)
-        for r in read.records
-    ]
-    return CatalogFile(mapped, records)
+    return mapped
 
 
-def read_catalog_file(path: Path, fmt: str | None, columns: Mapping[str, str]) -> CatalogFile:
-    """Read a catalog file record by record, with ``columns`` (theirs -> ours) applied.
+def _mapped(records: Iterator[RawRecord], columns: Mapping[str, str]) -> Iterator[RawRecord]:
+    for r in records:
+        yield (
+            r
+            if r.row is None or not columns
+            else RawRecord(r.key, {columns.get(k, k): v for k, v in r.row.items()}, None, r.text)
+        )
 
-    Raises:
-        CatalogInputError: the file is missing, of unknown format, or unusable as a whole.
-    """
+
+def _batches(records: Iterator[RawRecord], size: int) -> Iterator[list[RawRecord]]:
+    while batch := list(itertools.islice(records, size)):
+        yield batch
+
+
+def _kind(path: Path, fmt: str | None) -> str:
     kind = fmt or {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}.get(path.suffix.lower())
     if not path.is_file():
         raise CatalogInputError(f"catalog file not found: {path}")
     if kind not in FORMATS:
         raise CatalogInputError(f"cannot tell the format of {path.name}; pass --format {'|'.join(FORMATS)}")
-    readers = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet, REDIAL_MOVIES: _read_redial_movies}
-    return _map_columns(path, readers[kind](path, file_key(path)), columns)
+    return kind
+
+
+def iter_catalog_file(
+    path: Path, fmt: str | None, columns: Mapping[str, str], *, batch_rows: int = BATCH_ROWS
+) -> tuple[list[str], Iterator[list[RawRecord]]]:
+    """The catalog's column names (``columns``, theirs -> ours, applied) and its records in batches of
+    ``batch_rows`` (Parquet and CSV are streamed; JSONL and the ReDial movie list come whole, one batch).
+
+    Raises:
+        CatalogInputError: the file is missing, of unknown format, or unusable as a whole (before any batch).
+    """
+    kind = _kind(path, fmt)
+    prefix = file_key(path)
+    if kind == "parquet":
+        names, records = _parquet_records(path, prefix, batch_rows)
+    elif kind == "csv":
+        names, records = _csv_records(path, prefix)
+    else:
+        whole = _read_jsonl(path, prefix) if kind == "jsonl" else _read_redial_movies(path, prefix)
+        names, records = whole.columns, iter(whole.records)
+    return _mapped_names(path, names, columns), _batches(_mapped(records, columns), batch_rows)
+
+
+def read_catalog_file(path: Path, fmt: str | None, columns: Mapping[str, str]) -> CatalogFile:
+    """Read a catalog file record by record, with ``columns`` (theirs -> ours) applied (the whole file in
+    memory; ``iter_catalog_file`` streams it).
+
+    Raises:
+        CatalogInputError: the file is missing, of unknown format, or unusable as a whole.
+    """
+    names, batches = iter_catalog_file(path, fmt, columns)
+    return CatalogFile(names, [record for batch in batches for record in batch])
