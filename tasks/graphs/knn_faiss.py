@@ -1,7 +1,7 @@
 """faiss kNN backends: ``IndexFlatIP`` (exact) and HNSW (approximate, for large catalogs).
 
 Vectors are L2-normalised so inner product is cosine. The HNSW defaults (M 16, efConstruction 64,
-efSearch 64) are the ones ``bench/knn.py`` measured at recall@10 >= 0.95 on clustered 384-d vectors.
+efSearch 64) held recall@10 >= 0.95 in ``bench/knn.py`` on clustered 384-d vectors up to 1M items.
 Results follow the exact backend's conventions: self excluded, best first, ties by lower
 index (exact ties are re-ordered after the search).
 """

@@ -21,7 +21,7 @@ from tasks.graphs.knn_faiss import knn_faiss_flat, knn_faiss_hnsw, recall_at_k
 
 Backend = Literal["auto", "torch", "faiss", "faiss-approx"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
-EXACT_MAX_ITEMS = 50_000  # measured crossover of exact torch and HNSW (bench/knn.py, bench/RESULTS.md)
+EXACT_MAX_ITEMS = 15_000  # measured crossover of exact torch and HNSW + recall sample (bench/knn.py, RESULTS.md)
 log = logging.getLogger("mmcrs.graphs")
 
 
