@@ -1,20 +1,31 @@
-"""Benchmark: exact kNN graph backends, the approximate backend, and the co-mention graph, side by side.
+"""Benchmark: the kNN backends' crossover, the graph stage at scale (full build and a 1 % nightly delta).
 
-    .venv/bin/python -m bench.knn [--sizes 20000 100000] [--dim 512] [--k 10] [--sklearn-max 20000]
+    .venv/bin/python -m bench.knn [--sizes 10000 20000 50000 100000 200000] [--dim 384] [--k 10]
+        [--flat-max 50000] [--scale 1000000] [--threads 1] [--out bench/out/knn.json]
 
-Every contender runs in its own subprocess (so its peak RSS is its own) on the same seeded data (clustered
-Gaussian vectors, so neighbour sets are well defined): ``torch`` (ours: block pairs computed once, merged
-top-k), ``faiss_flat`` (``IndexFlatIP``) and ``sklearn`` (``NearestNeighbors(algorithm="brute",
-metric="cosine")``, up to ``--sklearn-max`` items). Neighbour sets must be identical to ours (checked);
-``faiss_hnsw`` (approximate) reports build+query time and recall@k against exact. Then the co-mention and
-transition graphs of the ReDial dialogues (``../shared/data/redial``, when present): time and peak RSS.
-Prints one JSON object.
+Vectors: a seeded mixture of Gaussians on the unit sphere with low intrinsic dimension (``data``: 256 cluster
+centres in a 32-d latent space, mapped into ``--dim`` by a fixed random projection, plus small isotropic
+noise, normalised), like sentence embeddings and unlike isotropic noise, on which HNSW is meaningless.
+
+1. Crossover (each contender in its own subprocess, so its peak RSS is its own, one after another):
+   ``torch`` (exact, blocked), ``faiss_flat`` (``IndexFlatIP``, up to ``--flat-max``) and ``faiss_hnsw``
+   (the graph stage's default HNSW parameters, build + search) plus the sampled recall@k measurement every
+   approximate build pays. The threshold of ``backend="auto"`` is where HNSW + recall becomes cheaper than
+   exact (log-log interpolation between the bracketing sizes).
+2. Scale (``--scale`` items, 0 to skip): the graph stage on a lake: a full build (``auto``: HNSW at this
+   size) with its stored sampled recall, then 1 % new items and the nightly run again (incremental), its
+   seconds against the full build's and its recall.
+3. Co-mention and transition graphs of the ReDial dialogues (``../shared/data/redial``, when present).
+Prints one JSON object (and writes it to ``--out``).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
+import os
 import platform
 import subprocess
 import sys
@@ -24,14 +35,22 @@ from pathlib import Path
 
 import numpy as np
 
-_CHILD = """
+_THREADS = """
+import os, torch, faiss
+threads = int(os.environ.get("BENCH_THREADS", "1"))
+torch.set_num_threads(threads); faiss.omp_set_num_threads(threads)
+"""
+
+_CHILD = (
+    _THREADS
+    + """
 import json, resource, sys, time
 import numpy as np
 from bench.knn import data
+from tasks.graphs.knn_graph import KnnConfig, normalised, sampled_recall
 name, n, dim, k, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 x = data(n, dim)
 if name == "torch":
-    import torch
     from tasks.graphs.knn import knn_exact
     run = lambda: knn_exact(torch.from_numpy(x), k=k)[0].numpy()
 elif name == "faiss_flat":
@@ -39,20 +58,63 @@ elif name == "faiss_flat":
     run = lambda: knn_faiss_flat(x, k=k)[0]
 elif name == "faiss_hnsw":
     from tasks.graphs.knn_faiss import knn_faiss_hnsw
-    run = lambda: knn_faiss_hnsw(x, k=k)[0]
-elif name == "sklearn":
-    from sklearn.neighbors import NearestNeighbors
-    def run():
-        found = NearestNeighbors(n_neighbors=k + 1, algorithm="brute", metric="cosine").fit(x).kneighbors(x)[1]
-        return np.array([[j for j in row if j != i][:k] for i, row in enumerate(found)])
+    run = lambda: knn_faiss_hnsw(x, k=k, **KnnConfig().hnsw())[0]
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 idx = run()
 seconds = time.perf_counter() - start
+result = {"seconds": round(seconds, 2), "cpu_s": round(time.process_time() - cpu, 2)}
+if name == "faiss_hnsw":
+    start = time.perf_counter()
+    result["recall_at_k_sampled"] = round(sampled_recall(normalised(x), idx, k=k, sample=1000), 4)
+    result["recall_sample_s"] = round(time.perf_counter() - start, 2)
 np.save(out, idx)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"seconds": round(seconds, 2), "peak_rss_mib": peak // 1024, "extra_rss_mib": (peak - base) // 1024}))
+print(json.dumps(result | {"peak_rss_mib": peak // 1024, "extra_rss_mib": (peak - base) // 1024}))
 """
+)
+
+_SCALE = (
+    _THREADS
+    + """
+import json, resource, sys, tempfile, time
+import numpy as np, polars as pl
+from datetime import UTC, datetime
+import features
+from bench.knn import data
+from tasks.graphs.stage import GraphsConfig, build_graphs
+n, dim, k = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+lake = tempfile.mkdtemp(prefix="mmcrs-knn-scale-")
+def embed(first, x, day):
+    ids = pl.Series("item_id", [f"item{j:08d}" for j in range(first, first + len(x))])
+    rows = pl.DataFrame({"item_id": ids, "vector": x}).with_columns(
+        modality=pl.lit("text"), model_id=pl.lit("bench"), source_hash=pl.lit("h"), dim=pl.lit(dim, pl.Int32),
+        vector=pl.col("vector").cast(pl.List(pl.Float32)), computed_at=pl.lit(datetime(2026, 12, day, tzinfo=UTC)))
+    start = time.perf_counter()
+    features.upsert("item_embeddings", rows, commit=features.CommitInfo(stage="bench"), lake=lake)
+    return round(time.perf_counter() - start, 2)
+x = data(n + n // 100, dim)
+out = {"items": n, "write_embeddings_s": embed(0, x[:n], 1)}
+config = GraphsConfig(graphs=("text_knn",), k=k)
+cpu = time.process_time()
+summary = build_graphs(lake=lake, config=config)
+full = summary.built["text_knn"]
+full["cpu_s"] = round(time.process_time() - cpu, 1)
+out["full"] = {key: full.get(key) for key in ("seconds", "cpu_s", "backend", "recall_at_k_vs_exact", "edges", "mode")}
+out["full"]["stage_s"] = summary.elapsed_s
+out["delta_items"] = n // 100
+out["write_delta_embeddings_s"] = embed(n, x[n:], 2)
+cpu = time.process_time()
+summary = build_graphs(lake=lake, config=config)
+night = summary.built["text_knn"]
+night["cpu_s"] = round(time.process_time() - cpu, 1)
+keys = ("seconds", "cpu_s", "mode", "recall_at_k_vs_exact", "added", "searched", "entered", "rows_rewritten")
+out["delta"] = {key: night.get(key) for key in keys} | {"stage_s": summary.elapsed_s}
+out["delta_over_full"] = round(summary.elapsed_s / out["full"]["stage_s"], 4)
+out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+print(json.dumps(out))
+"""
+)
 
 _GRAPHS = """
 import json, resource, sys, tempfile, time
@@ -73,87 +135,97 @@ print(json.dumps({"dialogues": turns["dialogue_id"].n_unique(), "items": items, 
 """
 
 
-def data(n: int, dim: int, clusters: int = 200, seed: int = 0) -> np.ndarray:
-    """Seeded clustered vectors: cluster centres plus noise."""
+def data(n: int, dim: int, *, clusters: int = 256, latent: int = 32, seed: int = 0) -> np.ndarray:
+    """Seeded (n, dim) float32 unit vectors: a Gaussian mixture in a ``latent``-d space, projected to ``dim``
+    with small isotropic noise (generated in chunks, so memory stays ~ the output)."""
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
-    return centres[rng.integers(0, clusters, n)] + 0.5 * rng.standard_normal((n, dim)).astype(np.float32)
+    projection = rng.standard_normal((latent, dim), dtype=np.float32) / np.float32(math.sqrt(latent))
+    centres = rng.standard_normal((clusters, latent), dtype=np.float32)
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 65_536):
+        rows = min(65_536, n - start)
+        z = centres[rng.integers(0, clusters, rows)] + 0.6 * rng.standard_normal((rows, latent), dtype=np.float32)
+        chunk = z @ projection + 0.1 * rng.standard_normal((rows, dim), dtype=np.float32)
+        out[start : start + rows] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
+    return out
 
 
-def _child(script: str, *args: str) -> dict[str, object]:
-    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True)
+def _child(script: str, *args: str, threads: int) -> dict[str, object]:
+    env = os.environ | {"BENCH_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _same_sets(a: np.ndarray, b: np.ndarray) -> float:
-    """Fraction of rows whose neighbour sets are identical."""
-    return float(np.mean([set(x.tolist()) == set(y.tolist()) for x, y in zip(a, b, strict=True)]))
+def _size(n: int, args: argparse.Namespace, work: Path) -> dict[str, object]:
+    """Every contender at one size, side by side."""
+    names = ["torch", *(["faiss_flat"] if n <= args.flat_max else []), "faiss_hnsw"]
+    row: dict[str, object] = {}
+    for name in names:
+        out = work / f"{name}-{n}.npy"
+        row[name] = _child(_CHILD, name, str(n), str(args.dim), str(args.k), str(out), threads=args.threads)
+    ours = np.sort(np.load(work / f"torch-{n}.npy"), axis=1)
+    if "faiss_flat" in row:
+        flat = np.sort(np.load(work / f"faiss_flat-{n}.npy"), axis=1)
+        row["faiss_flat"]["identical_neighbour_sets"] = round(float((ours == flat).all(axis=1).mean()), 4)  # type: ignore[index]
+    hnsw = row["faiss_hnsw"]
+    assert isinstance(hnsw, dict)
+    row["hnsw_with_recall_s"] = round(float(hnsw["seconds"]) + float(hnsw["recall_sample_s"]), 2)
+    row["exact_over_hnsw"] = round(float(row["torch"]["seconds"]) / float(row["hnsw_with_recall_s"]), 3)  # type: ignore[index]
+    return row
 
 
-def _tie_gap(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    """Over the rows whose sets differ: the largest similarity gap between a neighbour one side has and the
-    other lacks (0 when no row differs). Gaps at float rounding level mean the sets differ only in near-ties."""
-    x = x / np.linalg.norm(x, axis=1, keepdims=True)
-    gap = 0.0
-    for row, (mine, theirs) in enumerate(zip(a, b, strict=True)):
-        only_mine, only_theirs = set(mine.tolist()) - set(theirs.tolist()), set(theirs.tolist()) - set(mine.tolist())
-        if only_mine:
-            sims = x[list(only_mine | only_theirs)] @ x[row]
-            gap = max(gap, float(sims.max() - sims.min()))
-    return gap
+def crossover(rows: dict[int, dict[str, object]]) -> int | None:
+    """The size where exact torch and HNSW (+ recall sample) cost the same: log-log interpolation of
+    ``exact_over_hnsw`` across 1 between the bracketing sizes; None when it never crosses."""
+    sizes = sorted(rows)
+    for small, large in itertools.pairwise(sizes):
+        r0, r1 = float(rows[small]["exact_over_hnsw"]), float(rows[large]["exact_over_hnsw"])  # type: ignore[arg-type]
+        if r0 < 1.0 <= r1:
+            t = -math.log(r0) / (math.log(r1) - math.log(r0))
+            at = math.exp(math.log(small) + t * (math.log(large) - math.log(small)))
+            return int(float(f"{at:.2g}"))
+    return sizes[0] if sizes and float(rows[sizes[0]]["exact_over_hnsw"]) >= 1.0 else None  # type: ignore[arg-type]
 
 
-def run(sizes: list[int], dim: int, k: int, sklearn_max: int) -> dict[str, object]:
-    """Time every contender at every size; return the numbers."""
+def run(args: argparse.Namespace) -> dict[str, object]:
+    """The crossover table, the scale run and the turn graphs; return the numbers."""
     work = Path(tempfile.mkdtemp(prefix="mmcrs-knn-bench-"))
-    results: dict[str, object] = {}
-    for n in sizes:
-        names = ["torch", "faiss_flat", *(["sklearn"] if n <= sklearn_max else []), "faiss_hnsw"]
-        row: dict[str, object] = {}
-        for name in names:
-            row[name] = _child(_CHILD, name, str(n), str(dim), str(k), str(work / f"{name}-{n}.npy"))
-        ours = np.load(work / f"torch-{n}.npy")
-        for name in names[1:]:
-            other = np.load(work / f"{name}-{n}.npy")
-            key = "recall_at_k_vs_exact" if name == "faiss_hnsw" else "identical_neighbour_sets"
-            if name != "faiss_hnsw":
-                row[name]["max_similarity_gap_where_sets_differ"] = _tie_gap(data(n, dim), ours, other)  # type: ignore[index]
-            row[name][key] = (
-                round(_same_sets(ours, other), 4)
-                if key.startswith("identical")
-                else round(  # type: ignore[index]
-                    float(
-                        np.mean([len(set(a.tolist()) & set(b.tolist())) / k for a, b in zip(other, ours, strict=True)])
-                    ),
-                    4,
-                )
-            )
-        row["speedup_torch_over_faiss_flat"] = round(row["faiss_flat"]["seconds"] / row["torch"]["seconds"], 2)  # type: ignore[index]
-        results[str(n)] = row
+    results: dict[str, object] = {"uptime_start": _uptime()}
+    rows = {n: _size(n, args, work) for n in args.sizes}
+    results["sizes"] = {str(n): row for n, row in rows.items()}
+    results["crossover_items"] = crossover(rows)
+    if args.scale:
+        results["scale"] = _child(_SCALE, str(args.scale), str(args.dim), str(args.k), threads=args.threads)
     redial = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "redial" / "redial_test.jsonl"
     if redial.is_file():
-        results["redial_graphs"] = _child(_GRAPHS, str(redial))
-    results["params"] = {"dim": dim, "k": k}
-    results["machine"] = f"{platform.machine()} python {platform.python_version()}, {_cores()} cores"
-    results["date"] = datetime.now(UTC).strftime("%Y-%m-%d")
+        results["redial_graphs"] = _child(_GRAPHS, str(redial), threads=args.threads)
+    results["params"] = {"dim": args.dim, "k": args.k, "threads": args.threads}
+    results["machine"] = f"{platform.machine()} python {platform.python_version()}, {os.cpu_count()} cores"
+    results["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    results["uptime_end"] = _uptime()
     return results
 
 
-def _cores() -> int:
-    import os
-
-    return os.cpu_count() or 1
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
 
 def main() -> None:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
-    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 20_000, 50_000, 100_000, 200_000])
+    parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--sklearn-max", type=int, default=20_000)
+    parser.add_argument("--flat-max", type=int, default=50_000)
+    parser.add_argument("--scale", type=int, default=1_000_000, help="items of the stage run (0: skip)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    print(json.dumps(run(args.sizes, args.dim, args.k, args.sklearn_max), indent=2))
+    results = json.dumps(run(args), indent=2)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(results)
+    print(results)
 
 
 if __name__ == "__main__":

@@ -352,3 +352,53 @@ def replace_partition(
             commit_properties=_properties(commit),
         )
     return WriteResult(spec.name, require_table(spec, resolved).version(), True, inserted=rows.num_rows)
+
+
+def merge_changes(
+    table: str, upserts: Data, deletes: Data, *, commit: CommitInfo, lake: Lake | str | None = None
+) -> WriteResult:
+    """Upsert ``upserts`` and delete the rows keyed by ``deletes`` in one merge commit (readers see before or
+    after, never half): for derived tables updated where their inputs changed, e.g. some sources' kNN lists.
+
+    Args:
+        table: catalog table name (must exist).
+        upserts: whole rows to insert or update, keyed by the table's keys.
+        deletes: key columns of rows to delete (a key also in ``upserts`` is upserted, not deleted).
+        commit: metadata for the commit.
+        lake: lake root.
+
+    Returns:
+        A ``WriteResult`` with ``inserted``, ``updated`` and ``deleted`` rows.
+    """
+    spec = spec_for(table)
+    dt = require_table(spec, lake)
+    disk, keys = disk_schema(dt), list(spec.keys)
+    rows, _ = conform(_to_arrow(upserts), disk, table=spec.name, schema_mode="strict")
+    _check_unique_keys(spec, rows)
+    gone = pl.from_arrow(_to_arrow(deletes).select(keys).cast(pa.schema([disk.field(k) for k in keys])))
+    kept = pl.from_arrow(rows)
+    assert isinstance(gone, pl.DataFrame) and isinstance(kept, pl.DataFrame)
+    gone = gone.join(kept.select(keys), on=keys, how="anti").unique()
+    source = pl.concat(
+        [kept.with_columns(__delete=pl.lit(False)), gone.with_columns(__delete=pl.lit(True))], how="diagonal"
+    )
+    if source.height == 0:
+        return WriteResult(spec.name, dt.version(), committed=False)
+    predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    for column, values in _partition_filter(spec, source.to_arrow()).items():
+        predicate += f" AND t.{column} IN ({', '.join(_sql_literal(v) for v in values)})"
+    merger = dt.merge(
+        source.to_arrow(),
+        predicate=predicate,
+        source_alias="s",
+        target_alias="t",
+        commit_properties=_properties(commit),
+    )
+    updates = {c: f"s.{c}" for c in rows.column_names}
+    merger = merger.when_matched_delete(predicate="s.__delete").when_matched_update(
+        updates={c: v for c, v in updates.items() if c not in keys}, predicate="NOT s.__delete"
+    )
+    metrics = merger.when_not_matched_insert(updates=updates, predicate="NOT s.__delete").execute()
+    dt.update_incremental()
+    counts = {name: int(metrics.get(f"num_target_rows_{name}", 0) or 0) for name in ("inserted", "updated", "deleted")}
+    return WriteResult(spec.name, dt.version(), True, **counts)

@@ -9,10 +9,16 @@ Built with polars joins over (dialogue, turn, item) mentions: the work and memor
 co-mentioned pairs, never with items x items (the reference implementation's dense matrix is tens of GB
 at ReDial scale). Weight: the number of dialogues that mention both (optionally within ``window`` turns of
 each other), or PMI over dialogues. Both directions are stored.
+
+Raw counts add up over dialogues, so when a night only adds dialogues, ``new_dialogues`` finds them,
+the builder counts their pairs alone and ``add_counts`` adds them to the stored counts of the pairs they
+touch (``additive`` says when a builder's stored weights are such raw counts: ``count`` weighting and no
+``min_count`` cut, since a cut pair's count is not stored).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import polars as pl
@@ -89,3 +95,32 @@ def transition_edges(turns: pl.LazyFrame | pl.DataFrame, *, horizon: int = 1, mi
     )
     counts = pairs.group_by("src", "dst").agg(pl.len().alias("count")).filter(pl.col("count") >= min_count)
     return counts.select("src", "dst", pl.col("count").cast(pl.Float32).alias("weight")).collect()
+
+
+def additive(builder: Callable[..., pl.DataFrame], options: Mapping[str, object]) -> bool:
+    """True when ``builder`` with ``options`` stores raw pair counts, so counts of new dialogues add up: the
+    co-mention graph (a builder taking a ``CoMentionConfig``) with ``count`` weighting and no ``min_count``
+    cut, or the transition graph with no ``min_count`` cut."""
+    configs = [value for value in options.values() if isinstance(value, CoMentionConfig)]
+    if configs:
+        return all(cfg.weighting == "count" and cfg.min_count <= 1 for cfg in configs)
+    return builder is transition_edges and int(options.get("min_count", 1)) <= 1  # type: ignore[call-overload]
+
+
+def new_dialogues(current: pl.LazyFrame, base: pl.LazyFrame) -> pl.Series | None:
+    """Dialogue ids in ``current`` turns that ``base`` turns lack, or None when anything else changed (a base
+    dialogue's turns or mentions were edited or removed): then only a full recount is right."""
+    columns = ["dialogue_id", "turn_idx", "mentioned_item_ids"]
+    cur, old = current.select(columns), base.select(columns)
+    if old.join(cur, on=columns, how="anti").select(pl.len()).collect().item():
+        return None  # a base turn is gone or differs
+    added = cur.join(old, on=columns, how="anti").select("dialogue_id").unique().collect()
+    touched = added.join(old.select("dialogue_id").unique().collect(), on="dialogue_id", how="semi")
+    return None if touched.height else added["dialogue_id"].sort()
+
+
+def add_counts(stored: pl.DataFrame, delta: pl.DataFrame) -> pl.DataFrame:
+    """``src, dst, weight`` of the pairs in ``delta``: the stored count (0 when new) plus the delta's."""
+    old = stored.select("src", "dst", pl.col("weight").alias("old"))
+    joined = delta.join(old, on=["src", "dst"], how="left")
+    return joined.select("src", "dst", (pl.col("weight") + pl.col("old").fill_null(0.0)).cast(pl.Float32))

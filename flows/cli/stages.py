@@ -144,7 +144,7 @@ def graphs(
         typer.Option(help=f"{' | '.join(graph_names())} (repeatable); default all."),
     ] = None,
     k: Annotated[int | None, typer.Option(help="Neighbours per item in kNN graphs (default 10).")] = None,
-    backend: Annotated[str | None, typer.Option(help="kNN backend: torch | faiss | faiss-approx.")] = None,
+    backend: Annotated[str | None, typer.Option(help="kNN backend: auto | torch | faiss | faiss-approx.")] = None,
     force: Annotated[bool, typer.Option(help="Rebuild even when inputs and parameters are unchanged.")] = False,
     lake: LakeOpt = None,
 ) -> None:

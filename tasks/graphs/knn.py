@@ -16,8 +16,8 @@ import torch.nn.functional as F
 _TIE_SLACK = 8  # extra candidates per block so equal similarities at the k-th place are resolved by index
 
 
-def _ordered(values: torch.Tensor, indices: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``k`` per row by (value desc, index asc): two stable sorts."""
+def ordered_topk(values: torch.Tensor, indices: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``k`` (values, indices) per row by (value desc, index asc): two stable sorts."""
     by_index = torch.sort(indices, dim=1, stable=True)
     values = torch.gather(values, 1, by_index.indices)
     by_value = torch.sort(values, dim=1, descending=True, stable=True)
@@ -41,7 +41,7 @@ class _RunningTopK:
 
     def merge(self, rows: slice, values: torch.Tensor, indices: torch.Tensor) -> None:
         cur_v, cur_i = self.values[rows], self.indices[rows]
-        v, i = _ordered(torch.cat([cur_v, values], 1), torch.cat([cur_i, indices], 1), self.k + _TIE_SLACK)
+        v, i = ordered_topk(torch.cat([cur_v, values], 1), torch.cat([cur_i, indices], 1), self.k + _TIE_SLACK)
         if v.shape[1] > self.values.shape[1]:  # first blocks: widen the running buffers
             pad = v.shape[1] - self.values.shape[1]
             self.values = F.pad(self.values, (0, pad), value=float("-inf"))
@@ -82,5 +82,49 @@ def knn_exact(
             best.merge(rows_i, *_block_topk(sims, j, k))
             if i != j:  # the same block, seen from block j's rows
                 best.merge(rows_j, *_block_topk(sims.T.contiguous(), i, k))  # contiguous: topk over rows is ~4x faster
-    values, indices = _ordered(best.values, best.indices, k)
+    values, indices = ordered_topk(best.values, best.indices, k)
     return indices.cpu(), values.cpu()
+
+
+def knn_rows(
+    x: torch.Tensor, rows: torch.Tensor, *, k: int = 10, block: int = 4096, reverse: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Exact neighbours of some rows among all rows, and (``reverse``) the best of those rows for every row.
+
+    One blocked pass of ``x[rows] @ x.T``: never an all-pairs matrix, so a sample's or a delta's neighbours
+    cost ``len(rows) * N`` dot products. The same similarities, read column-wise, give every item its best
+    candidates among ``rows`` (what an incremental update merges into the old items' lists).
+
+    Args:
+        x: (N, D) L2-normalised vectors.
+        rows: (Q,) row indices to query (distinct).
+        k: neighbours per query (self excluded).
+        block: rows and columns per block (memory ~ block**2 floats).
+        reverse: also return, per item, its top (k + slack) among ``rows`` (self excluded).
+
+    Returns:
+        ``(indices, scores, rev_indices, rev_scores)``: (Q, k) global indices and similarities ordered by
+        (similarity desc, index asc); the reverse pair is (N, k + slack) with ``-inf`` scores where fewer
+        candidates exist, or None without ``reverse``.
+    """
+    n, q = x.shape[0], rows.shape[0]
+    k = min(k, n - 1)
+    forward = _RunningTopK(q, k, x.device)
+    backward = _RunningTopK(n, k, x.device) if reverse else None
+    for qs in range(0, q, block):
+        part = rows[qs : qs + block].to(x.device)
+        queries = x[part]  # (bq, D)
+        for cs in range(0, n, block):
+            ce = min(cs + block, n)
+            sims = queries @ x[cs:ce].T  # (bq, bc)
+            own = part[:, None] == torch.arange(cs, ce, device=x.device)[None, :]
+            sims.masked_fill_(own, float("-inf"))  # no self-matches
+            forward.merge(slice(qs, qs + part.shape[0]), *_block_topk(sims, cs, k))
+            if backward is not None:
+                values, local = _block_topk(sims.T.contiguous(), 0, k)
+                backward.merge(slice(cs, ce), values, part[local])
+    values, indices = ordered_topk(forward.values, forward.indices, k)
+    if backward is None:
+        return indices.cpu(), values.cpu(), None, None
+    rev_v, rev_i = ordered_topk(backward.values, backward.indices, backward.values.shape[1])
+    return indices.cpu(), values.cpu(), rev_i.cpu(), rev_v.cpu()

@@ -1,9 +1,12 @@
 """Graph stage: kNN graphs per embedding set, co-mention and transition graphs -> ``item_graph_edges``.
 
-Each graph is one partition of ``item_graph_edges`` (graph, src, dst, weight, rank), replaced whole in one
-commit whose metadata carries the graph's parameters and input table versions. A graph is rebuilt only when
-its input table (``item_embeddings`` for kNN, ``turns`` otherwise) or its parameters changed since its last
-successful build (``pipeline_runs``); kNN graphs whose embeddings are absent are skipped with the reason.
+Each graph is one partition of ``item_graph_edges`` (graph, src, dst, weight, rank), written in one commit
+whose metadata carries the graph's parameters, input table versions and (approximate kNN) sampled recall.
+A graph is rebuilt only when its input table (``item_embeddings`` for kNN, ``turns`` otherwise) or its
+parameters changed since its last successful build (``pipeline_runs``); kNN graphs whose embeddings are
+absent are skipped with the reason. When the last build had the same parameters and its input changed
+a little (new, changed or removed items; new dialogues only), the graph is updated where it changed
+(``tasks.graphs.incremental``, ``training.turn_graphs.add_counts``) instead of rebuilt.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Literal, get_args
 
 import numpy as np
 import polars as pl
@@ -20,18 +22,28 @@ import torch
 
 import features
 from features import CommitInfo, Lake
-from features.runs import StageRun, now_utc, record_run, reusable_run
-from tasks.graphs.knn import knn_exact
-from tasks.graphs.knn_faiss import knn_faiss_flat, knn_faiss_hnsw, recall_at_k
+from features.runs import StageRun, latest_run, now_utc, record_run, reusable_run
+from features.write import merge_changes
+from tasks.graphs.incremental import ItemDelta, KnnUpdate, item_delta, old_lists, update_knn
+from tasks.graphs.knn_graph import (
+    BACKENDS,
+    EXACT_MAX_ITEMS,
+    Backend,
+    KnnConfig,
+    knn_lists,
+    lists_to_edges,
+    normalised,
+    sampled_recall,
+    symmetrized,
+)
 from tasks.graphs.stats import graph_stats
 from tasks.summary import StageSummary
 from training import modalities as registry
 from training.modalities import graph_names, knn_graphs
-from training.turn_graphs import CoMentionConfig, mentions
+from training.turn_graphs import CoMentionConfig, add_counts, additive, mentions, new_dialogues
 
 STAGE = "graphs"
-Backend = Literal["torch", "faiss", "faiss-approx"]
-BACKENDS: tuple[str, ...] = get_args(Backend)
+EDGES = "item_graph_edges"
 log = logging.getLogger("mmcrs.graphs")
 
 
@@ -44,8 +56,14 @@ class GraphsConfig:
         graphs: names of registered graphs (``training.modalities``; default: every one): kNN graphs over a
             modality's vectors and graphs counted from dialogue turns.
         k: neighbours per item in kNN graphs.
-        backend: ``torch`` (exact, chunked), ``faiss`` (exact flat) or ``faiss-approx`` (HNSW; its recall
-            against exact is measured on a sample and logged).
+        backend: ``auto`` (exact up to ``exact_max_items`` items, HNSW above), ``torch`` (exact, chunked),
+            ``faiss`` (exact flat) or ``faiss-approx`` (HNSW; its recall against exact is measured on a
+            sample and stored).
+        exact_max_items: the ``auto`` threshold (the measured crossover of exact and HNSW build time).
+        hnsw_m: HNSW links per node.
+        hnsw_ef_construction: HNSW build beam width.
+        hnsw_ef_search: HNSW search beam width.
+        recall_sample: items whose exact neighbours measure an approximate graph's recall@k.
         symmetrize: add the reverse of every kNN edge (keeping the larger weight).
         block: rows per block of the torch backend (memory ~ block**2 floats).
         model_ids: ``modality -> model_id`` of the embeddings to use; default: the most recent per modality.
@@ -53,11 +71,18 @@ class GraphsConfig:
         transition_horizon: next mention-bearing turns an item points to (transition graph).
         transition_min_count: drop rarer transitions.
         device: torch device of the exact backend (default: CUDA when present).
+        incremental: update a graph where its input changed instead of rebuilding it, when possible.
+        max_delta_fraction: rebuild a kNN graph whole when more than this fraction of its items changed.
     """
 
     graphs: tuple[str, ...] = field(default_factory=graph_names)
     k: int = 10
-    backend: Backend = "torch"
+    backend: Backend = "auto"
+    exact_max_items: int = EXACT_MAX_ITEMS
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 64
+    hnsw_ef_search: int = 64
+    recall_sample: int = 1000
     symmetrize: bool = False
     block: int = 4096
     model_ids: tuple[tuple[str, str], ...] = ()
@@ -65,6 +90,8 @@ class GraphsConfig:
     transition_horizon: int = 1
     transition_min_count: int = 1
     device: str | None = None
+    incremental: bool = True
+    max_delta_fraction: float = 0.2
 
     def __post_init__(self) -> None:
         unknown = set(self.graphs) - set(graph_names())
@@ -74,6 +101,11 @@ class GraphsConfig:
             raise ValueError("k must be at least 1")
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown kNN backend {self.backend!r}; known: {list(BACKENDS)}")
+
+    def knn(self) -> KnnConfig:
+        """The kNN options of this config."""
+        names = [f for f in KnnConfig.__dataclass_fields__ if hasattr(self, f)]
+        return KnnConfig(**{name: getattr(self, name) for name in names})
 
 
 @dataclass
@@ -105,6 +137,9 @@ STAT_COLUMNS = (
     "degree_p90",
     "degree_max",
     "mean_neighbour_similarity",
+    "mode",
+    "backend",
+    "recall_at_k_vs_exact",
     "seconds",
 )
 
@@ -126,46 +161,34 @@ def _ranked(edges: pl.DataFrame, graph: str) -> pl.DataFrame:
     )
 
 
-def _embeddings(modality: str, model_id: str | None, lake: Lake) -> tuple[str | None, list[str], np.ndarray]:
-    """(model_id, item ids sorted, (N, D) float32) of one embedding set; the most recent model by default."""
-    rows = features.read("item_embeddings", missing="empty", lake=lake).filter(pl.col("modality") == modality)
+_STAMP = pl.struct("source_hash", "computed_at").hash().alias("stamp")  # what changes when a vector does
+
+
+def _embedding_rows(modality: str, model_id: str | None, lake: Lake, version: int) -> tuple[str | None, pl.LazyFrame]:
+    """(model_id, rows) of one embedding set at a table version; the most recent model by default."""
+    rows = features.read("item_embeddings", version=version, lake=lake).filter(pl.col("modality") == modality)
     if model_id is None:
         latest = rows.group_by("model_id").agg(pl.col("computed_at").max()).sort("computed_at").collect()
         if latest.height == 0:
-            return None, [], np.zeros((0, 0), np.float32)
+            return None, rows
         model_id = str(latest["model_id"][-1])
-    chosen = rows.filter(pl.col("model_id") == model_id).select("item_id", "vector").sort("item_id").collect()
-    vectors = np.asarray(chosen["vector"].to_list(), dtype=np.float32) if chosen.height else np.zeros((0, 0))
-    return model_id, chosen["item_id"].to_list(), vectors
+    return model_id, rows.filter(pl.col("model_id") == model_id)
 
 
-def knn_edges(ids: list[str], vectors: np.ndarray, config: GraphsConfig) -> tuple[pl.DataFrame, dict[str, object]]:
-    """kNN edges ``src, dst, weight`` with the chosen backend, and backend notes (recall for approximate)."""
-    notes: dict[str, object] = {}
-    if config.backend == "torch":
-        idx_t, sim_t = knn_exact(torch.from_numpy(vectors), k=config.k, block=config.block, device=config.device)
-        indices, scores = idx_t.numpy(), sim_t.numpy()
-    elif config.backend == "faiss":
-        indices, scores = knn_faiss_flat(vectors, k=config.k)
-    else:
-        indices, scores = knn_faiss_hnsw(vectors, k=config.k)
-        sample = np.random.default_rng(0).choice(len(ids), size=min(1000, len(ids)), replace=False)
-        exact, _ = knn_faiss_flat(vectors, k=config.k)
-        notes["recall_at_k_vs_exact"] = round(recall_at_k(indices[sample], exact[sample]), 4)
-        log.info("approximate kNN: recall@%d against exact = %.4f", config.k, notes["recall_at_k_vs_exact"])
-    names = np.asarray(ids, dtype=object)
-    k = indices.shape[1]
-    edges = pl.DataFrame(
-        {
-            "src": np.repeat(names, k).tolist(),
-            "dst": names[indices.reshape(-1)].tolist(),
-            "weight": scores.reshape(-1).astype(np.float32),
-        }
-    )
-    if config.symmetrize:
-        reverse = edges.select(pl.col("dst").alias("src"), pl.col("src").alias("dst"), "weight")
-        edges = pl.concat([edges, reverse]).group_by("src", "dst").agg(pl.col("weight").max())
-    return edges, notes
+def _embeddings(
+    modality: str, model_id: str | None, lake: Lake, version: int
+) -> tuple[str | None, pl.DataFrame, np.ndarray]:
+    """(model_id, ``item_id, stamp`` sorted by id, (N, D) float32) of one embedding set. The vectors go from
+    the Arrow list column to one numpy array (no Python lists)."""
+    model_id, rows = _embedding_rows(modality, model_id, lake, version)
+    chosen = rows.select("item_id", _STAMP, "vector").sort("item_id").collect()
+    if chosen.height == 0:
+        return model_id, chosen.drop("vector"), np.zeros((0, 0), np.float32)
+    dims = chosen["vector"].list.len().unique()
+    if dims.len() != 1:
+        raise ValueError(f"{modality} embeddings of {model_id} have vectors of several sizes: {dims.to_list()}")
+    flat = chosen["vector"].explode().cast(pl.Float32).to_numpy(writable=True)
+    return model_id, chosen.drop("vector"), flat.reshape(chosen.height, int(dims[0]))
 
 
 class _Builder:
@@ -177,97 +200,223 @@ class _Builder:
         """A dialogue-derived graph's builder options, read from the config (``GraphSpec.options``)."""
         return {keyword: getattr(self.config, attribute) for keyword, attribute in registry.graph(graph).options}
 
-    def _inputs(self, graph: str) -> tuple[str, dict[str, object]]:
-        """(input table, parameters that define the graph)."""
-        cfg, spec = self.config, registry.graph(graph)
-        if spec.is_knn:
-            params: dict[str, object] = {
-                "k": cfg.k,
-                "symmetrize": cfg.symmetrize,
-                "exact": cfg.backend != "faiss-approx",
-            }
-            return spec.input_table, params
-        return spec.input_table, {k: _jsonable(v) for k, v in self._options(graph).items()}
+    def _knn_params(self, items: int) -> dict[str, object]:
+        """The parameters that define a kNN graph of ``items`` items (the backend resolved by size)."""
+        knn = self.config.knn()
+        exact = knn.resolved(items) != "faiss-approx"
+        params: dict[str, object] = {"k": knn.k, "symmetrize": knn.symmetrize, "exact": exact}
+        return params if exact else params | {"hnsw": knn.hnsw()}
 
     def build(self, graph: str, *, force: bool) -> None:
-        table, params = self._inputs(graph)
+        spec = registry.graph(graph)
+        table = spec.input_table
         version = features.table_version(table, lake=self.lake)
         if version is None:
             self.summary.skipped[graph] = f"no {table} table in the lake"
             return
-        vectors: tuple[list[str], np.ndarray] | None = None
-        if registry.graph(graph).is_knn:
+        params: dict[str, object] = {k: _jsonable(v) for k, v in self._options(graph).items()}
+        vectors: tuple[pl.DataFrame, np.ndarray] | None = None
+        if spec.is_knn:
             modality = knn_graphs()[graph]
-            model_id, ids, matrix = _embeddings(modality, self.model_ids.get(modality), self.lake)
-            if len(ids) < 2:
+            model_id, stamps, matrix = _embeddings(modality, self.model_ids.get(modality), self.lake, version)
+            if stamps.height < 2:
                 self.summary.skipped[graph] = f"no {modality} embeddings (run `mmcrs embed` first)"
                 return
-            params["model_id"], vectors = model_id, (ids, matrix)
-        fingerprint = features.config_hash({"graph": graph, **params, "code": features.code_version()})
-        stage = f"{STAGE}:{graph}"
-        if not force and reusable_run(stage, fingerprint, watched=[table], lake=self.lake) is not None:
+            params = self._knn_params(stamps.height) | {"model_id": model_id}
+            vectors = (stamps, matrix)
+        params_hash = features.config_hash({"graph": graph, **params})
+        fingerprint = features.config_hash({"params": params_hash, "code": features.code_version()})
+        if not force and reusable_run(f"{STAGE}:{graph}", fingerprint, watched=[table], lake=self.lake) is not None:
             self.summary.skipped[graph] = f"unchanged since the last build ({table} v{version}, same parameters)"
             return
-        started = time.perf_counter()
-        edges, stats = self._knn(vectors) if vectors is not None else self._from_turns(graph, version)
-        self._write(graph, _ranked(edges, graph), table, version, params, fingerprint, stats, started)
+        build = _Build(graph, table, version, params, params_hash, fingerprint)
+        base = None if force or not self.config.incremental else self._base_version(build)
+        done = None
+        if base is not None:
+            done = self._knn_update(build, base, vectors) if vectors else self._turns_update(build, base)
+        if done is None:
+            done = self._full(build, vectors)
+        self._record(build, *done)
 
-    def _knn(self, vectors: tuple[list[str], np.ndarray]) -> tuple[pl.DataFrame, dict[str, object]]:
-        ids, matrix = vectors
-        edges, notes = knn_edges(ids, matrix, self.config)
-        return edges, graph_stats(edges, len(ids), similarity=True) | notes
+    def _base_version(self, build: _Build) -> int | None:
+        """The input version of the graph's last build with the same parameters, when its partition has not
+        been written since (else None: no base to update)."""
+        row = latest_run(f"{STAGE}:{build.graph}", lake=self.lake)
+        if row is None or json.loads(str(row["counts"] or "{}")).get("params_hash") != build.params_hash:
+            return None
+        inputs, outputs = json.loads(str(row["input_versions"])), json.loads(str(row["output_versions"]))
+        if build.table not in inputs or EDGES not in outputs:
+            return None
+        later = features.history(EDGES, lake=self.lake).filter(pl.col("version") > outputs[EDGES])
+        if any(json.loads(meta).get("graph") == build.graph for meta in later["metadata"]):
+            return None
+        return int(inputs[build.table])
 
-    def _from_turns(self, graph: str, version: int) -> tuple[pl.DataFrame, dict[str, object]]:
-        turns = features.read("turns", version=version, lake=self.lake)
+    def _full(
+        self, build: _Build, vectors: tuple[pl.DataFrame, np.ndarray] | None
+    ) -> tuple[dict[str, object], int | None]:
+        """Build the whole graph and replace its partition: (stats, edges version)."""
+        if vectors is not None:
+            stamps, matrix = vectors
+            indices, scores, notes = knn_lists(normalised(matrix), self.config.knn())
+            edges = lists_to_edges(stamps["item_id"], np.arange(stamps.height), indices, scores)
+            edges = symmetrized(edges) if self.config.symmetrize else edges
+            stats = graph_stats(edges, stamps.height, similarity=True) | notes
+        else:
+            turns = features.read("turns", version=build.version, lake=self.lake)
+            nodes = mentions(turns).select("item").unique().select(pl.len()).collect().item()
+            builder = registry.graph(build.graph).builder
+            assert builder is not None  # not a kNN graph
+            edges = builder(turns, **self._options(build.graph))
+            stats = dict(graph_stats(edges, nodes))
+        stats["mode"] = "full"
+        result = features.replace_partition(
+            EDGES,
+            _ranked(edges, build.graph),
+            partition={"graph": build.graph},
+            commit=self._commit(build, stats),
+            lake=self.lake,
+        )
+        return stats, result.version
+
+    def _stored(self, graph: str) -> pl.DataFrame:
+        """The graph's stored edges ``src, dst, weight, rank``."""
+        edges = features.read(EDGES, columns=["graph", "src", "dst", "weight", "rank"], lake=self.lake)
+        return edges.filter(pl.col("graph") == graph).drop("graph").collect()
+
+    def _knn_update(
+        self, build: _Build, base: int, vectors: tuple[pl.DataFrame, np.ndarray] | None
+    ) -> tuple[dict[str, object], int | None] | None:
+        """Update the kNN graph for the items changed since the base build (None: rebuild it whole)."""
+        assert vectors is not None
+        stamps, matrix = vectors
+        modality, k = knn_graphs()[build.graph], self.config.k
+        try:
+            _, rows = _embedding_rows(modality, str(build.params["model_id"]), self.lake, base)
+            previous = rows.select("item_id", _STAMP).collect()
+        except features.LakeError:  # the base version is no longer readable (vacuumed)
+            return None
+        delta = item_delta(stamps, previous)
+        if self.config.symmetrize or previous.height <= k or delta.fraction > self.config.max_delta_fraction:
+            return None
+        ids, stored, x = stamps["item_id"], self._stored(build.graph), normalised(matrix)
+        update = _knn_apply(x, *old_lists(ids, stored, k), delta, k=k, block=self.config.block)
+        changed = _ranked(
+            lists_to_edges(ids, update.rows, update.indices[update.rows], update.scores[update.rows]), build.graph
+        )
+        sources = pl.concat([changed["src"].unique(), delta.removed])
+        stale = stored.filter(pl.col("src").is_in(sources.implode())).join(changed, on=["src", "dst"], how="anti")
+        edges = lists_to_edges(ids, np.arange(len(ids)), update.indices, update.scores)
+        stats = graph_stats(edges, len(ids), similarity=True) | _update_notes(delta, update)
+        if not build.params["exact"]:
+            recall = sampled_recall(x, update.indices, k=k, sample=self.config.recall_sample, block=self.config.block)
+            stats |= {
+                "recall_at_k_vs_exact": round(recall, 4),
+                "recall_sample": min(self.config.recall_sample, len(ids)),
+            }
+        if changed.height == 0 and stale.height == 0:
+            return stats, features.table_version(EDGES, lake=self.lake)
+        stale = stale.select(pl.lit(build.graph).alias("graph"), "src", "dst")
+        result = merge_changes(EDGES, changed, stale, commit=self._commit(build, stats), lake=self.lake)
+        return stats, result.version
+
+    def _turns_update(self, build: _Build, base: int) -> tuple[dict[str, object], int | None] | None:
+        """Add the pair counts of the dialogues new since the base build to the stored counts (None: recount)."""
+        spec, options = registry.graph(build.graph), self._options(build.graph)
+        if spec.builder is None or not additive(spec.builder, options):
+            return None
+        turns = features.read("turns", version=build.version, lake=self.lake)
+        try:
+            new = new_dialogues(turns, features.read("turns", version=base, lake=self.lake))
+        except features.LakeError:
+            return None
+        if new is None:
+            return None
+        stored = self._stored(build.graph).drop("rank")
+        delta = spec.builder(turns.filter(pl.col("dialogue_id").is_in(new.implode())), **options)
+        updated = add_counts(stored, delta)
+        touched = stored.filter(pl.col("src").is_in(updated["src"].unique().implode()))
+        rows = _ranked(pl.concat([touched.join(updated, on=["src", "dst"], how="anti"), updated]), build.graph)
+        edges = pl.concat([stored.join(updated, on=["src", "dst"], how="anti"), updated])
         nodes = mentions(turns).select("item").unique().select(pl.len()).collect().item()
-        builder = registry.graph(graph).builder
-        assert builder is not None  # not a kNN graph
-        edges = builder(turns, **self._options(graph))
-        return edges, dict(graph_stats(edges, nodes))
+        stats = graph_stats(edges, nodes) | {
+            "mode": "incremental",
+            "new_dialogues": new.len(),
+            "rows_rewritten": rows.height,
+        }
+        if rows.height == 0:
+            return stats, features.table_version(EDGES, lake=self.lake)
+        result = features.upsert(EDGES, rows, commit=self._commit(build, stats), lake=self.lake)
+        return stats, result.version
 
-    def _write(
-        self,
-        graph: str,
-        edges: pl.DataFrame,
-        table: str,
-        version: int,
-        params: dict[str, object],
-        fingerprint: str,
-        stats: dict[str, object],
-        started: float,
-    ) -> None:
-        commit = CommitInfo(
+    def _commit(self, build: _Build, stats: dict[str, object]) -> CommitInfo:
+        """The commit of one graph write: parameters, input version, mode and (approximate) sampled recall."""
+        extra = {"graph": build.graph, "params": json.dumps(build.params, sort_keys=True, default=str)}
+        extra |= {key: str(stats[key]) for key in ("mode", "backend", "recall_at_k_vs_exact") if key in stats}
+        return CommitInfo(
             stage=STAGE,
             flow_run_id=self.run_id,
-            config_hash=fingerprint,
-            input_versions={table: version},
-            extra={"graph": graph, "params": json.dumps(params, sort_keys=True, default=str)},
+            config_hash=build.fingerprint,
+            input_versions={build.table: build.version},
+            extra=extra,
         )
-        result = features.replace_partition(
-            "item_graph_edges", edges, partition={"graph": graph}, commit=commit, lake=self.lake
-        )
-        seconds = round(time.perf_counter() - started, 3)
-        out = {table: version}
-        if result.version is not None:
-            out["item_graph_edges"] = result.version
-            self.summary.versions["item_graph_edges"] = result.version
+
+    def _record(self, build: _Build, stats: dict[str, object], edges_version: int | None) -> None:
+        seconds = round(time.perf_counter() - build.started, 3)
+        out = {build.table: build.version}
+        if edges_version is not None:
+            out[EDGES] = edges_version
+            self.summary.versions[EDGES] = edges_version
         record_run(
             StageRun(
-                stage=f"{STAGE}:{graph}",
-                fingerprint=fingerprint,
+                stage=f"{STAGE}:{build.graph}",
+                fingerprint=build.fingerprint,
                 status="ok",
                 flow_run_id=self.run_id,
-                config_hash=fingerprint,
-                input_versions={table: version},
+                config_hash=build.fingerprint,
+                input_versions={build.table: build.version},
                 output_versions=out,
-                counts=stats,
+                counts=stats | {"params_hash": build.params_hash},
                 started_at=now_utc(),
                 duration_s=seconds,
             ),
             lake=self.lake,
         )
-        self.summary.built[graph] = {**stats, "seconds": seconds, "params": params}
-        log.info("graph %s: %s", graph, stats)
+        self.summary.built[build.graph] = {**stats, "seconds": seconds, "params": build.params}
+        log.info("graph %s: %s", build.graph, stats)
+
+
+@dataclass(frozen=True)
+class _Build:
+    """One graph build in progress: what it reads and the parameters that define it."""
+
+    graph: str
+    table: str
+    version: int
+    params: dict[str, object]
+    params_hash: str
+    fingerprint: str
+    started: float = field(default_factory=time.perf_counter)
+
+
+def _knn_apply(
+    x: torch.Tensor, old_idx: np.ndarray, old_sc: np.ndarray, delta: ItemDelta, *, k: int, block: int
+) -> KnnUpdate:
+    """The base lists updated for ``delta`` (unchanged when nothing changed)."""
+    if len(delta.fresh) == 0 and len(delta.removed) == 0:
+        return KnnUpdate(old_idx, old_sc, np.zeros(0, dtype=np.int64), 0, 0)
+    return update_knn(x, old_idx, old_sc, delta.fresh, k=k, block=block)
+
+
+def _update_notes(delta: ItemDelta, update: KnnUpdate) -> dict[str, object]:
+    """What an incremental kNN update did, for the run's record."""
+    return {
+        "mode": "incremental",
+        **delta.counts(),
+        "searched": update.searched,
+        "entered": update.entered,
+        "rows_rewritten": len(update.rows),
+    }
 
 
 def build_graphs(

@@ -13,7 +13,7 @@ def graph_stats(edges: pl.DataFrame, nodes: int, *, similarity: bool = False) ->
     """
     degrees = edges.group_by("src").len()["len"] if edges.height else pl.Series("len", [], dtype=pl.UInt32)
     isolated = max(nodes - degrees.len(), 0)
-    all_degrees = pl.concat([degrees.cast(pl.Int64), pl.Series([0] * isolated, dtype=pl.Int64)])
+    all_degrees = pl.concat([degrees.cast(pl.Int64), pl.repeat(0, isolated, dtype=pl.Int64, eager=True)])
     stats: dict[str, float | int] = {
         "nodes": nodes,
         "edges": edges.height,
