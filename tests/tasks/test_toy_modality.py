@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -120,10 +119,11 @@ def test_toy_dialogue_graph_is_built_and_rebuilt_from_training_dialogues_only(tm
     assert float(graph.edge_weight.sum()) == len(train)
 
 
-def test_builtin_graph_parameters_are_fingerprinted_as_before(tmp_path: Path) -> None:
+def test_builtin_graph_parameters_come_from_the_config(tmp_path: Path) -> None:
     config = GraphsConfig(co_mention=CoMentionConfig(window=2), transition_horizon=3, transition_min_count=2, k=4)
     builder = _Builder(features.resolve_lake(tmp_path / "lake"), config, None, None)  # type: ignore[arg-type]
-    assert builder._inputs("co_mention") == ("turns", {"co_mention": asdict(CoMentionConfig(window=2))})
-    assert builder._inputs("transition") == ("turns", {"horizon": 3, "min_count": 2})
-    knn = {"k": 4, "symmetrize": False, "exact": True}
-    assert [builder._inputs(g) for g in ("image_knn", "clip_text_knn", "text_knn")] == [("item_embeddings", knn)] * 3
+    assert builder._options("co_mention") == {"co_mention": CoMentionConfig(window=2)}
+    assert builder._options("transition") == {"horizon": 3, "min_count": 2}
+    assert builder._knn_params(100) == {"k": 4, "symmetrize": False, "exact": True}
+    approx = builder._knn_params(config.exact_max_items + 1)
+    assert approx["exact"] is False and approx["hnsw"] == config.knn().hnsw()
