@@ -52,7 +52,8 @@ def test_manifest_lists_every_file_with_matching_sha256(run: tuple[str, RunRepor
     assert manifest["split"]["seed"] == CONFIG.seed and manifest["config_hash"] and manifest["git_sha"]
     assert manifest["packages"]["torch"] and set(manifest["eval_protocol"]) >= {"standard", "no_repeats"}
     assert set(manifest["metrics"]["model"]["test"]) == {"standard", "no_repeats"}
-    assert set(manifest["metrics"]["model"]) == {"valid", "test", "valid_oracle_labels", "test_oracle_labels"}
+    splits = {"valid", "test", "valid_oracle_labels", "test_oracle_labels", "valid_sentiment", "test_sentiment"}
+    assert set(manifest["metrics"]["model"]) == splits
     assert manifest["eval_protocol"]["eval_labels"] == "serving" and "oracle" in manifest["eval_protocol"]["labels"]
     assert set(manifest["metrics"]["baselines"]) == {
         "popularity",
