@@ -28,6 +28,21 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, RunReport]:
     return lake, train_and_register(CONFIG, lake=lake, artifacts_root=str(root / "artifacts"))
 
 
+def test_model_card_carries_its_metrics_table_with_sample_counts_and_protocol(run: tuple[str, RunReport]) -> None:
+    _, report = run
+    card = (Path(report.artifact_dir) / "MODEL_CARD.md").read_text()
+    assert "Evaluation protocol: `full-ranking-serving-time`" in card
+    rows = [line.split("|")[1:-1] for line in card.splitlines() if line.startswith("| model")]
+    assert {(r[0].strip(), r[1].strip()) for r in rows} == {
+        ("model", "serving-time"),
+        ("model (oracle labels)", "oracle labels"),
+    }
+    for cells in rows:
+        protocol, n = cells[2].strip(), int(cells[-1])
+        assert n == report.metrics["test"][protocol]["n"] > 0
+    assert "Sentiment head" in card and "test accuracy" in card
+
+
 def test_manifest_lists_every_file_with_matching_sha256(run: tuple[str, RunReport]) -> None:
     _, report = run
     folder = Path(report.artifact_dir)
