@@ -255,6 +255,30 @@ def sentiment_accuracy(model: GraphPromptRecommender, samples: Sequence[Sample],
     return {"accuracy": float((predicted == truth).float().mean()), "majority": majority, "n": float(len(truth))}
 
 
+def fit_sentiment_head(
+    model: GraphPromptRecommender, samples: Sequence[Sample], *, index: dict[str, int], steps: int = 200
+) -> None:
+    """Fit the sentiment head (a logistic regression over frozen vectors) to the training dialogues' context
+    labels before the first step, from the label prior: so that the initialised model, checkpoint candidate
+    epoch 0, already predicts labels (the auxiliary loss keeps training it). No-op without a head."""
+    pairs = _final_labels(samples, index)
+    if not model.config.sentiment_head or not pairs:
+        return
+    texts, labels = zip(*pairs.values(), strict=True)
+    device = next(model.parameters()).device
+    states = model.lm.encode_memo(list(texts), max_tokens=MENTION_TOKENS).to(device)
+    truth = torch.tensor(labels, device=device)
+    prior = torch.bincount(truth, minlength=3).float() + 1.0
+    with torch.no_grad():
+        model.sentiment.weight.zero_()
+        model.sentiment.bias.copy_(torch.log(prior / prior.sum()))
+    optimizer = torch.optim.Adam(model.sentiment.parameters(), lr=0.01)
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model.sentiment(states), truth).backward()
+        optimizer.step()
+
+
 def summary_vectors(lm: FrozenLM, data: TrainingData) -> dict[str, torch.Tensor]:
     """Frozen-LM embeddings of every distinct preference summary in the run."""
     texts = sorted({s.summary for split in data.samples.values() for s in split if s.summary})
@@ -360,6 +384,7 @@ def _start(data: TrainingData, config: TrainConfig, lm: FrozenLM | None) -> _Run
     scheduler = _schedule(optimizer, steps, config.warmup_frac)
     generator = torch.Generator().manual_seed(config.seed)
     run = _Run(config, model, device, index, summaries, train, valid, own, optimizer, scheduler, generator)
+    fit_sentiment_head(model, data.samples["train"], index=index)
     calibrate_scale(model, _subset(train, 512, config.seed), Scoring(index, summaries, config.eval_batch_size, own))
     return run
 
