@@ -78,6 +78,7 @@ def ablation_table(record: dict) -> str:
         paths = [("serving", "no_repeats", "recall@10"), ("serving", "no_repeats", "recall@50")]
         paths += [("serving", "standard", "recall@10"), ("serving", "standard", "recall@50")]
         paths += [("cold", "no_repeats", "recall@50"), ("valid", "no_repeats", "recall@10")]
+        paths += [("valid", "standard", "recall@10")]
         rows.append(f"| {variant} | {len(runs)} | " + " | ".join(_cell(runs, p) for p in paths) + " |")
     return "\n".join(rows)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from training.train import TrainConfig
 
 from .conftest import TINY_CONFIG, write_fixture_lake
 
-CONFIG = TINY_CONFIG.model_copy(update={"epochs": 2, "patience": 3})
+CONFIG = TINY_CONFIG.model_copy(
+    update={"epochs": 2, "patience": 3, "model": dataclasses.replace(TINY_CONFIG.model, sentiment_head=True)}
+)
 LEGACY_ARTIFACT = Path(__file__).parent / "data" / "legacy_artifact"  # exported with the flat train config
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -23,9 +24,12 @@ from .conftest import TINY_CONFIG, write_fixture_lake
 LEGACY_ARTIFACT = Path(__file__).parent / "data" / "legacy_artifact"
 
 
+HEAD_CONFIG = TINY_CONFIG.model_copy(update={"model": dataclasses.replace(TINY_CONFIG.model, sentiment_head=True)})
+
+
 def _model(**overrides: object) -> GraphPromptRecommender:
     torch.manual_seed(0)
-    config = ModelConfig(n_items=5, id_dim=4, max_context_items=2, **overrides)
+    config = ModelConfig(n_items=5, id_dim=4, max_context_items=2, **({"sentiment_head": True} | overrides))
     return GraphPromptRecommender(config, load_lm(random_lm())).eval()
 
 
@@ -110,10 +114,10 @@ def test_fit_reports_the_heads_accuracy_and_recommend_uses_it(tmp_path: Path) ->
     lake = str(tmp_path / "lake")
     write_fixture_lake(lake)
     data = load_training_data(DataOptions(seed=0), lake=lake)
-    result = fit(data, TINY_CONFIG.model_copy(update={"epochs": 1}))
+    result = fit(data, HEAD_CONFIG.model_copy(update={"epochs": 1}))
     accuracy = result.metrics["test_sentiment"]["labels"]
     assert 0.0 <= accuracy["accuracy"] <= 1.0 and accuracy["n"] > 0 and "majority" in accuracy
-    report = train_and_register(TINY_CONFIG.model_copy(update={"epochs": 1}), lake=lake)
+    report = train_and_register(HEAD_CONFIG.model_copy(update={"epochs": 1}), lake=lake)
     rec = load_artifact(report.artifact_dir)
     assert rec.model.config.sentiment_head
     messages = [{"role": "seeker", "content": "I loved @m0 and @m4"}]
