@@ -15,7 +15,8 @@ Inputs are built the way the product builds them, into two temporary lakes:
 Every seed splits the dialogues 80/10/10; every contender of a seed sees the same split and ranks every item.
 Baselines (popularity, co-mention item-kNN, tuned item-kNN, EASE, text similarity) read no labels, so their
 serving-time and oracle-labels numbers are the same. The model's "serving" numbers are ``metrics["test"]``
-(what ``recommend()`` sees: no labels, the sentiment head predicts them); "oracle" ``metrics["test_oracle_labels"]``.
+(what ``recommend()`` sees: no labels; a sentiment head, when on, predicts them); "oracle" are
+``metrics["test_oracle_labels"]``.
 Cold targets: test samples whose target no training dialogue of that seed mentions. Results go to
 ``bench/out/train_quality.json``, the tables to stdout (``bench.train_quality_tables`` re-renders them).
 """
@@ -59,7 +60,7 @@ VARIANTS: dict[str, dict] = {
     "without summaries": {"use_summary": False},
     "without LM pathway": {"lm_pathway": False},
     "without gating": {"gating": False},
-    "without sentiment head": {"sentiment_head": False},
+    "with sentiment head": {"sentiment_head": True},
 }
 
 

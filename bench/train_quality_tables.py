@@ -69,10 +69,9 @@ def cold_table(record: dict) -> str:
 
 def ablation_table(record: dict) -> str:
     """Every model variant, serving-time: test no-repeats / standard recall, cold R@50, valid selection inputs."""
-    head = (
-        "| variant | seeds | no-rep R@10 | no-rep R@50 | std R@10 | std R@50 | cold no-rep R@50 | valid no-rep R@10 |"
-    )
-    rows = [head, "|---" * 8 + "|"]
+    head = "| variant | seeds | no-rep R@10 | no-rep R@50 | std R@10 | std R@50 | cold no-rep R@50 "
+    head += "| valid no-rep R@10 | valid std R@10 |"
+    rows = [head, "|---" * 9 + "|"]
     for variant, per_seed in record["models"].items():
         runs = list(per_seed.values())
         paths = [("serving", "no_repeats", "recall@10"), ("serving", "no_repeats", "recall@50")]
@@ -85,9 +84,14 @@ def ablation_table(record: dict) -> str:
 
 def sentiment_line(record: dict) -> str:
     """The sentiment head's test accuracy against the majority label's share."""
-    runs = [r for r in record["models"].get("full", {}).values() if r.get("sentiment")]
-    if not runs:
+    with_head = [
+        v
+        for v in ("full", "with sentiment head")
+        if any(r.get("sentiment") for r in record["models"].get(v, {}).values())
+    ]
+    if not with_head:
         return "sentiment head: not measured"
+    runs = [r for r in record["models"][with_head[0]].values() if r.get("sentiment")]
     acc, majority = _cell(runs, ("sentiment", "accuracy")), _cell(runs, ("sentiment", "majority"))
     counts = "/".join(str(int(r["sentiment"]["n"])) for r in runs)
     return f"sentiment head, test context items (n per seed {counts}): accuracy {acc}, majority label {majority}"
