@@ -180,7 +180,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     record: dict = {"baselines": {}, "models": {}, "started": time.time()}
     record["match_report"] = build_lake(work / "meta", data=args.data, enrich=True, summaries=args.summaries)
-    build_lake(work / "titles", data=args.data, enrich=False, summaries=args.summaries)
+    if "without text metadata" in args.variants:
+        build_lake(work / "titles", data=args.data, enrich=False, summaries=args.summaries)
     lakes = {"meta": str(work / "meta"), "titles": str(work / "titles")}
     for seed in args.seeds:
         data = load_training_data(DataOptions(seed=seed), lake=lakes["meta"])
