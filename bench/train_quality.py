@@ -1,274 +1,201 @@
-"""Benchmark: graph-prompt recommender quality on ReDial against the baselines, 3 seeds, both protocols, ablations.
+"""Benchmark: graph-prompt recommender quality on ReDial over the full catalog, against the baselines, 3 seeds,
+both label protocols, cold targets and ablations.
 
-    .venv/bin/python -m bench.train_quality [--seeds 0 1 2] [--epochs 4] [--max-train N] [--lm-layers N]
-        [--prompt-depth 1] [--context-tokens 64] [--variants full "without gating" ...] [--threads 1]
-        [--select-on both|standard|no_repeats] [--explore-weight W]
+    .venv/bin/python -m bench.train_quality [--seeds 0 1 2] [--epochs 2] [--max-train N] [--lm-layers N]
+        [--context-tokens 32] [--variants full "without gating" ...] [--threads 1] [--summaries PATH] [--data DIR]
 
-The ReDial test dialogues (``../shared/data/redial/redial_test.jsonl``) are ingested into a temporary lake
-and split 80/10/10 by dialogue per seed. The graphs stage is not part of this branch, so the bench builds
-its inputs itself, clearly labelled in the output:
-- ``co_mention`` / ``transition`` graphs: simple polars counts over the TRAINING dialogues of each seed only
-  (no test leakage): items mentioned in the same dialogue / consecutive mentions;
-- ``text`` item vectors: the packaged MiniLM over item titles; ``text_knn``: their 10 nearest neighbours.
-There are no posters (no image graph) and no preference summaries for ReDial here, so the "without image
-graph" and "without summaries" ablations equal the full model and are reported as not applicable.
-Contenders per seed: the full model, "without text graph" (no text_knn, no text vectors, hence random id
-init), "without gating" (plain mean fusion), "without graph pathway" (LM-pooled query only: no context-items
-pathway and no raw co-occurrence signal), and the baselines (popularity, co-mention
-item-kNN, text similarity). Results go to
-``bench/out/train_quality.json`` and a markdown table on stdout.
+Inputs are built the way the product builds them, into two temporary lakes:
+- ``meta``: ``mmcrs ingest`` of the ReDial movie list (``movies_with_mentions.csv``, ``--format redial-movies``:
+  all 6,924 movies, ids matching the mentions) enriched from the CC0 ``movies.db`` (``enrich_with =
+  "bokeh-movies"``), then the ReDial dialogues (``redial_test.jsonl``); ``embed --modality text`` (the packaged
+  MiniLM over the enriched item text: title, year, genres, people, country, language); ``graphs`` (``text_knn``,
+  ``co_mention``, ``transition``; training recounts the dialogue graphs from each seed's training dialogues);
+- ``titles``: the same without enrichment (item text = "Title (Year)"): the "without text metadata" ablation.
+``--summaries PATH`` loads a parquet of ``preference_summaries`` rows into both lakes (the model reads them).
+Every seed splits the dialogues 80/10/10; every contender of a seed sees the same split and ranks every item.
+Baselines (popularity, co-mention item-kNN, tuned item-kNN, EASE, text similarity) read no labels, so their
+serving-time and oracle-labels numbers are the same. The model's "serving" numbers are ``metrics["test"]``
+(what ``recommend()`` sees: no labels; a sentiment head, when on, predicts them); "oracle" are
+``metrics["test_oracle_labels"]``.
+Cold targets: test samples whose target no training dialogue of that seed mentions. Results go to
+``bench/out/train_quality.json``, the tables to stdout (``bench.train_quality_tables`` re-renders them).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import shutil
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import torch
-import torch.nn.functional as F
 
 import features
+from bench.train_quality_tables import render
 from features import CommitInfo
-from tasks.ingest.dialogues import ingest_dialogues
-from training.baselines import evaluate_baselines
-from training.data import DataOptions, load_training_data
+from tasks.embed.config import EmbedConfig
+from tasks.embed.stage import embed
+from tasks.graphs.stage import GraphsConfig, build_graphs
+from tasks.ingest.config import IngestSettings
+from tasks.ingest.stage import ingest
+from training.baselines import evaluate_baselines, tune_baselines
+from training.data import DataOptions, TrainingData, load_training_data
 from training.lm import FrozenLM, load_lm
-from training.metrics import PROTOCOLS, mean_std
-from training.samples import split_dialogues
-from training.train import TrainConfig, fit
+from training.train import TrainConfig, evaluate_model, fit, summary_vectors
 
-REDIAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "redial" / "redial_test.jsonl"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "redial"
 COMMIT = CommitInfo(stage="bench_train_quality")
-VARIANTS = {
+GRAPHS = ("text_knn", "co_mention", "transition")
+VARIANTS: dict[str, dict] = {
     "full": {},
-    "without text graph": {"graphs": ("co_mention", "transition"), "modalities": ()},
+    "without text metadata": {"lake": "titles"},
+    "without text_knn": {"graphs": ("co_mention", "transition")},
+    "without co_mention": {"graphs": ("text_knn", "transition")},
+    "without transition": {"graphs": ("text_knn", "co_mention")},
+    "without summaries": {"use_summary": False},
+    "without LM pathway": {"lm_pathway": False},
     "without gating": {"gating": False},
-    "without graph pathway": {"graph_pathway": False, "cooccurrence": False},
+    "with sentiment head": {"sentiment_head": True},
 }
 
 
-def _edges(graph: str, pairs: pl.DataFrame) -> pl.DataFrame:
-    counted = pairs.group_by("src", "dst").len("weight").sort("src", "weight", "dst", descending=[False, True, False])
-    ranked = counted.with_columns(pl.col("dst").cum_count().over("src").cast(pl.Int32).alias("rank"))
-    return ranked.with_columns(pl.lit(graph).alias("graph"), pl.col("weight").cast(pl.Float32))
-
-
-def build_count_graphs(turns: pl.DataFrame, train_dialogues: set[str]) -> pl.DataFrame:
-    """co_mention and transition edges from the training dialogues only (bench-built, not the graphs stage)."""
-    mentions = (
-        turns.filter(pl.col("dialogue_id").is_in(list(train_dialogues)))
-        .sort("dialogue_id", "turn_idx")
-        .explode("mentioned_item_ids")
-        .drop_nulls("mentioned_item_ids")
-        .select("dialogue_id", pl.col("mentioned_item_ids").alias("item"))
+def build_lake(root: Path, *, data: Path, enrich: bool, summaries: Path | None) -> dict:
+    """Ingest (enriched or not), embed the text modality and build the graphs into ``root``, as the product's
+    stages do; load ``summaries`` into ``preference_summaries``. Returns the ingest match report (or {})."""
+    lake = features.resolve_lake(str(root))
+    settings = IngestSettings(
+        catalog=str(data / "movies_with_mentions.csv"),
+        catalog_format="redial-movies",
+        dialogues=str(data / "redial_test.jsonl"),
+        enrich_with="bokeh-movies" if enrich else None,
     )
-    unique = mentions.unique(["dialogue_id", "item"])
-    co = unique.join(unique, on="dialogue_id", suffix="_b").filter(pl.col("item") != pl.col("item_b"))
-    co = co.select(pl.col("item").alias("src"), pl.col("item_b").alias("dst"))
-    nxt = mentions.with_columns(pl.col("item").shift(-1).over("dialogue_id").alias("dst"))
-    tr = nxt.filter(pl.col("dst").is_not_null() & (pl.col("item") != pl.col("dst"))).select(
-        pl.col("item").alias("src"), "dst"
-    )
-    return pl.concat([_edges("co_mention", co), _edges("transition", tr)]).select(
-        "graph", "src", "dst", "weight", "rank"
-    )
+    report = ingest(settings, lake=lake).enrichment or {}
+    embed(lake=lake, config=EmbedConfig(modalities=("text",), num_workers=0, device="cpu"))
+    build_graphs(lake=lake, config=GraphsConfig(graphs=GRAPHS, device="cpu"))
+    if summaries is not None:
+        features.upsert("preference_summaries", pl.read_parquet(summaries), commit=COMMIT, lake=lake)
+    return report
 
 
-def text_vectors(lake: str) -> tuple[list[str], torch.Tensor]:
-    """MiniLM embeddings of every item's title (bench-built ``text`` modality)."""
-    items = features.read("items", columns=["item_id", "title"], lake=lake).collect().sort("item_id")
-    lm = load_lm()
-    return items["item_id"].to_list(), lm.encode([t or i for i, t in items.iter_rows()], max_tokens=32)
+def cold_data(data: TrainingData) -> TrainingData:
+    """``data`` with only the test samples whose target no training dialogue mentions (cold targets)."""
+    warm = {i for s in data.samples["train"] for i in (*s.context_items, s.target)}
+    cold = [s for s in data.samples["test"] if s.target not in warm]
+    return dataclasses.replace(data, samples=data.samples | {"test": cold})
 
 
-def write_text_inputs(lake: str, ids: list[str], vectors: torch.Tensor, k: int = 10) -> None:
-    """``item_embeddings`` (modality text) and a ``text_knn`` graph from the title vectors."""
-    now = datetime.now(UTC)
-    features.upsert(
-        "item_embeddings",
-        pl.DataFrame(
-            {
-                "item_id": ids,
-                "modality": ["text"] * len(ids),
-                "model_id": ["minilm-title"] * len(ids),
-                "source_hash": ids,
-                "dim": [vectors.shape[1]] * len(ids),
-                "vector": vectors.tolist(),
-                "computed_at": [now] * len(ids),
-            },
-            schema_overrides={"dim": pl.Int32, "vector": pl.List(pl.Float32)},
-        ),
-        commit=COMMIT,
-        lake=lake,
-    )
-    unit = F.normalize(vectors, dim=-1)
-    sims = unit @ unit.T
-    sims.fill_diagonal_(-2)
-    top = torch.topk(sims, k, dim=1)
-    rows = [
-        (ids[i], ids[int(j)], float(s), r + 1)
-        for i in range(len(ids))
-        for r, (s, j) in enumerate(zip(top.values[i], top.indices[i], strict=True))
-    ]
-    features.upsert(
-        "item_graph_edges",
-        pl.DataFrame(
-            rows, schema={"src": pl.Utf8, "dst": pl.Utf8, "weight": pl.Float32, "rank": pl.Int32}, orient="row"
-        ).with_columns(pl.lit("text_knn").alias("graph")),
-        commit=COMMIT,
-        lake=lake,
-    )
+def baseline_results(data: TrainingData) -> dict[str, dict]:
+    """Per baseline: test metrics (both protocols; the same for both label protocols), cold-target metrics and
+    the tuned hyperparameters."""
+    params = tune_baselines(data)
+    test, _ = evaluate_baselines(data, "test", params=params)
+    cold, _ = evaluate_baselines(cold_data(data), "test", params=params)
+    return {
+        name: {"serving": metrics, "oracle": metrics, "cold": cold[name], "params": params.get(name, {})}
+        for name, metrics in test.items()
+    }
 
 
-def _row(name: str, runs: list[dict]) -> str:
-    cells = []
-    for protocol in PROTOCOLS:
-        for metric in ("recall@1", "recall@10", "recall@50", "mrr@10", "ndcg@10"):
-            mean, std = mean_std([r[protocol][metric] for r in runs])
-            cells.append(f"{mean:.4f} ± {std:.4f}")
-    return f"| {name} | " + " | ".join(cells) + " |"
-
-
-def table(results: dict[str, list[dict]]) -> str:
-    """Markdown table: mean ± std over seeds, test split, both protocols."""
-    metrics = ("R@1", "R@10", "R@50", "MRR@10", "NDCG@10")
-    head = "| contender | " + " | ".join(f"{p} {m}" for p in ("std", "no-rep") for m in metrics) + " |"
-    return "\n".join([head, "|---" * (1 + 2 * len(metrics)) + "|", *(_row(n, r) for n, r in results.items())])
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--patience", type=int, default=2)
-    parser.add_argument("--max-train", type=int, default=None, help="seeded training subset (default: all)")
-    parser.add_argument("--lm-layers", type=int, default=None, help="cut the LM to N layers (default: all 6)")
-    parser.add_argument("--prompt-depth", type=int, default=1, help="top LM layers that read the prompts")
-    parser.add_argument("--context-tokens", type=int, default=64)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--file", type=Path, default=REDIAL)
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument(
-        "--select-on",
-        default="both",
-        choices=["standard", "no_repeats", "both"],
-        help="validation Recall@10 protocol(s) for early stopping",
-    )
-    parser.add_argument("--explore-weight", type=float, default=None, help="explore loss weight (default: model's)")
-    return parser
-
-
-def seed_lakes(
-    args: argparse.Namespace,
-    work: Path,
-    base: str,
-    turns: pl.DataFrame,
-    text: tuple[list[str], torch.Tensor],
-    results: dict[str, list[dict]],
-) -> dict[int, str]:
-    """Per seed, a copy of the base lake with that seed's count graphs and text inputs; the baselines' test
-    metrics go into ``results``."""
-    lakes: dict[int, str] = {}
-    for seed in args.seeds:
-        lakes[seed] = lake = str(work / f"seed{seed}")
-        shutil.copytree(base, lake)
-        split = split_dialogues(turns["dialogue_id"].to_list(), seed=seed)
-        features.upsert("item_graph_edges", build_count_graphs(turns, set(split.train)), commit=COMMIT, lake=lake)
-        write_text_inputs(lake, *text)
-        baselines, _ = evaluate_baselines(load_training_data(DataOptions(seed=seed), lake=lake), "test")
-        for name, metrics in baselines.items():
-            results.setdefault(f"baseline: {name}", []).append(metrics)
-    return lakes
-
-
-def _train_config(args: argparse.Namespace, variant: str, seed: int) -> TrainConfig:
-    extra = {} if args.explore_weight is None else {"explore_weight": args.explore_weight}
+def train_config(args: argparse.Namespace, variant: str, seed: int) -> TrainConfig:
+    """The run's config: the bench's scale knobs and the variant's switches."""
+    knobs = {k: v for k, v in VARIANTS[variant].items() if k != "lake"}
     return TrainConfig(
         seed=seed,
         epochs=args.epochs,
         max_train_samples=args.max_train,
         lm_layers=args.lm_layers,
-        prompt_depth=args.prompt_depth,
         batch_size=64,
         max_context_tokens=args.context_tokens,
         progress=False,
         patience=args.patience,
-        select_on=args.select_on,
-        **VARIANTS[variant],
-        **extra,
+        **knobs,
     )
 
 
-def fit_variant(args: argparse.Namespace, variant: str, seed: int, lake: str, lm: FrozenLM) -> tuple[dict, dict]:
-    """Train one variant on one seed's lake: its test metrics and its timings (and a line on stdout)."""
-    config = _train_config(args, variant, seed)
-    run_data = load_training_data(DataOptions(seed=seed, graphs=config.graphs, modalities=config.modalities), lake=lake)
+def fit_variant(args: argparse.Namespace, variant: str, seed: int, lakes: dict[str, str], lm: FrozenLM) -> dict:
+    """Train one variant on one seed: serving / oracle / cold test metrics, valid metrics, sentiment accuracy
+    and timings (and a line on stdout)."""
+    config = train_config(args, variant, seed)
+    lake = lakes[VARIANTS[variant].get("lake", "meta")]
+    data = load_training_data(DataOptions(seed=seed, graphs=config.graphs), lake=lake)
     started = time.perf_counter()
-    result = fit(run_data, config, lm=lm)
-    timing = {
-        "seed": seed,
-        "variant": variant,
-        **result.timings,
-        "best_epoch": result.best_epoch,
-        "wall_s": time.perf_counter() - started,
-        "n_train": len(run_data.samples["train"]),
+    result = fit(data, config, lm=lm)
+    cold = cold_data(data).samples["test"]
+    vectors = summary_vectors(lm, data)
+    out = {
+        "serving": result.metrics["test"],
+        "oracle": result.metrics["test_oracle_labels"],
+        "cold": evaluate_model(result.model, cold, index=data.index, summaries=vectors),
+        "valid": result.metrics["valid"],
+        "sentiment": result.metrics.get("test_sentiment", {}).get("labels", {}),
+        "timings": result.timings | {"best_epoch": result.best_epoch, "wall_s": time.perf_counter() - started},
+        "n_train": len(data.samples["train"]),
+        "skipped": data.skipped,
     }
-    test = result.metrics["test"]
+    serving = out["serving"]["no_repeats"]
     print(
-        f"seed {seed} {variant}: test R@10/R@50 std {test['standard']['recall@10']:.4f}/"
-        f"{test['standard']['recall@50']:.4f} no-rep {test['no_repeats']['recall@10']:.4f}/"
-        f"{test['no_repeats']['recall@50']:.4f} ({time.perf_counter() - started:.0f} s, best epoch "
-        f"{result.best_epoch}, {result.timings})",
+        f"seed {seed} {variant}: serving no-rep R@10/R@50 {serving['recall@10']:.4f}/{serving['recall@50']:.4f} "
+        f"({out['timings']['wall_s']:.0f} s, best epoch {result.best_epoch})",
         flush=True,
     )
-    return test, timing
+    return out
 
 
-def _write(path: Path, args: argparse.Namespace, results: dict[str, list[dict]], timings: list[dict]) -> None:
-    path.write_text(
-        json.dumps(
-            {
-                "args": vars(args) | {"file": str(args.file)},
-                "results": results,
-                "timings": timings,
-                "machine": platform.platform(),
-            },
-            indent=2,
-            default=str,
-        )
-    )
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--patience", type=int, default=2)
+    parser.add_argument("--max-train", type=int, default=None, help="seeded training subset (default: all)")
+    parser.add_argument("--lm-layers", type=int, default=None, help="cut the LM to N layers (default: all 6)")
+    parser.add_argument("--context-tokens", type=int, default=32)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--data", type=Path, default=DATA, help="folder of the ReDial files (../shared/data/redial)")
+    parser.add_argument("--summaries", type=Path, default=None, help="parquet of preference_summaries rows")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, default=Path("bench/out/train_quality.json"))
+    return parser
+
+
+def _variants(args: argparse.Namespace) -> list[str]:
+    """The variants to run: "without summaries" only with ``--summaries`` (without them it is the full model)."""
+    return [v for v in args.variants if v != "without summaries" or args.summaries is not None]
+
+
+def _save(args: argparse.Namespace, record: dict) -> None:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, **record}
+    args.out.write_text(json.dumps(payload | {"machine": platform.platform()}, indent=1, default=str))
 
 
 def main() -> None:
-    """Command line entry point: baselines and every variant on every seed; the table on stdout."""
+    """Command line entry point: inputs, baselines per seed, then every variant on every seed; tables on stdout."""
     args = _parser().parse_args()
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
-    base = str(work / "base")
-    ingest_dialogues(args.file, lake=base)
-    text = text_vectors(base)
-    turns = features.read("turns", lake=base).collect()
-    lm = load_lm(layers_kept=args.lm_layers)  # shared: its cached lower-layer states serve every run
-    results: dict[str, list[dict]] = {}
-    timings: list[dict] = []
-    out = Path("bench/out")
-    out.mkdir(parents=True, exist_ok=True)
-    lakes = seed_lakes(args, work, base, turns, text, results)  # every seed's inputs and baselines first
-    for variant in args.variants:  # then the full model on every seed, then each ablation (partial runs still say much)
+    record: dict = {"baselines": {}, "models": {}, "started": time.time()}
+    record["match_report"] = build_lake(work / "meta", data=args.data, enrich=True, summaries=args.summaries)
+    if "without text metadata" in args.variants:
+        build_lake(work / "titles", data=args.data, enrich=False, summaries=args.summaries)
+    lakes = {"meta": str(work / "meta"), "titles": str(work / "titles")}
+    for seed in args.seeds:
+        data = load_training_data(DataOptions(seed=seed), lake=lakes["meta"])
+        record["baselines"][seed] = baseline_results(data)
+        record.setdefault("n_items", len(data.item_ids))
+        _save(args, record)
+    lm = load_lm(layers_kept=args.lm_layers)  # shared: its cached text states serve every run
+    for variant in _variants(args):
         for seed in args.seeds:
-            test, timing = fit_variant(args, variant, seed, lakes[seed], lm)
-            results.setdefault(f"model: {variant}", []).append(test)
-            timings.append(timing)
-            _write(out / "train_quality.json", args, results, timings)
-    print(table(results))
-    print(json.dumps(timings, indent=1))
+            record["models"].setdefault(variant, {})[seed] = fit_variant(args, variant, seed, lakes, lm)
+            _save(args, record)
+    record["wall_s"] = time.time() - record["started"]
+    _save(args, record)
+    print(render(json.loads(args.out.read_text())))
     shutil.rmtree(work, ignore_errors=True)
 
 

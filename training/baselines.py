@@ -59,10 +59,15 @@ def gram_matrix(data: TrainingData) -> torch.Tensor:
 
 def ease_weights(gram: torch.Tensor, l2: float) -> torch.Tensor:
     """(I, I) EASE item-item weights (Steck 2019): ``B = I - P / diag(P)`` with ``P = (G + l2 I)^-1``, so
-    ``B[i, j] = -P[i, j] / P[j, j]`` and ``diag(B) = 0``. Computed in float64 on ``gram``'s device."""
-    eye = torch.eye(gram.shape[0], dtype=torch.float64, device=gram.device)
-    precision = torch.linalg.inv(gram.double() + l2 * eye)
-    weights = -precision / torch.diagonal(precision).unsqueeze(0)
+    ``B[i, j] = -P[i, j] / P[j, j]`` and ``diag(B) = 0``. Computed in float64 on ``gram``'s device, over the
+    items with a dialogue (non-zero diagonal) only: an item without one has a zero row and column in ``G``, so
+    ``P`` is block diagonal and its weights are exactly 0 (a full catalog's inverse is then much smaller)."""
+    active = torch.nonzero(torch.diagonal(gram) > 0).squeeze(1)
+    sub = gram.double()[active][:, active]
+    eye = torch.eye(len(active), dtype=torch.float64, device=gram.device)
+    precision = torch.linalg.inv(sub + l2 * eye)
+    weights = torch.zeros(gram.shape, dtype=torch.float64, device=gram.device)
+    weights[active.unsqueeze(1), active.unsqueeze(0)] = -precision / torch.diagonal(precision).unsqueeze(0)
     return weights.fill_diagonal_(0)
 
 

@@ -42,6 +42,10 @@ class ModelConfig:
     repeat_score: bool = True  # learned score of the context items themselves, per liked/disliked/unknown label
     repeat_init: float = 32.0  # its initial value (chosen on validation, with cooccurrence_init)
     explore_weight: float = 0.0  # weight of the explore loss (context items masked out of the softmax)
+    sentiment_head: bool = False  # predict unobserved context labels from the turn mentioning the item (off: no
+    # validation gain in bench/train_quality, see bench/RESULTS.md)
+    sentiment_weight: float = 1.0  # weight of its auxiliary loss (cross-entropy against the training labels)
+    lm_pathway: bool = True  # the LM-pooled query's scores (off: graph pathway, bias and co-occurrence only)
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -77,6 +81,7 @@ OFF_WHEN_ABSENT = {
     "prompt_depth": None,
     "cooccurrence": False,
     "repeat_score": False,
+    "sentiment_head": False,
 }
 
 

@@ -125,6 +125,18 @@ def _features(
     return out
 
 
+def one_summary_per_point(summaries: pl.DataFrame) -> pl.DataFrame:
+    """The rows of one model (the first by name), one per (dialogue, upto_turn): the latest generated, then the
+    smallest ``prompt_hash`` (a row's prompt hash covers the history it summarises, so it differs per row)."""
+    if summaries.is_empty():
+        return summaries
+    first_model = summaries["model_id"].min()
+    ordered = summaries.filter(pl.col("model_id") == first_model).sort(
+        "dialogue_id", "upto_turn", "generated_at", "prompt_hash", descending=[False, False, True, False]
+    )
+    return ordered.unique(["dialogue_id", "upto_turn"], keep="first", maintain_order=True)
+
+
 def load_training_data(
     opts: DataOptions,
     *,
@@ -146,8 +158,7 @@ def load_training_data(
     summaries = None
     if opts.use_summaries and "preference_summaries" in pinned:
         summaries = features.read("preference_summaries", version=pinned["preference_summaries"], lake=lake).collect()
-        first_model = summaries.sort("model_id", "prompt_hash").head(1)
-        summaries = summaries.join(first_model.select("model_id", "prompt_hash"), on=["model_id", "prompt_hash"])
+        summaries = one_summary_per_point(summaries)
     elif not opts.use_summaries:
         _skip(skipped, "summaries", "disabled by config")
     samples = build_samples(turns, summaries=summaries, titles=titles)

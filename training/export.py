@@ -29,6 +29,7 @@ from training.train import TrainResult
 __all__ = ["export_run", "sha256_file"]
 PACKAGES = ("torch", "transformers", "safetensors", "polars", "deltalake", "pyarrow", "mmcrs")
 EVAL_PROTOCOL = {
+    "name": "full-ranking-serving-time",
     "ranking": "full ranking over every item of the run; rank = 1 + items scored strictly higher",
     "standard": "every sample (one per item mentioned in a recommender turn)",
     "no_repeats": "samples whose target was mentioned earlier in the dialogue left out; context items removed "
@@ -112,15 +113,37 @@ def _contenders(result: TrainResult, baselines: dict[str, dict]) -> dict[str, di
     return {"model": result.metrics["test"], **({"model (oracle labels)": oracle} if oracle else {}), **baselines}
 
 
-def _card(name: str, version: int, result: TrainResult, data: TrainingData, baselines: dict[str, dict]) -> str:
-    rows = ["| contender | protocol | R@1 | R@10 | R@50 | MRR@10 | NDCG@10 | n |", "|---|---|---|---|---|---|---|---|"]
-    for contender, metrics in _contenders(result, baselines).items():
+LABELS_READ = {"model": "serving-time", "model (oracle labels)": "oracle labels"}  # baselines read none
+
+
+def metrics_table(contenders: dict[str, dict]) -> list[str]:
+    """The model card's metrics table: one row per contender and protocol, with the context labels it read and
+    the test sample count ``n`` behind every number."""
+    rows = ["| contender | labels | protocol | R@1 | R@10 | R@50 | MRR@10 | NDCG@10 | n |", "|---" * 9 + "|"]
+    for contender, metrics in contenders.items():
         for protocol in PROTOCOLS:
             m = metrics[protocol]
             rows.append(
-                f"| {contender} | {protocol} | {m['recall@1']:.4f} | {m['recall@10']:.4f} | "
-                f"{m['recall@50']:.4f} | {m['mrr@10']:.4f} | {m['ndcg@10']:.4f} | {int(m['n'])} |"
+                f"| {contender} | {LABELS_READ.get(contender, 'none')} | {protocol} | {m['recall@1']:.4f} | "
+                f"{m['recall@10']:.4f} | {m['recall@50']:.4f} | {m['mrr@10']:.4f} | {m['ndcg@10']:.4f} | "
+                f"{int(m['n'])} |"
             )
+    return rows
+
+
+def _sentiment_line(result: TrainResult) -> str:
+    head = result.metrics.get("test_sentiment", {}).get("labels")
+    if not head:
+        return "No sentiment head: at serving time every context label is unknown."
+    return (
+        f"Sentiment head (predicts each context item's liked / disliked / unknown label from the turn that mentions "
+        f"it; serving-time rows use its predictions): test accuracy {head['accuracy']:.4f} over {int(head['n'])} "
+        f"context items (majority label {head['majority']:.4f})."
+    )
+
+
+def _card(name: str, version: int, result: TrainResult, data: TrainingData, baselines: dict[str, dict]) -> str:
+    rows = metrics_table(_contenders(result, baselines))
     skipped = "\n".join(f"- {k}: {v}" for k, v in sorted(data.skipped.items())) or "- none"
     views = ", ".join(result.model.config.experts)
     return f"""# {name} v{version}
@@ -142,10 +165,11 @@ Checkpoint selection: valid mean of {", ".join(result.config.select_metrics)} un
 {skipped}
 
 ## Metrics (test split; best epoch {result.best_epoch})
-"model" is the serving-time evaluation: every context item's liked label unknown, exactly what `recommend()`
-sees from a dialogue's text. "model (oracle labels)" scores the same samples with the dataset's post-dialogue
-questionnaire labels, as papers that use them do; a deployed model never has them. Checkpoint selection saw
-`eval_labels={result.config.eval_labels}`.
+Evaluation protocol: `{EVAL_PROTOCOL["name"]}` ({EVAL_PROTOCOL["ranking"]}; {len(data.item_ids)} items; "n" is
+the number of test samples behind each row). "model" is the serving-time evaluation: no context item's liked
+label is read, exactly as `recommend()` sees a dialogue's text. "model (oracle labels)" scores the same
+samples with the dataset's post-dialogue questionnaire labels, as papers that use them do; a deployed model
+never has them. Checkpoint selection saw `eval_labels={result.config.eval_labels}`. {_sentiment_line(result)}
 
 {chr(10).join(rows)}
 

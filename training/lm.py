@@ -113,6 +113,17 @@ class FrozenLM(nn.Module):
         return (out * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
     @torch.no_grad()
+    def encode_memo(self, texts: list[str], *, max_tokens: int = 64) -> torch.Tensor:
+        """(N, H) ``encode`` of each text, memoised per text on the LM (texts recur across batches and runs)."""
+        memo: dict = self.__dict__.setdefault("_pooled_memo", {})
+        if len(memo) > MEMO_LIMIT:
+            memo.clear()
+        todo = sorted({t for t in texts if (t, max_tokens) not in memo})
+        if todo:
+            memo.update(zip(((t, max_tokens) for t in todo), self.encode(todo, max_tokens=max_tokens), strict=True))
+        return torch.stack([memo[(t, max_tokens)] for t in texts]) if texts else torch.zeros(0, self.hidden_size)
+
+    @torch.no_grad()
     def encode(self, texts: list[str], *, max_tokens: int = 128, batch_size: int = 64) -> torch.Tensor:
         """(N, H) pooled embeddings of plain texts (no prompts), e.g. preference summaries."""
         device = next(self.model.parameters()).device

@@ -21,7 +21,7 @@ from training.artifacts import ArtifactError, fetch, locate, sha256_file
 from training.lm import FrozenLM, load_lm
 from training.model import GraphPromptRecommender, ModelConfig
 from training.registry import resolve
-from training.samples import Sample, context_from_messages
+from training.samples import Sample, context_from_messages, mention_lines
 from training.train import TrainConfig, make_batch
 
 Message = Mapping[str, str]
@@ -63,7 +63,8 @@ class Recommender:
         summaries = dict(self._summaries)
         if summary and summary not in summaries:
             summaries[summary] = self.model.lm.encode([summary])[0]
-        sample = Sample("", len(messages), "", text, items, (None,) * len(items), summary, False)
+        said = mention_lines(messages, items, titles=self.titles)
+        sample = Sample("", len(messages), "", text, items, (None,) * len(items), summary, False, said, False)
         batch = make_batch([sample], model=self.model, index=self.index, summaries=summaries)
         scores, _ = self.model(batch)
         return scores[0]

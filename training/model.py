@@ -28,6 +28,11 @@ Further signals make the item graph carry the ranking where the dialogue text sa
 - a learned "already mentioned" score (``repeat_score``, RepeatNet's repeat mode): a learned score per
   liked / disliked / unknown label added to the context items themselves, which the standard protocol
   rewards (targets are often items mentioned earlier) and the no-repeats protocol never sees.
+- a sentiment head (``sentiment_head``): where a batch's labels are not observed (serving time: a dialogue's
+  text carries no questionnaire answers), a linear classifier over the frozen LM's pooled vector of the latest
+  turn that mentions each context item predicts its unknown / liked / disliked distribution, which then feeds
+  the repeat score and the label embedding in place of "unknown". It trains on the training dialogues' labels
+  (an auxiliary cross-entropy, ``sentiment_weight``); where labels are observed they are used as they are.
 All scores are multiplied by a learned temperature (``logit_scale``), which the trainer calibrates on training
 samples before the first step (it changes no ranking; without it the kNN-like signal makes the initial
 softmax so peaked that the first steps spend themselves shrinking every weight, ranking included).
@@ -64,6 +69,8 @@ class Batch:
     targets: torch.Tensor  # (B,) target positions (-1 at inference)
     word_states: torch.Tensor | None = None  # (B, T, H) cached lower-layer token states (prompt_depth mode)
     cooc_offset: torch.Tensor | None = None  # (B, I) co_mention counts from the sample's own dialogue (training)
+    mention_states: torch.Tensor | None = None  # (B, C, H) pooled LM vector of the turn mentioning each context item
+    labels_observed: torch.Tensor | None = None  # (B,) bool: ctx_labels are real (None: all observed)
 
     def to(self, device: torch.device | str) -> Batch:
         """The same batch on ``device``."""
@@ -135,6 +142,8 @@ class GraphPromptRecommender(nn.Module):
             self.repeat_weight = nn.Parameter(torch.full((3,), config.repeat_init))  # unknown, liked, disliked
         if self.cooccurrence_graphs or config.repeat_score:
             self.logit_scale = nn.Parameter(torch.tensor(1.0))
+        if config.sentiment_head:
+            self.sentiment = nn.Linear(hidden, 3)  # unknown, liked, disliked
 
     def set_graph(self, graph: str, edge_index: torch.Tensor, edge_weight: torch.Tensor | None = None) -> None:
         """Install one graph's (2, E) edges as its normalised adjacency, and its (E,) raw weights (count
@@ -227,11 +236,33 @@ class GraphPromptRecommender(nn.Module):
             out.append(torch.log1p(summed))
         return torch.stack(out) if out else torch.zeros(0, ctx_items.shape[0], n, device=ctx_items.device)
 
-    def repeat_scores(self, batch: Batch) -> torch.Tensor:
-        """(B, I): the learned "already mentioned" score of each context item's label, 0 for other items."""
+    def predicts_labels(self, batch: Batch) -> bool:
+        """Whether the sentiment head replaces some of ``batch``'s labels (head on, mention texts present, and
+        labels not observed for at least one sample)."""
+        return (
+            self.config.sentiment_head
+            and batch.mention_states is not None
+            and batch.labels_observed is not None
+            and not bool(batch.labels_observed.all())
+        )
+
+    def label_probs(self, batch: Batch) -> torch.Tensor:
+        """(B, C, 3) label distribution of each context slot: one-hot where labels are observed, the sentiment
+        head's prediction elsewhere (one-hot "unknown" without a head)."""
+        onehot = F.one_hot(batch.ctx_labels, 3).to(torch.float32)
+        if not self.predicts_labels(batch):
+            return onehot
+        assert batch.mention_states is not None and batch.labels_observed is not None
+        predicted = torch.softmax(self.sentiment(batch.mention_states.to(torch.float32)).float(), dim=-1)
+        return torch.where(batch.labels_observed.view(-1, 1, 1), onehot, predicted)
+
+    def repeat_scores(self, batch: Batch, probs: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, I): the learned "already mentioned" score of each context item (its label distribution ``probs``
+        times the per-label scores), 0 for other items."""
+        probs = self.label_probs(batch) if probs is None else probs
         out = torch.zeros(batch.ctx_items.shape[0], self.config.n_items, device=batch.ctx_items.device)
         for label in range(3):
-            hit = (batch.ctx_mask & (batch.ctx_labels == label)).to(out.dtype)  # (B, C)
+            hit = (probs[..., label] * batch.ctx_mask.to(probs.dtype)).to(out.dtype)  # (B, C)
             present = torch.zeros_like(out).scatter_add_(1, batch.ctx_items, hit).clamp(max=1.0)
             out = out + self.repeat_weight[label] * present
         return out
@@ -255,16 +286,16 @@ class GraphPromptRecommender(nn.Module):
         use = batch.has_summary & self.config.use_summary
         return self.summary_proj(batch.summary) * use.unsqueeze(-1).to(batch.summary.dtype)  # (B, H)
 
-    def forward(self, batch: Batch, experts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores (B, I) for every item, and the gate weights (B, M)."""
-        experts = self.expert_embeddings() if experts is None else experts  # (M, I, H)
-        ctx = experts[:, batch.ctx_items]  # (M, B, C, H)
-        cmask = batch.ctx_mask.unsqueeze(-1).to(ctx.dtype)  # (B, C, 1)
-        ctx_mean = (ctx.mean(0) * cmask).sum(1) / cmask.sum(1).clamp(min=1.0)  # (B, H)
-        words = self.lm.embed_tokens(batch.input_ids)  # (B, T, H) input word embeddings (the gate reads them)
+    def _lm_scores(
+        self, batch: Batch, experts: torch.Tensor, ctx: torch.Tensor, gate: torch.Tensor, probs: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, I): the frozen LM reads soft prompts (fused context items with their labels, summary) + the
+        dialogue; its pooled output, projected, scores every item per view, views mixed by the gate."""
+        words = self.lm.embed_tokens(batch.input_ids)  # (B, T, H)
         summary = self._summary(batch)
-        gate = self._gate(batch, ctx_mean, words, summary)  # (B, M)
-        fused_ctx = torch.einsum("bm,mbch->bch", gate, ctx) + self.label_emb(batch.ctx_labels)  # (B, C, H)
+        cmask = batch.ctx_mask.unsqueeze(-1).to(ctx.dtype)  # (B, C, 1)
+        labels = (probs @ self.label_emb.weight.to(probs.dtype)).to(ctx.dtype)  # (B, C, H)
+        fused_ctx = torch.einsum("bm,mbch->bch", gate, ctx) + labels  # (B, C, H)
         fused_mean = (fused_ctx * cmask).sum(1) / cmask.sum(1).clamp(min=1.0)
         base = self.prompt_base + self.prompt_mlp(fused_mean).view(-1, self.config.n_prompts, fused_mean.shape[-1])
         prompts = torch.cat([base, fused_ctx, summary.unsqueeze(1)], dim=1)  # (B, P, H)
@@ -279,7 +310,22 @@ class GraphPromptRecommender(nn.Module):
             pooled = self.lm(torch.cat([prompts.to(words.dtype), words], dim=1), full_mask)  # (B, H)
         query = self.query(pooled.to(experts.dtype))  # (B, H)
         per_expert = torch.einsum("bh,mih->bmi", query, experts)  # (B, M, I)
-        scores = torch.einsum("bm,bmi->bi", gate, per_expert)
+        return torch.einsum("bm,bmi->bi", gate, per_expert)
+
+    def forward(self, batch: Batch, experts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores (B, I) for every item, and the gate weights (B, M)."""
+        experts = self.expert_embeddings() if experts is None else experts  # (M, I, H)
+        ctx = experts[:, batch.ctx_items]  # (M, B, C, H)
+        cmask = batch.ctx_mask.unsqueeze(-1).to(ctx.dtype)  # (B, C, 1)
+        ctx_mean = (ctx.mean(0) * cmask).sum(1) / cmask.sum(1).clamp(min=1.0)  # (B, H)
+        words = self.lm.embed_tokens(batch.input_ids)  # (B, T, H) input word embeddings (the gate reads them)
+        summary = self._summary(batch)
+        gate = self._gate(batch, ctx_mean, words, summary)  # (B, M)
+        probs = self.label_probs(batch)  # (B, C, 3)
+        if self.config.lm_pathway:
+            scores = self._lm_scores(batch, experts, ctx, gate, probs)
+        else:
+            scores = experts.new_zeros(batch.ctx_items.shape[0], self.config.n_items)
         if self.config.graph_pathway:
             scores = self._mix_graph_pathway(scores, batch, experts, ctx, gate, ctx_mean + summary)
         if self.config.item_bias:
@@ -289,7 +335,7 @@ class GraphPromptRecommender(nn.Module):
             cooc = cooc.to(scores.dtype)
             scores = scores + torch.einsum("g,gbi->bi", self.cooccurrence_weight.to(scores.dtype), cooc)
         if self.config.repeat_score:
-            scores = scores + self.repeat_scores(batch).to(scores.dtype)
+            scores = scores + self.repeat_scores(batch, probs).to(scores.dtype)
         if self.cooccurrence_graphs or self.config.repeat_score:
             scores = scores * self.logit_scale.to(scores.dtype)
         return scores, gate
@@ -339,15 +385,31 @@ class GraphPromptRecommender(nn.Module):
         masked = scores[explore].masked_fill(in_ctx[explore], float("-inf"))
         return F.cross_entropy(masked, batch.targets[explore])
 
+    def sentiment_loss(self, batch: Batch) -> torch.Tensor:
+        """Cross-entropy of the sentiment head against the observed labels of the batch's context items; 0
+        without a head, mention texts or observed labels."""
+        if not self.config.sentiment_head or batch.mention_states is None:
+            return torch.zeros((), device=batch.ctx_items.device)
+        observed = torch.ones_like(batch.ctx_mask[:, 0]) if batch.labels_observed is None else batch.labels_observed
+        keep = batch.ctx_mask & observed.view(-1, 1)  # (B, C)
+        if not bool(keep.any()):
+            return batch.mention_states.new_zeros(())
+        logits = self.sentiment(batch.mention_states[keep].to(torch.float32)).float()
+        return F.cross_entropy(logits, batch.ctx_labels[keep])
+
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """Full-softmax cross-entropy on the target + ``explore_weight`` x explore loss + ``align_weight`` x
-        InfoNCE alignment. The full softmax keeps the repeat score calibrated (repeats push it up, context
-        items that are not the target push it down); the explore loss trains the ranking of the other items."""
+        InfoNCE alignment + ``sentiment_weight`` x the sentiment head's loss. The full softmax keeps the repeat
+        score calibrated (repeats push it up, context items that are not the target push it down); the explore
+        loss trains the ranking of the other items."""
         experts = self.expert_embeddings()
         scores, _ = self(batch, experts)
         rec = F.cross_entropy(scores.float(), batch.targets)
         explore = self.explore_loss(scores.float(), batch) if self.config.explore_weight else rec.new_zeros(())
         items = torch.unique(torch.cat([batch.targets, batch.ctx_items[batch.ctx_mask]]))
         align = self.alignment_loss(experts.float(), items)
+        sentiment = self.sentiment_loss(batch).to(rec.device)
         total = rec + self.config.explore_weight * explore + self.config.align_weight * align
-        return total, {"rec": rec.item(), "explore": explore.item(), "align": align.item()}
+        total = total + self.config.sentiment_weight * sentiment
+        parts = {"rec": rec.item(), "explore": explore.item(), "align": align.item(), "sentiment": sentiment.item()}
+        return total, parts

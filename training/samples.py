@@ -31,6 +31,8 @@ class Sample:
     context_liked: tuple[bool | None, ...]  # aligned with context_items (last label seen)
     summary: str | None  # latest preference summary with upto_turn < turn_idx
     repeat: bool  # target among context_items
+    context_mentions: tuple[str, ...] = ()  # aligned with context_items: the latest turn mentioning it, rendered
+    labels_observed: bool = True  # False: context_liked carries no information (serving time, every label None)
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,9 @@ def without_labels(samples: Iterable[Sample]) -> list[Sample]:
 
     Labels that come from a post-dialogue questionnaire (ReDial's liked / seen) are no model input at test time.
     """
-    return [dataclasses.replace(s, context_liked=(None,) * len(s.context_items)) for s in samples]
+    return [
+        dataclasses.replace(s, context_liked=(None,) * len(s.context_items), labels_observed=False) for s in samples
+    ]
 
 
 def render_text(text: str, titles: Mapping[str, str] | None = None) -> str:
@@ -84,17 +88,22 @@ def _dialogue_samples(
     samples: list[Sample] = []
     lines: list[str] = []
     liked: dict[str, bool | None] = {}  # insertion-ordered: the context items
+    mention: dict[str, str] = {}  # item -> the latest line that mentions it
     for turn in turns:
         mentioned = list(turn["mentioned_item_ids"] or [])
         if turn["role"] == "recommender" and mentioned:
             context = "\n".join(lines)
             summary = _latest_summary(summaries, turn["turn_idx"])
             items, labels = tuple(liked), tuple(liked.values())
+            texts = tuple(mention[i] for i in items)
             for target in dict.fromkeys(mentioned):
                 samples.append(
-                    Sample(dialogue_id, turn["turn_idx"], target, context, items, labels, summary, target in liked)
+                    Sample(
+                        dialogue_id, turn["turn_idx"], target, context, items, labels, summary, target in liked, texts
+                    )
                 )
         lines.append(f"{turn['role']}: {render_text(turn['text'], titles)}")
+        mention |= dict.fromkeys(mentioned, lines[-1])
         labels_now = list(turn["liked"] or [None] * len(mentioned))
         for item, label in zip(mentioned, labels_now + [None] * (len(mentioned) - len(labels_now)), strict=True):
             liked[item] = label if label is not None else liked.get(item)
@@ -135,6 +144,18 @@ def context_from_messages(
     lines = [f"{m.get('role', 'seeker')}: {render_text(t, titles)}" for m, t in zip(messages, texts, strict=True)]
     items = tuple(dict.fromkeys(i for t in texts for i in MENTION.findall(t)))
     return "\n".join(lines), items
+
+
+def mention_lines(
+    messages: Sequence[Mapping[str, str]], items: Sequence[str], *, titles: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
+    """Per item of ``items``, the latest message that mentions it as a rendered ``"role: text"`` line ("" when
+    none does): the text the sentiment head reads."""
+    latest: dict[str, str] = {}
+    for m in messages:
+        text = message_text(m)
+        latest |= dict.fromkeys(MENTION.findall(text), f"{m.get('role', 'seeker')}: {render_text(text, titles)}")
+    return tuple(latest.get(i, "") for i in items)
 
 
 def message_text(message: Mapping[str, str]) -> str:

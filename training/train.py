@@ -39,6 +39,7 @@ from training.model import Batch, GraphPromptRecommender
 from training.samples import Sample, without_labels
 
 EpochCallback = Callable[[dict[str, float]], None]
+MENTION_TOKENS = 64  # tokens of the turn mentioning a context item that the sentiment head reads
 
 
 @dataclass
@@ -138,10 +139,14 @@ def make_batch(
     items = torch.zeros(len(samples), c, dtype=torch.long)
     mask = torch.zeros(len(samples), c, dtype=torch.bool)
     labels = torch.zeros(len(samples), c, dtype=torch.long)
+    mentions = [[""] * c for _ in samples]
     for row, s in enumerate(samples):
-        known = [(index[i], lab) for i, lab in zip(s.context_items, s.context_liked, strict=True) if i in index]
-        for col, (pos, lab) in enumerate(known[-conf.max_context_items :] if conf.max_context_items else []):
-            items[row, col], mask[row, col] = pos, True
+        said = s.context_mentions or ("",) * len(s.context_items)
+        known = [
+            (index[i], lab, t) for i, lab, t in zip(s.context_items, s.context_liked, said, strict=True) if i in index
+        ]
+        for col, (pos, lab, text) in enumerate(known[-conf.max_context_items :] if conf.max_context_items else []):
+            items[row, col], mask[row, col], mentions[row][col] = pos, True, text
             labels[row, col] = 0 if lab is None else (1 if lab else 2)
     zero = torch.zeros(lm.hidden_size)
     summary = torch.stack([summaries.get(s.summary, zero) if s.summary else zero for s in samples])
@@ -150,7 +155,12 @@ def make_batch(
     offset = None
     if own_dialogues is not None and model.cooccurrence_graphs:
         offset = _cooc_offset(samples, items, mask, conf.n_items, own_dialogues)
-    return Batch(tok["input_ids"], tok["attention_mask"], items, mask, labels, summary, has, targets, states, offset)
+    batch = Batch(tok["input_ids"], tok["attention_mask"], items, mask, labels, summary, has, targets, states, offset)
+    if conf.sentiment_head:
+        flat = [text for row in mentions for text in row]
+        batch.mention_states = lm.encode_memo(flat, max_tokens=MENTION_TOKENS).view(len(samples), c, -1)
+        batch.labels_observed = torch.tensor([s.labels_observed for s in samples], dtype=torch.bool)
+    return batch
 
 
 def _autocast(device: torch.device) -> torch.autocast:
@@ -216,6 +226,57 @@ def evaluate_model(
     targets = torch.tensor([index[s.target] for s in samples], dtype=torch.long)
     contexts = [[index[i] for i in s.context_items if i in index] for s in samples]
     return evaluate_protocols(scores, targets, contexts)
+
+
+def _final_labels(samples: Sequence[Sample], index: dict[str, int]) -> dict[tuple[str, str], tuple[str, int]]:
+    """(dialogue, item) -> (the latest turn mentioning it, its label 0/1/2) over the samples' context items."""
+    out: dict[tuple[str, str], tuple[str, int]] = {}
+    for s in sorted(samples, key=lambda s: (s.dialogue_id, s.turn_idx)):
+        said = s.context_mentions or ("",) * len(s.context_items)
+        for item, liked, text in zip(s.context_items, s.context_liked, said, strict=True):
+            if item in index:
+                out[(s.dialogue_id, item)] = (text, 0 if liked is None else (1 if liked else 2))
+    return out
+
+
+@torch.no_grad()
+def sentiment_accuracy(model: GraphPromptRecommender, samples: Sequence[Sample], *, index: dict[str, int]) -> dict:
+    """The sentiment head's accuracy on the samples' context items, one per (dialogue, item) with its final
+    label: ``{"accuracy", "majority" (the most common label's share), "n"}``; empty without a head."""
+    pairs = _final_labels(samples, index)
+    if not model.config.sentiment_head or not pairs:
+        return {}
+    texts, labels = zip(*pairs.values(), strict=True)
+    device = next(model.parameters()).device
+    states = model.lm.encode_memo(list(texts), max_tokens=MENTION_TOKENS).to(device)
+    predicted = model.sentiment(states).argmax(-1).cpu()
+    truth = torch.tensor(labels)
+    majority = float(torch.bincount(truth, minlength=3).max()) / len(truth)
+    return {"accuracy": float((predicted == truth).float().mean()), "majority": majority, "n": float(len(truth))}
+
+
+def fit_sentiment_head(
+    model: GraphPromptRecommender, samples: Sequence[Sample], *, index: dict[str, int], steps: int = 200
+) -> None:
+    """Fit the sentiment head (a logistic regression over frozen vectors) to the training dialogues' context
+    labels before the first step, from the label prior: so that the initialised model, checkpoint candidate
+    epoch 0, already predicts labels (the auxiliary loss keeps training it). No-op without a head."""
+    pairs = _final_labels(samples, index)
+    if not model.config.sentiment_head or not pairs:
+        return
+    texts, labels = zip(*pairs.values(), strict=True)
+    device = next(model.parameters()).device
+    states = model.lm.encode_memo(list(texts), max_tokens=MENTION_TOKENS).to(device)
+    truth = torch.tensor(labels, device=device)
+    prior = torch.bincount(truth, minlength=3).float() + 1.0
+    with torch.no_grad():
+        model.sentiment.weight.zero_()
+        model.sentiment.bias.copy_(torch.log(prior / prior.sum()))
+    optimizer = torch.optim.Adam(model.sentiment.parameters(), lr=0.01)
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model.sentiment(states), truth).backward()
+        optimizer.step()
 
 
 def summary_vectors(lm: FrozenLM, data: TrainingData) -> dict[str, torch.Tensor]:
@@ -323,6 +384,7 @@ def _start(data: TrainingData, config: TrainConfig, lm: FrozenLM | None) -> _Run
     scheduler = _schedule(optimizer, steps, config.warmup_frac)
     generator = torch.Generator().manual_seed(config.seed)
     run = _Run(config, model, device, index, summaries, train, valid, own, optimizer, scheduler, generator)
+    fit_sentiment_head(model, data.samples["train"], index=index)
     calibrate_scale(model, _subset(train, 512, config.seed), Scoring(index, summaries, config.eval_batch_size, own))
     return run
 
@@ -330,7 +392,7 @@ def _start(data: TrainingData, config: TrainConfig, lm: FrozenLM | None) -> _Run
 def _train_epoch(run: _Run, epoch: int) -> dict[str, float]:
     model, train = run.model.train(), run.train
     order = torch.randperm(len(train), generator=run.generator).tolist()
-    bs, totals, n = run.config.batch_size, {"loss": 0.0, "rec": 0.0, "explore": 0.0, "align": 0.0}, 0
+    bs, totals, n = run.config.batch_size, {"loss": 0.0}, 0
     # disable=None: no bar (no carriage-return noise in logs) unless stderr is a terminal
     bar = tqdm(
         range(0, len(order), bs), desc=f"epoch {epoch}", disable=None if run.config.progress else True, leave=False
@@ -351,7 +413,7 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, float]:
         run.scheduler.step()
         totals["loss"] += loss.item()
         for key, value in parts.items():
-            totals[key] += value
+            totals[key] = totals.get(key, 0.0) + value
         n += 1
         bar.set_postfix(loss=f"{totals['loss'] / n:.3f}")
     return {k: v / max(1, n) for k, v in totals.items()}
@@ -397,8 +459,10 @@ def fit(
 ) -> TrainResult:
     """Train on ``data.samples["train"]``, early-stop on validation recall, evaluate valid and test.
 
-    ``metrics["valid"]`` / ``metrics["test"]`` are serving-time (no context labels), ``metrics["valid_oracle_labels"]``
-    / ``metrics["test_oracle_labels"]`` the same splits scored with the dataset's labels.
+    ``metrics["valid"]`` / ``metrics["test"]`` are serving-time (no context labels; the sentiment head, when on,
+    predicts them from the text), ``metrics["valid_oracle_labels"]`` / ``metrics["test_oracle_labels"]`` the same
+    splits scored with the dataset's labels, and ``metrics["<split>_sentiment"]["labels"]`` the sentiment head's
+    accuracy there (``sentiment_accuracy``).
 
     The best of the initialised model (``best_epoch`` 0) and every epoch on ``selection_score`` (the mean of
     ``config.select_metrics`` under the protocol(s) ``config.select_on`` names) is kept.
@@ -414,5 +478,10 @@ def fit(
     started = time.perf_counter()
     metrics = {name: run.evaluate(data.samples[name], "serving") for name in ("valid", "test")}
     metrics |= {f"{name}_oracle_labels": run.evaluate(data.samples[name], "oracle") for name in ("valid", "test")}
+    if config.model.sentiment_head:
+        for name in ("valid", "test"):
+            metrics[f"{name}_sentiment"] = {
+                "labels": sentiment_accuracy(run.model, data.samples[name], index=run.index)
+            }
     timings |= {"final_eval_s": time.perf_counter() - started, "epochs_run": float(len(history))}
     return TrainResult(run.model.cpu(), config, history, metrics, best_epoch, timings)

@@ -136,10 +136,25 @@ def _recall_rows(contenders: dict[str, dict]) -> tuple[tuple[str, ...], ...]:
         for protocol in PROTOCOLS:
             m = metrics.get(protocol)
             if m:
-                rows.append(
-                    (name, protocol, *(f"{m[f'recall@{k}']:.4f}" if f"recall@{k}" in m else "-" for k in plots.KS))
-                )
+                recalls = (f"{m[f'recall@{k}']:.4f}" if f"recall@{k}" in m else "-" for k in plots.KS)
+                rows.append((name, protocol, *recalls, str(int(m["n"])) if "n" in m else "-"))
     return tuple(rows)
+
+
+def _production(
+    production: gather.ModelInfo, latest: gather.ModelInfo, contenders: dict[str, dict], colours: dict[str, str]
+) -> Block:
+    """Add the production model to ``contenders`` when it was tested on the latest model's test split (same
+    split seed and fractions, ``turns`` version and test samples); say why it is left out otherwise."""
+    name = f"v{production.version} (production)"
+    if latest.test_split is None or latest.test_split != production.test_split:
+        return Para(
+            f"Production is v{production.version}; it is not plotted: its test split is not the latest model's "
+            "(or a manifest does not say which), and contenders are compared only on the same test split."
+        )
+    contenders[name] = production.metrics["test"]
+    colours[name] = plots.PRODUCTION_COLOUR
+    return Para(f"Production is v{production.version}, tested on the same test split (its own run's numbers).")
 
 
 def _rel(path: Path, start: Path) -> str:
@@ -162,14 +177,7 @@ def _model(lake: Lake, out: Path, artifacts_root: str | os.PathLike[str] | None)
         contenders: dict[str, dict] = {name: test}
         colours = {name: plots.MODEL_COLOUR}
         if production is not None and production.metrics.get("test"):
-            contenders[f"v{production.version} (production)"] = production.metrics["test"]
-            colours[f"v{production.version} (production)"] = plots.PRODUCTION_COLOUR
-            blocks.append(
-                Para(
-                    f"Production is v{production.version}; its test numbers come from its own run "
-                    "(its split and item set may differ)."
-                )
-            )
+            blocks.append(_production(production, latest, contenders, colours))
         elif production is None and latest.alias != "production":
             blocks.append(Missing("No production model to compare with."))
         contenders.update(latest.baselines)
@@ -178,7 +186,7 @@ def _model(lake: Lake, out: Path, artifacts_root: str | os.PathLike[str] | None)
         plots.plot_recall(contenders, PROTOCOLS, out / RECALL_PNG, colours=colours)
         blocks += [
             Image(RECALL_PNG, "Recall@k of the latest model against its baselines"),
-            Table(("contender", "protocol", *(f"Recall@{k}" for k in plots.KS)), _recall_rows(contenders)),
+            Table(("contender", "protocol", *(f"Recall@{k}" for k in plots.KS), "n"), _recall_rows(contenders)),
         ]
     blocks.append(Heading("Artifacts", 3))
     if latest.folder is None and latest.files and latest.artifact_uri:  # on an object store: link the URIs

@@ -305,6 +305,8 @@ class ModelInfo:
         artifact_uri: where the artifact is: the location it was found at, else the registry's URI resolved
             against the lake.
         files: the artifact's file names, from its manifest (empty when none was readable).
+        test_split: what identifies the test split its metrics were measured on (``test_split_of``), None
+            when its manifest does not say.
     """
 
     model_name: str
@@ -315,6 +317,22 @@ class ModelInfo:
     folder: Path | None
     artifact_uri: str | None
     files: tuple[str, ...] = ()
+    test_split: dict | None = None
+
+
+def test_split_of(manifest: object) -> dict | None:
+    """The test split a manifest's metrics come from: split seed and fractions, the ``turns`` version and the
+    test sample count; None when the manifest lacks any of them."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("split"), dict):
+        return None
+    split, tables = manifest["split"], (manifest.get("inputs") or {}).get("tables") or {}
+    found = {
+        "seed": split.get("seed"),
+        "fractions": split.get("fractions"),
+        "turns": tables.get("turns"),
+        "test_samples": (split.get("samples") or {}).get("test"),
+    }
+    return None if any(v is None for v in found.values()) else found
 
 
 def _candidates(row: dict, lake: Lake, artifacts_root: str | os.PathLike[str] | None) -> list[str]:
@@ -350,6 +368,7 @@ def _info(row: dict, lake: Lake, artifacts_root: str | os.PathLike[str] | None) 
         folder,
         found or (candidates[0] if row.get("artifact_uri") else None),
         tuple(sorted(manifest.get("files", {}))) if isinstance(manifest, dict) else (),
+        test_split_of(manifest),
     )
 
 

@@ -158,6 +158,12 @@ def _value(v: float) -> str:
     return f"{v:.2f}" if v >= 0.1 else f"{v:.3f}"
 
 
+def sample_counts(contenders: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: str) -> str:
+    """``" (n=540)"``: the distinct sample counts of ``protocol`` over the contenders (``"n"``), "" when none."""
+    counts = sorted({int(c[protocol]["n"]) for c in contenders.values() if "n" in c.get(protocol, {})})
+    return f" (n={'/'.join(map(str, counts))})" if counts else ""
+
+
 def plot_recall(
     contenders: Mapping[str, Mapping[str, Mapping[str, float]]],
     protocols: tuple[str, ...],
@@ -190,7 +196,9 @@ def plot_recall(
             )
             ax.bar_label(bars, labels=[_value(v) for _, v in present], fontsize=7, padding=1)
         ax.set_xticks(range(len(KS)), [f"Recall@{k}" for k in KS])
-        ax.set_title(f"{split} split, {protocol.replace('_', ' ')} protocol", fontsize=11)
+        ax.set_title(
+            f"{split} split, {protocol.replace('_', ' ')} protocol{sample_counts(contenders, protocol)}", fontsize=11
+        )
         ax.set_ylim(0, max(top * 1.15, 0.05))
         ax.grid(True, axis="y", alpha=0.25)
     axes[0].set_ylabel("Recall@k (higher is better)")

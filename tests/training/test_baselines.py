@@ -38,6 +38,16 @@ def test_ease_matches_the_numpy_closed_form(l2: float) -> None:
     assert np.all(np.diag(got) == 0)
 
 
+def test_ease_over_items_without_dialogues_equals_the_full_inverse() -> None:
+    wide = np.concatenate([TOY[:, :2], np.zeros((5, 2)), TOY[:, 2:]], axis=1)  # items 2 and 3 in no dialogue
+    gram = wide.T @ wide
+    precision = np.linalg.inv(gram + 2.0 * np.eye(6))
+    expected = np.eye(6) - precision / np.diag(precision)
+    got = ease_weights(torch.tensor(gram), 2.0).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+    assert not got[2:4].any() and not got[:, 2:4].any()
+
+
 def test_ease_by_hand_on_two_items() -> None:
     # G = [[2, 1], [1, 1]], l2 = 1: P = inv([[3, 1], [1, 2]]) = [[2, -1], [-1, 3]] / 5
     # B[0, 1] = -P[0, 1] / P[1, 1] = 1/3, B[1, 0] = -P[1, 0] / P[0, 0] = 1/2

@@ -40,3 +40,29 @@ def test_model_refs() -> None:
     assert split_model_ref("m") == ("m", "production")
     with pytest.raises(ValueError, match="names version"):
         split_model_ref("m@2", 3)
+
+
+def test_one_summary_per_point_keeps_one_model_and_the_latest_row() -> None:
+    from datetime import UTC, datetime
+
+    import polars as pl
+
+    from training.data import one_summary_per_point
+
+    t0, t1 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    rows = pl.DataFrame(
+        {
+            "dialogue_id": ["d1", "d1", "d1", "d2", "d1"],
+            "upto_turn": [1, 1, 3, 1, 1],
+            "model_id": ["a", "a", "a", "a", "b"],
+            "prompt_hash": ["h2", "h1", "h3", "h4", "h0"],  # differs per row: it covers the history summarised
+            "summary": ["old", "new", "later", "other", "model b"],
+            "generated_at": [t0, t1, t0, t0, t1],
+        }
+    )
+    kept = one_summary_per_point(rows)
+    assert kept.select("dialogue_id", "upto_turn", "summary").rows() == [
+        ("d1", 1, "new"),
+        ("d1", 3, "later"),
+        ("d2", 1, "other"),
+    ]

@@ -155,15 +155,25 @@ def write_runs(lake: Path) -> dict[str, str]:
     return ids
 
 
-def write_models(lake: Path, artifacts: Path) -> None:
+def split_manifest(seed: int = 0, turns: int = 1) -> dict:
+    """The ``split`` and ``inputs`` sections of a manifest whose test split is seed ``seed`` of turns v``turns``."""
+    samples = {"train": 80, "valid": 10, "test": 20}
+    return {
+        "split": {"seed": seed, "fractions": [0.8, 0.1, 0.1], "samples": samples},
+        "inputs": {"tables": {"turns": turns}},
+    }
+
+
+def write_models(lake: Path, artifacts: Path, *, seeds: tuple[int, int] = (0, 0)) -> None:
     for version, scale in ((1, 1.0), (2, 1.2)):
         folder = artifacts / "m" / str(version)
         folder.mkdir(parents=True)
         manifest = {
+            **split_manifest(seed=seeds[version - 1]),
             "metrics": {
                 "model": {"test": _metrics(scale)},
                 "baselines": {"popularity": _metrics(0.5), "text_knn": _metrics(0.8)},
-            }
+            },
         }
         (folder / "manifest.json").write_text(json.dumps(manifest))
         (folder / "MODEL_CARD.md").write_text("# m\n")

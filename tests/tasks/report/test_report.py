@@ -85,10 +85,28 @@ def test_graph_degrees_are_counted(full_lake: tuple[Path, Path, dict[str, str]])
 def test_model_recall_against_baselines_and_production(report: Path) -> None:
     markdown = report.read_text()
     assert "Latest registered model: `m` v2 (candidate)" in markdown
-    contenders = {(r[0], r[1]): r[2:] for r in _table(markdown, "contender")}
+    contenders = {(r[0], r[1]): r[2:5] for r in _table(markdown, "contender")}
     assert contenders[("v2 (latest)", "standard")] == ["0.0600", "0.2400", "0.6000"]
     assert contenders[("v1 (production)", "no_repeats")] == ["0.0500", "0.2000", "0.5000"]
     assert {name for name, _ in contenders} == {"v2 (latest)", "v1 (production)", "popularity", "text_knn"}
+    assert {row[-1] for row in _table(markdown, "contender")} == {"20"}  # the test samples behind each number
+    assert "tested on the same test split" in markdown
+
+
+def test_production_on_another_test_split_is_not_compared(tmp_path: Path) -> None:
+    from tests.tasks.report.conftest import write_models
+
+    write_models(tmp_path / "lake", tmp_path / "artifacts", seeds=(1, 0))  # v1 (production) split with seed 1
+    markdown = build_report(tmp_path / "lake", tmp_path / "out", artifacts_root=tmp_path / "artifacts").read_text()
+    assert {row[0] for row in _table(markdown, "contender")} == {"v2 (latest)", "popularity", "text_knn"}
+    assert "Production is v1; it is not plotted: its test split is not the latest model's" in markdown
+
+
+def test_recall_panels_name_their_sample_counts() -> None:
+    one = {"standard": {"recall@1": 0.1, "n": 540}, "no_repeats": {"recall@1": 0.1, "n": 480}}
+    assert plots.sample_counts({"a": one, "b": one}, "no_repeats") == " (n=480)"
+    assert plots.sample_counts({"a": one, "b": {"standard": {"n": 7}}}, "standard") == " (n=7/540)"
+    assert plots.sample_counts({"a": {"standard": {"recall@1": 0.1}}}, "standard") == ""
 
 
 def test_artifact_links_are_relative_and_resolve(report: Path) -> None:
