@@ -125,6 +125,15 @@ def _features(
     return out
 
 
+def one_summary_per_point(summaries: pl.DataFrame) -> pl.DataFrame:
+    """The ``preference_summaries`` rows of one model (the first ``model_id``), one per (dialogue_id, upto_turn):
+    the latest written where prompts changed. ``prompt_hash`` differs from row to row (it covers each row's own
+    history), so it does not name a prompt version."""
+    first = summaries.select(pl.col("model_id").min()).item()
+    mine = summaries.filter(pl.col("model_id") == first).sort("generated_at")
+    return mine.unique(["dialogue_id", "upto_turn"], keep="last", maintain_order=True)
+
+
 def load_training_data(
     opts: DataOptions,
     *,
@@ -146,8 +155,7 @@ def load_training_data(
     summaries = None
     if opts.use_summaries and "preference_summaries" in pinned:
         summaries = features.read("preference_summaries", version=pinned["preference_summaries"], lake=lake).collect()
-        first_model = summaries.sort("model_id", "prompt_hash").head(1)
-        summaries = summaries.join(first_model.select("model_id", "prompt_hash"), on=["model_id", "prompt_hash"])
+        summaries = one_summary_per_point(summaries)
     elif not opts.use_summaries:
         _skip(skipped, "summaries", "disabled by config")
     samples = build_samples(turns, summaries=summaries, titles=titles)
