@@ -38,6 +38,7 @@ from tasks.ingest.stage import ingest
 from tasks.summarize.backends.factory import BackendSpec, create_backend
 from tasks.summarize.preferences import SOURCE, summarize_preferences
 from tasks.summarize.stage import RunOptions, SummarizeConfig, SummarizeSummary
+from training.samples import build_samples
 
 COLUMNS = ["dialogue_id", "upto_turn", "model_id", "prompt_hash", "summary", "generated_at"]
 OUT = Path(__file__).resolve().parent / "out"
@@ -104,6 +105,14 @@ def _progress(started: float, log_every: float = 30.0) -> object:
     return report
 
 
+def coverage(lake: Lake, summaries: pl.DataFrame) -> dict[str, int]:
+    """Recommendation samples (training's, one per recommended item) and how many read one of ``summaries``."""
+    columns = ["dialogue_id", "turn_idx", "role", "text", "mentioned_item_ids", "liked"]
+    turns = features.read("turns", columns=columns, lake=lake).collect()
+    samples = build_samples(turns, summaries=summaries)
+    return {"samples": len(samples), "samples_with_summary": sum(s.summary is not None for s in samples)}
+
+
 def quarantined(lake: Lake, *, model_id: str) -> int:
     """Preference rows of ``model_id`` in the quarantine (answers that failed their checks; never retried)."""
     rows = features.read("quarantine", columns=["source", "record_key"], missing="empty", lake=lake)
@@ -150,6 +159,7 @@ def main() -> None:
         "exported_rows": exported.height,
         "exported_dialogues": exported["dialogue_id"].n_unique(),
         "superseded_rows": superseded,
+        **coverage(lake, exported),
         "quarantined_total": quarantined(lake, model_id=summary.model_id),
     }
     args.out.with_suffix(".json").write_text(json.dumps(record, indent=2, default=str))
