@@ -30,6 +30,7 @@ class SummarizeSettings(StageSettings):
             (``OpenAIConfig``); a ``base_url`` with credentials (``user:password@``) is refused: the key comes
             from the environment variable ``api_key_env`` or the Prefect Secret block ``api_key_block``.
         chunk_size: history items per recurrent step.
+        labels: preference prompts show the dialogues' liked / seen labels (False: from the words only).
         max_new_tokens: cap of one answer.
         batch_size: prompts per local generate call / per commit.
         task_runner / dask_address / dask_workers: where the batches run (``dask``: on Dask workers).
@@ -46,6 +47,7 @@ class SummarizeSettings(StageSettings):
     api_key_block: str | None = _ENDPOINT.api_key_block
     accepts_images: bool = _ENDPOINT.accepts_images
     chunk_size: int = 3
+    labels: bool = True
     max_new_tokens: int = 64
     batch_size: int = 16
     task_runner: str = "default"
@@ -62,7 +64,9 @@ class SummarizeSettings(StageSettings):
 
     def summarize_config(self) -> SummarizeConfig:
         """The summarizers' options."""
-        return SummarizeConfig(chunk_size=self.chunk_size, max_new_tokens=self.max_new_tokens, batch=self.batch_size)
+        return SummarizeConfig(
+            chunk_size=self.chunk_size, max_new_tokens=self.max_new_tokens, batch=self.batch_size, labels=self.labels
+        )
 
     def weights_spec(self) -> ModelSpec:
         """The local model: ``weights``, else ``model_dir``, else SmolLM2."""

@@ -67,12 +67,13 @@ def _readable(turn: Turn, titles: Mapping[str, str], max_chars: int) -> str:
 
 
 def _first_mentions(
-    before: Sequence[Turn], titles: Mapping[str, str], summaries: Mapping[str, str]
+    before: Sequence[Turn], titles: Mapping[str, str], summaries: Mapping[str, str], labels: bool
 ) -> list[HistoryItem]:
     seen_ids: dict[str, HistoryItem] = {}
     for turn in before:
         ids = list(turn["mentioned_item_ids"] or ())
-        liked, seen = list(turn["liked"] or [None] * len(ids)), list(turn["seen"] or [None] * len(ids))
+        liked = list((turn["liked"] if labels else None) or [None] * len(ids))
+        seen = list((turn["seen"] if labels else None) or [None] * len(ids))
         for k, item_id in enumerate(ids):
             if item_id not in seen_ids:
                 seen_ids[item_id] = HistoryItem(
@@ -95,6 +96,7 @@ def history_chunks(
     summaries: Mapping[str, str] | None = None,
     max_words_chars: int = 240,
     max_utterances: int = 4,
+    labels: bool = True,
 ) -> list[Chunk]:
     """The seeker's history before turn ``upto_turn`` in chunks (turns at or after it are never read).
 
@@ -106,13 +108,15 @@ def history_chunks(
         summaries: item_id -> item summary, where one exists.
         max_words_chars: each seeker utterance is cut to this many characters.
         max_utterances: the most recent utterances kept per chunk.
+        labels: show the turns' liked / seen labels; False leaves every item unlabelled (ReDial's labels are
+            post-dialogue questionnaire answers, which a deployed recommender never sees).
 
     Returns:
         The chunks in order; empty when nothing was said or mentioned before ``upto_turn``.
     """
     titles, summaries = titles or {}, summaries or {}
     before = sorted((t for t in turns if int(t["turn_idx"]) < upto_turn), key=lambda t: int(t["turn_idx"]))
-    items = _first_mentions(before, titles, summaries)
+    items = _first_mentions(before, titles, summaries, labels)
     groups = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)] or [[]]
     chunks, start = [], -1
     for n, group in enumerate(groups):

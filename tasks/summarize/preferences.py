@@ -193,8 +193,11 @@ def _plan(
 ) -> list[_Chain]:
     """The chains of one dialogue's recommendation points that this model has not answered yet."""
     chains, summary, chunk_size = [], run.summary, run.config.chunk_size
-    for upto in recommendation_points(sorted(turns, key=lambda t: t["turn_idx"])):
-        chunks = history_chunks(turns, upto, chunk_size=chunk_size, titles=titles, summaries=item_summaries)
+    points = recommendation_points(sorted(turns, key=lambda t: t["turn_idx"]))
+    for upto in points if run.config.final_points else points[:-1]:
+        chunks = history_chunks(
+            turns, upto, chunk_size=chunk_size, titles=titles, summaries=item_summaries, labels=run.config.labels
+        )
         if not chunks:
             summary.no_history += 1
             continue

@@ -28,6 +28,10 @@ class SummarizeConfig:
             backend), ``preference_v1`` quotes the previous summary in each step's prompt.
         item_checks / preference_checks: what a usable answer looks like.
         sample_size: summaries shown in the run artifact.
+        labels: preference prompts show the turns' liked / seen labels; False summarises from what was said
+            and mentioned only (what a deployed recommender knows; ReDial's labels come from a questionnaire).
+        final_points: summarise each dialogue's last recommendation point; False skips it (in a finished
+            dialogue no later recommendation reads it: a sample reads the latest summary before its turn).
     """
 
     chunk_size: int = 3
@@ -38,6 +42,8 @@ class SummarizeConfig:
     item_checks: OutputChecks = field(default_factory=OutputChecks)
     preference_checks: OutputChecks = field(default_factory=lambda: OutputChecks(require_phrase="prefer"))
     sample_size: int = 5
+    labels: bool = True
+    final_points: bool = True
 
 
 @dataclass

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import polars as pl
 
+from training.data import one_summary_per_point
 from training.samples import build_samples, context_from_messages, split_dialogues
 
 
@@ -50,3 +53,19 @@ def test_context_from_messages() -> None:
 def test_mentions_stop_before_trailing_punctuation() -> None:
     _, items = context_from_messages([{"role": "seeker", "text": "I loved @redial:111776, and @ml:2. Also @x!"}])
     assert items == ("redial:111776", "ml:2", "x")
+
+
+def test_one_summary_per_point_of_one_model_whatever_the_prompt_hashes() -> None:
+    at = [datetime(2026, 1, day, tzinfo=UTC) for day in (1, 1, 1, 2, 1)]
+    rows = pl.DataFrame(
+        {
+            "dialogue_id": ["d1", "d1", "d2", "d2", "d1"],
+            "upto_turn": [1, 3, 1, 1, 1],
+            "model_id": ["a", "a", "a", "a", "b"],
+            "prompt_hash": ["h1", "h2", "h3", "h4", "h5"],  # every row's own history: all different
+            "summary": ["s1", "s2", "old", "new", "other model"],
+            "generated_at": at,
+        }
+    )
+    kept = one_summary_per_point(rows).sort("dialogue_id", "upto_turn")
+    assert kept["summary"].to_list() == ["s1", "s2", "new"]

@@ -48,3 +48,12 @@ def test_no_turn_at_or_after_the_cut_off_is_read() -> None:
 
 def test_nothing_before_the_first_turn_gives_no_chunks() -> None:
     assert history_chunks(TURNS, 0) == []
+
+
+def test_without_labels_every_item_is_unlabelled_and_the_words_stay() -> None:
+    labelled = history_chunks(TURNS, 5, chunk_size=3, titles=TITLES)
+    unlabelled = history_chunks(TURNS, 5, chunk_size=3, titles=TITLES, labels=False)
+    assert all(i.liked is None and i.seen is None for c in unlabelled for i in c.items)
+    assert unlabelled[0].items[0].describe() == "- Movie A"
+    assert [c.words for c in unlabelled] == [c.words for c in labelled]
+    assert [c.inputs() for c in unlabelled] != [c.inputs() for c in labelled]  # a different prompt hash

@@ -113,6 +113,19 @@ def test_limit_takes_the_first_dialogues(lake: str, backend: Recording, dialogue
     assert set(features.read("preference_summaries", lake=lake).collect()["dialogue_id"]) == {"d1", "d2"}
 
 
+def test_unlabelled_prompts_without_final_points(
+    lake: str, backend: Recording, dialogue_writer: Callable[..., None]
+) -> None:
+    dialogue_writer("d1", DIALOGUE, {"i1": True})
+    config = replace(CONFIG, labels=False, final_points=False)
+    summary = summarize_preferences(backend=backend, lake=lake, config=config)
+    rows = features.read("preference_summaries", lake=lake).collect()
+    assert rows["upto_turn"].to_list() == [1] and summary.candidates == 1  # the last point (turn 3) is skipped
+    assert all("(liked)" not in _text(p) for p, _ in backend.calls) and "Title i1" in _text(backend.calls[0][0])
+    labelled = summarize_preferences(backend=backend, lake=lake, config=CONFIG)
+    assert labelled.cached == 0 and labelled.written == 2  # labels change every prompt hash
+
+
 def _text(prompt: ChatPrompt) -> str:
     return "\n".join(m["content"] for m in prompt.messages())
 
