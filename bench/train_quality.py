@@ -1,8 +1,8 @@
 """Benchmark: graph-prompt recommender quality on ReDial over the full catalog, against the baselines, 3 seeds,
 both label protocols, cold targets and ablations.
 
-    .venv/bin/python -m bench.train_quality [--seeds 0 1 2] [--epochs 4] [--max-train N] [--lm-layers N]
-        [--context-tokens 64] [--variants full "without gating" ...] [--threads 1] [--summaries PATH] [--data DIR]
+    .venv/bin/python -m bench.train_quality [--seeds 0 1 2] [--epochs 2] [--max-train N] [--lm-layers N]
+        [--context-tokens 32] [--variants full "without gating" ...] [--threads 1] [--summaries PATH] [--data DIR]
 
 Inputs are built the way the product builds them, into two temporary lakes:
 - ``meta``: ``mmcrs ingest`` of the ReDial movie list (``movies_with_mentions.csv``, ``--format redial-movies``:

@@ -31,7 +31,7 @@ class ModelConfig:
     max_context_items: int = 8
     max_context_tokens: int = 64
     gating: bool = True
-    use_summary: bool = True
+    use_summary: bool = False  # preference summaries measured no gain on ReDial (bench/RESULTS.md)
     align_weight: float = 0.1
     temperature: float = 0.2
     graph_pathway: bool = True
