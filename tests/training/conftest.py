@@ -137,7 +137,7 @@ def fixture_lake(tmp_path: Path) -> str:
 
 TINY_CONFIG = TrainConfig(
     lm=random_lm(hidden=32),
-    model=ModelConfig(id_dim=16, max_context_tokens=32),
+    model=ModelConfig(id_dim=16, max_context_tokens=32, use_summary=True),  # the summary path exercised
     epochs=3,
     batch_size=16,
     lr=1e-2,

@@ -16,7 +16,7 @@ LEGACY_TRAIN = json.loads((Path(__file__).parent / "data" / "legacy_artifact" / 
 
 def test_the_flat_form_of_an_older_export_reads_as_the_nested_config() -> None:
     config = TrainConfig.from_dict(LEGACY_TRAIN)
-    assert config.model == ModelConfig(id_dim=16, max_context_tokens=32)
+    assert config.model == ModelConfig(id_dim=16, max_context_tokens=32, use_summary=True)
     assert config.lm == random_lm(hidden=32, seed=0) and config.lm_layers is None
     assert (config.epochs, config.batch_size, config.lr, config.progress) == (1, 16, 1e-2, False)
     assert TrainConfig.from_dict(config.model_dump(mode="json")) == config
