@@ -135,14 +135,15 @@ def update_hnsw(
     HNSW index (``x``: current unit vectors, ``ids``: current item ids, sorted).
 
     Returns:
-        The ``KnnUpdate`` and the index with the fresh vectors added (removed and changed items' rows dead).
+        The ``KnnUpdate`` and the index with the fresh vectors added (in place) and the rows of removed and
+        changed items dead.
     """
     n, fresh, k = x.shape[0], delta.fresh, min(k, x.shape[0] - 1)
     old_idx, old_sc = np.where(old[0][:, :k] < 0, -1, old[0][:, :k]), old[1][:, :k].copy()
     xn = x.numpy()
     to_row = np.concatenate([_current_rows(hnsw, ids, fresh), fresh])
     hnsw.index.add(np.ascontiguousarray(xn[fresh]))  # type: ignore[attr-defined]
-    rows = pl.concat([hnsw.rows.scatter(np.flatnonzero(to_row[: len(hnsw.rows)] < 0), None), ids.gather(fresh)])
+    rows = pl.concat([hnsw.rows.clone().scatter(np.flatnonzero(to_row[: len(hnsw.rows)] < 0), None), ids.gather(fresh)])
     updated = HnswIndex(hnsw.index, rows)
     is_fresh = np.zeros(n, dtype=bool)
     is_fresh[fresh] = True

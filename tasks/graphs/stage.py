@@ -6,7 +6,10 @@ A graph is rebuilt only when its input table (``item_embeddings`` for kNN, ``tur
 parameters changed since its last successful build (``pipeline_runs``); kNN graphs whose embeddings are
 absent are skipped with the reason. When the last build had the same parameters and its input changed
 a little (new, changed or removed items; new dialogues only), the graph is updated where it changed
-(``tasks.graphs.incremental``, ``training.turn_graphs.add_counts``) instead of rebuilt.
+(``tasks.graphs.incremental``, ``training.turn_graphs.add_counts``) instead of rebuilt. A graph built with
+HNSW saves its index as a blob (ids in the run's counts and the commit metadata); a delta over it adds the
+new vectors to that index and searches them with it (``tasks.graphs.hnsw_delta``), or searches exactly when
+the index cannot be read.
 """
 
 from __future__ import annotations
@@ -74,7 +77,8 @@ class GraphsConfig:
         transition_min_count: drop rarer transitions.
         device: torch device of the exact backend (default: CUDA when present).
         incremental: update a graph where its input changed instead of rebuilding it, when possible.
-        max_delta_fraction: rebuild a kNN graph whole when more than this fraction of its items changed.
+        max_delta_fraction: rebuild a kNN graph whole when more than this fraction of its items changed, or of
+            its saved HNSW index's rows are dead (rows of removed or changed items, which HNSW cannot drop).
     """
 
     graphs: tuple[str, ...] = field(default_factory=graph_names)
@@ -306,6 +310,9 @@ class _Builder:
         ids, stored, x = stamps["item_id"], self._stored(build.graph), normalised(matrix)
         old = old_lists(ids, stored, k)
         hnsw = None if build.params["exact"] else self._base_index(build.graph)
+        if hnsw is not None and hnsw.rows.null_count() > self.config.max_delta_fraction * len(hnsw.rows):
+            log.info("graph %s: too many dead rows in its HNSW index; rebuilt whole", build.graph)
+            return None
         if hnsw is None:
             update, refs = _knn_apply(x, *old, delta, k=k, block=self.config.block), {}
         else:
