@@ -13,8 +13,9 @@ noise, normalised), like sentence embeddings and unlike isotropic noise, on whic
    approximate build pays. The threshold of ``backend="auto"`` is where HNSW + recall becomes cheaper than
    exact (log-log interpolation between the bracketing sizes).
 2. Scale (``--scale`` items, 0 to skip): the graph stage on a lake: a full build (``auto``: HNSW at this
-   size) with its stored sampled recall, then 1 % new items and the nightly run again (incremental), its
-   seconds against the full build's and its recall.
+   size) with its stored sampled recall and saved HNSW index, then 1 % new items and the nightly run again
+   (incremental, searched with the saved index), then another 1 % with the index blob deleted (the exact
+   fallback): each delta's seconds against the full build's, and its recall.
 3. Co-mention and transition graphs of the ReDial dialogues (``../shared/data/redial``, when present).
 Prints one JSON object (and writes it to ``--out``).
 """
@@ -77,11 +78,12 @@ print(json.dumps(result | {"peak_rss_mib": peak // 1024, "extra_rss_mib": (peak 
 _SCALE = (
     _THREADS
     + """
-import json, resource, sys, tempfile, time
+import json, os, resource, sys, tempfile, time
 import numpy as np, polars as pl
 from datetime import UTC, datetime
 import features
 from bench.knn import data
+from tasks.graphs.hnsw_delta import graph_index_store
 from tasks.graphs.stage import GraphsConfig, build_graphs
 n, dim, k = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 lake = tempfile.mkdtemp(prefix="mmcrs-knn-scale-")
@@ -93,7 +95,7 @@ def embed(first, x, day):
     start = time.perf_counter()
     features.upsert("item_embeddings", rows, commit=features.CommitInfo(stage="bench"), lake=lake)
     return round(time.perf_counter() - start, 2)
-x = data(n + n // 100, dim)
+x = data(n + 2 * (n // 100), dim)
 out = {"items": n, "write_embeddings_s": embed(0, x[:n], 1)}
 config = GraphsConfig(graphs=("text_knn",), k=k)
 cpu = time.process_time()
@@ -103,14 +105,22 @@ full["cpu_s"] = round(time.process_time() - cpu, 1)
 out["full"] = {key: full.get(key) for key in ("seconds", "cpu_s", "backend", "recall_at_k_vs_exact", "edges", "mode")}
 out["full"]["stage_s"] = summary.elapsed_s
 out["delta_items"] = n // 100
-out["write_delta_embeddings_s"] = embed(n, x[n:], 2)
-cpu = time.process_time()
-summary = build_graphs(lake=lake, config=config)
-night = summary.built["text_knn"]
-night["cpu_s"] = round(time.process_time() - cpu, 1)
-keys = ("seconds", "cpu_s", "mode", "recall_at_k_vs_exact", "added", "searched", "entered", "rows_rewritten")
-out["delta"] = {key: night.get(key) for key in keys} | {"stage_s": summary.elapsed_s}
-out["delta_over_full"] = round(summary.elapsed_s / out["full"]["stage_s"], 4)
+keys = ("seconds", "cpu_s", "mode", "delta_search", "recall_at_k_vs_exact", "added", "searched", "entered",
+        "rows_rewritten")
+def night(name, first, day):
+    out[f"write_{name}_embeddings_s"] = embed(first, x[first : first + n // 100], day)
+    cpu = time.process_time()
+    summary = build_graphs(lake=lake, config=config)
+    run = summary.built["text_knn"]
+    run["cpu_s"] = round(time.process_time() - cpu, 1)
+    out[name] = {key: run.get(key) for key in keys} | {"stage_s": summary.elapsed_s}
+    out[f"{name}_over_full"] = round(summary.elapsed_s / out["full"]["stage_s"], 4)
+    return run
+# 1. the nightly delta over the saved HNSW index; 2. the next one without it (exact fallback), side by side
+first = night("delta", n, 2)
+store = graph_index_store(features.resolve_lake(lake))
+os.unlink(os.path.join(store.root, store.key(first["hnsw_index"])))
+night("delta_exact_fallback", n + n // 100, 3)
 out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 print(json.dumps(out))
 """

@@ -6,8 +6,10 @@ the base's ``item_embeddings`` version by Delta time travel), the current items 
 same similarities, read column-wise, are each kept item's best fresh candidates, merged into its old list
 (a fresh item enters where it beats the k-th neighbour); kept items that lost a neighbour (removed or
 changed) are searched exactly again. On an exact base graph the result is the exact rebuild's graph
-(same lists, same tie order: similarity desc, then lower item id); on an HNSW base, the lists the update
-touches are exact and the rest keep their recall.
+(same lists, same tie order: similarity desc, then lower item id). On an HNSW base the stage searches the
+delta with the base's saved index instead (``tasks.graphs.hnsw_delta``) and uses this exact path only when
+that index is missing or unreadable: then the lists the update touches are exact and the rest keep their
+recall.
 """
 
 from __future__ import annotations

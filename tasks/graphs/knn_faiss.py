@@ -47,19 +47,33 @@ def knn_faiss_flat(vectors: np.ndarray, *, k: int = 10) -> tuple[np.ndarray, np.
     return _drop_self(indices, scores, min(k, len(x) - 1))
 
 
+def hnsw_index(x: np.ndarray, *, m: int = 16, ef_construction: int = 64) -> object:
+    """An inner-product ``faiss.IndexHNSWFlat`` over the unit rows ``x`` (row i = id i)."""
+    import faiss
+
+    index = faiss.IndexHNSWFlat(x.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = ef_construction
+    index.add(np.ascontiguousarray(x, dtype=np.float32))
+    return index
+
+
+def knn_faiss_hnsw_index(
+    vectors: np.ndarray, *, k: int = 10, m: int = 16, ef_construction: int = 64, ef_search: int = 64
+) -> tuple[np.ndarray, np.ndarray, object]:
+    """Approximate cosine kNN with an HNSW index: (indices, scores, the index), lists (N, k)."""
+    x = _normalised(vectors)
+    index = hnsw_index(x, m=m, ef_construction=ef_construction)
+    index.hnsw.efSearch = max(ef_search, k + 1)  # type: ignore[attr-defined]
+    scores, indices = index.search(x, min(k + 1 + _TIE_SLACK, len(x)))  # type: ignore[attr-defined]
+    return (*_drop_self(indices, scores, min(k, len(x) - 1)), index)
+
+
 def knn_faiss_hnsw(
     vectors: np.ndarray, *, k: int = 10, m: int = 16, ef_construction: int = 64, ef_search: int = 64
 ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate cosine kNN with an HNSW index: (indices, scores), each (N, k)."""
-    import faiss
-
-    x = _normalised(vectors)
-    index = faiss.IndexHNSWFlat(x.shape[1], m, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = ef_construction
-    index.add(x)
-    index.hnsw.efSearch = max(ef_search, k + 1)
-    scores, indices = index.search(x, min(k + 1 + _TIE_SLACK, len(x)))
-    return _drop_self(indices, scores, min(k, len(x) - 1))
+    indices, scores, _ = knn_faiss_hnsw_index(vectors, k=k, m=m, ef_construction=ef_construction, ef_search=ef_search)
+    return indices, scores
 
 
 def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:

@@ -17,7 +17,7 @@ import polars as pl
 import torch
 
 from tasks.graphs.knn import knn_exact, knn_rows
-from tasks.graphs.knn_faiss import knn_faiss_flat, knn_faiss_hnsw, recall_at_k
+from tasks.graphs.knn_faiss import knn_faiss_flat, knn_faiss_hnsw_index, recall_at_k
 
 Backend = Literal["auto", "torch", "faiss", "faiss-approx"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
@@ -94,19 +94,27 @@ def sampled_recall(
 def knn_lists(x: torch.Tensor, config: KnnConfig) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     """(indices, scores, notes) of every item's k nearest neighbours with the resolved backend; the notes say
     which backend ran and, for an approximate one, its sampled recall@k."""
+    indices, scores, notes, _ = knn_lists_index(x, config)
+    return indices, scores, notes
+
+
+def knn_lists_index(
+    x: torch.Tensor, config: KnnConfig
+) -> tuple[np.ndarray, np.ndarray, dict[str, object], object | None]:
+    """``knn_lists`` and the HNSW index the lists were searched with (None for exact backends)."""
     backend = config.resolved(x.shape[0])
     notes: dict[str, object] = {"backend": backend}
     if backend == "torch":
         idx_t, sim_t = knn_exact(x, k=config.k, block=config.block, device=config.device)
-        return idx_t.numpy(), sim_t.numpy(), notes
+        return idx_t.numpy(), sim_t.numpy(), notes, None
     if backend == "faiss":
         indices, scores = knn_faiss_flat(x.numpy(), k=config.k)
-        return indices, scores, notes
-    indices, scores = knn_faiss_hnsw(x.numpy(), k=config.k, **config.hnsw())
+        return indices, scores, notes, None
+    indices, scores, index = knn_faiss_hnsw_index(x.numpy(), k=config.k, **config.hnsw())
     recall = sampled_recall(x, indices, k=indices.shape[1], sample=config.recall_sample, block=config.block)
     notes |= {"recall_at_k_vs_exact": round(recall, 4), "recall_sample": min(config.recall_sample, x.shape[0])}
     log.info("approximate kNN (%s): sampled recall@%d against exact = %.4f", config.hnsw(), config.k, recall)
-    return indices, scores, notes
+    return indices, scores, notes, index
 
 
 def lists_to_edges(ids: pl.Series, rows: np.ndarray, indices: np.ndarray, scores: np.ndarray) -> pl.DataFrame:

@@ -6,7 +6,10 @@ A graph is rebuilt only when its input table (``item_embeddings`` for kNN, ``tur
 parameters changed since its last successful build (``pipeline_runs``); kNN graphs whose embeddings are
 absent are skipped with the reason. When the last build had the same parameters and its input changed
 a little (new, changed or removed items; new dialogues only), the graph is updated where it changed
-(``tasks.graphs.incremental``, ``training.turn_graphs.add_counts``) instead of rebuilt.
+(``tasks.graphs.incremental``, ``training.turn_graphs.add_counts``) instead of rebuilt. A graph built with
+HNSW saves its index as a blob (ids in the run's counts and the commit metadata); a delta over it adds the
+new vectors to that index and searches them with it (``tasks.graphs.hnsw_delta``), or searches exactly when
+the index cannot be read.
 """
 
 from __future__ import annotations
@@ -22,15 +25,17 @@ import torch
 
 import features
 from features import CommitInfo, Lake
+from features.blobs import BlobIntegrityError
 from features.runs import StageRun, latest_run, now_utc, record_run, reusable_run
 from features.write import merge_changes
+from tasks.graphs.hnsw_delta import INDEX_KEYS, HnswIndex, graph_index_store, load_index, save_index, update_hnsw
 from tasks.graphs.incremental import ItemDelta, KnnUpdate, item_delta, old_lists, update_knn
 from tasks.graphs.knn_graph import (
     BACKENDS,
     EXACT_MAX_ITEMS,
     Backend,
     KnnConfig,
-    knn_lists,
+    knn_lists_index,
     lists_to_edges,
     normalised,
     sampled_recall,
@@ -72,7 +77,8 @@ class GraphsConfig:
         transition_min_count: drop rarer transitions.
         device: torch device of the exact backend (default: CUDA when present).
         incremental: update a graph where its input changed instead of rebuilding it, when possible.
-        max_delta_fraction: rebuild a kNN graph whole when more than this fraction of its items changed.
+        max_delta_fraction: rebuild a kNN graph whole when more than this fraction of its items changed, or of
+            its saved HNSW index's rows are dead (rows of removed or changed items, which HNSW cannot drop).
     """
 
     graphs: tuple[str, ...] = field(default_factory=graph_names)
@@ -258,10 +264,12 @@ class _Builder:
         """Build the whole graph and replace its partition: (stats, edges version)."""
         if vectors is not None:
             stamps, matrix = vectors
-            indices, scores, notes = knn_lists(normalised(matrix), self.config.knn())
+            indices, scores, notes, index = knn_lists_index(normalised(matrix), self.config.knn())
             edges = lists_to_edges(stamps["item_id"], np.arange(stamps.height), indices, scores)
             edges = symmetrized(edges) if self.config.symmetrize else edges
             stats = graph_stats(edges, stamps.height, similarity=True) | notes
+            if index is not None and not self.config.symmetrize:
+                stats |= save_index(graph_index_store(self.lake), HnswIndex(index, stamps["item_id"]))
         else:
             turns = features.read("turns", version=build.version, lake=self.lake)
             nodes = mentions(turns).select("item").unique().select(pl.len()).collect().item()
@@ -300,17 +308,27 @@ class _Builder:
         if self.config.symmetrize or previous.height <= k or delta.fraction > self.config.max_delta_fraction:
             return None
         ids, stored, x = stamps["item_id"], self._stored(build.graph), normalised(matrix)
-        update = _knn_apply(x, *old_lists(ids, stored, k), delta, k=k, block=self.config.block)
+        old = old_lists(ids, stored, k)
+        hnsw = None if build.params["exact"] else self._base_index(build.graph)
+        if hnsw is not None and hnsw.rows.null_count() > self.config.max_delta_fraction * len(hnsw.rows):
+            log.info("graph %s: too many dead rows in its HNSW index; rebuilt whole", build.graph)
+            return None
+        if hnsw is None:
+            update, refs = _knn_apply(x, *old, delta, k=k, block=self.config.block), {}
+        else:
+            update, updated = update_hnsw(x, ids, old, delta, hnsw, k=k, ef_search=self.config.hnsw_ef_search)
+            refs = save_index(graph_index_store(self.lake), updated)
         changed = _ranked(
             lists_to_edges(ids, update.rows, update.indices[update.rows], update.scores[update.rows]), build.graph
         )
         sources = pl.concat([changed["src"].unique(), delta.removed])
         stale = stored.filter(pl.col("src").is_in(sources.implode())).join(changed, on=["src", "dst"], how="anti")
         edges = lists_to_edges(ids, np.arange(len(ids)), update.indices, update.scores)
-        stats = graph_stats(edges, len(ids), similarity=True) | _update_notes(delta, update)
+        stats = graph_stats(edges, len(ids), similarity=True) | _update_notes(delta, update) | refs
         if not build.params["exact"]:
             recall = sampled_recall(x, update.indices, k=k, sample=self.config.recall_sample, block=self.config.block)
             stats |= {
+                "delta_search": "exact" if hnsw is None else "hnsw",
                 "recall_at_k_vs_exact": round(recall, 4),
                 "recall_sample": min(self.config.recall_sample, len(ids)),
             }
@@ -319,6 +337,20 @@ class _Builder:
         stale = stale.select(pl.lit(build.graph).alias("graph"), "src", "dst")
         result = merge_changes(EDGES, changed, stale, commit=self._commit(build, stats), lake=self.lake)
         return stats, result.version
+
+    def _base_index(self, graph: str) -> HnswIndex | None:
+        """The HNSW index saved with the graph's last build (None, with the reason logged, when there is none
+        or it cannot be read: the delta is then searched exactly)."""
+        row = latest_run(f"{STAGE}:{graph}", lake=self.lake)
+        refs = json.loads(str(row["counts"] or "{}")) if row is not None else {}
+        if any(key not in refs for key in INDEX_KEYS):
+            log.warning("graph %s: no HNSW index saved with its last build; the delta is searched exactly", graph)
+            return None
+        try:
+            return load_index(graph_index_store(self.lake), {key: str(refs[key]) for key in INDEX_KEYS})
+        except (OSError, BlobIntegrityError, ValueError, RuntimeError) as error:
+            log.warning("graph %s: HNSW index unreadable (%s); the delta is searched exactly", graph, error)
+            return None
 
     def _turns_update(self, build: _Build, base: int) -> tuple[dict[str, object], int | None] | None:
         """Add the pair counts of the dialogues new since the base build to the stored counts (None: recount)."""
@@ -352,7 +384,8 @@ class _Builder:
     def _commit(self, build: _Build, stats: dict[str, object]) -> CommitInfo:
         """The commit of one graph write: parameters, input version, mode and (approximate) sampled recall."""
         extra = {"graph": build.graph, "params": json.dumps(build.params, sort_keys=True, default=str)}
-        extra |= {key: str(stats[key]) for key in ("mode", "backend", "recall_at_k_vs_exact") if key in stats}
+        noted = ("mode", "backend", "recall_at_k_vs_exact", *INDEX_KEYS)
+        extra |= {key: str(stats[key]) for key in noted if key in stats}
         return CommitInfo(
             stage=STAGE,
             flow_run_id=self.run_id,
