@@ -189,6 +189,16 @@ class BlobStore:
                     stream.write(data)
         return shas
 
+    def delete(self, sha: str) -> bool:
+        """Remove a stored blob (a blob no table or run refers to any more); False when there was none."""
+        if not self.exists(sha):
+            return False
+        if self._fs is None:
+            Path(self._path(sha)).unlink(missing_ok=True)
+        else:
+            self._fs.delete_file(self._path(sha))
+        return True
+
     def get(self, sha: str, *, verify: bool = True) -> bytes:
         """The bytes of a stored blob, checked against their sha256 (its key) unless ``verify=False``.
 

@@ -236,6 +236,7 @@ class _Builder:
             self.summary.skipped[graph] = f"unchanged since the last build ({table} v{version}, same parameters)"
             return
         build = _Build(graph, table, version, params, params_hash, fingerprint)
+        previous = self._index_refs(graph)
         base = None if force or not self.config.incremental else self._base_version(build)
         done = None
         if base is not None:
@@ -243,6 +244,7 @@ class _Builder:
         if done is None:
             done = self._full(build, vectors)
         self._record(build, *done)
+        self._prune_index(previous, done[0])
 
     def _base_version(self, build: _Build) -> int | None:
         """The input version of the graph's last build with the same parameters, when its partition has not
@@ -338,11 +340,23 @@ class _Builder:
         result = merge_changes(EDGES, changed, stale, commit=self._commit(build, stats), lake=self.lake)
         return stats, result.version
 
+    def _index_refs(self, graph: str) -> dict[str, str]:
+        """The blob ids of the HNSW index saved with the graph's last build (empty when none)."""
+        row = latest_run(f"{STAGE}:{graph}", lake=self.lake)
+        counts = json.loads(str(row["counts"] or "{}")) if row is not None else {}
+        return {key: str(counts[key]) for key in INDEX_KEYS if key in counts}
+
+    def _prune_index(self, previous: dict[str, str], stats: dict[str, object]) -> None:
+        """Delete the index blobs of the build this one replaced (recorded first, so a crash keeps them)."""
+        kept = {str(stats[key]) for key in INDEX_KEYS if key in stats}
+        store = graph_index_store(self.lake)
+        for sha in set(previous.values()) - kept:
+            store.delete(sha)
+
     def _base_index(self, graph: str) -> HnswIndex | None:
         """The HNSW index saved with the graph's last build (None, with the reason logged, when there is none
         or it cannot be read: the delta is then searched exactly)."""
-        row = latest_run(f"{STAGE}:{graph}", lake=self.lake)
-        refs = json.loads(str(row["counts"] or "{}")) if row is not None else {}
+        refs = self._index_refs(graph)
         if any(key not in refs for key in INDEX_KEYS):
             log.warning("graph %s: no HNSW index saved with its last build; the delta is searched exactly", graph)
             return None

@@ -135,3 +135,11 @@ def test_a_failed_put_many_leaves_no_partial_blob(tmp_path: Path, monkeypatch: p
     with pytest.raises(OSError, match="disk on fire"):
         store.put_many([b"1", b"2", b"3", b"4"])
     assert _files(tmp_path) == []
+
+
+def test_delete_removes_one_blob_and_reports_a_missing_one(tmp_path: Path) -> None:
+    store = BlobStore(str(tmp_path / "blobs"))
+    keep, gone = store.put_many([b"kept", b"gone"])
+    assert store.delete(gone) and not store.exists(gone)
+    assert store.delete(gone) is False
+    assert store.get(keep) == b"kept"

@@ -97,6 +97,8 @@ def test_a_delta_over_an_hnsw_graph_searches_its_saved_index_and_falls_back_with
     meta = json.loads(features.history("item_graph_edges", lake=lake)["metadata"][0])
     assert meta["hnsw_index"] == night["hnsw_index"] and meta["hnsw_rows"] == night["hnsw_rows"]
     store = graph_index_store(features.resolve_lake(lake))
+    assert not store.exists(str(full["hnsw_index"])) and not store.exists(str(full["hnsw_rows"]))  # replaced: pruned
+    assert store.exists(str(night["hnsw_index"])) and store.exists(str(night["hnsw_rows"]))
     Path(store.root, store.key(str(night["hnsw_index"]))).unlink()
     fallback = _night(lake, rng, config, day=3)
     assert fallback["mode"] == "incremental" and fallback["delta_search"] == "exact"
