@@ -76,7 +76,7 @@ def co_mention_edges(turns: pl.LazyFrame | pl.DataFrame, config: CoMentionConfig
         )
     elif cfg.weighting != "count":
         raise ValueError(f"unknown weighting {cfg.weighting!r}: count | pmi")
-    return counts.select("src", "dst", pl.col("count").cast(pl.Float32).alias("weight")).collect()
+    return counts.select("src", "dst", pl.col("count").cast(pl.Float32).alias("weight")).sort("src", "dst").collect()
 
 
 def transition_edges(turns: pl.LazyFrame | pl.DataFrame, *, horizon: int = 1, min_count: int = 1) -> pl.DataFrame:
@@ -94,7 +94,7 @@ def transition_edges(turns: pl.LazyFrame | pl.DataFrame, *, horizon: int = 1, mi
         (pl.col("b") > pl.col("a")) & (pl.col("b") - pl.col("a") <= horizon) & (pl.col("src") != pl.col("dst"))
     )
     counts = pairs.group_by("src", "dst").agg(pl.len().alias("count")).filter(pl.col("count") >= min_count)
-    return counts.select("src", "dst", pl.col("count").cast(pl.Float32).alias("weight")).collect()
+    return counts.select("src", "dst", pl.col("count").cast(pl.Float32).alias("weight")).sort("src", "dst").collect()
 
 
 def additive(builder: Callable[..., pl.DataFrame], options: Mapping[str, object]) -> bool:
