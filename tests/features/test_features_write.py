@@ -479,3 +479,23 @@ def test_replace_partition_swaps_one_partition_in_one_commit(lake: str, commit: 
         features.replace_partition(
             "item_graph_edges", edges("b", [("x", "y")]), partition={"graph": "a"}, commit=commit, lake=lake
         )
+
+
+def _edges(*rows: tuple[str, str, float]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"graph": ["g"] * len(rows), "src": [r[0] for r in rows], "dst": [r[1] for r in rows]}
+    ).with_columns(pl.Series("weight", [r[2] for r in rows], pl.Float32), pl.lit(1, pl.Int32).alias("rank"))
+
+
+def test_merge_changes_upserts_and_deletes_in_one_commit(lake: str, commit) -> None:
+    from features.write import merge_changes
+
+    features.upsert(
+        "item_graph_edges", _edges(("a", "b", 1.0), ("a", "c", 2.0), ("b", "c", 3.0)), commit=commit, lake=lake
+    )
+    before = _n_versions("item_graph_edges", lake)
+    gone = pl.DataFrame({"graph": ["g", "g"], "src": ["b", "a"], "dst": ["c", "b"]})  # ("a", "b") is also upserted
+    result = merge_changes("item_graph_edges", _edges(("a", "b", 5.0), ("c", "a", 1.5)), gone, commit=commit, lake=lake)
+    assert _n_versions("item_graph_edges", lake) == before + 1 and result.committed
+    got = _rows("item_graph_edges", lake).sort("src", "dst")
+    assert got.select("src", "dst", "weight").rows() == [("a", "b", 5.0), ("a", "c", 2.0), ("c", "a", 1.5)]
