@@ -59,7 +59,7 @@ bench: venv
 	$(BIN)/python -m bench.summarize
 	$(BIN)/python -m bench.train_quality
 	$(BIN)/python -m bench.nightly
-	$(BIN)/python -m bench.scale --sizes 10000 100000 --delta
+	$(BIN)/python -m bench.scale --sizes 2000 20000 100000 --poster-max 20000 --delta
 
 # Re-resolve the lock from pyproject.toml in a scratch venv (run the tests after).
 lock:
