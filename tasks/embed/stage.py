@@ -422,7 +422,8 @@ class _Embedder:
         )
 
     def commit_shard(self, result: ShardResult, job: ShardJob, stats: ModalitySummary) -> None:
-        """Commit one worker's shard: its vectors as one upsert, its undecodable posters to ``quarantine``."""
+        """Commit one worker's shard: its vectors (appended or merged, as ``_write``), its undecodable posters to
+        ``quarantine``."""
         began = time.perf_counter()
         self._write(result.rows, result.vectors, result.modality, stats.model_id)
         self._quarantine(job.rows, result.failures, result.modality, stats.model_id)

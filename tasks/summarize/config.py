@@ -47,7 +47,7 @@ class SummarizeSettings(StageSettings):
     api_key_block: str | None = _ENDPOINT.api_key_block
     accepts_images: bool = _ENDPOINT.accepts_images
     chunk_size: int = 3
-    labels: bool = True
+    labels: bool = False
     max_new_tokens: int = 64
     batch_size: int = 16
     task_runner: str = "default"

@@ -42,7 +42,7 @@ class SummarizeConfig:
     item_checks: OutputChecks = field(default_factory=OutputChecks)
     preference_checks: OutputChecks = field(default_factory=lambda: OutputChecks(require_phrase="prefer"))
     sample_size: int = 5
-    labels: bool = True
+    labels: bool = False
     final_points: bool = True
 
 

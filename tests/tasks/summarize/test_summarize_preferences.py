@@ -20,7 +20,7 @@ from tasks.summarize.stage import SummarizeConfig
 from .conftest import Recording
 
 LENIENT = OutputChecks(min_chars=1, allow_unfinished=True, max_repeat_share=1.0)
-CONFIG = SummarizeConfig(max_new_tokens=6, preference_checks=LENIENT, batch=4)
+CONFIG = SummarizeConfig(max_new_tokens=6, preference_checks=LENIENT, batch=4, labels=True)  # prompts show labels
 V1 = replace(CONFIG, preference_template="preference_v1")
 
 DIALOGUE = [
