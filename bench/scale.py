@@ -1,7 +1,7 @@
 """Benchmark: the pipeline's cost per item as the catalog grows (10k .. 1M items), and a 1 % nightly delta.
 
     python -m bench.scale --sizes 10000 100000 1000000 --out bench/out/scale.json \\
-        [--poster-max 20000] [--latency-ms 20] [--delta] [--minilm-sample 2000]
+        [--poster-max 20000] [--latency-ms 20] [--delta] [--minilm-sample 2000] [--threads 1]
 
 For each size, a generated catalog (``bench.scale_data``: ~300-character texts, distinct titles) and
 ``size / 10`` generated ReDial dialogues that mention its items; up to ``--poster-max`` items, every item has a
@@ -86,7 +86,7 @@ def run_stage_child(stage: str, lake: str) -> None:
     """Child process: run one stage through the nightly runner and print its record as one JSON line."""
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     from flows.nightly import run_one
 
     record = run_one(stage, {}, lake=lake)
@@ -154,12 +154,12 @@ def _noop(lake: Path, items: int, env: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def child_env(root: Path) -> dict[str, str]:
-    """The stage processes' environment: this checkout first, Prefect offline, one torch thread."""
+def child_env(root: Path, threads: int = 1) -> dict[str, str]:
+    """The stage processes' environment: this checkout first, Prefect offline, ``threads`` torch/faiss threads."""
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     env |= {"PREFECT_HOME": str(root / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env |= {"DO_NOT_TRACK": "1", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
-    env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PREFECT_LOGGING_LEVEL": "WARNING"}
+    env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PREFECT_LOGGING_LEVEL": "WARNING"}
     return env
 
 
@@ -227,32 +227,37 @@ def _embedded(stats: dict[str, Any]) -> int:
     return sum(int(m.get("embedded") or 0) for m in modalities.values())
 
 
-def minilm_rate(sample: int) -> dict[str, Any]:
-    """The packaged MiniLM's encode rate on ``sample`` generated item texts (one torch thread)."""
+def minilm_rate(sample: int, threads: int = 1) -> dict[str, Any]:
+    """The packaged MiniLM's encode rate on ``sample`` generated item texts (``threads`` torch threads)."""
     import torch
 
     from bench.scale_data import item_frame
     from training.encoders.text import TextEncoder
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     texts = item_frame(0, sample)["text"].to_list()
     encoder = TextEncoder.load(device="cpu")
     encoder.encode(texts[:64], batch_size=32)  # warm-up
     began = time.perf_counter()
     encoder.encode(texts, batch_size=32)
     seconds = time.perf_counter() - began
-    return {"sample": sample, "seconds": round(seconds, 2), "items_per_s": round(sample / seconds, 1), "threads": 1}
+    return {
+        "sample": sample,
+        "seconds": round(seconds, 2),
+        "items_per_s": round(sample / seconds, 1),
+        "threads": threads,
+    }
 
 
-def tiny_clip_rate(sample: int) -> dict[str, Any]:
-    """The ``random:`` tiny CLIP text tower's own rate (tokenize + forward, batch 32, one torch thread) on
+def tiny_clip_rate(sample: int, threads: int = 1) -> dict[str, Any]:
+    """The ``random:`` tiny CLIP text tower's own rate (tokenize + forward, batch 32, ``threads`` torch threads) on
     ``sample`` item texts: the stage's seconds minus ``items / rate`` is the pipeline's own cost."""
     import torch
 
     from bench.scale_data import item_frame
     from training.encoders.clip import ClipEncoder
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     texts = item_frame(0, sample)["text"].to_list()
     encoder = ClipEncoder.load(TINY_CLIP, device="cpu")
     encoder.encode_texts(texts[:64])  # warm-up
@@ -260,7 +265,12 @@ def tiny_clip_rate(sample: int) -> dict[str, Any]:
     for start in range(0, sample, 32):
         encoder.encode_texts(texts[start : start + 32])
     seconds = time.perf_counter() - began
-    return {"sample": sample, "seconds": round(seconds, 2), "items_per_s": round(sample / seconds, 1), "threads": 1}
+    return {
+        "sample": sample,
+        "seconds": round(seconds, 2),
+        "items_per_s": round(sample / seconds, 1),
+        "threads": threads,
+    }
 
 
 def _pipeline_share(out: dict[str, Any]) -> None:
@@ -303,7 +313,7 @@ def _run_all(args: argparse.Namespace, base: Path) -> dict[str, Any]:
     largest = max(args.sizes)
     for size in sorted(args.sizes):
         root = base / f"size-{size}"
-        env = child_env(root)
+        env = child_env(root, args.threads)
         posters = size if size <= args.poster_max else 0
         server = PosterServer(posters + max(1, size // 100), latency_ms=args.latency_ms) if posters else None
         poster_base = server.__enter__() if server else None
@@ -330,6 +340,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--minilm-sample", type=int, default=2000, help="texts to time the encoders on (0: skip)")
     parser.add_argument("--workdir", type=Path, default=None, help="where lakes go (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the lakes and inputs")
+    parser.add_argument("--threads", type=int, default=1, help="torch / faiss threads of each stage process")
     parser.add_argument("--run-stage", help=argparse.SUPPRESS)
     parser.add_argument("--lake", help=argparse.SUPPRESS)
     return parser
@@ -347,9 +358,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     head |= {"command": " ".join(["python -m bench.scale", *(argv if argv is not None else sys.argv[1:])])}
     out = head | _run_all(args, base)
     if args.minilm_sample:
-        out["minilm"] = minilm_rate(args.minilm_sample)
+        out["minilm"] = minilm_rate(args.minilm_sample, args.threads)
         _extrapolate(out)
-        out["tiny_clip"] = tiny_clip_rate(args.minilm_sample)
+        out["tiny_clip"] = tiny_clip_rate(args.minilm_sample, args.threads)
         _pipeline_share(out)
     out["cost_ratio_largest_vs_smallest"] = cost_ratios(out["sizes"])
     out["load_after"] = os.getloadavg()
