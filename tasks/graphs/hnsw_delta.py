@@ -128,7 +128,7 @@ def update_hnsw(
     hnsw: HnswIndex,
     *,
     k: int,
-    ef_search: int = 64,
+    ef_search: int = 96,
     widen: int = 3,
 ) -> tuple[KnnUpdate, HnswIndex]:
     """Update the base lists ``old`` (``old_lists``: (N, k) indices and scores) for ``delta`` with the base's

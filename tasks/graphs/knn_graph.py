@@ -50,7 +50,7 @@ class KnnConfig:
     device: str | None = None
     hnsw_m: int = 16
     hnsw_ef_construction: int = 64
-    hnsw_ef_search: int = 64
+    hnsw_ef_search: int = 96
     recall_sample: int = 1000
     symmetrize: bool = False
 

@@ -87,7 +87,7 @@ class GraphsConfig:
     exact_max_items: int = EXACT_MAX_ITEMS
     hnsw_m: int = 16
     hnsw_ef_construction: int = 64
-    hnsw_ef_search: int = 64
+    hnsw_ef_search: int = 96
     recall_sample: int = 1000
     symmetrize: bool = False
     block: int = 4096
