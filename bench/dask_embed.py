@@ -1,7 +1,7 @@
 """Benchmark: the embedding stage on a Dask ``LocalCluster`` (Prefect ``DaskTaskRunner``) against the default
 in-process runner, side by side in one run.
 
-    PYTHONPATH=. .venv/bin/python -m bench.dask_embed [--items 256] [--workers 2] [--shard-size 32]
+    PYTHONPATH=. .venv/bin/python -m bench.dask_embed [--items 256] [--workers 2] [--shard-size 32] [--s3]
 
 Two identical temporary lakes of ``--items`` items (generated 300x450 PNG posters + texts); the ``embed`` flow
 with modalities image + clip_text (``--model``, default random ViT-B-32: real compute, no meaning) and text
@@ -11,12 +11,16 @@ apart, and a warm-up run on a small third lake loads the models on the workers f
 production cluster would have them). Reported: the stage's wall time (planning, encoding, every shard's
 commit) per runner and their ratio, per-modality items/s of wall time and, for Dask, items/s per worker
 (items / summed worker encode seconds), plus ``uptime`` before and after (the machine is shared).
+With ``--s3`` the three lakes live on an object store instead of local folders: moto's S3 server on 127.0.0.1
+(``bench.s3``), reached through ``MMCRS_STORAGE_OPTIONS`` by the flow and by every Dask worker, so posters
+are read and vectors committed over HTTP, as with a cluster and an ``s3://`` lake.
 Prints one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -62,6 +66,9 @@ def _on_cluster(workers: int, threads: str, options: dict[str, Any], *, warm_lak
     """Start a ``LocalCluster``, warm its workers up on ``warm_lake``, then run on ``lake`` (each timed)."""
     from distributed import LocalCluster
 
+    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    if "MMCRS_STORAGE_OPTIONS" in os.environ:  # an object-store lake: the workers read and write it too
+        env["MMCRS_STORAGE_OPTIONS"] = os.environ["MMCRS_STORAGE_OPTIONS"]
     start = time.perf_counter()
     with LocalCluster(
         n_workers=workers,
@@ -69,7 +76,7 @@ def _on_cluster(workers: int, threads: str, options: dict[str, Any], *, warm_lak
         processes=True,
         host="127.0.0.1",
         dashboard_address="127.0.0.1:0",
-        env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
+        env=env,
     ) as cluster:
         cluster_s = time.perf_counter() - start
         dask = {"task_runner": "dask", "dask_address": cluster.scheduler_address, "dask_workers": workers}
@@ -113,11 +120,37 @@ def _report(
     }
 
 
-def run(n: int, workers: int, shard_size: int, model: str, batch: int) -> dict[str, object]:
-    """Build the lakes, run both runners, return the numbers."""
+@contextlib.contextmanager
+def _lake_base(root: Path, s3: bool) -> Any:
+    """Where the lakes go: ``root`` (local) or a bucket on moto's S3 server, its options in the environment."""
+    if not s3:
+        yield root
+        return
+    from bench.s3 import s3_lake
+
+    with s3_lake("dask-bench") as (base, options):
+        os.environ["MMCRS_STORAGE_OPTIONS"] = json.dumps(options)
+        try:
+            yield base
+        finally:
+            os.environ.pop("MMCRS_STORAGE_OPTIONS", None)
+
+
+def run(n: int, workers: int, shard_size: int, model: str, batch: int, *, s3: bool = False) -> dict[str, object]:
+    """Build the lakes (local, or on an S3 endpoint with ``s3``), run both runners, return the numbers."""
+    root = Path(tempfile.mkdtemp(prefix="mmcrs-dask-bench-"))
+    try:
+        with _lake_base(root, s3) as base:
+            return _compare(base, n, workers, shard_size, model, batch) | {
+                "lake": "s3 (moto, 127.0.0.1)" if s3 else "local"
+            }
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _compare(base: Path | str, n: int, workers: int, shard_size: int, model: str, batch: int) -> dict[str, object]:
     from bench.embed import _lake
 
-    root = Path(tempfile.mkdtemp(prefix="mmcrs-dask-bench-"))
     before = _uptime()
     options: dict[str, Any] = {
         "modalities": ["image", "clip_text", "text"],
@@ -127,18 +160,16 @@ def run(n: int, workers: int, shard_size: int, model: str, batch: int) -> dict[s
         "device": "cpu",
     }
     threads = str(max(1, (os.cpu_count() or 1) // workers))
-    try:
-        plain_lake, _ = _lake(root / "default", n)
-        dask_lake, _ = _lake(root / "dask", n)
-        warm_lake, _ = _lake(root / "warm", 4 * workers)
-        plain, plain_wall = _embed_flow(str(plain_lake), **options)
-        dask = _on_cluster(workers, threads, options, warm_lake=str(warm_lake), lake=str(dask_lake))
-        rows_a = features.read("item_embeddings", lake=plain_lake).collect().height
-        rows_b = features.read("item_embeddings", lake=dask_lake).collect().height
-        assert rows_a == rows_b == 3 * n, (rows_a, rows_b)
-        return _report(n, options, threads, _row(plain, plain_wall), dask, before)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    under = (lambda name: base / name) if isinstance(base, Path) else (lambda name: f"{base}/{name}")
+    plain_lake, _ = _lake(under("default"), n)
+    dask_lake, _ = _lake(under("dask"), n)
+    warm_lake, _ = _lake(under("warm"), 4 * workers)
+    plain, plain_wall = _embed_flow(str(plain_lake), **options)
+    dask = _on_cluster(workers, threads, options, warm_lake=str(warm_lake), lake=str(dask_lake))
+    rows_a = features.read("item_embeddings", lake=plain_lake).collect().height
+    rows_b = features.read("item_embeddings", lake=dask_lake).collect().height
+    assert rows_a == rows_b == 3 * n, (rows_a, rows_b)
+    return _report(n, options, threads, _row(plain, plain_wall), dask, before)
 
 
 def main() -> None:
@@ -149,8 +180,10 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=32)
     parser.add_argument("--model", default="random:ViT-B-32@0")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--s3", action="store_true", help="the lakes on moto's S3 server on 127.0.0.1")
     args = parser.parse_args()
-    print(json.dumps(run(args.items, args.workers, args.shard_size, args.model, args.batch_size), indent=2))
+    result = run(args.items, args.workers, args.shard_size, args.model, args.batch_size, s3=args.s3)
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -65,8 +65,9 @@ def _texts(n: int) -> list[str]:
     ]
 
 
-def _lake(root: Path, n: int) -> tuple[Path, list[str]]:
-    lake = root / "lake"
+def _lake(root: Path | str, n: int) -> tuple[Path | str, list[str]]:
+    """A lake of ``n`` items (generated posters and texts) under ``root`` (a folder or an object-store URI)."""
+    lake = root / "lake" if isinstance(root, Path) else f"{root.rstrip('/')}/lake"
     store = poster_store(features.resolve_lake(lake))
     shas = [store.put(_poster(i)) for i in range(n)]
     items = pl.DataFrame(

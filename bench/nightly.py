@@ -15,7 +15,6 @@ bench/out/nightly.json.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -23,29 +22,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.s3 import create_bucket, moto_s3
+from bench.s3 import s3_lake
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-@contextlib.contextmanager
-def _s3_lake() -> Iterator[tuple[str, dict[str, str]]]:
-    """A bucket on moto's S3 server (a subprocess on 127.0.0.1) and the storage options to reach it."""
-    with moto_s3() as endpoint:
-        options = {
-            "aws_access_key_id": "bench",
-            "aws_secret_access_key": "bench-secret",
-            "aws_region": "us-east-1",
-            "aws_endpoint_url": endpoint,
-            "aws_allow_http": "true",
-        }
-        create_bucket("bench", storage_options=options)
-        yield "s3://bench/lake", options
 
 
 def _mmcrs(args: list[str], env: dict[str, str]) -> float:
@@ -103,7 +86,7 @@ def main() -> None:
         if kind == "local":
             out[kind] = _measure(str(root / "lake"), {}, root, args.items, args.summarize)
         else:
-            with _s3_lake() as (lake, options):
+            with s3_lake() as (lake, options):
                 out[kind] = _measure(lake, options, root, args.items, args.summarize)
     out["load_after"] = os.getloadavg()
     (REPO / "bench" / "out").mkdir(parents=True, exist_ok=True)

@@ -77,3 +77,18 @@ def create_bucket(bucket: str, *, storage_options: dict[str, str]) -> None:
         scheme=endpoint.split("://", 1)[0],
         allow_bucket_creation=True,
     ).create_dir(bucket)
+
+
+@contextlib.contextmanager
+def s3_lake(path: str = "lake") -> Iterator[tuple[str, dict[str, str]]]:
+    """A bucket on moto's S3 server (a subprocess on 127.0.0.1): (``s3://bench/<path>``, its storage options)."""
+    with moto_s3() as endpoint:
+        options = {
+            "aws_access_key_id": "bench",
+            "aws_secret_access_key": "bench-secret",
+            "aws_region": "us-east-1",
+            "aws_endpoint_url": endpoint,
+            "aws_allow_http": "true",
+        }
+        create_bucket("bench", storage_options=options)
+        yield f"s3://bench/{path}", options

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import orjson
 import polars as pl
 
-from tasks.ingest.titles import split_title_year, title_key
+from tasks.ingest.titles import normalised_titles, split_title_year, title_key
 
 MENTION_SOURCE_PREFIX = "mention:"
 
@@ -45,10 +45,9 @@ class ItemLinker:
         ranked = items.with_columns(pl.col("source").str.starts_with(MENTION_SOURCE_PREFIX).alias("_mention")).sort(
             ["_mention", "item_id"], descending=[True, True]
         )  # last write wins: catalog, lowest id
-        index: dict[tuple[str, int | None], str] = {}
-        for item_id, title, year in ranked.select("item_id", "title", "year").iter_rows():
-            if title:
-                index[title_key(title, year)] = item_id
+        titled = ranked.filter(pl.col("title").is_not_null() & (pl.col("title") != ""))
+        keys = zip(normalised_titles(titled["title"]).to_list(), titled["year"].to_list(), strict=True)
+        index: dict[tuple[str, int | None], str] = dict(zip(keys, titled["item_id"].to_list(), strict=True))
         catalog = items.filter(~pl.col("source").str.starts_with(MENTION_SOURCE_PREFIX))["item_id"].to_list()
         return cls(index=index, existing_ids=set(items["item_id"].to_list()), catalog_ids=set(catalog))
 

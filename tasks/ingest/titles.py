@@ -10,9 +10,13 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import polars as pl
+
 _YEAR_SUFFIX = re.compile(r"\s*\((\d{4})\)\s*$")
 _TRAILING_ARTICLE = re.compile(r"^(?P<body>.*),\s*(?P<article>the|a|an|les|la|le|il|el|das|der|die)$", re.I)
 _NON_WORD = re.compile(r"[^\w]+")
+_ARTICLES = "the|a|an|les|la|le|il|el|das|der|die"
+_PRINTABLE_ASCII = r"^[\x20-\x7e]*$"  # no accents, no control characters: the Rust regexes agree with ``re``
 
 
 def split_title_year(name: str) -> tuple[str, int | None]:
@@ -49,3 +53,33 @@ def normalise_title(title: str) -> str:
 def title_key(title: str, year: int | None) -> tuple[str, int | None]:
     """The key two names must share to denote the same movie."""
     return normalise_title(title), year
+
+
+def _ascii_normalised(title: pl.Expr) -> pl.Expr:
+    """``normalise_title`` as Polars (Rust regex) string operations; equal to it on printable-ASCII titles."""
+    return (
+        title.str.strip_chars(" ")
+        .str.replace(r"\s*\(.*?\)\s*$", "")
+        .str.replace(rf"^(.*),\s*((?i:{_ARTICLES}))$", "${2} ${1}")
+        .str.replace_all("&", " and ", literal=True)
+        .str.to_lowercase()
+        .str.replace_all(r"[^\w]+", " ")
+        .str.strip_chars(" ")
+    )
+
+
+def normalised_titles(titles: pl.Series) -> pl.Series:
+    """``normalise_title`` of every title (null stays null), vectorised: printable-ASCII titles by Rust regexes
+    in Polars, the others (accents, other scripts, control characters) one by one in Python. A catalog of 1M
+    titles costs well under a second instead of several.
+
+    Example:
+        >>> normalised_titles(pl.Series(["Usual Suspects, The (1995)", "Amélie", None])).to_list()
+        ['the usual suspects', 'amelie', None]
+    """
+    frame = pl.DataFrame({"title": titles.cast(pl.String)}).with_row_index("at")
+    keys = frame.select(_ascii_normalised(pl.col("title")).alias(titles.name)).to_series()
+    other = frame.filter(pl.col("title").is_not_null() & ~pl.col("title").str.contains(_PRINTABLE_ASCII))
+    if other.height:
+        keys = keys.scatter(other["at"], pl.Series([normalise_title(t) for t in other["title"]], dtype=pl.String))
+    return keys
