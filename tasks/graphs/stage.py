@@ -41,7 +41,7 @@ from tasks.graphs.knn_graph import (
     sampled_recall,
     symmetrized,
 )
-from tasks.graphs.stats import graph_stats
+from tasks.graphs.stats import graph_stats, knn_list_stats
 from tasks.summary import StageSummary
 from training import modalities as registry
 from training.modalities import graph_names, knn_graphs
@@ -325,8 +325,7 @@ class _Builder:
         )
         sources = pl.concat([changed["src"].unique(), delta.removed])
         stale = stored.filter(pl.col("src").is_in(sources.implode())).join(changed, on=["src", "dst"], how="anti")
-        edges = lists_to_edges(ids, np.arange(len(ids)), update.indices, update.scores)
-        stats = graph_stats(edges, len(ids), similarity=True) | _update_notes(delta, update) | refs
+        stats = knn_list_stats(update.indices, update.scores) | _update_notes(delta, update) | refs
         if not build.params["exact"]:
             recall = sampled_recall(x, update.indices, k=k, sample=self.config.recall_sample, block=self.config.block)
             stats |= {

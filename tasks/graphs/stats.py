@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 
@@ -26,3 +27,20 @@ def graph_stats(edges: pl.DataFrame, nodes: int, *, similarity: bool = False) ->
     if similarity:
         stats["mean_neighbour_similarity"] = round(float(edges["weight"].mean() or 0.0), 4)
     return stats
+
+
+def knn_list_stats(indices: np.ndarray, scores: np.ndarray) -> dict[str, float | int]:
+    """``graph_stats`` of a kNN graph straight from its (N, k) neighbour lists (``-1`` where a list is short),
+    without building the N x k edge frame: what a nightly update of a large graph records."""
+    kept = indices >= 0
+    degrees = pl.Series("len", kept.sum(axis=1), dtype=pl.Int64)
+    return {
+        "nodes": len(indices),
+        "edges": int(kept.sum()),
+        "isolated": int((degrees == 0).sum()),
+        "degree_mean": round(float(degrees.mean() or 0.0), 3),
+        "degree_p50": int(degrees.quantile(0.5) or 0),
+        "degree_p90": int(degrees.quantile(0.9) or 0),
+        "degree_max": int(degrees.max() or 0),
+        "mean_neighbour_similarity": round(float(pl.Series(scores[kept]).mean() or 0.0), 4),
+    }
