@@ -1,7 +1,8 @@
 """Benchmark: the pipeline's cost per item as the catalog grows (10k .. 1M items), and a 1 % nightly delta.
 
     python -m bench.scale --sizes 10000 100000 1000000 --out bench/out/scale.json \\
-        [--poster-max 20000] [--latency-ms 20] [--delta] [--minilm-sample 2000] [--threads 1]
+        [--poster-max 20000] [--latency-ms 20] [--delta] [--minilm-sample 2000] [--threads 1] [--keep --workdir W]
+    python -m bench.scale --delta-again bench/out/scale.json --workdir W --out bench/out/scale.json
 
 For each size, a generated catalog (``bench.scale_data``: ~300-character texts, distinct titles) and
 ``size / 10`` generated ReDial dialogues that mention its items; up to ``--poster-max`` items, every item has a
@@ -23,7 +24,9 @@ Per stage: seconds (inside the runner, Prefect's start-up left out), items/s, th
 (sampled every 50 ms), and the lake's bytes after it. Per stage over the sizes:
 ``cost_ratio_largest_vs_smallest`` = (seconds per item at the largest size) / (at the smallest).
 ``--delta`` then adds 1 % new items and 1 % new dialogues to the largest lake and runs the stages again,
-recording each against its full run and the rows each wrote.
+recording each against its full run and the rows each wrote. ``--delta-again`` adds one more 1 % to a kept
+lake (new code measured on the lake an earlier run built: each stage's skip rule sees new inputs, and every
+stage updates incrementally whatever the code version, since only parameters define a graph's base).
 """
 
 from __future__ import annotations
@@ -184,14 +187,21 @@ def run_size(size: int, root: Path, *, poster_base: str | None, env: dict[str, s
     return {"items": size, "posters": size if crawl else 0, "inputs": inputs, "stages": stages}
 
 
-def run_delta(size: int, root: Path, full: dict[str, Any], *, poster_base: str | None, env: dict[str, str]) -> dict:
-    """Add 1 % new items (a catalog file of the new items) and 1 % new dialogues, run every stage again."""
+def run_delta(
+    size: int, root: Path, full: dict[str, Any], *, poster_base: str | None, env: dict[str, str], again: int = 0
+) -> dict:
+    """Add 1 % new items (a catalog file of the new items) and 1 % new dialogues, run every stage again
+    (``again``: how many such deltas the lake had already; each adds ids after the last one's)."""
     lake, data, new = root / "lake", root / "data", max(1, size // 100)
-    catalog = write_catalog(data / "catalog_delta.parquet", size, new, poster_base=poster_base, seed=1)
+    name = f"delta{again + 1}" if again else "delta"
+    first = size + again * new
+    catalog = write_catalog(data / f"catalog_{name}.parquet", first, new, poster_base=poster_base, seed=1 + again)
     everything = pl.concat(
-        [pl.read_parquet(p, columns=["item_id", "title", "year"]) for p in (data / "catalog.parquet", catalog)]
+        [pl.read_parquet(p, columns=["item_id", "title", "year"]) for p in sorted(data.glob("catalog*.parquet"))]
     )
-    dialogues = write_dialogues(data / "dialogues_delta.jsonl", everything, first=size // 10 + 1, count=new, seed=1)
+    dialogues = write_dialogues(
+        data / f"dialogues_{name}.jsonl", everything, first=size // 10 + 1 + again * new, count=new, seed=1 + again
+    )
     del everything
     crawl = poster_base is not None
     _save_settings(lake, lake_settings(catalog=str(catalog), dialogues=str(dialogues), crawl=crawl))
@@ -330,6 +340,28 @@ def _run_all(args: argparse.Namespace, base: Path) -> dict[str, Any]:
     return out
 
 
+def delta_again(args: argparse.Namespace, head: dict[str, Any]) -> dict[str, Any]:
+    """Another 1 % delta on the kept largest lake of an earlier run (``--delta-again``), written to ``--out``."""
+    previous = json.loads(args.delta_again.read_text())
+    size = max(int(s) for s in previous["sizes"])
+    root = (args.workdir or Path()) / f"size-{size}"
+    if not (root / "lake").is_dir():
+        raise SystemExit(f"no kept lake at {root / 'lake'} (run with --keep --workdir W, then pass --workdir W)")
+    full, again = previous["sizes"][str(size)], 1 + len(previous.get("delta_again", []))
+    count = size + (again + 1) * max(1, size // 100)
+    server = PosterServer(count, latency_ms=args.latency_ms) if full["posters"] else None
+    poster_base = server.__enter__() if server else None
+    try:
+        result = run_delta(size, root, full, poster_base=poster_base, env=child_env(root, args.threads), again=again)
+    finally:
+        if server:
+            server.__exit__(None, None, None)
+    previous.setdefault("delta_again", []).append(head | result | {"load_after": os.getloadavg()})
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(previous, indent=2, default=str))
+    return previous
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
@@ -341,6 +373,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--workdir", type=Path, default=None, help="where lakes go (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the lakes and inputs")
     parser.add_argument("--threads", type=int, default=1, help="torch / faiss threads of each stage process")
+    parser.add_argument(
+        "--delta-again",
+        type=Path,
+        metavar="JSON",
+        help="the JSON of an earlier run made with --keep --workdir W --delta: add another 1 %% to its largest lake "
+        "(under W) and run every stage again, against that run's full-run seconds; appended to the JSON",
+    )
     parser.add_argument("--run-stage", help=argparse.SUPPRESS)
     parser.add_argument("--lake", help=argparse.SUPPRESS)
     return parser
@@ -352,10 +391,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.run_stage:
         run_stage_child(args.run_stage, args.lake)
         return {}
-    base = args.workdir or Path(tempfile.mkdtemp(prefix="mmcrs-bench-scale-"))
     head = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "load_before": os.getloadavg()}
     head |= {"machine": f"{platform.machine()}, {os.cpu_count()} cpus, {psutil.virtual_memory().total >> 30} GiB"}
     head |= {"command": " ".join(["python -m bench.scale", *(argv if argv is not None else sys.argv[1:])])}
+    if args.delta_again:
+        return delta_again(args, head)
+    base = args.workdir or Path(tempfile.mkdtemp(prefix="mmcrs-bench-scale-"))
     out = head | _run_all(args, base)
     if args.minilm_sample:
         out["minilm"] = minilm_rate(args.minilm_sample, args.threads)

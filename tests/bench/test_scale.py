@@ -15,7 +15,7 @@ STAGES = ("catalog_ingest", "dialogue_ingest", "crawl", "text_embed", "graphs", 
 @pytest.mark.slow  # a dozen stage processes, each starting Prefect: a few minutes on two cores
 def test_scale_runs_every_stage_and_writes_the_json(tmp_path: Path) -> None:
     out = tmp_path / "scale.json"
-    argv = ["--sizes", "50", "--poster-max", "50", "--latency-ms", "1", "--delta", "--minilm-sample", "0"]
+    argv = ["--sizes", "50", "--poster-max", "50", "--latency-ms", "1", "--delta", "--minilm-sample", "0", "--keep"]
     scale.main([*argv, "--out", str(out), "--workdir", str(tmp_path / "work")])
     result = json.loads(out.read_text())
     stages = result["sizes"]["50"]["stages"]
@@ -27,6 +27,11 @@ def test_scale_runs_every_stage_and_writes_the_json(tmp_path: Path) -> None:
     delta = result["delta"]
     assert delta["items_added"] == 1 and delta["embedded_rows"] == 1  # only the new item is embedded
     assert set(delta["share_of_full_per_stage"]) == set(delta["stages"])
+    # another 1 % on the kept lake: new ids, only they are embedded, the crawl fetches only their posters
+    scale.main(["--delta-again", str(out), "--workdir", str(tmp_path / "work"), "--latency-ms", "1", "--out", str(out)])
+    again = json.loads(out.read_text())["delta_again"]
+    assert len(again) == 1 and again[0]["embedded_rows"] == 1 and again[0]["stages"]["crawl"]["status"] == "ok"
+    assert again[0]["stages"]["graphs"]["summary"]["built"]["clip_text_knn"]["mode"] == "incremental"
 
 
 def test_cost_ratio_is_per_item_seconds_largest_over_smallest() -> None:
