@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: venv demo test test-all llama-server test-llm-server bench lint lock clean
+.PHONY: venv demo test test-all llama-server test-llm-server bench bench-1m lint lock clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "mmcrs needs Python 3.11"'
@@ -60,6 +60,13 @@ bench: venv
 	$(BIN)/python -m bench.train_quality
 	$(BIN)/python -m bench.nightly
 	$(BIN)/python -m bench.scale --sizes 2000 20000 100000 --poster-max 20000 --delta
+
+# The whole pipeline at 1M items and its 1 % nightly delta, and the 1M x 384 graph: ~50 min on 2 quiet cores
+# (bench/RESULTS.md, "The whole pipeline at 1M" and "The graph stage at 1,000,000 x 384").
+bench-1m: venv
+	$(BIN)/python -m bench.scale --sizes 2000 10000 100000 1000000 --poster-max 10000 --delta --threads 2 \
+		--minilm-sample 1000 --out bench/out/scale-1m.json
+	$(BIN)/python -m bench.knn --sizes 10000 20000 --scale 1000000 --threads 2 --out bench/out/knn-1m.json
 
 # Re-resolve the lock from pyproject.toml in a scratch venv (run the tests after).
 lock:
