@@ -23,6 +23,7 @@ from features.blobs import BlobStore
 from features.lake import Lake
 from tasks.graphs.incremental import LOST, ItemDelta, KnnUpdate
 from tasks.graphs.knn import ordered_topk
+from tasks.graphs.knn_faiss import HNSW_EF_SEARCH
 
 INDEX_KEYS = ("hnsw_index", "hnsw_rows")  # the blob ids recorded with a graph built or updated with HNSW
 _SLACK = 8  # extra results per search, for ties at the k-th place and dead rows
@@ -128,7 +129,7 @@ def update_hnsw(
     hnsw: HnswIndex,
     *,
     k: int,
-    ef_search: int = 96,
+    ef_search: int = HNSW_EF_SEARCH,
     widen: int = 3,
 ) -> tuple[KnnUpdate, HnswIndex]:
     """Update the base lists ``old`` (``old_lists``: (N, k) indices and scores) for ``delta`` with the base's

@@ -22,6 +22,9 @@ def _normalised(vectors: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
+HNSW_M = 16  # the HNSW defaults (bench/knn.py, bench/RESULTS.md): links per node,
+HNSW_EF_CONSTRUCTION = 64  # build beam width,
+HNSW_EF_SEARCH = 96  # search beam width (64 gave recall@10 0.954 at 1M x 384, too close to 0.95; 96: 0.966)
 _TIE_SLACK = 8  # extra results per query so equal scores at the k-th place are resolved by index
 
 
@@ -48,7 +51,7 @@ def knn_faiss_flat(vectors: np.ndarray, *, k: int = 10) -> tuple[np.ndarray, np.
     return _drop_self(indices, scores, min(k, len(x) - 1))
 
 
-def hnsw_index(x: np.ndarray, *, m: int = 16, ef_construction: int = 64) -> object:
+def hnsw_index(x: np.ndarray, *, m: int = HNSW_M, ef_construction: int = HNSW_EF_CONSTRUCTION) -> object:
     """An inner-product ``faiss.IndexHNSWFlat`` over the unit rows ``x`` (row i = id i)."""
     import faiss
 
@@ -59,7 +62,12 @@ def hnsw_index(x: np.ndarray, *, m: int = 16, ef_construction: int = 64) -> obje
 
 
 def knn_faiss_hnsw_index(
-    vectors: np.ndarray, *, k: int = 10, m: int = 16, ef_construction: int = 64, ef_search: int = 96
+    vectors: np.ndarray,
+    *,
+    k: int = 10,
+    m: int = HNSW_M,
+    ef_construction: int = HNSW_EF_CONSTRUCTION,
+    ef_search: int = HNSW_EF_SEARCH,
 ) -> tuple[np.ndarray, np.ndarray, object]:
     """Approximate cosine kNN with an HNSW index: (indices, scores, the index), lists (N, k)."""
     x = _normalised(vectors)
@@ -70,7 +78,12 @@ def knn_faiss_hnsw_index(
 
 
 def knn_faiss_hnsw(
-    vectors: np.ndarray, *, k: int = 10, m: int = 16, ef_construction: int = 64, ef_search: int = 96
+    vectors: np.ndarray,
+    *,
+    k: int = 10,
+    m: int = HNSW_M,
+    ef_construction: int = HNSW_EF_CONSTRUCTION,
+    ef_search: int = HNSW_EF_SEARCH,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate cosine kNN with an HNSW index: (indices, scores), each (N, k)."""
     indices, scores, _ = knn_faiss_hnsw_index(vectors, k=k, m=m, ef_construction=ef_construction, ef_search=ef_search)

@@ -17,7 +17,14 @@ import polars as pl
 import torch
 
 from tasks.graphs.knn import knn_exact, knn_rows
-from tasks.graphs.knn_faiss import knn_faiss_flat, knn_faiss_hnsw_index, recall_at_k
+from tasks.graphs.knn_faiss import (
+    HNSW_EF_CONSTRUCTION,
+    HNSW_EF_SEARCH,
+    HNSW_M,
+    knn_faiss_flat,
+    knn_faiss_hnsw_index,
+    recall_at_k,
+)
 
 Backend = Literal["auto", "torch", "faiss", "faiss-approx"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
@@ -48,9 +55,9 @@ class KnnConfig:
     exact_max_items: int = EXACT_MAX_ITEMS
     block: int = 4096
     device: str | None = None
-    hnsw_m: int = 16
-    hnsw_ef_construction: int = 64
-    hnsw_ef_search: int = 96
+    hnsw_m: int = HNSW_M
+    hnsw_ef_construction: int = HNSW_EF_CONSTRUCTION
+    hnsw_ef_search: int = HNSW_EF_SEARCH
     recall_sample: int = 1000
     symmetrize: bool = False
 

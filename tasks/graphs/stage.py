@@ -30,6 +30,7 @@ from features.runs import StageRun, latest_run, now_utc, record_run, reusable_ru
 from features.write import merge_changes
 from tasks.graphs.hnsw_delta import INDEX_KEYS, HnswIndex, graph_index_store, load_index, save_index, update_hnsw
 from tasks.graphs.incremental import ItemDelta, KnnUpdate, item_delta, old_lists, update_knn
+from tasks.graphs.knn_faiss import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
 from tasks.graphs.knn_graph import (
     BACKENDS,
     EXACT_MAX_ITEMS,
@@ -85,9 +86,9 @@ class GraphsConfig:
     k: int = 10
     backend: Backend = "auto"
     exact_max_items: int = EXACT_MAX_ITEMS
-    hnsw_m: int = 16
-    hnsw_ef_construction: int = 64
-    hnsw_ef_search: int = 96
+    hnsw_m: int = HNSW_M
+    hnsw_ef_construction: int = HNSW_EF_CONSTRUCTION
+    hnsw_ef_search: int = HNSW_EF_SEARCH
     recall_sample: int = 1000
     symmetrize: bool = False
     block: int = 4096

@@ -13,9 +13,9 @@ import unicodedata
 import polars as pl
 
 _YEAR_SUFFIX = re.compile(r"\s*\((\d{4})\)\s*$")
-_TRAILING_ARTICLE = re.compile(r"^(?P<body>.*),\s*(?P<article>the|a|an|les|la|le|il|el|das|der|die)$", re.I)
-_NON_WORD = re.compile(r"[^\w]+")
 _ARTICLES = "the|a|an|les|la|le|il|el|das|der|die"
+_TRAILING_ARTICLE = re.compile(rf"^(?P<body>.*),\s*(?P<article>{_ARTICLES})$", re.I)
+_NON_WORD = re.compile(r"[^\w]+")
 _PRINTABLE_ASCII = r"^[\x20-\x7e]*$"  # no accents, no control characters: the Rust regexes agree with ``re``
 
 
